@@ -1,0 +1,68 @@
+/**
+ * One error type for the whole project (the sigstore-js pattern): a `code` that
+ * callers can switch on, a message for people, and an optional field/file the
+ * error is about. Exit codes are decided in exactly one place: `exitCodeFor`.
+ */
+export type ErrorCode =
+  // format errors (pure parsers)
+  | 'NIX32_INVALID'
+  | 'HASH_INVALID'
+  | 'STORE_PATH_INVALID'
+  | 'ATERM_INVALID'
+  | 'DERIVATION_INVALID'
+  | 'RESOLUTION_FAILED'
+  | 'NARINFO_INVALID'
+  | 'KEY_INVALID'
+  | 'SIGNATURE_INVALID'
+  | 'JSON_INVALID'
+  | 'BUNDLE_INVALID'
+  // configuration and usage
+  | 'USAGE'
+  | 'CONFIG_INVALID'
+  | 'POLICY_INVALID'
+  | 'FILE_UNREADABLE'
+  // runtime
+  | 'SPOOL_RECORD_INVALID'
+  | 'STORE_QUERY_FAILED'
+  | 'DAEMON_NOT_RUNNING'
+  | 'DAEMON_ERROR'
+  | 'NOT_FOUND'
+  | 'VERIFICATION_FAILED';
+
+export class BuildtraceError extends Error {
+  readonly code: ErrorCode;
+  /** The field, file or store path the error is about, when there is one. */
+  readonly subject: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options?: { subject?: string; cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'BuildtraceError';
+    this.code = code;
+    this.subject = options?.subject;
+  }
+}
+
+export const EXIT_OK = 0;
+/** The thing asked about is not acceptable (verification failed, not found). */
+export const EXIT_REJECTED = 1;
+/** Usage error, unreadable or malformed input, daemon unreachable. */
+export const EXIT_USAGE = 2;
+
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof BuildtraceError) {
+    switch (err.code) {
+      case 'VERIFICATION_FAILED':
+      case 'NOT_FOUND':
+        return EXIT_REJECTED;
+      default:
+        return EXIT_USAGE;
+    }
+  }
+  return EXIT_USAGE;
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof BuildtraceError) return err.message;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
