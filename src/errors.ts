@@ -48,12 +48,18 @@ export const EXIT_REJECTED = 1;
 /** Usage error, unreadable or malformed input, daemon unreachable. */
 export const EXIT_USAGE = 2;
 
+/** trace-daemon is not running or not reachable. */
+export const EXIT_DAEMON = 3;
+
 export function exitCodeFor(err: unknown): number {
   if (err instanceof BuildtraceError) {
     switch (err.code) {
       case 'VERIFICATION_FAILED':
       case 'NOT_FOUND':
         return EXIT_REJECTED;
+      case 'DAEMON_NOT_RUNNING':
+      case 'DAEMON_ERROR':
+        return EXIT_DAEMON;
       default:
         return EXIT_USAGE;
     }

@@ -1,0 +1,60 @@
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { BuildtraceError } from '../src/errors.js';
+import { parseStrictJson } from '../src/util/strict-json.js';
+import { validateAgainst } from '../src/util/schema.js';
+
+export interface DaemonConfig {
+  readonly signingKeyFile: string;
+  readonly spoolDir: string;
+  readonly stateDir: string;
+  readonly socket: string;
+  readonly storeDir: string;
+  readonly storeInfo: 'auto' | 'db' | 'cli';
+  readonly nixDb: string;
+  readonly batchSize: number;
+  readonly maxRecordBytes: number;
+}
+
+export const DEFAULT_SOCKET = '/run/buildtrace/daemon.sock';
+
+const DEFAULTS: Omit<DaemonConfig, 'signingKeyFile'> = {
+  spoolDir: '/var/spool/buildtrace',
+  stateDir: '/var/lib/buildtrace',
+  socket: DEFAULT_SOCKET,
+  storeDir: '/nix/store',
+  storeInfo: 'auto',
+  nixDb: '/nix/var/nix/db/db.sqlite',
+  batchSize: 500,
+  maxRecordBytes: 65536,
+};
+
+export function dbFile(c: DaemonConfig): string {
+  return join(c.stateDir, 'buildtrace.db');
+}
+
+export function loadConfig(file: string): DaemonConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new BuildtraceError('FILE_UNREADABLE', `cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { subject: file });
+  }
+  const json = parseStrictJson(text, file);
+  const partial = validateAgainst<Partial<DaemonConfig> & { signingKeyFile: string }>('daemon-config.schema.json', json, file, 'CONFIG_INVALID');
+  return { ...DEFAULTS, ...partial };
+}
+
+/** Reads a key file, refusing one that other users can read. */
+export function readKeyFile(file: string): string {
+  let st;
+  try {
+    st = statSync(file);
+  } catch (err) {
+    throw new BuildtraceError('FILE_UNREADABLE', `cannot read signing key ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { subject: file });
+  }
+  if ((st.mode & 0o004) !== 0) {
+    throw new BuildtraceError('KEY_INVALID', `signing key ${file} is readable by every user; run: chmod 600 ${file}`, { subject: file });
+  }
+  return readFileSync(file, 'utf8');
+}

@@ -1,0 +1,75 @@
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { BuildtraceError } from '../src/errors.js';
+import { parseDerivation } from '../src/nix/aterm.js';
+import type { Derivation } from '../src/nix/derivation.js';
+import { derivationStorePath } from '../src/nix/resolve.js';
+import { parseStorePath, printStorePath } from '../src/nix/store-path.js';
+
+const MAX_DRV_BYTES = 64 * 1024 * 1024;
+
+export interface LoadedDrv {
+  readonly path: string;
+  readonly drv: Derivation;
+  readonly aterm: string;
+}
+
+/**
+ * Reads .drv files from the store, refusing symlinks and anything whose bytes do
+ * not hash to its own store path (a truncated or tampered file). Keeps a bounded
+ * cache: builds reuse the same inputs over and over.
+ */
+export class DrvLoader {
+  private readonly cache = new Map<string, LoadedDrv>();
+  constructor(
+    private readonly storeDir = '/nix/store',
+    private readonly maxEntries = 20000,
+  ) {}
+
+  load = (path: string): LoadedDrv => {
+    const hit = this.cache.get(path);
+    if (hit) {
+      // refresh LRU position
+      this.cache.delete(path);
+      this.cache.set(path, hit);
+      return hit;
+    }
+    const sp = parseStorePath(path, this.storeDir);
+    if (!sp.name.endsWith('.drv')) throw new BuildtraceError('DERIVATION_INVALID', `${path} is not a .drv file`, { subject: path });
+    let fd: number;
+    try {
+      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (err) {
+      throw new BuildtraceError('FILE_UNREADABLE', `cannot read derivation ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { subject: path, cause: err });
+    }
+    let text: string;
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) throw new BuildtraceError('DERIVATION_INVALID', `${path} is not a regular file`, { subject: path });
+      if (st.size > MAX_DRV_BYTES) throw new BuildtraceError('DERIVATION_INVALID', `${path} is larger than ${MAX_DRV_BYTES} bytes`, { subject: path });
+      const buf = Buffer.alloc(st.size);
+      let off = 0;
+      while (off < buf.length) {
+        const n = readSync(fd, buf, off, buf.length - off, off);
+        if (n === 0) break;
+        off += n;
+      }
+      text = buf.subarray(0, off).toString('latin1');
+    } finally {
+      closeSync(fd);
+    }
+    const drv = parseDerivation(text, path);
+    const computed = printStorePath(derivationStorePath(drv, text, this.storeDir));
+    if (computed !== path) {
+      throw new BuildtraceError('DERIVATION_INVALID', `${path}: contents hash to ${computed}; the file is corrupt or not a derivation Nix wrote`, { subject: path });
+    }
+    const loaded = { path, drv, aterm: text };
+    this.cache.set(path, loaded);
+    if (this.cache.size > this.maxEntries) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    return loaded;
+  };
+
+  drv = (path: string): Derivation => this.load(path).drv;
+}

@@ -1,0 +1,262 @@
+import { randomBytes } from 'node:crypto';
+import { watch, type FSWatcher } from 'chokidar';
+import { basename } from 'node:path';
+import { BuildtraceError, errorMessage } from '../src/errors.js';
+import type { NixSecretKey } from '../src/nix/nix-key.js';
+import { createBundle } from '../src/trace/bundle.js';
+import { buildStatement } from '../src/trace/statement.js';
+import type { Capturer, Captured, Resolved } from './capture.js';
+import type { Spool } from './spool.js';
+import type { StoreInfo } from './store-info.js';
+import type { NewTrace, TraceDb } from './trace-db.js';
+
+export interface ServiceStats {
+  startedAt: string;
+  traced: number;
+  duplicates: number;
+  rejected: number;
+  skipped: number;
+  transientErrors: number;
+  lastTraceAt: string | undefined;
+  lastError: { at: string; message: string } | undefined;
+}
+
+/** Errors that say the record itself is bad: it is moved aside, never retried. */
+const PERMANENT: ReadonlySet<string> = new Set([
+  'SPOOL_RECORD_INVALID',
+  'ATERM_INVALID',
+  'DERIVATION_INVALID',
+  'STORE_PATH_INVALID',
+  'RESOLUTION_FAILED',
+  'FILE_UNREADABLE',
+  'JSON_INVALID',
+  'HASH_INVALID',
+]);
+
+const RETRY_MS = 5_000;
+const RESCAN_MS = 30_000;
+
+/**
+ * The capture pipeline: spool record -> resolved derivation -> statement ->
+ * signed bundle -> one SQLite transaction -> spool record deleted.
+ */
+export class TraceService {
+  readonly stats: ServiceStats = {
+    startedAt: new Date().toISOString(),
+    traced: 0,
+    duplicates: 0,
+    rejected: 0,
+    skipped: 0,
+    transientErrors: 0,
+    lastTraceAt: undefined,
+    lastError: undefined,
+  };
+  private readonly queue = new Set<string>();
+  private running: Promise<void> | undefined;
+  private watcher: FSWatcher | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  private stopping = false;
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly spool: Spool,
+    private readonly capturer: Capturer,
+    private readonly store: StoreInfo,
+    private readonly db: TraceDb,
+    private readonly key: NixSecretKey,
+    private readonly versions: Readonly<Record<string, string>>,
+    private readonly batchSize: number,
+    private readonly log: (msg: string) => void = (m) => process.stderr.write(m + '\n'),
+  ) {}
+
+  get pending(): number {
+    return this.queue.size;
+  }
+
+  get busy(): boolean {
+    return this.running !== undefined;
+  }
+
+  async start(): Promise<void> {
+    this.spool.ensure();
+    this.watcher = watch(this.spool.dir, {
+      depth: 0,
+      ignoreInitial: true,
+      // trace-hook writes ".tmp-*" and renames: ignore the temp names, never wait for writes.
+      ignored: (p: string) => basename(p).startsWith('.') || basename(p) === 'rejected',
+      followSymlinks: false,
+    });
+    this.watcher.on('add', (p: string) => this.enqueue(basename(p)));
+    this.watcher.on('error', (err: unknown) => this.noteError(`spool watcher: ${errorMessage(err)}`));
+    await new Promise<void>((resolve) => this.watcher?.once('ready', () => resolve()));
+    // The watcher is a latency optimisation; durability comes from scanning.
+    this.scan();
+    const t = setInterval(() => this.scan(), RESCAN_MS);
+    t.unref();
+    this.timers.push(t);
+  }
+
+  scan(): void {
+    for (const n of this.spool.list()) this.queue.add(n);
+    this.kick();
+  }
+
+  enqueue(name: string): void {
+    if (this.stopping) return;
+    this.queue.add(name);
+    this.kick();
+  }
+
+  /** Resolves when the queue is empty and no batch is running. */
+  idle(): Promise<void> {
+    if (this.queue.size === 0 && !this.running) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private kick(): void {
+    if (this.running || this.stopping || this.queue.size === 0) return;
+    this.running = this.loop().finally(() => {
+      this.running = undefined;
+      if (this.queue.size === 0 || this.stopping) {
+        for (const w of this.idleWaiters.splice(0)) w();
+      } else this.kick();
+    });
+  }
+
+  private async loop(): Promise<void> {
+    while (this.queue.size > 0 && !this.stopping) {
+      const names = [...this.queue].slice(0, this.batchSize);
+      for (const n of names) this.queue.delete(n);
+      try {
+        await this.processBatch(names);
+      } catch (err) {
+        // Store or database trouble: keep every record in the spool and try again later.
+        this.stats.transientErrors++;
+        this.noteError(`batch of ${names.length} records left in the spool: ${errorMessage(err)}`);
+        const t = setTimeout(() => {
+          for (const n of names) this.queue.add(n);
+          this.kick();
+        }, RETRY_MS);
+        t.unref();
+        this.timers.push(t);
+        return;
+      }
+      // Let the API answer between batches.
+      await new Promise((r) => setImmediate(r));
+    }
+  }
+
+  private noteError(message: string): void {
+    this.stats.lastError = { at: new Date().toISOString(), message };
+    this.log(`trace-daemon: ${message}`);
+  }
+
+  private reject(name: string, err: unknown): void {
+    const msg = errorMessage(err);
+    this.spool.reject(name, msg);
+    this.stats.rejected++;
+    this.noteError(`rejected spool record ${name}: ${msg}`);
+  }
+
+  async processBatch(names: readonly string[]): Promise<void> {
+    const resolved: { name: string; r: Resolved }[] = [];
+    const aliasOnly: { name: string; r: Resolved }[] = [];
+    for (const name of names) {
+      let r: Resolved;
+      try {
+        const rec = this.spool.read(name);
+        r = this.capturer.resolve(rec);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // already consumed
+        if (err instanceof BuildtraceError && err.code === 'RESOLUTION_FAILED' && this.store.mode === 'cli') {
+          // Without realisations (cli mode) the unresolved invocation of a CA build cannot be
+          // resolved; its resolved invocation carries the trace.
+          this.spool.remove(name);
+          this.stats.skipped++;
+          continue;
+        }
+        if (err instanceof BuildtraceError && PERMANENT.has(err.code)) {
+          this.reject(name, err);
+          continue;
+        }
+        throw err;
+      }
+      if (this.db.has(r.rdrvHash, this.key.publicKey.fingerprint)) aliasOnly.push({ name, r });
+      else resolved.push({ name, r });
+    }
+    const captured = await this.capturer.capture(resolved.map((x) => x.r));
+    const traces: NewTrace[] = [];
+    const done: string[] = [];
+    for (const { name, r } of resolved) {
+      const c = captured.get(r);
+      if (c === undefined || c instanceof BuildtraceError) {
+        this.reject(name, c ?? new Error('not captured'));
+        continue;
+      }
+      traces.push(this.sign(c));
+      done.push(name);
+    }
+    const fresh = this.db.insertAll(traces, () => {
+      for (const { r } of aliasOnly) this.db.aliasOnly(r.record.drv, r.rdrvHash, this.key.publicKey.fingerprint);
+    });
+    // Only now, after the commit, do records leave the spool.
+    for (const n of done) this.spool.remove(n);
+    for (const { name } of aliasOnly) this.spool.remove(name);
+    const added = fresh.filter(Boolean).length;
+    this.stats.traced += added;
+    this.stats.duplicates += fresh.length - added + aliasOnly.length;
+    if (added > 0) this.stats.lastTraceAt = new Date().toISOString();
+  }
+
+  private sign(c: Captured): NewTrace {
+    const sha = (p: string): { sha256: string; narSize: number } => {
+      const i = c.outputInfo.get(p) ?? c.inputInfo.get(p);
+      if (!i || i.narHash.algo !== 'sha256') throw new BuildtraceError('STORE_QUERY_FAILED', `${p}: no SHA-256 NAR hash`);
+      return { sha256: Buffer.from(i.narHash.bytes).toString('hex'), narSize: i.narSize };
+    };
+    const outputs = c.outputs.map((o) => ({ name: o.name, path: o.path, declared: o.declared, ...sha(o.path) }));
+    const inputs = c.inputs.map((p) => ({ path: p, ...sha(p) }));
+    const invocationId = randomBytes(16).toString('hex');
+    const createdAt = new Date().toISOString();
+    const statement = Buffer.from(
+      JSON.stringify(
+        buildStatement({
+          kind: c.kind,
+          resolvedInputHash: c.rdrvHash,
+          drvName: c.drvName,
+          outputs,
+          inputs: c.kind === 'ca' ? [] : inputs,
+          keyFingerprint: this.key.publicKey.fingerprint,
+          versions: this.versions,
+          invocationId,
+          finishedOn: createdAt,
+        }),
+      ),
+      'utf8',
+    );
+    return {
+      drvPath: c.record.drv,
+      rdrvPath: c.rdrvPath,
+      rdrvHash: c.rdrvHash,
+      drvName: c.drvName,
+      kind: c.kind,
+      keyName: this.key.name,
+      keyFp: this.key.publicKey.fingerprint,
+      invocationId,
+      statement,
+      bundle: createBundle(statement, this.key),
+      createdAt,
+      outputs: outputs.map((o) => ({ name: o.name, path: o.path, narHash: o.sha256, narSize: o.narSize })),
+      inputs: inputs.map((i) => ({ path: i.path, narHash: i.sha256, narSize: i.narSize })),
+    };
+  }
+
+  /** Stops taking work, finishes the batch in progress. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearTimeout(t);
+    await this.watcher?.close();
+    await this.running;
+    for (const w of this.idleWaiters.splice(0)) w();
+  }
+}

@@ -1,0 +1,89 @@
+import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { BuildtraceError } from '../errors.js';
+
+/**
+ * Nix key files: `<name>:<base64>`; a secret key is libsodium's 64 bytes
+ * (32-byte seed || 32-byte public key), a public key is 32 bytes. Signatures are
+ * pure Ed25519 (crypto_sign_detached), written `<name>:<base64 sig>`.
+ */
+
+const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+
+export interface NixPublicKey {
+  readonly name: string;
+  readonly raw: Uint8Array;
+  readonly key: KeyObject;
+  /** Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo (laut's key hint). */
+  readonly fingerprint: string;
+}
+
+export interface NixSecretKey {
+  readonly name: string;
+  readonly key: KeyObject;
+  readonly publicKey: NixPublicKey;
+}
+
+function splitKey(text: string, subject: string): { name: string; bytes: Buffer } {
+  const t = text.trim();
+  const colon = t.indexOf(':');
+  if (colon <= 0) throw new BuildtraceError('KEY_INVALID', `${subject}: a Nix key is "<name>:<base64>"`, { subject });
+  const name = t.slice(0, colon);
+  const b64 = t.slice(colon + 1);
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) throw new BuildtraceError('KEY_INVALID', `${subject}: key material is not base64`, { subject });
+  return { name, bytes: Buffer.from(b64, 'base64') };
+}
+
+export function spkiFingerprint(raw: Uint8Array): string {
+  return createHash('sha256').update(Buffer.concat([SPKI_ED25519_PREFIX, raw])).digest('hex');
+}
+
+export function publicKeyFromRaw(name: string, raw: Uint8Array, subject = 'public key'): NixPublicKey {
+  if (raw.length !== 32) throw new BuildtraceError('KEY_INVALID', `${subject}: an Ed25519 public key has 32 bytes, not ${raw.length}`, { subject });
+  const key = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: 'der', type: 'spki' });
+  return { name, raw: Uint8Array.from(raw), key, fingerprint: spkiFingerprint(raw) };
+}
+
+export function parsePublicKey(text: string, subject = 'public key'): NixPublicKey {
+  const { name, bytes } = splitKey(text, subject);
+  return publicKeyFromRaw(name, bytes, subject);
+}
+
+export function parseSecretKey(text: string, subject = 'secret key'): NixSecretKey {
+  const { name, bytes } = splitKey(text, subject);
+  if (bytes.length !== 64) {
+    throw new BuildtraceError('KEY_INVALID', `${subject}: a Nix secret key has 64 bytes (seed and public key), not ${bytes.length}`, { subject });
+  }
+  const seed = bytes.subarray(0, 32);
+  const key = createPrivateKey({ key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]), format: 'der', type: 'pkcs8' });
+  const derived = createPublicKey(key).export({ format: 'der', type: 'spki' }).subarray(SPKI_ED25519_PREFIX.length);
+  if (!derived.equals(bytes.subarray(32))) {
+    throw new BuildtraceError('KEY_INVALID', `${subject}: the public half does not belong to the seed (corrupt key file?)`, { subject });
+  }
+  return { name, key, publicKey: publicKeyFromRaw(name, derived, subject) };
+}
+
+export function formatPublicKey(k: NixPublicKey): string {
+  return `${k.name}:${Buffer.from(k.raw).toString('base64')}`;
+}
+
+export function signDetached(k: NixSecretKey, message: Uint8Array | string): Uint8Array {
+  return new Uint8Array(sign(null, typeof message === 'string' ? Buffer.from(message, 'utf8') : message, k.key));
+}
+
+export function verifyDetached(k: NixPublicKey, message: Uint8Array | string, sig: Uint8Array): boolean {
+  if (sig.length !== 64) return false;
+  return verify(null, typeof message === 'string' ? Buffer.from(message, 'utf8') : message, k.key, sig);
+}
+
+/** `<keyName>:<base64 signature>`, as in narinfo `Sig:` lines. */
+export function signFingerprint(k: NixSecretKey, fingerprint: string): string {
+  return `${k.name}:${Buffer.from(signDetached(k, fingerprint)).toString('base64')}`;
+}
+
+/** Verifies a `<keyName>:<base64>` signature; false for other key names or bad signatures. */
+export function verifyFingerprintSig(k: NixPublicKey, fingerprint: string, sig: string): boolean {
+  const colon = sig.indexOf(':');
+  if (colon < 0 || sig.slice(0, colon) !== k.name) return false;
+  return verifyDetached(k, fingerprint, Buffer.from(sig.slice(colon + 1), 'base64'));
+}
