@@ -1,0 +1,193 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const execFileP = promisify(execFile);
+
+/** Repository root (this file is dist/test/helpers.js). */
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const HOOK = join(ROOT, 'hook/trace-hook');
+export const DAEMON_CLI = join(ROOT, 'dist/daemon/cli.js');
+export const VERIFY_CLI = join(ROOT, 'dist/verify/cli.js');
+export const FIXTURES = join(ROOT, 'test/fixtures');
+
+export function salt(): string {
+  return `${Date.now().toString(36)}${randomBytes(4).toString('hex')}`;
+}
+
+export function tempDir(prefix = 'buildtrace-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** NIX_CONFIG for root builds without sandbox, substituters or build users. */
+export function nixConfig(extra: Record<string, string> = {}): string {
+  const base: Record<string, string> = {
+    sandbox: 'false',
+    'build-users-group': '',
+    substituters: '',
+    'experimental-features': 'nix-command ca-derivations',
+    ...extra,
+  };
+  return Object.entries(base)
+    .map(([k, v]) => `${k} = ${v}`)
+    .join('\n');
+}
+
+export function nixEnv(extra: Record<string, string> = {}, env: Record<string, string> = {}): NodeJS.ProcessEnv {
+  return { ...process.env, NIX_CONFIG: nixConfig(extra), ...env };
+}
+
+export interface RunResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function run(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => out.push(c));
+    child.stderr.on('data', (c: Buffer) => err.push(c));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
+    child.stdin.end(opts.input ?? '');
+  });
+}
+
+export async function must(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {}): Promise<RunResult> {
+  const r = await run(cmd, args, opts);
+  if (r.code !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.code}:\n${r.stderr}`);
+  return r;
+}
+
+/** A fresh Nix key pair made by Nix itself. */
+export async function nixKeyPair(dir: string, name: string): Promise<{ secretFile: string; publicFile: string; publicKey: string }> {
+  const env = nixEnv();
+  const sec = (await must('nix', ['key', 'generate-secret', '--key-name', name], { env })).stdout;
+  const secretFile = join(dir, `${name}.sec`);
+  writeFileSync(secretFile, sec, { mode: 0o600 });
+  const pub = (await must('nix', ['key', 'convert-secret-to-public'], { env, input: sec })).stdout.trim();
+  const publicFile = join(dir, `${name}.pub`);
+  writeFileSync(publicFile, pub + '\n');
+  return { secretFile, publicFile, publicKey: pub };
+}
+
+export interface PathInfoJson {
+  path: string;
+  narHash: string;
+  narSize: number;
+  references: string[];
+  ca?: string;
+  signatures?: string[];
+  valid?: boolean;
+}
+
+export async function pathInfo(paths: readonly string[], extra: readonly string[] = []): Promise<Map<string, PathInfoJson>> {
+  const r = await must('nix', ['path-info', '--json', ...extra, ...paths], { env: nixEnv() });
+  return new Map((JSON.parse(r.stdout) as PathInfoJson[]).map((p) => [p.path, p]));
+}
+
+/** SRI or sha256:<nix32> → lowercase hex, via Nix itself. */
+export async function sriToHex(sri: string): Promise<string> {
+  return (await must('nix', ['hash', 'to-base16', sri], { env: nixEnv() })).stdout.trim();
+}
+
+export function sha256HexOf(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+export interface DaemonHandle {
+  dir: string;
+  spool: string;
+  socket: string;
+  config: string;
+  dbFile: string;
+  keys: { secretFile: string; publicFile: string; publicKey: string };
+  child: ChildProcess;
+  stderr: () => string;
+  cli: (args: readonly string[]) => Promise<RunResult>;
+  stop: () => Promise<number | null>;
+  kill9: () => Promise<void>;
+  restart: () => Promise<void>;
+}
+
+export async function startDaemon(opts: { keyName?: string; batchSize?: number; dir?: string; extraConfig?: Record<string, unknown> } = {}): Promise<DaemonHandle> {
+  const dir = opts.dir ?? tempDir('buildtrace-daemon-');
+  const spool = join(dir, 'spool');
+  mkdirSync(spool, { recursive: true });
+  const keyName = opts.keyName ?? 'builder-test-1';
+  const keys = existsSync(join(dir, `${keyName}.sec`))
+    ? { secretFile: join(dir, `${keyName}.sec`), publicFile: join(dir, `${keyName}.pub`), publicKey: readFileSync(join(dir, `${keyName}.pub`), 'utf8').trim() }
+    : await nixKeyPair(dir, keyName);
+  chmodSync(keys.secretFile, 0o600);
+  const socket = join(dir, 'daemon.sock');
+  const config = join(dir, 'config.json');
+  writeFileSync(
+    config,
+    JSON.stringify({ signingKeyFile: keys.secretFile, spoolDir: spool, stateDir: join(dir, 'state'), socket, batchSize: opts.batchSize ?? 500, ...opts.extraConfig }),
+  );
+  let errText = '';
+  const handle: DaemonHandle = {
+    dir,
+    spool,
+    socket,
+    config,
+    dbFile: join(dir, 'state', 'buildtrace.db'),
+    keys,
+    child: undefined as unknown as ChildProcess,
+    stderr: () => errText,
+    cli: (args) => run(process.execPath, [DAEMON_CLI, ...args, '--socket', socket]),
+    stop: async () => {
+      const c = handle.child;
+      if (c.exitCode !== null) return c.exitCode;
+      const done = new Promise<number | null>((r) => c.once('exit', (code) => r(code)));
+      c.kill('SIGTERM');
+      return done;
+    },
+    kill9: async () => {
+      const c = handle.child;
+      const done = new Promise<void>((r) => c.once('exit', () => r()));
+      c.kill('SIGKILL');
+      await done;
+    },
+    restart: async () => {
+      await launch();
+    },
+  };
+  const launch = async (): Promise<void> => {
+    const child = spawn(process.execPath, [DAEMON_CLI, 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child.stderr?.on('data', (c: Buffer) => (errText += c.toString('utf8')));
+    handle.child = child;
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`trace-daemon exited ${child.exitCode}: ${errText}`);
+      const r = await run(process.execPath, [DAEMON_CLI, 'status', '--json', '--socket', socket]);
+      if (r.code === 0) return;
+      if (Date.now() > deadline) throw new Error(`trace-daemon did not come up: ${errText}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  };
+  await launch();
+  return handle;
+}
+
+/** nix-build with trace-hook as post-build-hook, spooling into `spool`. */
+export function nixBuildWithHook(spool: string, args: readonly string[]): Promise<RunResult> {
+  return run('nix-build', ['--no-out-link', ...args], { env: nixEnv({ 'post-build-hook': HOOK }, { BUILDTRACE_SPOOL: spool }) });
+}
+
+export async function waitFor(pred: () => Promise<boolean> | boolean, timeoutMs = 30_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await pred())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+export { execFileP };
