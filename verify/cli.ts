@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import { BuildtraceError, errorMessage, exitCodeFor, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
+import { parsePublicKey, type NixPublicKey } from '../src/nix/nix-key.js';
+import { checkBundle } from '../src/trace/bundle.js';
+import { parseArgs } from '../src/util/args.js';
+
+const HELP = `trace-verify: check build traces under your own trust policy
+
+Usage:
+  trace-verify bundles (--db FILE | --file FILE)... --key FILE... [--json]
+      check the signature and shape of every bundle in daemon databases or JSON Lines
+      files (traces/<hash> from a cache) against the given Nix public key files
+
+Options:
+  --db FILE     a trace-daemon database (read-only)
+  --file FILE   a JSON Lines file of bundles
+  --key FILE    a Nix public key file (name:base64), as written by nix key convert-secret-to-public
+  --json        machine-readable output
+  -h, --help    this text
+
+Exit codes: 0 verified, 1 not verified, 2 usage or input error.`;
+
+function readKeys(files: readonly string[]): NixPublicKey[] {
+  return files.map((f) => {
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch (err) {
+      throw new BuildtraceError('FILE_UNREADABLE', `cannot read key ${f}: ${(err as NodeJS.ErrnoException).code ?? ''}`, { subject: f });
+    }
+    return parsePublicKey(text, f);
+  });
+}
+
+interface BundleSource {
+  readonly where: string;
+  readonly line: string;
+}
+
+function loadBundles(dbs: readonly string[], files: readonly string[]): BundleSource[] {
+  const out: BundleSource[] = [];
+  for (const f of dbs) {
+    let db: Database.Database;
+    try {
+      db = new Database(f, { readonly: true, fileMustExist: true });
+    } catch (err) {
+      throw new BuildtraceError('FILE_UNREADABLE', `cannot open database ${f}: ${(err as Error).message}`, { subject: f });
+    }
+    for (const r of db.prepare('SELECT id, rdrv_path, bundle FROM traces ORDER BY id').all() as { id: number; rdrv_path: string; bundle: string }[]) {
+      out.push({ where: `${f}#${r.id} (${r.rdrv_path})`, line: r.bundle });
+    }
+    db.close();
+  }
+  for (const f of files) {
+    let text: string;
+    try {
+      text = readFileSync(f, 'utf8');
+    } catch (err) {
+      throw new BuildtraceError('FILE_UNREADABLE', `cannot read ${f}: ${(err as NodeJS.ErrnoException).code ?? ''}`, { subject: f });
+    }
+    text.split('\n').forEach((line, i) => {
+      if (line.trim() !== '') out.push({ where: `${f}:${i + 1}`, line });
+    });
+  }
+  return out;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  if (cmd === undefined || cmd === '-h' || cmd === '--help') {
+    process.stdout.write(HELP + '\n');
+    return cmd === undefined ? 2 : EXIT_OK;
+  }
+  if (cmd === 'bundles') {
+    const a = parseArgs(rest, { booleans: ['json'], repeated: ['db', 'file', 'key'] });
+    if (a.flags.has('help')) {
+      process.stdout.write(HELP + '\n');
+      return EXIT_OK;
+    }
+    const keys = readKeys(a.lists.get('key') ?? []);
+    if (keys.length === 0) throw new BuildtraceError('USAGE', 'bundles needs at least one --key');
+    const bundles = loadBundles(a.lists.get('db') ?? [], a.lists.get('file') ?? []);
+    if (bundles.length === 0) throw new BuildtraceError('USAGE', 'no bundles found: give --db or --file');
+    const results = bundles.map((b) => ({ where: b.where, check: checkBundle(b.line, keys) }));
+    const bad = results.filter((r) => !r.check.ok);
+    if (a.flags.has('json')) {
+      process.stdout.write(
+        JSON.stringify(
+          {
+            verified: bad.length === 0,
+            checked: results.length,
+            failures: bad.map((r) => ({ where: r.where, reason: r.check.ok ? '' : r.check.reason, detail: r.check.ok ? '' : r.check.detail })),
+          },
+          null,
+          2,
+        ) + '\n',
+      );
+    } else {
+      for (const r of bad) if (!r.check.ok) process.stdout.write(`FAIL ${r.where}: ${r.check.reason}: ${r.check.detail}\n`);
+      process.stdout.write(`${results.length - bad.length} of ${results.length} bundles verify under ${keys.map((k) => k.name).join(', ')}\n`);
+    }
+    return bad.length === 0 ? EXIT_OK : EXIT_REJECTED;
+  }
+  throw new BuildtraceError('USAGE', `unknown command ${JSON.stringify(cmd)}; see trace-verify --help`);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`trace-verify: ${errorMessage(err)}\n`);
+    process.exitCode = exitCodeFor(err);
+  },
+);
