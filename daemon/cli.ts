@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1 --max-old-space-size=128
 import { mkdirSync } from 'node:fs';
 import { BuildtraceError, errorMessage, exitCodeFor, EXIT_OK } from '../src/errors.js';
 import { parseSecretKey } from '../src/nix/nix-key.js';
@@ -68,6 +68,7 @@ async function run(config: DaemonConfig): Promise<void> {
           spool: { dir: spool.dir, pending: spool.list().length, queued: service.pending, rejected: spool.rejectedCount() },
           store: { mode: store.mode, ...(store.mode === 'db' ? { nixDb: config.nixDb } : {}) },
           busy: service.busy,
+          memory: process.memoryUsage(),
         };
         return { status: 200, body };
       }

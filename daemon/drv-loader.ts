@@ -5,7 +5,8 @@ import type { Derivation } from '../src/nix/derivation.js';
 import { derivationStorePath } from '../src/nix/resolve.js';
 import { parseStorePath, printStorePath } from '../src/nix/store-path.js';
 
-const MAX_DRV_BYTES = 64 * 1024 * 1024;
+// The largest .drv files in nixpkgs are around a megabyte.
+const MAX_DRV_BYTES = 16 * 1024 * 1024;
 
 export interface LoadedDrv {
   readonly path: string;
@@ -22,7 +23,7 @@ export class DrvLoader {
   private readonly cache = new Map<string, LoadedDrv>();
   constructor(
     private readonly storeDir = '/nix/store',
-    private readonly maxEntries = 20000,
+    private readonly maxEntries = 2000,
   ) {}
 
   load = (path: string): LoadedDrv => {

@@ -16,6 +16,7 @@ export interface StatusBody {
   spool: { dir: string; pending: number; queued: number; rejected: number };
   store: { mode: string; nixDb?: string };
   busy: boolean;
+  memory: { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
 }
 
 function ago(iso: string | null | undefined): string {

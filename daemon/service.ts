@@ -85,8 +85,10 @@ export class TraceService {
       // trace-hook writes ".tmp-*" and renames: ignore the temp names, never wait for writes.
       ignored: (p: string) => basename(p).startsWith('.') || basename(p) === 'rejected',
       followSymlinks: false,
+      atomic: false,
     });
-    this.watcher.on('add', (p: string) => this.enqueue(basename(p)));
+    // The watcher is a doorbell: a burst of events becomes one directory scan.
+    this.watcher.on('add', () => this.scanSoon());
     this.watcher.on('error', (err: unknown) => this.noteError(`spool watcher: ${errorMessage(err)}`));
     await new Promise<void>((resolve) => this.watcher?.once('ready', () => resolve()));
     // The watcher is a latency optimisation; durability comes from scanning.
@@ -94,6 +96,17 @@ export class TraceService {
     const t = setInterval(() => this.scan(), RESCAN_MS);
     t.unref();
     this.timers.push(t);
+  }
+
+  private scanScheduled = false;
+
+  private scanSoon(): void {
+    if (this.scanScheduled || this.stopping) return;
+    this.scanScheduled = true;
+    setTimeout(() => {
+      this.scanScheduled = false;
+      this.scan();
+    }, 20).unref();
   }
 
   scan(): void {

@@ -6,7 +6,7 @@ import Database from 'better-sqlite3';
 import { parsePublicKey } from '../src/nix/nix-key.js';
 import { nix32Encode } from '../src/nix/nix32.js';
 import { checkBundle } from '../src/trace/bundle.js';
-import { FIXTURES, must, nixBuildWithHook, nixEnv, nixKeyPair, pathInfo, run, salt, sha256HexOf, sriToHex, startDaemon, tempDir, type DaemonHandle } from './helpers.js';
+import { DAEMON_CLI, FIXTURES, must, nixBuildWithHook, nixEnv, nixKeyPair, pathInfo, run, salt, sha256HexOf, sriToHex, startDaemon, tempDir, type DaemonHandle } from './helpers.js';
 
 interface TraceJson {
   id: number;
@@ -235,22 +235,22 @@ describe('trace-daemon survives hostile spool records', () => {
     const k = await nixKeyPair(dir, 'perm-1');
     const cfg = join(dir, 'c.json');
     writeFileSync(cfg, JSON.stringify({ signingKeyFile: k.secretFile, spoolDir: join(dir, 's'), stateDir: join(dir, 'st'), socket: join(dir, 'sock'), batchSize: 'many' }));
-    const r1 = await run(process.execPath, [join(process.cwd(), 'dist/daemon/cli.js'), 'run', '--config', cfg]);
+    const r1 = await run(DAEMON_CLI, ['run', '--config', cfg]);
     assert.equal(r1.code, 2);
     assert.match(r1.stderr, /batchSize: must be integer/);
     writeFileSync(cfg, JSON.stringify({ signingKeyFile: k.secretFile, spoolDir: join(dir, 's'), stateDir: join(dir, 'st'), socket: join(dir, 'sock'), spoolDri: 'x' }));
-    const r2 = await run(process.execPath, [join(process.cwd(), 'dist/daemon/cli.js'), 'run', '--config', cfg]);
+    const r2 = await run(DAEMON_CLI, ['run', '--config', cfg]);
     assert.match(r2.stderr, /unknown field "spoolDri"/);
     const { chmodSync } = await import('node:fs');
     chmodSync(k.secretFile, 0o644);
     writeFileSync(cfg, JSON.stringify({ signingKeyFile: k.secretFile, spoolDir: join(dir, 's'), stateDir: join(dir, 'st'), socket: join(dir, 'sock') }));
-    const r3 = await run(process.execPath, [join(process.cwd(), 'dist/daemon/cli.js'), 'run', '--config', cfg]);
+    const r3 = await run(DAEMON_CLI, ['run', '--config', cfg]);
     assert.equal(r3.code, 2);
     assert.match(r3.stderr, /readable by every user/);
   });
 
   test('clients say clearly when the daemon is not running', async () => {
-    const r = await run(process.execPath, [join(process.cwd(), 'dist/daemon/cli.js'), 'status', '--socket', join(tempDir(), 'none.sock')]);
+    const r = await run(DAEMON_CLI, ['status', '--socket', join(tempDir(), 'none.sock')]);
     assert.equal(r.code, 3);
     assert.match(r.stderr, /not running/);
   });

@@ -142,7 +142,7 @@ export async function startDaemon(opts: { keyName?: string; batchSize?: number; 
     keys,
     child: undefined as unknown as ChildProcess,
     stderr: () => errText,
-    cli: (args) => run(process.execPath, [DAEMON_CLI, ...args, '--socket', socket]),
+    cli: (args) => run(DAEMON_CLI, [...args, '--socket', socket]),
     stop: async () => {
       const c = handle.child;
       if (c.exitCode !== null) return c.exitCode;
@@ -161,13 +161,14 @@ export async function startDaemon(opts: { keyName?: string; batchSize?: number; 
     },
   };
   const launch = async (): Promise<void> => {
-    const child = spawn(process.execPath, [DAEMON_CLI, 'run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    // the bin itself, so its shebang's V8 flags apply as they do for users
+    const child = spawn(DAEMON_CLI, ['run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr?.on('data', (c: Buffer) => (errText += c.toString('utf8')));
     handle.child = child;
     const deadline = Date.now() + 15_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`trace-daemon exited ${child.exitCode}: ${errText}`);
-      const r = await run(process.execPath, [DAEMON_CLI, 'status', '--json', '--socket', socket]);
+      const r = await run(DAEMON_CLI, ['status', '--json', '--socket', socket]);
       if (r.code === 0) return;
       if (Date.now() > deadline) throw new Error(`trace-daemon did not come up: ${errText}`);
       await new Promise((res) => setTimeout(res, 100));
