@@ -16,6 +16,8 @@ export type ErrorCode =
   | 'SIGNATURE_INVALID'
   | 'JSON_INVALID'
   | 'BUNDLE_INVALID'
+  | 'CERT_INVALID'
+  | 'EVIDENCE_INVALID'
   // configuration and usage
   | 'USAGE'
   | 'CONFIG_INVALID'
@@ -27,7 +29,8 @@ export type ErrorCode =
   | 'DAEMON_NOT_RUNNING'
   | 'DAEMON_ERROR'
   | 'NOT_FOUND'
-  | 'VERIFICATION_FAILED';
+  | 'VERIFICATION_FAILED'
+  | 'TEE_UNAVAILABLE';
 
 export class BuildtraceError extends Error {
   readonly code: ErrorCode;

@@ -5,6 +5,9 @@ import { BuildtraceError, errorMessage, exitCodeFor, EXIT_OK, EXIT_REJECTED } fr
 import { parsePublicKey, type NixPublicKey } from '../src/nix/nix-key.js';
 import { checkBundle } from '../src/trace/bundle.js';
 import { parseArgs } from '../src/util/args.js';
+import { verifyEvidence } from '../src/tee/evidence.js';
+import { loadRoots } from '../src/tee/roots.js';
+import { DEFAULT_TEE_POLICY, loadTeePolicy, type EvidenceVerdict } from '../src/tee/tee-policy.js';
 
 const HELP = `trace-verify: check build traces under your own trust policy
 
@@ -12,6 +15,13 @@ Usage:
   trace-verify bundles (--db FILE | --file FILE)... --key FILE... [--json]
       check the signature and shape of every bundle in daemon databases or JSON Lines
       files (traces/<hash> from a cache) against the given Nix public key files
+
+  trace-verify evidence --report FILE [--vcek FILE | --vlek FILE] --roots DIR
+               [--policy FILE] [--at RFC3339] [--json]
+      check one SEV-SNP report or TDX quote (detected from its bytes) against pinned roots
+      (every PEM under DIR, e.g. shared/tee-vectors/amd) and a TEE policy; prints the parsed
+      fields and each step's verdict. Without --policy: signature, chain, endorsement binding
+      and validity must hold and debug is forbidden. Without --at: now.
 
 Options:
   --db FILE     a trace-daemon database (read-only)
@@ -67,12 +77,68 @@ function loadBundles(dbs: readonly string[], files: readonly string[]): BundleSo
   return out;
 }
 
+function readBinary(file: string, what: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (err) {
+    throw new BuildtraceError('FILE_UNREADABLE', `cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? ''}`, { subject: file });
+  }
+}
+
+function printVerdict(v: EvidenceVerdict, json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+    return;
+  }
+  const lines = [`${v.format} evidence: ${v.ok ? 'ACCEPTED' : 'REJECTED'} (verification time ${v.verificationTime})`];
+  for (const s of v.steps) lines.push(`  ${s.ok === true ? 'ok  ' : s.ok === false ? 'FAIL' : 'n/a '} ${s.step.padEnd(24)} ${s.detail}`);
+  lines.push('  fields:');
+  for (const [k, val] of Object.entries(v.fields)) lines.push(`    ${k.padEnd(22)} ${typeof val === 'object' ? JSON.stringify(val) : String(val)}`);
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+async function evidenceCommand(rest: string[]): Promise<number> {
+  const a = parseArgs(rest, { booleans: ['json'], strings: ['report', 'vcek', 'vlek', 'roots', 'policy', 'at'] });
+  if (a.flags.has('help')) {
+    process.stdout.write(HELP + '\n');
+    return EXIT_OK;
+  }
+  const report = a.values.get('report');
+  const roots = a.values.get('roots');
+  if (!report) throw new BuildtraceError('USAGE', 'evidence needs --report FILE');
+  if (!roots) throw new BuildtraceError('USAGE', 'evidence needs --roots DIR (the pinned vendor roots)');
+  if (a.values.has('vcek') && a.values.has('vlek')) throw new BuildtraceError('USAGE', 'give --vcek or --vlek, not both');
+  const vekFile = a.values.get('vcek') ?? a.values.get('vlek');
+  const atText = a.values.get('at');
+  let at: Date | undefined;
+  if (atText !== undefined) {
+    at = new Date(atText);
+    if (!/^\d{4}-\d{2}-\d{2}T/.test(atText) || Number.isNaN(at.getTime())) throw new BuildtraceError('USAGE', `--at ${JSON.stringify(atText)} is not an RFC 3339 time`);
+  }
+  const policyFile = a.values.get('policy');
+  const policy = policyFile ? loadTeePolicy(policyFile) : DEFAULT_TEE_POLICY;
+  const pinned = loadRoots(roots);
+  if (pinned.length === 0) throw new BuildtraceError('USAGE', `no certificates under ${roots}`);
+  const v = verifyEvidence(
+    {
+      report: readBinary(report, 'report'),
+      ...(vekFile ? { vek: readBinary(vekFile, 'endorsement certificate'), declaredKind: a.values.has('vcek') ? ('VCEK' as const) : ('VLEK' as const) } : {}),
+    },
+    pinned,
+    policy,
+    at,
+  );
+  printVerdict(v, a.flags.has('json'));
+  return v.ok ? EXIT_OK : EXIT_REJECTED;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '-h' || cmd === '--help') {
     process.stdout.write(HELP + '\n');
     return cmd === undefined ? 2 : EXIT_OK;
   }
+  if (cmd === 'evidence') return evidenceCommand(rest);
   if (cmd === 'bundles') {
     const a = parseArgs(rest, { booleans: ['json'], repeated: ['db', 'file', 'key'] });
     if (a.flags.has('help')) {
