@@ -1,5 +1,9 @@
 #!/usr/bin/env -S node --max-semi-space-size=1 --max-old-space-size=128
-import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { keyAttestationPreimage, reportDataFor } from '../src/tee/binding.js';
+import { createTeeProvider } from './tee-provider.js';
 import { BuildtraceError, errorMessage, exitCodeFor, EXIT_OK } from '../src/errors.js';
 import { parseSecretKey } from '../src/nix/nix-key.js';
 import { parseArgs } from '../src/util/args.js';
@@ -22,6 +26,8 @@ Usage:
   trace-daemon list [--json] [--limit N]    the most recent traces (default 20)
   trace-daemon show PATH [--json]           traces for a .drv (resolved or not) or an output path
   trace-daemon push [--wait] [--json]       process the spool now; --wait blocks until it is empty
+  trace-daemon evidence [--out DIR] [--json] TEE evidence the daemon holds; --out writes report.bin,
+                                            the endorsement certificates and preimage.bin per item
 
 Options:
   --config FILE   daemon configuration (JSON, see schemas/daemon-config.schema.json);
@@ -54,7 +60,31 @@ async function run(config: DaemonConfig): Promise<void> {
   const spool = new Spool(config.spoolDir, config.storeDir, config.maxRecordBytes);
   const capturer = new Capturer(new DrvLoader(config.storeDir), store, config.storeDir);
   const versions = await builderVersions();
-  const service = new TraceService(spool, capturer, store, db, key, versions, config.batchSize);
+  const warn = (m: string): void => void process.stderr.write(m + '\n');
+  const tee = createTeeProvider(config.tee, config.stateDir, warn);
+  let keyEvidence: { at: string; provider: string; simulated: boolean } | undefined;
+  if (tee) {
+    // Key attestation: one report per start binding the signing key and a fresh boot nonce.
+    const preimage = keyAttestationPreimage(key.publicKey.raw, randomBytes(32));
+    const reportData = reportDataFor(preimage);
+    const ev = await tee.attest(reportData);
+    const collectedAt = new Date().toISOString();
+    db.insertEvidence({
+      kind: 'key',
+      keyFp: key.publicKey.fingerprint,
+      provider: tee.name,
+      format: ev.format,
+      simulated: ev.simulated,
+      report: ev.report,
+      certs: ev.certs,
+      preimage,
+      reportData: reportData.toString('hex'),
+      collectedAt,
+    });
+    keyEvidence = { at: collectedAt, provider: tee.name, simulated: ev.simulated };
+    warn(`trace-daemon: key ${key.name} attested by ${tee.name} (${ev.format})${ev.simulated ? ' — SIMULATED' : ''}`);
+  }
+  const service = new TraceService(spool, capturer, store, db, key, versions, config.batchSize, warn, config.tee.perTrace ? tee : undefined);
 
   const server = await listenOnSocket(config.socket, async (url, method) => {
     switch (`${method} ${url.pathname}`) {
@@ -68,6 +98,7 @@ async function run(config: DaemonConfig): Promise<void> {
           spool: { dir: spool.dir, pending: spool.list().length, queued: service.pending, rejected: spool.rejectedCount() },
           store: { mode: store.mode, ...(store.mode === 'db' ? { nixDb: config.nixDb } : {}) },
           busy: service.busy,
+          tee: { provider: config.tee.provider, perTrace: config.tee.perTrace, keyEvidence: keyEvidence ?? null },
           memory: process.memoryUsage(),
         };
         return { status: 200, body };
@@ -80,6 +111,28 @@ async function run(config: DaemonConfig): Promise<void> {
         const path = url.searchParams.get('path') ?? '';
         const found = db.find(path);
         return found.length === 0 ? { status: 404, body: { error: `no trace for ${path}` } } : { status: 200, body: { traces: found } };
+      }
+      case 'GET /v1/evidence': {
+        const rows = db.evidence();
+        return {
+          status: 200,
+          body: {
+            evidence: rows.map((r) => ({
+              id: r.id,
+              kind: r.kind,
+              traceId: r.trace_id,
+              keyFingerprint: r.key_fp,
+              provider: r.provider,
+              format: r.format,
+              simulated: r.simulated === 1,
+              collectedAt: r.collected_at,
+              reportData: r.report_data,
+              report: r.report.toString('base64'),
+              preimage: r.preimage.toString('base64'),
+              certs: JSON.parse(r.certs) as unknown,
+            })),
+          },
+        };
       }
       case 'POST /v1/push': {
         service.scan();
@@ -121,7 +174,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(BUILDTRACE_VERSION + '\n');
     return EXIT_OK;
   }
-  const args = parseArgs(rest, { booleans: ['json', 'wait'], strings: ['config', 'socket', 'limit'] });
+  const args = parseArgs(rest, { booleans: ['json', 'wait'], strings: ['config', 'socket', 'limit', 'out'] });
   if (args.flags.has('help')) {
     process.stdout.write(HELP + '\n');
     return EXIT_OK;
@@ -153,6 +206,32 @@ async function main(argv: string[]): Promise<number> {
       const r = await callDaemon(socketPath(args.values), 'GET', `/v1/trace?path=${encodeURIComponent(path)}`);
       if (r.status === 404) throw new BuildtraceError('NOT_FOUND', `no trace for ${path}`, { subject: path });
       out(r.body, () => formatShow(r.body));
+      return EXIT_OK;
+    }
+    case 'evidence': {
+      const r = await callDaemon(socketPath(args.values), 'GET', '/v1/evidence');
+      const body = r.body as { evidence: { id: number; kind: string; provider: string; format: string; simulated: boolean; collectedAt: string; keyFingerprint: string; traceId: number | null; report: string; preimage: string; certs: { role: string; der: string }[] }[] };
+      const outDir = args.values.get('out');
+      if (outDir) {
+        for (const e of body.evidence) {
+          const d = join(outDir, String(e.id));
+          mkdirSync(d, { recursive: true });
+          writeFileSync(join(d, e.format === 'tdx' ? 'quote.bin' : 'report.bin'), Buffer.from(e.report, 'base64'));
+          writeFileSync(join(d, 'preimage.bin'), Buffer.from(e.preimage, 'base64'));
+          for (const c of e.certs) writeFileSync(join(d, `${c.role}.der`), Buffer.from(c.der, 'base64'));
+          const { report: _r, preimage: _p, certs: _c, ...meta } = e;
+          writeFileSync(join(d, 'evidence.json'), JSON.stringify(meta, null, 2) + '\n');
+        }
+      }
+      out(
+        { evidence: body.evidence.map(({ report: _r, preimage: _p, certs, ...m }) => ({ ...m, certs: certs.map((c) => c.role) })) },
+        () =>
+          body.evidence.length === 0
+            ? 'no TEE evidence (tee.provider is "none")'
+            : body.evidence
+                .map((e) => `${e.id}: ${e.kind} attestation by ${e.provider} (${e.format})${e.simulated ? ' SIMULATED' : ''} at ${e.collectedAt}${e.traceId !== null ? ` for trace ${e.traceId}` : ''}${outDir ? ` -> ${join(outDir, String(e.id))}` : ''}`)
+                .join('\n'),
+      );
       return EXIT_OK;
     }
     case 'push': {

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { BuildtraceError } from '../src/errors.js';
 import { parseStrictJson } from '../src/util/strict-json.js';
 import { validateAgainst } from '../src/util/schema.js';
+import type { TeeConfig } from './tee-provider.js';
 
 export interface DaemonConfig {
   readonly signingKeyFile: string;
@@ -14,6 +15,7 @@ export interface DaemonConfig {
   readonly nixDb: string;
   readonly batchSize: number;
   readonly maxRecordBytes: number;
+  readonly tee: TeeConfig;
 }
 
 export const DEFAULT_SOCKET = '/run/buildtrace/daemon.sock';
@@ -27,6 +29,7 @@ const DEFAULTS: Omit<DaemonConfig, 'signingKeyFile'> = {
   nixDb: '/nix/var/nix/db/db.sqlite',
   batchSize: 500,
   maxRecordBytes: 65536,
+  tee: { provider: 'none', perTrace: false, allowSimulated: false, configfsPath: '/sys/kernel/config/tsm/report', snpguest: 'snpguest', vmpl: 0 },
 };
 
 export function dbFile(c: DaemonConfig): string {
@@ -41,8 +44,8 @@ export function loadConfig(file: string): DaemonConfig {
     throw new BuildtraceError('FILE_UNREADABLE', `cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { subject: file });
   }
   const json = parseStrictJson(text, file);
-  const partial = validateAgainst<Partial<DaemonConfig> & { signingKeyFile: string }>('daemon-config.schema.json', json, file, 'CONFIG_INVALID');
-  return { ...DEFAULTS, ...partial };
+  const partial = validateAgainst<Partial<Omit<DaemonConfig, 'tee'>> & { signingKeyFile: string; tee?: Partial<TeeConfig> }>('daemon-config.schema.json', json, file, 'CONFIG_INVALID');
+  return { ...DEFAULTS, ...partial, tee: { ...DEFAULTS.tee, ...partial.tee } };
 }
 
 /** Reads a key file, refusing one that other users can read. */

@@ -16,6 +16,7 @@ export interface StatusBody {
   spool: { dir: string; pending: number; queued: number; rejected: number };
   store: { mode: string; nixDb?: string };
   busy: boolean;
+  tee: { provider: string; perTrace: boolean; keyEvidence: { at: string; provider: string; simulated: boolean } | null };
   memory: { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
 }
 
@@ -36,6 +37,10 @@ export function formatStatus(b: StatusBody): string {
     `  store info   ${b.store.mode}${b.store.nixDb ? ` (${b.store.nixDb})` : ''}`,
     `  since start  ${b.traced} traced, ${b.duplicates} duplicate records, ${b.rejected} rejected, ${b.skipped} skipped, ${b.transientErrors} retried batches`,
   ];
+  if (b.tee.provider !== 'none') {
+    const k = b.tee.keyEvidence;
+    lines.push(`  tee          ${b.tee.provider}${b.tee.perTrace ? ', every trace attested' : ''}; key attested ${k ? ago(k.at) : 'never'}${k?.simulated ? ' (SIMULATED: proves nothing about hardware)' : ''}`);
+  }
   if (b.lastError) lines.push(`  last error   ${ago(b.lastError.at)}: ${b.lastError.message}`);
   return lines.join('\n');
 }

@@ -9,6 +9,8 @@ import type { Capturer, Captured, Resolved } from './capture.js';
 import type { Spool } from './spool.js';
 import type { StoreInfo } from './store-info.js';
 import type { NewTrace, TraceDb } from './trace-db.js';
+import type { TeeProvider } from './tee-provider.js';
+import { reportDataFor, traceAttestationPreimage } from '../src/tee/binding.js';
 
 export interface ServiceStats {
   startedAt: string;
@@ -67,6 +69,8 @@ export class TraceService {
     private readonly versions: Readonly<Record<string, string>>,
     private readonly batchSize: number,
     private readonly log: (msg: string) => void = (m) => process.stderr.write(m + '\n'),
+    /** Attest every statement with this provider (tee.perTrace). */
+    private readonly perTrace?: TeeProvider,
   ) {}
 
   get pending(): number {
@@ -209,6 +213,9 @@ export class TraceService {
       traces.push(this.sign(c));
       done.push(name);
     }
+    if (this.perTrace) {
+      for (const [i, t] of traces.entries()) traces[i] = await this.attestTrace(t, this.perTrace);
+    }
     const fresh = this.db.insertAll(traces, () => {
       for (const { r } of aliasOnly) this.db.aliasOnly(r.record.drv, r.rdrvHash, this.key.publicKey.fingerprint);
     });
@@ -219,6 +226,27 @@ export class TraceService {
     this.stats.traced += added;
     this.stats.duplicates += fresh.length - added + aliasOnly.length;
     if (added > 0) this.stats.lastTraceAt = new Date().toISOString();
+  }
+
+  private async attestTrace(t: NewTrace, provider: TeeProvider): Promise<NewTrace> {
+    const preimage = traceAttestationPreimage(t.statement);
+    const reportData = reportDataFor(preimage);
+    const ev = await provider.attest(reportData);
+    return {
+      ...t,
+      evidence: {
+        kind: 'trace',
+        keyFp: t.keyFp,
+        provider: provider.name,
+        format: ev.format,
+        simulated: ev.simulated,
+        report: ev.report,
+        certs: ev.certs,
+        preimage,
+        reportData: reportData.toString('hex'),
+        collectedAt: new Date().toISOString(),
+      },
+    };
   }
 
   private sign(c: Captured): NewTrace {

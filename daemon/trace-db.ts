@@ -41,7 +41,51 @@ CREATE TABLE IF NOT EXISTS inputs (
   nar_size INTEGER NOT NULL,
   PRIMARY KEY (trace_id, path)
 ) WITHOUT ROWID;
+-- TEE evidence: one per daemon start and key (kind 'key'), or one per trace (kind 'trace')
+CREATE TABLE IF NOT EXISTS evidence (
+  id           INTEGER PRIMARY KEY,
+  kind         TEXT NOT NULL CHECK (kind IN ('key', 'trace')),
+  trace_id     INTEGER REFERENCES traces(id) ON DELETE CASCADE,
+  key_fp       TEXT NOT NULL,
+  provider     TEXT NOT NULL,
+  format       TEXT NOT NULL,
+  simulated    INTEGER NOT NULL,
+  report       BLOB NOT NULL,
+  certs        TEXT NOT NULL,   -- JSON [{"role", "der": base64}]
+  preimage     BLOB NOT NULL,   -- REPORT_DATA = SHA-512(preimage)
+  report_data  TEXT NOT NULL,
+  collected_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS evidence_key ON evidence(key_fp);
 `;
+
+export interface NewEvidence {
+  readonly kind: 'key' | 'trace';
+  readonly keyFp: string;
+  readonly provider: string;
+  readonly format: string;
+  readonly simulated: boolean;
+  readonly report: Uint8Array;
+  readonly certs: ReadonlyArray<{ role: string; der: Uint8Array }>;
+  readonly preimage: Uint8Array;
+  readonly reportData: string;
+  readonly collectedAt: string;
+}
+
+export interface EvidenceRow {
+  id: number;
+  kind: string;
+  trace_id: number | null;
+  key_fp: string;
+  provider: string;
+  format: string;
+  simulated: number;
+  report: Buffer;
+  certs: string;
+  preimage: Buffer;
+  report_data: string;
+  collected_at: string;
+}
 
 export interface NewTrace {
   readonly drvPath: string;
@@ -57,6 +101,7 @@ export interface NewTrace {
   readonly createdAt: string;
   readonly outputs: ReadonlyArray<{ name: string; path: string; narHash: string; narSize: number }>;
   readonly inputs: ReadonlyArray<{ path: string; narHash: string; narSize: number }>;
+  readonly evidence?: NewEvidence;
 }
 
 export interface TraceRow {
@@ -86,6 +131,7 @@ export class TraceDb {
   private readonly insDrv;
   private readonly insOut;
   private readonly insIn;
+  private readonly insEv;
 
   constructor(readonly file: string) {
     try {
@@ -112,6 +158,22 @@ export class TraceDb {
     this.insDrv = this.db.prepare('INSERT OR IGNORE INTO trace_drvs (drv_path, trace_id) VALUES (?, ?)');
     this.insOut = this.db.prepare('INSERT INTO outputs (trace_id, name, path, nar_hash, nar_size) VALUES (?, ?, ?, ?, ?)');
     this.insIn = this.db.prepare('INSERT INTO inputs (trace_id, path, nar_hash, nar_size) VALUES (?, ?, ?, ?)');
+    this.insEv = this.db.prepare(
+      `INSERT INTO evidence (kind, trace_id, key_fp, provider, format, simulated, report, certs, preimage, report_data, collected_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+  }
+
+  insertEvidence(e: NewEvidence, traceId: number | null = null): number {
+    const certs = JSON.stringify(e.certs.map((c) => ({ role: c.role, der: Buffer.from(c.der).toString('base64') })));
+    const r = this.insEv.run(e.kind, traceId, e.keyFp, e.provider, e.format, e.simulated ? 1 : 0, Buffer.from(e.report), certs, Buffer.from(e.preimage), e.reportData, e.collectedAt);
+    return Number(r.lastInsertRowid);
+  }
+
+  evidence(filter: { keyFp?: string; traceId?: number } = {}): EvidenceRow[] {
+    if (filter.traceId !== undefined) return this.db.prepare<[number], EvidenceRow>('SELECT * FROM evidence WHERE trace_id = ? ORDER BY id').all(filter.traceId);
+    if (filter.keyFp !== undefined) return this.db.prepare<[string], EvidenceRow>("SELECT * FROM evidence WHERE key_fp = ? AND kind = 'key' ORDER BY id").all(filter.keyFp);
+    return this.db.prepare<[], EvidenceRow>('SELECT * FROM evidence ORDER BY id').all();
   }
 
   /** Whether (rdrv, key) already has a trace. */
@@ -132,6 +194,7 @@ export class TraceDb {
         if (r.changes === 1) {
           for (const o of t.outputs) this.insOut.run(id, o.name, o.path, o.narHash, o.narSize);
           for (const i of t.inputs) this.insIn.run(id, i.path, i.narHash, i.narSize);
+          if (t.evidence) this.insertEvidence(t.evidence, id);
         }
         this.insDrv.run(t.drvPath, id);
         if (t.drvPath !== t.rdrvPath) this.insDrv.run(t.rdrvPath, id);

@@ -6,6 +6,7 @@ import { parsePublicKey, type NixPublicKey } from '../src/nix/nix-key.js';
 import { checkBundle } from '../src/trace/bundle.js';
 import { parseArgs } from '../src/util/args.js';
 import { verifyEvidence } from '../src/tee/evidence.js';
+import { parsePreimage, reportDataFor } from '../src/tee/binding.js';
 import { loadRoots } from '../src/tee/roots.js';
 import { DEFAULT_TEE_POLICY, loadTeePolicy, type EvidenceVerdict } from '../src/tee/tee-policy.js';
 
@@ -22,6 +23,8 @@ Usage:
       (every PEM under DIR, e.g. shared/tee-vectors/amd) and a TEE policy; prints the parsed
       fields and each step's verdict. Without --policy: signature, chain, endorsement binding
       and validity must hold and debug is forbidden. Without --at: now.
+      --preimage FILE: REPORT_DATA must equal SHA-512 of this recorded preimage (a key or
+      trace attestation); with --key FILE the preimage must bind that Nix public key.
 
 Options:
   --db FILE     a trace-daemon database (read-only)
@@ -98,7 +101,7 @@ function printVerdict(v: EvidenceVerdict, json: boolean): void {
 }
 
 async function evidenceCommand(rest: string[]): Promise<number> {
-  const a = parseArgs(rest, { booleans: ['json'], strings: ['report', 'vcek', 'vlek', 'roots', 'policy', 'at'] });
+  const a = parseArgs(rest, { booleans: ['json'], strings: ['report', 'vcek', 'vlek', 'roots', 'policy', 'at', 'preimage', 'key'] });
   if (a.flags.has('help')) {
     process.stdout.write(HELP + '\n');
     return EXIT_OK;
@@ -119,8 +122,26 @@ async function evidenceCommand(rest: string[]): Promise<number> {
   const policy = policyFile ? loadTeePolicy(policyFile) : DEFAULT_TEE_POLICY;
   const pinned = loadRoots(roots);
   if (pinned.length === 0) throw new BuildtraceError('USAGE', `no certificates under ${roots}`);
+  // Binding: REPORT_DATA must be SHA-512 of the recorded preimage; with --key, the preimage must name that key.
+  let expectedReportData: Buffer | undefined;
+  const preimageFile = a.values.get('preimage');
+  if (preimageFile) {
+    const preimage = readBinary(preimageFile, 'preimage');
+    const binding = parsePreimage(preimage);
+    const keyFile = a.values.get('key');
+    if (keyFile) {
+      const [k] = readKeys([keyFile]);
+      if (binding.kind !== 'key') throw new BuildtraceError('USAGE', `${preimageFile} is a trace attestation, not a key attestation`);
+      if (!k || !Buffer.from(k.raw).equals(Buffer.from(binding.publicKey))) {
+        process.stderr.write(`trace-verify: ${preimageFile} binds another key than ${keyFile}\n`);
+        return EXIT_REJECTED;
+      }
+    }
+    expectedReportData = reportDataFor(preimage);
+  } else if (a.values.has('key')) throw new BuildtraceError('USAGE', '--key needs --preimage (the recorded key attestation preimage)');
   const v = verifyEvidence(
     {
+      ...(expectedReportData ? { expectedReportData } : {}),
       report: readBinary(report, 'report'),
       ...(vekFile ? { vek: readBinary(vekFile, 'endorsement certificate'), declaredKind: a.values.has('vcek') ? ('VCEK' as const) : ('VLEK' as const) } : {}),
     },

@@ -5,6 +5,7 @@ import { parseVekCert, type AmdVekCert } from './amd-cert.js';
 import { cn, validAt, type PinnedCert } from './roots.js';
 import { decodeTcb, hex, parseSnpReport, productFromCpuid, SNP_SIGNED_LENGTH, type SnpProduct, type SnpReport, type TcbParts } from './snp-report.js';
 import type { EvidenceVerdict, Step, TeePolicy } from './tee-policy.js';
+import { SIMULATED_FAMILY_ID } from './simulated.js';
 import { verdictOk } from './tee-policy.js';
 
 export interface SnpEvidence {
@@ -91,6 +92,7 @@ export function snpFields(r: SnpReport, product: SnpProduct | undefined): Record
     host_data: hex(r.hostData),
     chip_id: hex(r.chipId),
     report_id: hex(r.reportId),
+    ...(Buffer.from(r.familyId).equals(SIMULATED_FAMILY_ID) ? { simulated_marker: true } : {}),
   };
 }
 
