@@ -67,15 +67,23 @@ function hwIdExt(v: Uint8Array | undefined): Uint8Array | undefined {
 export function parseVekCert(der: Uint8Array, subject = 'endorsement certificate'): AmdVekCert {
   let cert: X509Certificate;
   try {
+    // OpenSSL ignores bytes after the certificate; we do not accept them.
+    if (readTlv(der, 0).end !== der.length) fail(`${der.length - readTlv(der, 0).end} trailing bytes after the certificate`, subject);
     cert = new X509Certificate(der);
   } catch (err) {
+    if (err instanceof BuildtraceError) throw err;
     fail(`not an X.509 certificate (${(err as Error).message})`, subject);
   }
   const cn = /(?:^|\n)CN=([^\n]*)/.exec(cert.subject)?.[1];
   const kind = cn === 'SEV-VCEK' ? 'VCEK' : cn === 'SEV-VLEK' ? 'VLEK' : fail(`subject CN ${JSON.stringify(cn)} is neither SEV-VCEK nor SEV-VLEK`, subject);
-  if (cert.publicKey.asymmetricKeyType !== 'ec' || cert.publicKey.asymmetricKeyDetails?.namedCurve !== 'secp384r1') {
-    fail('public key is not ECDSA P-384', subject);
+  let curve: string | undefined;
+  try {
+    // OpenSSL parses the certificate lazily: a damaged key surfaces only here.
+    curve = cert.publicKey.asymmetricKeyType === 'ec' ? cert.publicKey.asymmetricKeyDetails?.namedCurve : undefined;
+  } catch (err) {
+    fail(`public key does not parse (${(err as Error).message})`, subject);
   }
+  if (curve !== 'secp384r1') fail('public key is not ECDSA P-384', subject);
   const exts = certificateExtensions(der);
   const need = (oid: string, name: string): number => intExt(exts, oid, subject, name) ?? fail(`missing extension ${name}`, subject);
   const fmc = intExt(exts, OID.fmcSPL, subject, 'fmcSPL');

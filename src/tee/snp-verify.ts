@@ -22,7 +22,13 @@ export interface SnpEvidence {
 const chainCache = new Map<string, Step>();
 
 function issuerIn(child: X509Certificate, pool: readonly PinnedCert[]): PinnedCert | undefined {
-  return pool.find((p) => p.cert.subject === child.issuer && child.verify(p.cert.publicKey));
+  return pool.find((p) => {
+    try {
+      return p.cert.subject === child.issuer && child.verify(p.cert.publicKey);
+    } catch {
+      return false; // a damaged certificate from the evidence
+    }
+  });
 }
 
 function chainStep(vek: AmdVekCert, roots: readonly PinnedCert[], product: SnpProduct | undefined, pins: readonly string[] | undefined): Step & { certs?: X509Certificate[] } {
@@ -123,7 +129,12 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
 
   // signature: ECDSA P-384 / SHA-384 over bytes 0..0x29F, r and s little-endian in the report
   const sig = Buffer.concat([r.signatureR, r.signatureS]);
-  const sigOk = cryptoVerify('sha384', r.bytes.subarray(0, SNP_SIGNED_LENGTH), { key: vek.cert.publicKey, dsaEncoding: 'ieee-p1363' }, sig);
+  let sigOk = false;
+  try {
+    sigOk = cryptoVerify('sha384', r.bytes.subarray(0, SNP_SIGNED_LENGTH), { key: vek.cert.publicKey, dsaEncoding: 'ieee-p1363' }, sig);
+  } catch {
+    sigOk = false;
+  }
   steps.push({ step: 'signature', ok: sigOk, detail: sigOk ? 'ECDSA P-384/SHA-384 by the endorsement key' : 'report signature does not verify with this endorsement key' });
 
   const cacheKey = `${hex(ev.vek)}|${product}|${(policy.rootFingerprints ?? []).join(',')}|${roots.map((x) => x.sha256).join(',')}`;

@@ -6,6 +6,15 @@ import { hex } from './snp-report.js';
 import { parseTdxQuote, type TdxQuote } from './tdx-quote.js';
 import { verdictOk, type EvidenceVerdict, type Step, type TeePolicy } from './tee-policy.js';
 
+/** Certificates from the evidence are hostile input: any OpenSSL error is a failed check. */
+function signedBy(c: X509Certificate, issuer: X509Certificate): boolean {
+  try {
+    return c.issuer === issuer.subject && c.verify(issuer.publicKey);
+  } catch {
+    return false;
+  }
+}
+
 const PEM_RE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 
 function p256Key(xy: Uint8Array): ReturnType<typeof createPublicKey> {
@@ -71,7 +80,12 @@ export function verifyTdx(bytes: Uint8Array, roots: readonly PinnedCert[], at: D
   }
   const leaf = certs[0];
   if (leaf) {
-    const ok = cryptoVerify('sha256', q.qeReport, { key: leaf.publicKey, dsaEncoding: 'ieee-p1363' }, q.qeReportSignature);
+    let ok = false;
+    try {
+      ok = cryptoVerify('sha256', q.qeReport, { key: leaf.publicKey, dsaEncoding: 'ieee-p1363' }, q.qeReportSignature);
+    } catch {
+      ok = false;
+    }
     steps.push({ step: 'qe-report-signature', ok, detail: ok ? `QE report signed by the PCK key (${cn(leaf.subject)})` : 'QE report signature does not verify with the PCK key' });
   } else steps.push({ step: 'qe-report-signature', ok: false, detail: 'no PCK certificate in the quote' });
   const expect = Buffer.concat([createHash('sha256').update(q.attestationKey).update(q.qeAuthData).digest(), Buffer.alloc(32)]);
@@ -85,14 +99,14 @@ export function verifyTdx(bytes: Uint8Array, roots: readonly PinnedCert[], at: D
     for (let i = 0; i + 1 < certs.length; i++) {
       const c = certs[i] as X509Certificate;
       const issuer = certs[i + 1] as X509Certificate;
-      if (c.issuer !== issuer.subject || !c.verify(issuer.publicKey)) {
+      if (!signedBy(c, issuer)) {
         ok = false;
         detail = `${cn(c.subject)} is not signed by ${cn(issuer.subject)}`;
         break;
       }
     }
     const top = certs[certs.length - 1] as X509Certificate;
-    const pinned = roots.find((r) => r.cert.raw.equals(top.raw) || (r.cert.subject === top.issuer && top.verify(r.cert.publicKey) && r.cert.subject === r.cert.issuer));
+    const pinned = roots.find((r) => r.cert.raw.equals(top.raw) || (r.cert.subject === r.cert.issuer && signedBy(top, r.cert)));
     if (ok && !pinned) {
       ok = false;
       detail = `chain ends at ${cn(top.subject)} (sha256 ${certSha256(top).slice(0, 16)}…), which is not a pinned root`;
