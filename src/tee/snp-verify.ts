@@ -1,4 +1,4 @@
-import { verify as cryptoVerify, type X509Certificate } from 'node:crypto';
+import { createHash, verify as cryptoVerify, type X509Certificate } from 'node:crypto';
 import { errorMessage } from '../errors.js';
 import type { JsonValue } from '../util/strict-json.js';
 import { parseVekCert, type AmdVekCert } from './amd-cert.js';
@@ -18,8 +18,24 @@ export interface SnpEvidence {
   readonly expectedReportData?: Uint8Array;
 }
 
-/** Caches chain verdicts per (VEK DER, time): a builder's reports share one VCEK. */
+/**
+ * A builder's reports share one VCEK: its parse and its chain verdict are cached
+ * per certificate (keyed by the SHA-256 of its DER), so verifying many reports
+ * costs little more than their signatures.
+ */
 const chainCache = new Map<string, Step>();
+const vekCache = new Map<string, AmdVekCert>();
+
+function cachedVek(der: Uint8Array): { vek: AmdVekCert; digest: string } {
+  const digest = createHash('sha256').update(der).digest('hex');
+  let vek = vekCache.get(digest);
+  if (!vek) {
+    vek = parseVekCert(der);
+    if (vekCache.size > 1000) vekCache.clear();
+    vekCache.set(digest, vek);
+  }
+  return { vek, digest };
+}
 
 function issuerIn(child: X509Certificate, pool: readonly PinnedCert[]): PinnedCert | undefined {
   return pool.find((p) => {
@@ -114,8 +130,9 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
     return done({});
   }
   let vek: AmdVekCert;
+  let vekDigest: string;
   try {
-    vek = parseVekCert(ev.vek);
+    ({ vek, digest: vekDigest } = cachedVek(ev.vek));
   } catch (err) {
     steps.push({ step: 'endorsement-key', ok: false, detail: errorMessage(err) });
     return done(snpFields(r, productFromCpuid(r)));
@@ -137,7 +154,7 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
   }
   steps.push({ step: 'signature', ok: sigOk, detail: sigOk ? 'ECDSA P-384/SHA-384 by the endorsement key' : 'report signature does not verify with this endorsement key' });
 
-  const cacheKey = `${hex(ev.vek)}|${product}|${(policy.rootFingerprints ?? []).join(',')}|${roots.map((x) => x.sha256).join(',')}`;
+  const cacheKey = `${vekDigest}|${product}|${(policy.rootFingerprints ?? []).join(',')}|${roots.map((x) => x.sha256).join(',')}`;
   let chain = chainCache.get(cacheKey) as (Step & { certs?: X509Certificate[] }) | undefined;
   if (!chain) {
     chain = chainStep(vek, roots, product, policy.rootFingerprints);
