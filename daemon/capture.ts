@@ -4,7 +4,7 @@ import { DrvHashCache } from '../src/nix/hash-modulo.js';
 import { resolveDerivation } from '../src/nix/resolve.js';
 import { outputPathName, parseStorePath, printStorePath } from '../src/nix/store-path.js';
 import type { TraceKind } from '../src/trace/statement.js';
-import type { DrvLoader } from './drv-loader.js';
+import type { DrvLoader } from '../src/store/drv-loader.js';
 import type { PathInfo, StoreInfo } from './store-info.js';
 
 /** One hook invocation, as the spool record states it. */

@@ -10,7 +10,7 @@ import { parseArgs } from '../src/util/args.js';
 import { callDaemon, listenOnSocket } from './api.js';
 import { Capturer } from './capture.js';
 import { dbFile, DEFAULT_SOCKET, loadConfig, readKeyFile, type DaemonConfig } from './config.js';
-import { DrvLoader } from './drv-loader.js';
+import { DrvLoader } from '../src/store/drv-loader.js';
 import { TraceService } from './service.js';
 import { Spool } from './spool.js';
 import { openStoreInfo } from './store-info.js';

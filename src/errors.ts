@@ -30,7 +30,8 @@ export type ErrorCode =
   | 'DAEMON_ERROR'
   | 'NOT_FOUND'
   | 'VERIFICATION_FAILED'
-  | 'TEE_UNAVAILABLE';
+  | 'TEE_UNAVAILABLE'
+  | 'CACHE_ERROR';
 
 export class BuildtraceError extends Error {
   readonly code: ErrorCode;

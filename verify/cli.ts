@@ -1,5 +1,10 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { openCache } from '../src/cache/open.js';
+import { DrvLoader } from '../src/store/drv-loader.js';
+import { verifyClosure, type VerifyResult } from '../src/verify/closure.js';
+import { CacheSource, DbSource, type BundleSource } from '../src/verify/sources.js';
+import { loadTrustPolicy } from '../src/verify/trust-policy.js';
 import Database from 'better-sqlite3';
 import { BuildtraceError, errorMessage, exitCodeFor, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
 import { parsePublicKey, type NixPublicKey } from '../src/nix/nix-key.js';
@@ -13,6 +18,14 @@ import { DEFAULT_TEE_POLICY, loadTeePolicy, type EvidenceVerdict } from '../src/
 const HELP = `trace-verify: check build traces under your own trust policy
 
 Usage:
+  trace-verify TARGET --policy FILE [--cache URL]... [--db FILE]... [--output NAME]... [--json]
+      re-do dependency resolution over TARGET's whole closure: for every derivation, the
+      resolved derivations that admitted signers' traces make plausible, input NAR hashes
+      against the traces of their producers, and the policy's trust tree at every position.
+      TARGET: a .drv path, an output path (its deriver), or a .nix file (with --attr A).
+      --cache file:///dir | http(s)://host/path | s3://bucket?endpoint=..&region=..
+      --db a trace-daemon database; --output restricts the target to some outputs.
+
   trace-verify bundles (--db FILE | --file FILE)... --key FILE... [--json]
       check the signature and shape of every bundle in daemon databases or JSON Lines
       files (traces/<hash> from a cache) against the given Nix public key files
@@ -47,13 +60,13 @@ function readKeys(files: readonly string[]): NixPublicKey[] {
   });
 }
 
-interface BundleSource {
+interface BundleLine {
   readonly where: string;
   readonly line: string;
 }
 
-function loadBundles(dbs: readonly string[], files: readonly string[]): BundleSource[] {
-  const out: BundleSource[] = [];
+function loadBundles(dbs: readonly string[], files: readonly string[]): BundleLine[] {
+  const out: BundleLine[] = [];
   for (const f of dbs) {
     let db: Database.Database;
     try {
@@ -153,6 +166,85 @@ async function evidenceCommand(rest: string[]): Promise<number> {
   return v.ok ? EXIT_OK : EXIT_REJECTED;
 }
 
+async function resolveTarget(t: string, attr: string | undefined): Promise<string> {
+  if (/^\/nix\/store\/[^/]+\.drv$/.test(t)) return t;
+  const run = async (cmd: string, args: string[]): Promise<string> => {
+    const { execFile } = await import('node:child_process');
+    return new Promise((resolve, reject) =>
+      execFile(cmd, args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+        if (err) reject(new BuildtraceError('USAGE', `${cmd} ${args.join(' ')}: ${(stderr || err.message).trim().split('\n').pop() ?? ''}`));
+        else resolve(stdout.trim());
+      }),
+    );
+  };
+  if (t.startsWith('/nix/store/')) {
+    const d = await run('nix-store', ['--query', '--deriver', t]);
+    if (!d.endsWith('.drv') || d === 'unknown-deriver') throw new BuildtraceError('USAGE', `${t} has no known deriver; pass its .drv`);
+    return d;
+  }
+  if (existsSync(t)) {
+    const out = await run('nix-instantiate', [t, ...(attr ? ['-A', attr] : [])]);
+    const drvs = out.split('\n').filter((l) => l.endsWith('.drv'));
+    if (drvs.length !== 1) throw new BuildtraceError('USAGE', `${t} evaluates to ${drvs.length} derivations; pick one with --attr`);
+    return drvs[0] as string;
+  }
+  throw new BuildtraceError('USAGE', `${JSON.stringify(t)} is not a .drv path, a store path or a .nix file`);
+}
+
+function printResult(r: VerifyResult, json: boolean): void {
+  if (json) {
+    process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    return;
+  }
+  const lines: string[] = [];
+  if (r.verified) {
+    lines.push(`VERIFIED ${r.target}`);
+    for (const [n, p] of Object.entries(r.outputs)) lines.push(`  ${n.padEnd(8)} ${p}`);
+    lines.push(`  ${r.derivationsChecked} derivations checked; signers: ${r.signers.join(', ') || '(none needed: fixed-output)'}; trust: ${r.trust}`);
+  } else {
+    lines.push(`NOT VERIFIED ${r.target}`);
+    lines.push(`  ${r.derivationsChecked} derivations checked; trust: ${r.trust}; ${r.candidates} candidate output map(s) for the target`);
+    const seen = new Set<string>();
+    for (const p of r.problems) {
+      const line = `  ${p.drv}: ${p.code}: ${p.detail}${p.signer ? ` [signer ${p.signer}]` : ''}${p.where ? ` [${p.where}]` : ''}`;
+      if (seen.has(line)) continue;
+      seen.add(line);
+      lines.push(line);
+      if (seen.size >= 50) {
+        lines.push(`  … ${r.problems.length - 50} more (--json lists all)`);
+        break;
+      }
+    }
+  }
+  for (const [k, s] of Object.entries(r.keyStatus)) if (!s.admitted) lines.push(`  key ${k} not admitted: ${s.detail}`);
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+async function verifyCommand(target: string, rest: string[]): Promise<number> {
+  const a = parseArgs(rest, { booleans: ['json'], strings: ['policy', 'attr', 'at'], repeated: ['cache', 'db', 'output'] });
+  const policyFile = a.values.get('policy');
+  if (!policyFile) throw new BuildtraceError('USAGE', 'verification needs --policy FILE');
+  if (a.positionals.length > 0) throw new BuildtraceError('USAGE', `unexpected argument ${a.positionals[0]}`);
+  const policy = loadTrustPolicy(policyFile);
+  const sources: BundleSource[] = [];
+  for (const u of a.lists.get('cache') ?? []) sources.push(new CacheSource(await openCache(u)));
+  for (const f of a.lists.get('db') ?? []) sources.push(new DbSource(f));
+  if (sources.length === 0) throw new BuildtraceError('USAGE', 'give at least one --cache URL or --db FILE');
+  const drv = await resolveTarget(target, a.values.get('attr'));
+  const tty = process.stderr.isTTY === true;
+  const atText = a.values.get('at');
+  const r = await verifyClosure(drv, {
+    policy,
+    sources,
+    loader: new DrvLoader(),
+    ...(a.lists.has('output') ? { requiredOutputs: a.lists.get('output') as string[] } : {}),
+    ...(atText ? { at: new Date(atText) } : {}),
+    ...(tty ? { progress: (d: number, t: number) => void process.stderr.write(`\rtrace-verify: ${d}/${t} derivations${d === t ? '\n' : ''}`) } : {}),
+  });
+  printResult(r, a.flags.has('json'));
+  return r.verified ? EXIT_OK : EXIT_REJECTED;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '-h' || cmd === '--help') {
@@ -190,7 +282,8 @@ async function main(argv: string[]): Promise<number> {
     }
     return bad.length === 0 ? EXIT_OK : EXIT_REJECTED;
   }
-  throw new BuildtraceError('USAGE', `unknown command ${JSON.stringify(cmd)}; see trace-verify --help`);
+  if (cmd.startsWith('-')) throw new BuildtraceError('USAGE', `the target comes first; see trace-verify --help`);
+  return verifyCommand(cmd, rest);
 }
 
 main(process.argv.slice(2)).then(

@@ -20,11 +20,19 @@ function describe(e: ErrorObject): string {
   return `${where}: ${e.message ?? 'is invalid'}`;
 }
 
+function addSchema(name: string): object {
+  const schema = JSON.parse(readFileSync(SCHEMA_DIR + name, 'utf8')) as { $id?: string };
+  if (schema.$id && !ajv.getSchema(schema.$id)) ajv.addSchema(schema);
+  return schema;
+}
+
 export function schemaValidator(name: string): ValidateFunction {
   let v = compiled.get(name);
   if (!v) {
-    const schema = JSON.parse(readFileSync(SCHEMA_DIR + name, 'utf8')) as object;
-    v = ajv.compile(schema);
+    // schemas may $ref each other by file name, relative to their $id
+    for (const dep of ['tee-policy.schema.json']) if (dep !== name) addSchema(dep);
+    const schema = addSchema(name) as { $id?: string };
+    v = (schema.$id ? ajv.getSchema(schema.$id) : undefined) ?? ajv.compile(schema);
     compiled.set(name, v);
   }
   return v;

@@ -1,9 +1,9 @@
 import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
-import { BuildtraceError } from '../src/errors.js';
-import { parseDerivation } from '../src/nix/aterm.js';
-import type { Derivation } from '../src/nix/derivation.js';
-import { derivationStorePath } from '../src/nix/resolve.js';
-import { parseStorePath, printStorePath } from '../src/nix/store-path.js';
+import { BuildtraceError } from '../errors.js';
+import { parseDerivation } from '../nix/aterm.js';
+import type { Derivation } from '../nix/derivation.js';
+import { derivationStorePath } from '../nix/resolve.js';
+import { parseStorePath, printStorePath } from '../nix/store-path.js';
 
 // The largest .drv files in nixpkgs are around a megabyte.
 const MAX_DRV_BYTES = 16 * 1024 * 1024;

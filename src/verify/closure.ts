@@ -1,0 +1,404 @@
+import { BuildtraceError, errorMessage } from '../errors.js';
+import { derivationKind, derivationName, parseOutputHashAlgo, type Derivation } from '../nix/derivation.js';
+import { parseHash } from '../nix/hash.js';
+import type { NixPublicKey } from '../nix/nix-key.js';
+import { resolveDerivation } from '../nix/resolve.js';
+import { parseStorePath, printStorePath } from '../nix/store-path.js';
+import type { DrvLoader } from '../store/drv-loader.js';
+import { parsePreimage, reportDataFor } from '../tee/binding.js';
+import { verifyEvidence } from '../tee/evidence.js';
+import { loadRoots } from '../tee/roots.js';
+import { checkBundle } from '../trace/bundle.js';
+import type { ParsedStatement } from '../trace/statement.js';
+import type { BundleSource } from './sources.js';
+import { describeTrust, missing, satisfies, type TrustPolicy } from './trust-policy.js';
+
+/** Why a position (a derivation, possibly a specific resolution of it) does not verify. */
+export type ProblemCode =
+  | 'no-bundle'
+  | 'signature-invalid'
+  | 'key-not-admitted'
+  | 'tee-evidence-failed'
+  | 'malformed'
+  | 'builder-mismatch'
+  | 'replayed'
+  | 'output-mismatch'
+  | 'input-hash-mismatch'
+  | 'input-missing'
+  | 'dependency-unsupported'
+  | 'threshold-not-met'
+  | 'bound-hit'
+  | 'derivation-unreadable';
+
+export interface Problem {
+  readonly drv: string;
+  readonly code: ProblemCode;
+  readonly detail: string;
+  readonly resolvedDrv?: string;
+  readonly signer?: string;
+  readonly where?: string;
+}
+
+interface OutputValue {
+  readonly path: string;
+  /** NAR SHA-256 (hex) when known; floating FOD outputs may lack it. */
+  readonly sha256: string | undefined;
+}
+type OutputMap = ReadonlyMap<string, OutputValue>;
+
+interface Entry {
+  readonly udrv: string;
+  readonly rdrvHash: string;
+  readonly signer: string;
+  readonly outputs: OutputMap;
+  readonly deps: ReadonlyArray<{ readonly drv: string; readonly claim: string }>;
+}
+
+interface Claim {
+  readonly key: string;
+  readonly outputs: OutputMap;
+  readonly entries: Entry[];
+  readonly fod: boolean;
+}
+
+interface NodeResult {
+  readonly drv: string;
+  readonly name: string;
+  readonly fod: boolean;
+  readonly claims: Map<string, Claim>;
+}
+
+export interface VerifyResult {
+  readonly verified: boolean;
+  readonly target: string;
+  readonly outputs: Record<string, string>;
+  readonly derivationsChecked: number;
+  readonly signers: string[];
+  readonly candidates: number;
+  readonly trust: string;
+  readonly problems: Problem[];
+  readonly keyStatus: Record<string, { admitted: boolean; detail: string }>;
+}
+
+export interface VerifyOptions {
+  readonly policy: TrustPolicy;
+  readonly sources: readonly BundleSource[];
+  readonly loader: DrvLoader;
+  readonly requiredOutputs?: readonly string[];
+  readonly at?: Date;
+  readonly storeDir?: string;
+  readonly progress?: (done: number, total: number) => void;
+  readonly concurrency?: number;
+}
+
+function claimKey(m: OutputMap): string {
+  return [...m.entries()]
+    .sort((a, b) => (a[0] < b[0] ? -1 : 1))
+    .map(([n, v]) => `${n}=${v.path}:${v.sha256 ?? ''}`)
+    .join(';');
+}
+
+function restrict(m: OutputMap, names: readonly string[]): OutputMap {
+  return new Map(names.map((n) => [n, m.get(n) as OutputValue]));
+}
+
+/** The whole derivation graph below `root`, children before parents (iterative: closures are deep). */
+function postOrder(root: string, loader: DrvLoader): string[] {
+  const order: string[] = [];
+  const state = new Map<string, 1 | 2>();
+  const stack: [string, boolean][] = [[root, false]];
+  while (stack.length > 0) {
+    const [p, expanded] = stack.pop() as [string, boolean];
+    if (expanded) {
+      if (state.get(p) !== 2) {
+        state.set(p, 2);
+        order.push(p);
+      }
+      continue;
+    }
+    if (state.has(p)) continue;
+    state.set(p, 1);
+    stack.push([p, true]);
+    for (const d of loader.drv(p).inputDrvs.keys()) if (!state.has(d)) stack.push([d, false]);
+  }
+  return order;
+}
+
+function fodOutput(drv: Derivation): OutputValue {
+  const o = drv.outputs.get('out');
+  if (!o) throw new BuildtraceError('DERIVATION_INVALID', 'fixed-output derivation without "out"');
+  const { method, algo } = parseOutputHashAlgo(o.hashAlgo);
+  // A recursive SHA-256 FOD declares its NAR hash; a flat one declares the file's hash only.
+  return { path: o.path, sha256: method === 'recursive' && algo === 'sha256' ? Buffer.from(parseHash(o.hash, 'sha256').bytes).toString('hex') : undefined };
+}
+
+export async function verifyClosure(target: string, opts: VerifyOptions): Promise<VerifyResult> {
+  const { policy, loader } = opts;
+  const storeDir = opts.storeDir ?? '/nix/store';
+  const problems: Problem[] = [];
+  const keyStatus: Record<string, { admitted: boolean; detail: string }> = {};
+
+  // Keys: admitted unless they require TEE evidence that does not pass.
+  const admitted: NixPublicKey[] = [];
+  const teeRejected = new Map<string, string>();
+  const nameOf = new Map<string, string>();
+  for (const k of policy.keys.values()) {
+    nameOf.set(k.key.fingerprint, k.name);
+    if (!k.tee) {
+      admitted.push(k.key);
+      keyStatus[k.name] = { admitted: true, detail: 'no TEE evidence required' };
+      continue;
+    }
+    const roots = loadRoots(k.tee.roots);
+    const reasons: string[] = [];
+    let ok = false;
+    for (const src of opts.sources) {
+      for (const ev of await src.keyEvidence(k.key.fingerprint)) {
+        try {
+          const b = parsePreimage(ev.preimage);
+          if (b.kind !== 'key' || !Buffer.from(b.publicKey).equals(Buffer.from(k.key.raw))) {
+            reasons.push(`${ev.where}: evidence binds another key`);
+            continue;
+          }
+          const v = verifyEvidence(
+            { report: ev.report, expectedReportData: reportDataFor(ev.preimage), collectedAt: new Date(ev.collectedAt), ...(ev.certs.find((c) => c.role === 'vcek' || c.role === 'vlek') ? { vek: (ev.certs.find((c) => c.role === 'vcek' || c.role === 'vlek') as { der: Buffer }).der } : {}) },
+            roots,
+            { verificationTime: 'collection', ...k.tee.policy },
+            opts.at,
+          );
+          if (v.ok) {
+            ok = true;
+            keyStatus[k.name] = { admitted: true, detail: `${v.format} key attestation from ${ev.where} passes its TEE policy` };
+            break;
+          }
+          reasons.push(`${ev.where}: ${v.steps.filter((s) => s.ok === false).map((s) => `${s.step}: ${s.detail}`).join('; ')}`);
+        } catch (err) {
+          reasons.push(`${ev.where}: ${errorMessage(err)}`);
+        }
+      }
+      if (ok) break;
+    }
+    if (ok) admitted.push(k.key);
+    else {
+      const why = reasons.length === 0 ? 'no key attestation evidence found in any source' : reasons.join(' | ');
+      teeRejected.set(k.key.fingerprint, why);
+      keyStatus[k.name] = { admitted: false, detail: why };
+    }
+  }
+  const allKeys = [...policy.keys.values()].map((k) => k.key);
+
+  let order: string[];
+  try {
+    order = postOrder(target, loader);
+  } catch (err) {
+    throw new BuildtraceError('FILE_UNREADABLE', `cannot read the derivation graph of ${target}: ${errorMessage(err)}`, { subject: target });
+  }
+  const results = new Map<string, NodeResult>();
+
+  const processNode = async (p: string): Promise<void> => {
+    const drv = loader.drv(p);
+    const name = derivationName(drv, p);
+    const kind = derivationKind(drv, p);
+    if (kind === 'fixed') {
+      const outputs = new Map([['out', fodOutput(drv)]]);
+      const key = claimKey(outputs);
+      results.set(p, { drv: p, name, fod: true, claims: new Map([[key, { key, outputs, entries: [], fod: true }]]) });
+      return;
+    }
+    const claims = new Map<string, Claim>();
+    const deps = [...drv.inputDrvs.entries()];
+    const depClaims: { drv: string; outs: readonly string[]; claims: Claim[] }[] = [];
+    for (const [d, outs] of deps) {
+      const r = results.get(d) as NodeResult;
+      // only claims that give every output this derivation uses
+      const usable = [...r.claims.values()].filter((c) => outs.every((o) => c.outputs.has(o)));
+      if (usable.length === 0) {
+        problems.push({ drv: p, code: 'dependency-unsupported', detail: `input ${d} has no verified resolution` });
+        results.set(p, { drv: p, name, fod: false, claims });
+        return;
+      }
+      depClaims.push({ drv: d, outs, claims: usable });
+    }
+    // every combination of the dependencies' plausible resolutions, bounded
+    let total = 1;
+    for (const dc of depClaims) total *= dc.claims.length;
+    const limit = Math.min(total, policy.maxResolutions);
+    if (total > policy.maxResolutions) {
+      problems.push({ drv: p, code: 'bound-hit', detail: `${total} combinations of input resolutions; only the first ${policy.maxResolutions} were tried (raise maxResolutions)` });
+    }
+    for (let n = 0; n < limit; n++) {
+      let rest = n;
+      const chosen = new Map<string, Claim>();
+      for (const dc of depClaims) {
+        chosen.set(dc.drv, dc.claims[rest % dc.claims.length] as Claim);
+        rest = Math.floor(rest / dc.claims.length);
+      }
+      const res = resolveDerivation(drv, (d, o) => chosen.get(d)?.outputs.get(o)?.path, storeDir);
+      const rdrvPath = printStorePath(res.path);
+      const h = res.path.hashPart;
+      // input NAR digests the chosen dependency claims vouch for
+      const expectInputs = new Map<string, string | undefined>();
+      for (const dc of depClaims) for (const o of dc.outs) {
+        const v = (chosen.get(dc.drv) as Claim).outputs.get(o) as OutputValue;
+        expectInputs.set(v.path, v.sha256);
+      }
+      const rdrvKind = derivationKind(res.drv, rdrvPath);
+      const lines: { line: string; where: string }[] = [];
+      for (const src of opts.sources) for (const line of await src.bundles(h)) lines.push({ line, where: src.name });
+      if (lines.length === 0) {
+        problems.push({ drv: p, code: 'no-bundle', resolvedDrv: rdrvPath, detail: `no trace for resolved derivation ${rdrvPath} in ${opts.sources.map((s) => s.name).join(', ')}` });
+        continue;
+      }
+      const seen = new Set<string>();
+      for (const { line, where } of lines) {
+        if (seen.has(line)) continue;
+        seen.add(line);
+        const c = checkBundle(line, allKeys);
+        if (!c.ok) {
+          problems.push({ drv: p, code: c.reason, resolvedDrv: rdrvPath, detail: c.detail, where });
+          continue;
+        }
+        const signer = nameOf.get(c.value.key.fingerprint) as string;
+        const teeWhy = teeRejected.get(c.value.key.fingerprint);
+        if (teeWhy !== undefined) {
+          problems.push({ drv: p, code: 'tee-evidence-failed', resolvedDrv: rdrvPath, signer, detail: `${signer}'s key is not admitted: ${teeWhy}`, where });
+          continue;
+        }
+        const st: ParsedStatement = c.value.statement;
+        if (st.resolvedInputHash !== h) {
+          problems.push({ drv: p, code: 'replayed', resolvedDrv: rdrvPath, signer, detail: `bundle stored under ${h} is for resolved derivation ${st.resolvedInputHash}`, where });
+          continue;
+        }
+        const wantKind = rdrvKind === 'floating' ? 'ca' : 'ia';
+        const names = [...res.drv.outputs.keys()].sort();
+        if (st.kind !== wantKind || [...st.outputs.keys()].sort().join(',') !== names.join(',')) {
+          problems.push({ drv: p, code: 'output-mismatch', resolvedDrv: rdrvPath, signer, detail: `statement (${st.kind}: ${[...st.outputs.keys()].join(', ')}) does not describe this ${wantKind} derivation (${names.join(', ')})`, where });
+          continue;
+        }
+        let bad: Problem | undefined;
+        for (const [on, o] of res.drv.outputs) {
+          const so = st.outputs.get(on) as { path: string };
+          const okPath = o.path !== '' ? so.path === o.path : (() => {
+            try {
+              const sp = parseStorePath(so.path, storeDir);
+              return sp.name === (on === 'out' ? name : `${name}-${on}`);
+            } catch {
+              return false;
+            }
+          })();
+          if (!okPath) {
+            bad = { drv: p, code: 'output-mismatch', resolvedDrv: rdrvPath, signer, detail: `output ${on} claimed at ${so.path}, derivation says ${o.path || 'a content-addressed path'}`, where };
+            break;
+          }
+        }
+        if (!bad && st.kind !== 'ca') {
+          const listed = new Map(st.inputs.map((i) => [i.path, i.sha256]));
+          for (const [path, sha] of expectInputs) {
+            const got = listed.get(path);
+            if (got === undefined) {
+              bad = { drv: p, code: 'input-missing', resolvedDrv: rdrvPath, signer, detail: `statement does not list input ${path}`, where };
+              break;
+            }
+            if (sha !== undefined && got !== sha) {
+              bad = { drv: p, code: 'input-hash-mismatch', resolvedDrv: rdrvPath, signer, detail: `input ${path}: statement says NAR sha256 ${got}, the verified trace of its producer says ${sha}`, where };
+              break;
+            }
+          }
+        }
+        if (bad) {
+          problems.push(bad);
+          continue;
+        }
+        const outputs = new Map([...st.outputs].map(([on, o]) => [on, { path: o.path, sha256: o.sha256 }]));
+        const key = claimKey(outputs);
+        let claim = claims.get(key);
+        if (!claim) {
+          claim = { key, outputs, entries: [], fod: false };
+          claims.set(key, claim);
+        }
+        claim.entries.push({ udrv: p, rdrvHash: h, signer, outputs, deps: depClaims.map((dc) => ({ drv: dc.drv, claim: (chosen.get(dc.drv) as Claim).key })) });
+      }
+    }
+    results.set(p, { drv: p, name, fod: false, claims });
+  };
+
+  // children first; independent derivations concurrently (bounded), so remote caches are not read one by one
+  const level = new Map<string, number>();
+  for (const p of order) {
+    let l = 0;
+    for (const d of loader.drv(p).inputDrvs.keys()) l = Math.max(l, (level.get(d) ?? 0) + 1);
+    level.set(p, l);
+  }
+  const byLevel: string[][] = [];
+  for (const p of order) (byLevel[level.get(p) as number] ??= []).push(p);
+  const conc = opts.concurrency ?? 16;
+  let done = 0;
+  for (const ps of byLevel) {
+    for (let i = 0; i < ps.length; i += conc) {
+      await Promise.all(ps.slice(i, i + conc).map(processNode));
+      done += Math.min(conc, ps.length - i);
+      opts.progress?.(done, order.length);
+    }
+  }
+
+  // Top-down: a target output map, every entry reachable from it, and the trust tree at every position.
+  const root = results.get(target) as NodeResult;
+  const rootDrv = loader.drv(target);
+  const required = opts.requiredOutputs ?? [...rootDrv.outputs.keys()];
+  for (const o of required) if (!rootDrv.outputs.has(o)) throw new BuildtraceError('USAGE', `${target} has no output ${JSON.stringify(o)}`);
+  const base = { target, derivationsChecked: order.length, trust: describeTrust(policy.trust), keyStatus };
+  if (root.fod) {
+    const out = [...root.claims.values()][0] as Claim;
+    return { ...base, verified: true, outputs: { out: (out.outputs.get('out') as OutputValue).path }, signers: [], candidates: 1, problems: [] };
+  }
+  const candidates = new Map<string, { outputs: OutputMap; entries: Entry[] }>();
+  for (const c of root.claims.values()) {
+    const r = restrict(c.outputs, required);
+    const k = claimKey(r);
+    const cand = candidates.get(k) ?? { outputs: r, entries: [] };
+    cand.entries.push(...c.entries);
+    candidates.set(k, cand);
+  }
+  if (candidates.size === 0) {
+    if (!problems.some((x) => x.drv === target)) problems.push({ drv: target, code: 'no-bundle', detail: 'the target has no signed claim from an admitted key' });
+    return { ...base, verified: false, outputs: {}, signers: [], candidates: 0, problems };
+  }
+  const trustProblems: Problem[] = [];
+  for (const cand of candidates.values()) {
+    const evidence = new Map<string, Set<string>>();
+    const stack = [...cand.entries];
+    const seen = new Set<Entry>();
+    while (stack.length > 0) {
+      const e = stack.pop() as Entry;
+      if (seen.has(e)) continue;
+      seen.add(e);
+      const set = evidence.get(e.udrv) ?? new Set<string>();
+      set.add(e.signer);
+      evidence.set(e.udrv, set);
+      for (const d of e.deps) {
+        const c = (results.get(d.drv) as NodeResult).claims.get(d.claim) as Claim;
+        stack.push(...c.entries);
+      }
+    }
+    const failing: Problem[] = [];
+    for (const [u, signers] of evidence) {
+      if (!satisfies(policy.trust, signers)) {
+        failing.push({ drv: u, code: 'threshold-not-met', detail: `signed by {${[...signers].sort().join(', ')}}; the policy needs ${describeTrust(policy.trust)}: ${missing(policy.trust, signers)}` });
+      }
+    }
+    if (failing.length === 0) {
+      const signers = new Set<string>();
+      for (const s of evidence.values()) for (const x of s) signers.add(x);
+      return {
+        ...base,
+        verified: true,
+        outputs: Object.fromEntries([...cand.outputs].map(([n, v]) => [n, v.path])),
+        signers: [...signers].sort(),
+        candidates: candidates.size,
+        problems: [],
+      };
+    }
+    trustProblems.push(...failing);
+  }
+  return { ...base, verified: false, outputs: {}, signers: [], candidates: candidates.size, problems: [...trustProblems, ...problems] };
+}

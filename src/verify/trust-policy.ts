@@ -1,0 +1,93 @@
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { BuildtraceError } from '../errors.js';
+import { parsePublicKey, type NixPublicKey } from '../nix/nix-key.js';
+import type { TeePolicy } from '../tee/tee-policy.js';
+import { validateAgainst } from '../util/schema.js';
+import { parseStrictJson } from '../util/strict-json.js';
+
+export type TrustNode = string | { readonly threshold: number; readonly of: readonly TrustNode[] };
+
+export interface AdmittedKey {
+  readonly name: string;
+  readonly key: NixPublicKey;
+  readonly tee?: { readonly roots: string; readonly policy: TeePolicy };
+}
+
+export interface TrustPolicy {
+  readonly keys: ReadonlyMap<string, AdmittedKey>;
+  readonly trust: TrustNode;
+  readonly maxResolutions: number;
+  readonly file: string;
+}
+
+interface PolicyJson {
+  keys: Record<string, { publicKey: string; tee?: { roots: string; policy?: TeePolicy } }>;
+  trust: TrustNode;
+  maxResolutions?: number;
+}
+
+function fail(file: string, msg: string): never {
+  throw new BuildtraceError('POLICY_INVALID', `${file}: ${msg}`, { subject: file });
+}
+
+export function loadTrustPolicy(file: string): TrustPolicy {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new BuildtraceError('FILE_UNREADABLE', `cannot read policy ${file}: ${(err as NodeJS.ErrnoException).code ?? ''}`, { subject: file });
+  }
+  const p = validateAgainst<PolicyJson>('trust-policy.schema.json', parseStrictJson(text, file), file, 'POLICY_INVALID');
+  const keys = new Map<string, AdmittedKey>();
+  const byFp = new Map<string, string>();
+  for (const [name, k] of Object.entries(p.keys)) {
+    let key: NixPublicKey;
+    try {
+      key = parsePublicKey(k.publicKey, `keys.${name}.publicKey`);
+    } catch (err) {
+      fail(file, (err as Error).message);
+    }
+    const dup = byFp.get(key.fingerprint);
+    // One key under two names would let one builder vote twice.
+    if (dup !== undefined) fail(file, `keys.${name} and keys.${dup} are the same public key`);
+    byFp.set(key.fingerprint, name);
+    keys.set(name, {
+      name,
+      key,
+      ...(k.tee ? { tee: { roots: resolve(dirname(file), k.tee.roots), policy: k.tee.policy ?? { allowDebug: false } } } : {}),
+    });
+  }
+  const check = (n: TrustNode, path: string): void => {
+    if (typeof n === 'string') {
+      if (!keys.has(n)) fail(file, `${path} names key ${JSON.stringify(n)}, which is not in keys`);
+      return;
+    }
+    if (n.threshold > n.of.length) fail(file, `${path}: threshold ${n.threshold} is more than its ${n.of.length} members`);
+    n.of.forEach((c, i) => check(c, `${path}.of[${i}]`));
+  };
+  check(p.trust, 'trust');
+  return { keys, trust: p.trust, maxResolutions: p.maxResolutions ?? 256, file };
+}
+
+/** Whether the set of signers (key names) satisfies the trust tree. */
+export function satisfies(n: TrustNode, signers: ReadonlySet<string>): boolean {
+  if (typeof n === 'string') return signers.has(n);
+  let ok = 0;
+  for (const c of n.of) if (satisfies(c, signers) && ++ok >= n.threshold) return true;
+  return false;
+}
+
+export function describeTrust(n: TrustNode): string {
+  if (typeof n === 'string') return n;
+  if (n.of.length === 1) return describeTrust(n.of[0] as TrustNode);
+  if (n.threshold === n.of.length) return n.of.map((c) => (typeof c === 'string' ? c : `(${describeTrust(c)})`)).join(' and ');
+  return `${n.threshold} of {${n.of.map(describeTrust).join(', ')}}`;
+}
+
+/** Why a signer set falls short: the unsatisfied members of the top node. */
+export function missing(n: TrustNode, signers: ReadonlySet<string>): string {
+  if (typeof n === 'string') return signers.has(n) ? '' : n;
+  const have = n.of.filter((c) => satisfies(c, signers)).length;
+  return `${n.threshold - have} more of {${n.of.filter((c) => !satisfies(c, signers)).map(describeTrust).join(', ')}}`;
+}
