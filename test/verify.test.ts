@@ -1,0 +1,303 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { FileCache } from '../src/cache/file-cache.js';
+import { appendLines } from '../src/cache/backend.js';
+import { parseSecretKey } from '../src/nix/nix-key.js';
+import { keyAttestationPreimage, reportDataFor } from '../src/tee/binding.js';
+import { createSimulatedPlatform, pem } from '../src/tee/simulated.js';
+import { createBundle } from '../src/trace/bundle.js';
+import { evidenceToJson } from '../src/verify/sources.js';
+import { FIXTURES, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
+
+interface Result {
+  verified: boolean;
+  target: string;
+  outputs: Record<string, string>;
+  derivationsChecked: number;
+  signers: string[];
+  problems: { drv: string; code: string; detail: string; signer?: string }[];
+  keyStatus: Record<string, { admitted: boolean; detail: string }>;
+}
+
+const NONDET = ['conv1', 'conv2', 'conv3', 'div1', 'div2', 'div3', 'multi'];
+
+describe('trace-verify re-does resolution across real closures signed by three builders', () => {
+  let A: DaemonHandle;
+  let B: DaemonHandle;
+  let C: DaemonHandle;
+  let dir: string;
+  let args: string[];
+  const drv = new Map<string, string>();
+
+  const names = (spool: string): Map<string, string> => {
+    const m = new Map<string, string>();
+    for (const f of readdirSync(spool)) {
+      const rec = JSON.parse(readFileSync(join(spool, f), 'utf8')) as { drv: string };
+      m.set(f, rec.drv.replace(/^.*?-v-/, '').replace(/\.drv$/, ''));
+    }
+    return m;
+  };
+  const feed = async (d: DaemonHandle, spool: string, keep: (name: string) => boolean): Promise<void> => {
+    for (const [f, n] of names(spool)) if (keep(n)) copyFileSync(join(spool, f), join(d.spool, `${f.replace('.json', '')}-x.json`));
+    const r = await d.cli(['push', '--wait']);
+    assert.equal(r.code, 0, r.stderr);
+  };
+
+  before(async () => {
+    dir = tempDir('verify-');
+    const s = salt();
+    const nondet = join(dir, 'nondet');
+    args = [join(FIXTURES, 'verify.nix'), '--argstr', 'salt', s, '--argstr', 'nondet', nondet];
+    const attrs = ['agree3', 'conv3', 'div3', 'ia3', 'top', 'multi', 'fod'];
+    const inst = (await must('nix-instantiate', [...args, ...attrs.flatMap((a) => ['-A', a])], { env: nixEnv() })).stdout.trim().split('\n');
+    const closure = (await must('nix-store', ['-qR', ...inst], { env: nixEnv() })).stdout.trim().split('\n').filter((p) => p.endsWith('.drv'));
+    for (const p of closure) drv.set(p.replace(/^.*?-v-/, '').replace(/\.drv$/, ''), p);
+    [A, B, C] = await Promise.all([startDaemon({ keyName: 'builder-a' }), startDaemon({ keyName: 'builder-b' }), startDaemon({ keyName: 'builder-c' })]);
+
+    // builder A builds everything
+    writeFileSync(nondet, `A ${s}\n`);
+    const stagingA = join(dir, 'staging-a');
+    mkdirSync(stagingA);
+    const ba = await nixBuildWithHook(stagingA, [...args, ...attrs.flatMap((a) => ['-A', a])]);
+    assert.equal(ba.code, 0, ba.stderr);
+    await feed(A, stagingA, () => true);
+
+    // builder B rebuilds the non-deterministic part and gets different outputs there
+    const db = new Database(A.dbFile, { readonly: true });
+    const outs = (db.prepare(`SELECT o.path FROM outputs o JOIN traces t ON t.id = o.trace_id WHERE t.drv_name IN (${NONDET.map(() => '?').join(',')})`).all(...NONDET.map((n) => `v-${n}`)) as { path: string }[]).map((r) => r.path);
+    db.close();
+    // with them go the resolved .drv files Nix wrote, which reference the old outputs
+    const doomed = (await must('nix-store', ['--query', '--referrers-closure', ...new Set(outs)], { env: nixEnv() })).stdout.trim().split('\n');
+    await must('nix-store', ['--delete', ...doomed], { env: nixEnv() });
+    writeFileSync(nondet, `B ${s}\n`);
+    const stagingB = join(dir, 'staging-b');
+    mkdirSync(stagingB);
+    const bb = await nixBuildWithHook(stagingB, [...args, '-A', 'conv3', '-A', 'div3', '-A', 'multi']);
+    assert.equal(bb.code, 0, bb.stderr);
+    await feed(B, stagingB, () => true);
+    // B and C also built the deterministic derivations, with the same results as A
+    await feed(B, stagingA, (n) => !NONDET.includes(n));
+    await feed(C, stagingA, (n) => !NONDET.includes(n));
+  });
+
+  after(async () => {
+    await Promise.all([A.stop(), B.stop(), C.stop()]);
+  });
+
+  let n = 0;
+  const policy = (trust: unknown, keys: Record<string, DaemonHandle | { publicKey: string; tee?: unknown }> = { A, B, C }): string => {
+    const f = join(dir, `policy-${n++}.json`);
+    const k: Record<string, unknown> = {};
+    for (const [name, h] of Object.entries(keys)) k[name] = 'keys' in h ? { publicKey: h.keys.publicKey } : h;
+    writeFileSync(f, JSON.stringify({ keys: k, trust }));
+    return f;
+  };
+  const verify = async (target: string, pol: string, sources: string[], extra: string[] = []): Promise<{ code: number; r: Result; stdout: string }> => {
+    const p = await run(VERIFY_CLI, [target, '--policy', pol, ...sources, ...extra, '--json']);
+    assert.ok(p.code === 0 || p.code === 1, `exit ${p.code}: ${p.stderr}`);
+    return { code: p.code, r: JSON.parse(p.stdout) as Result, stdout: p.stdout };
+  };
+  const dbs = (...hs: DaemonHandle[]): string[] => hs.flatMap((h) => ['--db', h.dbFile]);
+  const both = { threshold: 2, of: ['A', 'B'] };
+
+  test('linear chain where both signers agree', async () => {
+    const { code, r } = await verify(drv.get('agree3') as string, policy(both), dbs(A, B));
+    assert.equal(code, 0, JSON.stringify(r.problems));
+    assert.deepEqual(r.signers, ['A', 'B']);
+    assert.equal(r.derivationsChecked, 3);
+    // human output names the outputs
+    const h = await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', policy(both), ...dbs(A, B)]);
+    assert.match(h.stdout, /^VERIFIED .*v-agree3\.drv/);
+  });
+
+  test('divergence upstream that converges downstream is accepted; the divergent position alone is not', async () => {
+    const conv3 = await verify(drv.get('conv3') as string, policy(both), dbs(A, B));
+    assert.equal(conv3.code, 0, JSON.stringify(conv3.r.problems));
+    const conv1 = await verify(drv.get('conv1') as string, policy(both), dbs(A, B));
+    assert.equal(conv1.code, 1);
+    assert.ok(conv1.r.problems.some((p) => p.code === 'threshold-not-met' && p.drv === drv.get('conv1')));
+  });
+
+  test('intermediate disagreement that never converges fails 2-of-2 and passes 1-of-2', async () => {
+    const r2 = await verify(drv.get('div3') as string, policy(both), dbs(A, B));
+    assert.equal(r2.code, 1);
+    const t = r2.r.problems.filter((p) => p.code === 'threshold-not-met');
+    assert.ok(t.length > 0);
+    assert.ok(t.every((p) => /signed by \{(A|B)\}/.test(p.detail)), JSON.stringify(t));
+    const r1 = await verify(drv.get('div3') as string, policy({ threshold: 1, of: ['A', 'B'] }), dbs(A, B));
+    assert.equal(r1.code, 0);
+    assert.equal(r1.r.signers.length, 1);
+  });
+
+  test('a signer counts once however many bundles it published', async () => {
+    const cache = join(dir, 'dup-cache');
+    const c = new FileCache(cache);
+    const db = new Database(A.dbFile, { readonly: true });
+    for (const row of db.prepare('SELECT rdrv_hash, bundle FROM traces').all() as { rdrv_hash: string; bundle: string }[]) await appendLines(c, `traces/${row.rdrv_hash}`, [row.bundle]);
+    db.close();
+    const { code, r } = await verify(drv.get('agree3') as string, policy(both), [...dbs(A, A), '--cache', `file://${cache}`]);
+    assert.equal(code, 1);
+    assert.ok(r.problems.some((p) => p.code === 'threshold-not-met' && /signed by \{A\}/.test(p.detail)));
+  });
+
+  test('1-of-n and nested thresholds', async () => {
+    assert.equal((await verify(drv.get('agree3') as string, policy({ threshold: 1, of: ['A', 'B', 'C'] }), dbs(C))).code, 0);
+    const nested = { threshold: 2, of: ['A', { threshold: 1, of: ['B', 'C'] }] };
+    assert.equal((await verify(drv.get('agree3') as string, policy(nested), dbs(A, C))).code, 0);
+    const onlyA = await verify(drv.get('agree3') as string, policy(nested), dbs(A));
+    assert.equal(onlyA.code, 1);
+    assert.ok(onlyA.r.problems.some((p) => /1 more of \{1 of \{B, C\}\}|more of/.test(p.detail)));
+  });
+
+  test('multi-output target: divergence in an unused output is ignored', async () => {
+    const m = drv.get('multi') as string;
+    const outOnly = await verify(m, policy(both), dbs(A, B), ['--output', 'out']);
+    assert.equal(outOnly.code, 0, JSON.stringify(outOnly.r.problems));
+    assert.deepEqual(Object.keys(outOnly.r.outputs), ['out']);
+    const all = await verify(m, policy(both), dbs(A, B));
+    assert.equal(all.code, 1, 'out and dev together have no claim both signers agree on');
+  });
+
+  test('shared dependencies in a DAG are checked once', async () => {
+    const { code, r } = await verify(drv.get('top') as string, policy(both), dbs(A, B));
+    assert.equal(code, 0);
+    assert.equal(r.derivationsChecked, 4);
+  });
+
+  test('a target without claims, and a fixed-output target', async () => {
+    const fresh = (await must('nix-instantiate', ['-E', `derivation { name = "unbuilt-${salt()}"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo > $out"]; }`], { env: nixEnv() })).stdout.trim();
+    const none = await verify(fresh, policy('A'), dbs(A, B, C));
+    assert.equal(none.code, 1);
+    assert.ok(none.r.problems.some((p) => p.code === 'no-bundle' && p.drv === fresh), JSON.stringify(none.r.problems));
+    // signed only by a key the trust tree does not name
+    const wrong = await verify(drv.get('agree3') as string, policy('A'), dbs(C));
+    assert.equal(wrong.code, 1);
+    assert.ok(wrong.r.problems.some((p) => p.code === 'threshold-not-met' && /signed by \{C\}/.test(p.detail)));
+    const fod = await verify(drv.get('fod') as string, policy('A'), dbs(A));
+    assert.equal(fod.code, 0);
+    assert.deepEqual(fod.r.signers, []);
+  });
+
+  // --- tampering: each must fail and name the derivation ---
+  const aTrace = (name: string): { rdrv_hash: string; bundle: string; statement: Buffer } => {
+    const db = new Database(A.dbFile, { readonly: true });
+    const row = db.prepare('SELECT rdrv_hash, bundle, statement FROM traces WHERE drv_name = ?').get(`v-${name}`) as { rdrv_hash: string; bundle: string; statement: Buffer };
+    db.close();
+    return row;
+  };
+
+  test('an output hash changed in a bundle: signature invalid at that derivation', async () => {
+    const cache = new FileCache(join(dir, 'tamper-out'));
+    const ia1 = aTrace('ia1');
+    const b = JSON.parse(ia1.bundle) as { dsseEnvelope: { payload: string } };
+    const st = JSON.parse(Buffer.from(b.dsseEnvelope.payload, 'base64').toString('utf8')) as { subject: { digest: { sha256: string } }[] };
+    (st.subject[0] as { digest: { sha256: string } }).digest.sha256 = '00'.repeat(32);
+    b.dsseEnvelope.payload = Buffer.from(JSON.stringify(st)).toString('base64');
+    await appendLines(cache, `traces/${ia1.rdrv_hash}`, [JSON.stringify(b)]);
+    const { code, r } = await verify(drv.get('ia2') as string, policy('A', { A }), ['--cache', cache.url]);
+    assert.equal(code, 1);
+    assert.ok(r.problems.some((p) => p.code === 'signature-invalid' && p.drv === drv.get('ia1')));
+    assert.ok(r.problems.some((p) => p.code === 'dependency-unsupported' && p.drv === drv.get('ia2')));
+  });
+
+  test('an IA input hash changed (re-signed by the lying builder): input hash mismatch with both hashes', async () => {
+    const cache = new FileCache(join(dir, 'tamper-in'));
+    const ia1 = aTrace('ia1');
+    const ia2 = aTrace('ia2');
+    await appendLines(cache, `traces/${ia1.rdrv_hash}`, [ia1.bundle]);
+    const st = JSON.parse(ia2.statement.toString('utf8')) as { predicate: { buildDefinition: { resolvedDependencies: { digest: { sha256: string } }[] } } };
+    const dep = st.predicate.buildDefinition.resolvedDependencies[0] as { digest: { sha256: string } };
+    const real = dep.digest.sha256;
+    dep.digest.sha256 = 'ab'.repeat(32);
+    const key = parseSecretKey(readFileSync(A.keys.secretFile, 'utf8'));
+    await appendLines(cache, `traces/${ia2.rdrv_hash}`, [createBundle(Buffer.from(JSON.stringify(st)), key)]);
+    const { code, r } = await verify(drv.get('ia2') as string, policy('A', { A }), ['--cache', cache.url]);
+    assert.equal(code, 1);
+    const p = r.problems.find((x) => x.code === 'input-hash-mismatch');
+    assert.ok(p, JSON.stringify(r.problems));
+    assert.equal(p.drv, drv.get('ia2'));
+    assert.ok(p.detail.includes('ab'.repeat(32)) && p.detail.includes(real));
+  });
+
+  test('a signature from a key the policy does not admit', async () => {
+    const { code, r } = await verify(drv.get('ia2') as string, policy('B', { B }), dbs(C));
+    assert.equal(code, 1);
+    assert.ok(r.problems.some((p) => p.code === 'key-not-admitted' && p.drv === drv.get('ia1')));
+  });
+
+  test('a bundle replayed under another resolved derivation', async () => {
+    const cache = new FileCache(join(dir, 'replay'));
+    const ia1 = aTrace('ia1');
+    const ia2 = aTrace('ia2');
+    await appendLines(cache, `traces/${ia1.rdrv_hash}`, [ia1.bundle]);
+    await appendLines(cache, `traces/${ia2.rdrv_hash}`, [ia1.bundle]);
+    const { code, r } = await verify(drv.get('ia2') as string, policy('A', { A }), ['--cache', cache.url]);
+    assert.equal(code, 1);
+    assert.ok(r.problems.some((p) => p.code === 'replayed' && p.drv === drv.get('ia2')));
+  });
+
+  test('TEE-attested keys: accepted evidence; a debug guest, another key, or expired endorsement are refused', async () => {
+    const platform = createSimulatedPlatform();
+    const roots = join(dir, 'sim-roots');
+    mkdirSync(roots, { recursive: true });
+    writeFileSync(join(roots, 'ark.pem'), pem(platform.ark));
+    writeFileSync(join(roots, 'ask.pem'), pem(platform.ask));
+    const aKey = parseSecretKey(readFileSync(A.keys.secretFile, 'utf8'));
+    const bKey = parseSecretKey(readFileSync(B.keys.secretFile, 'utf8'));
+    const evidence = async (name: string, bindKey: Uint8Array, opts: { debug?: boolean } = {}): Promise<string> => {
+      const cache = new FileCache(join(dir, `tee-${name}`));
+      const preimage = keyAttestationPreimage(bindKey, Buffer.alloc(32, 9));
+      const line = evidenceToJson({
+        kind: 'key',
+        keyFingerprint: aKey.publicKey.fingerprint,
+        format: 'sev-snp',
+        simulated: true,
+        collectedAt: new Date().toISOString(),
+        report: platform.report(reportDataFor(preimage), opts),
+        preimage,
+        certs: [{ role: 'vcek', der: platform.vcek }],
+      });
+      await appendLines(cache, `buildtrace/keys/${aKey.publicKey.fingerprint}.jsonl`, [line]);
+      return cache.url;
+    };
+    const teePolicy = (p: Record<string, unknown> = {}) => policy('A', { A: { publicKey: A.keys.publicKey, tee: { roots, policy: p } } });
+    const target = drv.get('agree3') as string;
+
+    const good = await verify(target, teePolicy(), [...dbs(A), '--cache', await evidence('good', aKey.publicKey.raw)]);
+    assert.equal(good.code, 0, JSON.stringify(good.r));
+    assert.equal(good.r.keyStatus['A']?.admitted, true);
+
+    const debug = await verify(target, teePolicy(), [...dbs(A), '--cache', await evidence('debug', aKey.publicKey.raw, { debug: true })]);
+    assert.equal(debug.code, 1);
+    assert.ok(debug.r.problems.some((p) => p.code === 'tee-evidence-failed' && p.drv === drv.get('agree1') && /policy\.debug/.test(p.detail)));
+
+    const other = await verify(target, teePolicy(), [...dbs(A), '--cache', await evidence('other', bKey.publicKey.raw)]);
+    assert.equal(other.code, 1);
+    assert.match(other.r.keyStatus['A']?.detail ?? '', /another key/);
+
+    const late = await verify(target, teePolicy({ verificationTime: '2100-01-01T00:00:00Z' }), [...dbs(A), '--cache', await evidence('late', aKey.publicKey.raw)]);
+    assert.equal(late.code, 1);
+    assert.match(late.r.keyStatus['A']?.detail ?? '', /validity/);
+
+    const noEvidence = await verify(target, teePolicy(), dbs(A));
+    assert.equal(noEvidence.code, 1);
+    assert.match(noEvidence.r.keyStatus['A']?.detail ?? '', /no key attestation evidence/);
+  });
+
+  test('bad policies and usage are exit 2 with the field named', async () => {
+    const f = join(dir, 'bad-policy.json');
+    writeFileSync(f, JSON.stringify({ keys: { A: { publicKey: A.keys.publicKey } }, trust: { threshold: 3, of: ['A'] } }));
+    const r = await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', f, '--db', A.dbFile]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /threshold 3 is more than its 1 members/);
+    writeFileSync(f, JSON.stringify({ keys: { A: { publicKey: A.keys.publicKey }, A2: { publicKey: A.keys.publicKey } }, trust: 'A' }));
+    assert.match((await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', f, '--db', A.dbFile])).stderr, /same public key/);
+    writeFileSync(f, JSON.stringify({ keys: {}, trust: 'A', extra: 1 }));
+    assert.match((await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', f, '--db', A.dbFile])).stderr, /unknown field "extra"|keys/);
+    const nosrc = await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', policy('A', { A })]);
+    assert.equal(nosrc.code, 2);
+  });
+});
