@@ -44,6 +44,12 @@ echo; echo "== trace-daemon show $drv"; daemon show "$drv"
 echo; echo "== checking every bundle against $(cat "$work/key.pub")"
 node "$root/dist/verify/cli.js" bundles --db "$work/state/buildtrace.db" --key "$work/key.pub"
 
+cat > "$work/policy.json" <<JSON
+{ "keys": { "demo": { "publicKey": "$(cat "$work/key.pub")" } }, "trust": "demo" }
+JSON
+echo; echo "== trace-verify $drv (the whole closure, under $work/policy.json)"
+node "$root/dist/verify/cli.js" "$drv" --policy "$work/policy.json" --db "$work/state/buildtrace.db"
+
 kill -TERM $pid; wait $pid || true
 trap - EXIT
 echo; echo "demo: ok ($work)"
