@@ -4,7 +4,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { keyAttestationPreimage, reportDataFor } from '../src/tee/binding.js';
 import { createTeeProvider } from './tee-provider.js';
-import { BuildtraceError, errorMessage, exitCodeFor, EXIT_OK } from '../src/errors.js';
+import { Publisher, type PublishTarget } from './publisher.js';
+import { openCache } from '../src/cache/open.js';
+
+import { BuildtraceError, errorMessage, exitCodeFor, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
 import { parseSecretKey } from '../src/nix/nix-key.js';
 import { parseArgs } from '../src/util/args.js';
 import { callDaemon, listenOnSocket } from './api.js';
@@ -25,7 +28,8 @@ Usage:
   trace-daemon status [--json]              what the daemon is doing
   trace-daemon list [--json] [--limit N]    the most recent traces (default 20)
   trace-daemon show PATH [--json]           traces for a .drv (resolved or not) or an output path
-  trace-daemon push [--wait] [--json]       process the spool now; --wait blocks until it is empty
+  trace-daemon push [--wait] [--json]       process the spool and publish now; --wait blocks until
+                                            the spool and the outbox are empty (exit 1 if a cache failed)
   trace-daemon evidence [--out DIR] [--json] TEE evidence the daemon holds; --out writes report.bin,
                                             the endorsement certificates and preimage.bin per item
 
@@ -61,6 +65,8 @@ async function run(config: DaemonConfig): Promise<void> {
   const capturer = new Capturer(new DrvLoader(config.storeDir), store, config.storeDir);
   const versions = await builderVersions();
   const warn = (m: string): void => void process.stderr.write(m + '\n');
+  // caches must be known before evidence is recorded, so it is queued for them
+  db.caches = config.caches.map((c) => c.url);
   const tee = createTeeProvider(config.tee, config.stateDir, warn);
   let keyEvidence: { at: string; provider: string; simulated: boolean } | undefined;
   if (tee) {
@@ -84,6 +90,10 @@ async function run(config: DaemonConfig): Promise<void> {
     keyEvidence = { at: collectedAt, provider: tee.name, simulated: ev.simulated };
     warn(`trace-daemon: key ${key.name} attested by ${tee.name} (${ev.format})${ev.simulated ? ' — SIMULATED' : ''}`);
   }
+  const targets: PublishTarget[] = [];
+  for (const c of config.caches) targets.push({ url: c.url, backend: await openCache(c.url), uploadOutputs: c.uploadOutputs ?? config.uploadOutputs });
+  const publisher = new Publisher(db, targets, warn);
+  publisher.backfill();
   const service = new TraceService(spool, capturer, store, db, key, versions, config.batchSize, warn, config.tee.perTrace ? tee : undefined);
 
   const server = await listenOnSocket(config.socket, async (url, method) => {
@@ -98,6 +108,7 @@ async function run(config: DaemonConfig): Promise<void> {
           spool: { dir: spool.dir, pending: spool.list().length, queued: service.pending, rejected: spool.rejectedCount() },
           store: { mode: store.mode, ...(store.mode === 'db' ? { nixDb: config.nixDb } : {}) },
           busy: service.busy,
+          caches: publisher.status(),
           tee: { provider: config.tee.provider, perTrace: config.tee.perTrace, keyEvidence: keyEvidence ?? null },
           memory: process.memoryUsage(),
         };
@@ -136,15 +147,22 @@ async function run(config: DaemonConfig): Promise<void> {
       }
       case 'POST /v1/push': {
         service.scan();
-        if (url.searchParams.get('wait') === '1') await service.idle();
-        return { status: 200, body: { pending: spool.list().length, rejected: spool.rejectedCount(), traces: db.count() } };
+        if (url.searchParams.get('wait') !== '1') {
+          void publisher.kick(true);
+          return { status: 200, body: { pending: spool.list().length, rejected: spool.rejectedCount(), traces: db.count(), outbox: { pending: publisher.pendingCount() } } };
+        }
+        await service.idle();
+        const outbox = await publisher.flush();
+        return { status: 200, body: { pending: spool.list().length, rejected: spool.rejectedCount(), traces: db.count(), outbox } };
       }
       default:
         return { status: 404, body: { error: `no such endpoint ${method} ${url.pathname}` } };
     }
   });
 
+  service.onCommit = () => void publisher.kick();
   await service.start();
+  publisher.start();
   process.stderr.write(
     `trace-daemon ${BUILDTRACE_VERSION}: signing as ${key.name}, spool ${spool.dir}, database ${db.file}, store info via ${store.mode}, socket ${config.socket}\n`,
   );
@@ -158,6 +176,7 @@ async function run(config: DaemonConfig): Promise<void> {
     process.once('SIGINT', () => stop('SIGINT'));
   });
   await service.stop();
+  await publisher.stop();
   await new Promise<void>((resolve) => server.close(() => resolve()));
   store.close();
   db.close();
@@ -236,11 +255,16 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'push': {
       const r = await callDaemon(socketPath(args.values), 'POST', `/v1/push${args.flags.has('wait') ? '?wait=1' : ''}`);
-      out(r.body, () => {
-        const b = r.body as { pending: number; rejected: number; traces: number };
-        return `${b.traces} traces; ${b.pending} records pending in the spool; ${b.rejected} rejected`;
-      });
-      return EXIT_OK;
+      const b = r.body as { pending: number; rejected: number; traces: number; outbox: { pending: number; failed?: number; errors?: { cache: string; error: string }[] } };
+      out(r.body, () =>
+        [
+          `${b.traces} traces; ${b.pending} records pending in the spool; ${b.rejected} rejected`,
+          `outbox: ${b.outbox.pending} pending${b.outbox.failed !== undefined ? `, ${b.outbox.failed} failed permanently` : ''}`,
+          ...(b.outbox.errors ?? []).map((e) => `  ${e.cache}: ${e.error}`),
+        ].join('\n'),
+      );
+      // --wait promises everything reached every cache
+      return args.flags.has('wait') && (b.outbox.pending > 0 || (b.outbox.failed ?? 0) > 0 || b.pending > 0) ? EXIT_REJECTED : EXIT_OK;
     }
     default:
       throw new BuildtraceError('USAGE', `unknown command ${JSON.stringify(cmd)}; see trace-daemon --help`);

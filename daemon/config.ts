@@ -16,6 +16,8 @@ export interface DaemonConfig {
   readonly batchSize: number;
   readonly maxRecordBytes: number;
   readonly tee: TeeConfig;
+  readonly caches: ReadonlyArray<{ readonly url: string; readonly uploadOutputs?: boolean }>;
+  readonly uploadOutputs: boolean;
 }
 
 export const DEFAULT_SOCKET = '/run/buildtrace/daemon.sock';
@@ -29,6 +31,8 @@ const DEFAULTS: Omit<DaemonConfig, 'signingKeyFile'> = {
   nixDb: '/nix/var/nix/db/db.sqlite',
   batchSize: 500,
   maxRecordBytes: 65536,
+  caches: [],
+  uploadOutputs: false,
   tee: { provider: 'none', perTrace: false, allowSimulated: false, configfsPath: '/sys/kernel/config/tsm/report', snpguest: 'snpguest', vmpl: 0 },
 };
 

@@ -16,6 +16,7 @@ export interface StatusBody {
   spool: { dir: string; pending: number; queued: number; rejected: number };
   store: { mode: string; nixDb?: string };
   busy: boolean;
+  caches: { url: string; pending: number; failed: number; done: number; lastError: { at: string; message: string } | null; lastSuccessAt: string | null }[];
   tee: { provider: string; perTrace: boolean; keyEvidence: { at: string; provider: string; simulated: boolean } | null };
   memory: { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
 }
@@ -37,6 +38,10 @@ export function formatStatus(b: StatusBody): string {
     `  store info   ${b.store.mode}${b.store.nixDb ? ` (${b.store.nixDb})` : ''}`,
     `  since start  ${b.traced} traced, ${b.duplicates} duplicate records, ${b.rejected} rejected, ${b.skipped} skipped, ${b.transientErrors} retried batches`,
   ];
+  for (const c of b.caches) {
+    lines.push(`  cache        ${c.url}: ${c.done} published, ${c.pending} pending, ${c.failed} failed${c.lastSuccessAt ? `, last success ${ago(c.lastSuccessAt)}` : ''}`);
+    if (c.lastError && (c.pending > 0 || c.failed > 0)) lines.push(`               last error ${ago(c.lastError.at)}: ${c.lastError.message}`);
+  }
   if (b.tee.provider !== 'none') {
     const k = b.tee.keyEvidence;
     lines.push(`  tee          ${b.tee.provider}${b.tee.perTrace ? ', every trace attested' : ''}; key attested ${k ? ago(k.at) : 'never'}${k?.simulated ? ' (SIMULATED: proves nothing about hardware)' : ''}`);

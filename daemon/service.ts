@@ -59,6 +59,8 @@ export class TraceService {
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
   private idleWaiters: (() => void)[] = [];
+  /** Called after every commit that added traces (the publisher's doorbell). */
+  onCommit: (() => void) | undefined;
 
   constructor(
     private readonly spool: Spool,
@@ -225,7 +227,10 @@ export class TraceService {
     const added = fresh.filter(Boolean).length;
     this.stats.traced += added;
     this.stats.duplicates += fresh.length - added + aliasOnly.length;
-    if (added > 0) this.stats.lastTraceAt = new Date().toISOString();
+    if (added > 0) {
+      this.stats.lastTraceAt = new Date().toISOString();
+      this.onCommit?.();
+    }
   }
 
   private async attestTrace(t: NewTrace, provider: TeeProvider): Promise<NewTrace> {

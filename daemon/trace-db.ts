@@ -57,6 +57,21 @@ CREATE TABLE IF NOT EXISTS evidence (
   collected_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS evidence_key ON evidence(key_fp);
+-- what still has to reach each cache; rows are added in the same transaction as their trace
+CREATE TABLE IF NOT EXISTS outbox (
+  id              INTEGER PRIMARY KEY,
+  cache           TEXT NOT NULL,
+  kind            TEXT NOT NULL CHECK (kind IN ('trace', 'evidence')),
+  ref_id          INTEGER NOT NULL,
+  state           TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'done', 'failed')),
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at INTEGER NOT NULL DEFAULT 0,   -- ms since the epoch
+  last_error      TEXT,
+  created_at      TEXT NOT NULL,
+  done_at         TEXT,
+  UNIQUE (cache, kind, ref_id)
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_attempt_at);
 `;
 
 export interface NewEvidence {
@@ -132,6 +147,9 @@ export class TraceDb {
   private readonly insOut;
   private readonly insIn;
   private readonly insEv;
+  private readonly insOutbox;
+  /** Caches every new trace and evidence row is queued for. */
+  caches: readonly string[] = [];
 
   constructor(readonly file: string) {
     try {
@@ -158,16 +176,24 @@ export class TraceDb {
     this.insDrv = this.db.prepare('INSERT OR IGNORE INTO trace_drvs (drv_path, trace_id) VALUES (?, ?)');
     this.insOut = this.db.prepare('INSERT INTO outputs (trace_id, name, path, nar_hash, nar_size) VALUES (?, ?, ?, ?, ?)');
     this.insIn = this.db.prepare('INSERT INTO inputs (trace_id, path, nar_hash, nar_size) VALUES (?, ?, ?, ?)');
+    this.insOutbox = this.db.prepare('INSERT OR IGNORE INTO outbox (cache, kind, ref_id, created_at) VALUES (?, ?, ?, ?)');
     this.insEv = this.db.prepare(
       `INSERT INTO evidence (kind, trace_id, key_fp, provider, format, simulated, report, certs, preimage, report_data, collected_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
   }
 
+  private enqueue(kind: 'trace' | 'evidence', id: number): void {
+    const now = new Date().toISOString();
+    for (const c of this.caches) this.insOutbox.run(c, kind, id, now);
+  }
+
   insertEvidence(e: NewEvidence, traceId: number | null = null): number {
     const certs = JSON.stringify(e.certs.map((c) => ({ role: c.role, der: Buffer.from(c.der).toString('base64') })));
     const r = this.insEv.run(e.kind, traceId, e.keyFp, e.provider, e.format, e.simulated ? 1 : 0, Buffer.from(e.report), certs, Buffer.from(e.preimage), e.reportData, e.collectedAt);
-    return Number(r.lastInsertRowid);
+    const id = Number(r.lastInsertRowid);
+    this.enqueue('evidence', id);
+    return id;
   }
 
   evidence(filter: { keyFp?: string; traceId?: number } = {}): EvidenceRow[] {
@@ -195,6 +221,7 @@ export class TraceDb {
           for (const o of t.outputs) this.insOut.run(id, o.name, o.path, o.narHash, o.narSize);
           for (const i of t.inputs) this.insIn.run(id, i.path, i.narHash, i.narSize);
           if (t.evidence) this.insertEvidence(t.evidence, id);
+          this.enqueue('trace', id);
         }
         this.insDrv.run(t.drvPath, id);
         if (t.drvPath !== t.rdrvPath) this.insDrv.run(t.rdrvPath, id);

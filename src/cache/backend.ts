@@ -42,7 +42,14 @@ export async function appendLines(cache: CacheBackend, key: string, lines: reado
     const fresh = lines.filter((l) => !existing.has(l));
     if (fresh.length === 0) return { added: 0 };
     const body = Buffer.concat([cur?.body ?? Buffer.alloc(0), Buffer.from(fresh.map((l) => l + '\n').join(''), 'utf8')]);
-    if (await cache.putIf(key, body, cur?.etag, 'application/jsonl')) return { added: fresh.length };
+    if (await cache.putIf(key, body, cur?.etag, 'application/jsonl')) {
+      // Read back: a server that ignores preconditions could have let a concurrent writer
+      // overwrite us; if our lines are gone, go round again.
+      const after = await cache.get(key);
+      const present = new Set((after?.body.toString('utf8') ?? '').split('\n'));
+      if (lines.every((l) => present.has(l))) return { added: fresh.length };
+      continue;
+    }
     // someone else wrote in between: read again and retry (with a little jitter)
     await new Promise((r) => setTimeout(r, Math.random() * 20 * (attempt + 1)));
   }
