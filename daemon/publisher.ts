@@ -136,9 +136,16 @@ export class Publisher {
           .prepare(`SELECT DISTINCT path FROM outputs WHERE trace_id IN (${traceRows.map(() => '?').join(',')})`)
           .all(...traceRows.map((r) => r.ref_id)) as { path: string }[];
         try {
-          await execFileP(this.nix, ['--extra-experimental-features', 'nix-command', 'copy', '--to', t.url, ...paths.map((p) => p.path)], { maxBuffer: 64 << 20 });
+          // one attempt: the outbox's own backoff retries, and a dead cache must not hold the publisher
+          await execFileP(
+            this.nix,
+            ['--extra-experimental-features', 'nix-command', 'copy', '--option', 'download-attempts', '1', '--option', 'connect-timeout', '10', '--to', t.url, ...paths.map((p) => p.path)],
+            { maxBuffer: 64 << 20 },
+          );
         } catch (err) {
-          throw new CacheError(`nix copy --to ${t.url}: ${((err as { stderr?: string }).stderr ?? errorMessage(err)).trim().split('\n').pop() ?? ''}`, false);
+          const lines = ((err as { stderr?: string }).stderr ?? errorMessage(err)).split('\n').map((l) => l.trim()).filter(Boolean);
+          const why = lines.find((l) => l.startsWith('error:')) ?? lines[lines.length - 1] ?? 'failed';
+          throw new CacheError(`nix copy --to ${t.url}: ${why.slice(0, 300)}`, false);
         }
       }
       // trace bundles, grouped per resolved derivation (one conditional append per object)

@@ -6,7 +6,7 @@ import { BuildtraceError } from '../errors.js';
 import type { CacheBackend, CacheObject } from './backend.js';
 import { send, statusError } from './http-request.js';
 
-interface Credentials {
+export interface Credentials {
   readonly accessKeyId: string;
   readonly secretAccessKey: string;
   readonly sessionToken?: string;
@@ -43,6 +43,37 @@ function credentials(profile: string): Credentials | undefined {
 const sha256hex = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 const hmac = (k: Buffer | string, s: string): Buffer => createHmac('sha256', k).update(s).digest();
 const enc = (s: string): string => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+
+/** AWS Signature Version 4 for S3 (header form). Exported for the published test vectors. */
+export function signV4(r: {
+  method: string;
+  url: URL;
+  host: string;
+  body: Buffer;
+  headers: Record<string, string>;
+  region: string;
+  creds: Credentials | undefined;
+  date: Date;
+}): Record<string, string> {
+  const now = r.date.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const day = now.slice(0, 8);
+  const payload = sha256hex(r.body);
+  const headers: Record<string, string> = { host: r.host, 'x-amz-content-sha256': payload, 'x-amz-date': now };
+  for (const [k, v] of Object.entries(r.headers)) headers[k.toLowerCase()] = v;
+  if (r.creds?.sessionToken) headers['x-amz-security-token'] = r.creds.sessionToken;
+  if (!r.creds) return headers;
+  const names = Object.keys(headers).sort();
+  const canonHeaders = names.map((n) => `${n}:${String(headers[n] ?? '').trim()}\n`).join('');
+  const signed = names.join(';');
+  const query = [...r.url.searchParams.entries()].map(([k, v]) => `${enc(k)}=${enc(v)}`).sort().join('&');
+  const canonical = [r.method, r.url.pathname, query, canonHeaders, signed, payload].join('\n');
+  const scope = `${day}/${r.region}/s3/aws4_request`;
+  const toSign = ['AWS4-HMAC-SHA256', now, scope, sha256hex(canonical)].join('\n');
+  const kDate = hmac('AWS4' + r.creds.secretAccessKey, day);
+  const kSigning = hmac(hmac(hmac(kDate, r.region), 's3'), 'aws4_request');
+  const sig = createHmac('sha256', kSigning).update(toSign).digest('hex');
+  return { ...headers, authorization: `AWS4-HMAC-SHA256 Credential=${r.creds.accessKeyId}/${scope}, SignedHeaders=${signed}, Signature=${sig}` };
+}
 
 /**
  * s3://bucket?endpoint=https://host:port&region=r&profile=p&addressing-style=path|virtual|auto
@@ -83,26 +114,7 @@ export class S3Cache implements CacheBackend {
   }
 
   private sign(method: string, url: URL, host: string, body: Buffer, extra: Record<string, string>): Record<string, string> {
-    const now = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-    const day = now.slice(0, 8);
-    const payload = sha256hex(body);
-    const headers: Record<string, string> = { host, 'x-amz-content-sha256': payload, 'x-amz-date': now, ...extra };
-    if (this.creds?.sessionToken) headers['x-amz-security-token'] = this.creds.sessionToken;
-    if (!this.creds) {
-      const { host: _h, ...rest } = headers;
-      return { ...rest, host };
-    }
-    const names = Object.keys(headers).map((h) => h.toLowerCase()).sort();
-    const canonHeaders = names.map((n) => `${n}:${String(headers[n] ?? '').trim()}\n`).join('');
-    const signed = names.join(';');
-    const query = [...url.searchParams.entries()].map(([k, v]) => `${enc(k)}=${enc(v)}`).sort().join('&');
-    const canonical = [method, url.pathname, query, canonHeaders, signed, payload].join('\n');
-    const scope = `${day}/${this.region}/s3/aws4_request`;
-    const toSign = ['AWS4-HMAC-SHA256', now, scope, sha256hex(canonical)].join('\n');
-    const kDate = hmac('AWS4' + this.creds.secretAccessKey, day);
-    const kSigning = hmac(hmac(hmac(kDate, this.region), 's3'), 'aws4_request');
-    const sig = createHmac('sha256', kSigning).update(toSign).digest('hex');
-    return { ...headers, authorization: `AWS4-HMAC-SHA256 Credential=${this.creds.accessKeyId}/${scope}, SignedHeaders=${signed}, Signature=${sig}` };
+    return signV4({ method, url, host, body, headers: extra, region: this.region, creds: this.creds, date: new Date() });
   }
 
   async get(key: string): Promise<CacheObject | undefined> {

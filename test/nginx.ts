@@ -1,0 +1,161 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { tempDir } from './helpers.js';
+
+/**
+ * nginx from Debian as a binary cache that accepts PUT (WebDAV), with conditional
+ * writes (If-Match / If-None-Match -> 412, serialised per object) added by a few
+ * lines of Lua — the same configuration an operator can use (see README).
+ * Fault switches: <dir>/fail503 makes every request 503; <dir>/slow delays each by 0.3 s.
+ */
+export interface NginxCache {
+  readonly url: string;
+  readonly root: string;
+  readonly dir: string;
+  readonly port: number;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  setFault(kind: 'fail503' | 'slow', on: boolean): void;
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const c = createConnection(port, '127.0.0.1');
+    c.once('connect', () => {
+      c.destroy();
+      resolve(true);
+    });
+    c.once('error', () => resolve(false));
+  });
+}
+
+export function nginxConfig(root: string, dir: string, port: number): string {
+  return `
+load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
+user root;
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 512; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+  lua_shared_dict buildtrace_locks 1m;
+  init_by_lua_block {
+    function buildtrace_sha1hex(data)
+      return (ngx.sha1_bin(data):gsub(".", function(c) return string.format("%02x", c:byte()) end))
+    end
+  }
+  server {
+    listen 127.0.0.1:${port};
+    root ${root};
+    client_max_body_size 0;
+    location / {
+      dav_methods PUT;
+      create_full_put_path on;
+      dav_access user:rw group:r all:r;
+      access_by_lua_block {
+        local f = io.open("${dir}/fail503", "r")
+        if f then f:close(); return ngx.exit(503) end
+        f = io.open("${dir}/slow", "r")
+        if f then f:close(); ngx.sleep(0.3) end
+        if ngx.req.get_method() ~= "PUT" then return end
+        local im = ngx.var.http_if_match
+        local inm = ngx.var.http_if_none_match
+        if not im and not inm then return end
+        local locks = ngx.shared.buildtrace_locks
+        if not locks:add(ngx.var.uri, true, 30) then return ngx.exit(409) end
+        ngx.ctx.lock = ngx.var.uri
+        local cur = nil
+        local g = io.open(ngx.var.request_filename, "rb")
+        if g then
+          local data = g:read("*a"); g:close()
+          cur = '"' .. buildtrace_sha1hex(data) .. '"'
+        end
+        if (inm == "*" and cur) or (im and im ~= cur) then
+          locks:delete(ngx.var.uri); ngx.ctx.lock = nil
+          return ngx.exit(412)
+        end
+      }
+      header_filter_by_lua_block {
+        local m = ngx.req.get_method()
+        if (m == "GET" or m == "HEAD") and ngx.status == 200 and (ngx.var.uri:find("^/traces/") or ngx.var.uri:find("^/buildtrace/")) then
+          local g = io.open(ngx.var.request_filename, "rb")
+          if g then local d = g:read("*a"); g:close(); ngx.header["ETag"] = '"' .. buildtrace_sha1hex(d) .. '"' end
+        end
+      }
+      log_by_lua_block {
+        if ngx.ctx.lock then ngx.shared.buildtrace_locks:delete(ngx.ctx.lock) end
+      }
+    }
+  }
+}
+`;
+}
+
+export async function startNginx(): Promise<NginxCache> {
+  const dir = tempDir('nginx-');
+  const root = join(dir, 'cache');
+  mkdirSync(root);
+  let child: ChildProcess | undefined;
+  let port = 0;
+  const launch = async (): Promise<void> => {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      if (port === 0 || attempt > 0) port = 20000 + Math.floor(Math.random() * 20000);
+      if (await portOpen(port)) continue;
+      writeFileSync(join(dir, 'nginx.conf'), nginxConfig(root, dir, port));
+      let err = '';
+      child = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
+      child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
+      for (let i = 0; i < 100; i++) {
+        if (await portOpen(port)) return;
+        if (child.exitCode !== null) break;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      if (child.exitCode !== null && !/Address already in use/.test(err)) throw new Error(`nginx did not start: ${err}`);
+    }
+    throw new Error('nginx: no free port');
+  };
+  await launch();
+  const fixedPort = port;
+  const handle: NginxCache = {
+    url: `http://127.0.0.1:${fixedPort}`,
+    root,
+    dir,
+    port: fixedPort,
+    async start() {
+      port = fixedPort;
+      writeFileSync(join(dir, 'nginx.conf'), nginxConfig(root, dir, fixedPort));
+      child = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
+      for (let i = 0; i < 100 && !(await portOpen(fixedPort)); i++) await new Promise((r) => setTimeout(r, 50));
+    },
+    async stop() {
+      const c = child;
+      if (!c || c.exitCode !== null) return;
+      const done = new Promise<void>((r) => c.once('exit', () => r()));
+      c.kill('SIGTERM');
+      await done;
+    },
+    setFault(kind, on) {
+      const f = join(dir, kind);
+      if (on) writeFileSync(f, '1');
+      else {
+        try {
+          unlinkSync(f);
+        } catch {
+          // already off
+        }
+      }
+    },
+  };
+  return handle;
+}
+

@@ -1,0 +1,229 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import S3rver from 's3rver';
+import { appendLines } from '../src/cache/backend.js';
+import { HttpCache } from '../src/cache/http-cache.js';
+import { S3Cache, signV4 } from '../src/cache/s3-cache.js';
+import { parsePublicKey } from '../src/nix/nix-key.js';
+import { checkBundle } from '../src/trace/bundle.js';
+import { FIXTURES, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, waitFor, type DaemonHandle } from './helpers.js';
+import { startNginx, type NginxCache } from './nginx.js';
+
+function traceFiles(root: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  let names: string[] = [];
+  try {
+    names = readdirSync(join(root, 'traces'));
+  } catch {
+    return out;
+  }
+  for (const n of names) if (!n.includes('.tmp') && !n.endsWith('.lock')) out.set(n, readFileSync(join(root, 'traces', n), 'utf8').split('\n').filter(Boolean));
+  return out;
+}
+
+async function buildMany(d: DaemonHandle, n: number, prefix: string): Promise<string[]> {
+  const args = [join(FIXTURES, 'many.nix'), '--argstr', 'salt', salt(), '--arg', 'n', String(n), '--argstr', 'prefix', prefix];
+  const drvs = (await must('nix-instantiate', args, { env: nixEnv() })).stdout.trim().split('\n');
+  const b = await nixBuildWithHook(d.spool, args);
+  assert.equal(b.code, 0, b.stderr);
+  return drvs;
+}
+
+async function status(d: DaemonHandle): Promise<{ caches: { url: string; pending: number; failed: number; done: number; lastError: { message: string } | null }[] }> {
+  return JSON.parse((await d.cli(['status', '--json'])).stdout) as never;
+}
+
+test('SigV4 signing reproduces AWS\'s published example (GET Object, virtual-hosted)', () => {
+  const h = signV4({
+    method: 'GET',
+    url: new URL('http://examplebucket.s3.amazonaws.com/test.txt'),
+    host: 'examplebucket.s3.amazonaws.com',
+    body: Buffer.alloc(0),
+    headers: { Range: 'bytes=0-9' },
+    region: 'us-east-1',
+    creds: { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY' },
+    date: new Date('2013-05-24T00:00:00Z'),
+  });
+  assert.match(h['authorization'] ?? '', /Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41$/);
+});
+
+describe('publishing to a file:// cache and to nginx (WebDAV PUT with conditional writes)', () => {
+  let nginx: NginxCache;
+  let fileCache: string;
+  let d: DaemonHandle;
+
+  before(async () => {
+    nginx = await startNginx();
+    fileCache = join(tempDir('file-cache-'), 'cache');
+    d = await startDaemon({ extraConfig: { caches: [{ url: `file://${fileCache}` }, { url: nginx.url }], uploadOutputs: true } });
+  });
+  after(async () => {
+    await d.stop();
+    await nginx.stop();
+  });
+
+  test('outputs then traces land in both caches; stock Nix reads the outputs back; traces verify', async () => {
+    const s = salt();
+    const fodHash = (await import('node:crypto')).createHash('sha256').update(`fixed-${s}\n`).digest('hex');
+    const args = [join(FIXTURES, 'scope.nix'), '--argstr', 'salt', s, '--argstr', 'fodHash', fodHash, '-A', 'ia3', '-A', 'deferred'];
+    const b = await nixBuildWithHook(d.spool, args);
+    assert.equal(b.code, 0, b.stderr);
+    const outs = b.stdout.trim().split('\n');
+    const p = await d.cli(['push', '--wait']);
+    assert.equal(p.code, 0, p.stdout + p.stderr);
+    for (const store of [`file://${fileCache}`, nginx.url]) {
+      const r = await run('nix', ['path-info', '--json', '--store', store, ...outs], { env: nixEnv() });
+      assert.equal(r.code, 0, `${store}: ${r.stderr}`);
+      const infos = JSON.parse(r.stdout) as { path: string; valid?: boolean }[];
+      assert.equal(infos.filter((i) => i.valid !== false).length, outs.length, `${store} serves every output`);
+    }
+    const pub = parsePublicKey(d.keys.publicKey);
+    for (const root of [fileCache, nginx.root]) {
+      const files = traceFiles(root);
+      assert.ok(files.size >= 8, `traces in ${root}`);
+      for (const [h, lines] of files) {
+        assert.equal(lines.length, 1, `${h}: one line per key`);
+        const c = checkBundle(lines[0] as string, [pub]);
+        assert.ok(c.ok && c.value.statement.resolvedInputHash === h);
+      }
+    }
+    // the consumer side: the whole closure verifies from each cache alone
+    const policy = join(tempDir(), 'p.json');
+    (await import('node:fs')).writeFileSync(policy, JSON.stringify({ keys: { b: { publicKey: d.keys.publicKey } }, trust: 'b' }));
+    const drv = (await must('nix-instantiate', [...args.slice(0, 7), '-A', 'deferred'], { env: nixEnv() })).stdout.trim();
+    for (const store of [`file://${fileCache}`, nginx.url]) {
+      const v = await run(VERIFY_CLI, [drv, '--policy', policy, '--cache', store]);
+      assert.equal(v.code, 0, `${store}: ${v.stdout}${v.stderr}`);
+    }
+    const st = await status(d);
+    for (const c of st.caches) assert.equal(c.pending, 0);
+  });
+
+  test('nginx stopped during 100 builds: status reports the outage, every trace arrives once after', async () => {
+    await nginx.stop();
+    const drvs = await buildMany(d, 100, 'outage');
+    await waitFor(async () => (await status(d)).caches.some((c) => c.url === nginx.url && c.pending >= 100 && c.lastError !== null), 30_000, 'outage in status');
+    const st = await status(d);
+    const n = st.caches.find((c) => c.url === nginx.url);
+    assert.match(n?.lastError?.message ?? '', /ECONNREFUSED|connect/);
+    const human = await d.cli(['status']);
+    assert.match(human.stdout, /last error/);
+    const p1 = await d.cli(['push', '--wait']);
+    assert.equal(p1.code, 1, 'push --wait reports the failure while the cache is down');
+    await nginx.start();
+    const p2 = await d.cli(['push', '--wait']);
+    assert.equal(p2.code, 0, p2.stdout);
+    const files = traceFiles(nginx.root);
+    const db = new (await import('better-sqlite3')).default(d.dbFile, { readonly: true });
+    const hashes = drvs.map((p) => (db.prepare('SELECT rdrv_hash FROM traces WHERE rdrv_path = ?').get(p) as { rdrv_hash: string }).rdrv_hash);
+    db.close();
+    for (const h of hashes) assert.equal(files.get(h)?.length, 1, `traces/${h} has exactly one line`);
+  });
+
+  test('5xx answers and a slow server delay publication, never lose it', async () => {
+    nginx.setFault('fail503', true);
+    const drvs = await buildMany(d, 20, 'fivexx');
+    await waitFor(async () => /503/.test((await status(d)).caches.find((c) => c.url === nginx.url)?.lastError?.message ?? ''), 30_000, '503 in status');
+    nginx.setFault('fail503', false);
+    nginx.setFault('slow', true);
+    const p = await d.cli(['push', '--wait']);
+    nginx.setFault('slow', false);
+    assert.equal(p.code, 0, p.stdout);
+    assert.equal(drvs.length, 20);
+    for (const lines of traceFiles(nginx.root).values()) assert.equal(lines.length, 1);
+  });
+});
+
+describe('two daemons with different keys publish the same derivations at the same time', () => {
+  test('every resolved derivation ends with both lines, each once (file:// lock and nginx 412)', async () => {
+    const nginx = await startNginx();
+    const fileCache = join(tempDir('shared-cache-'), 'cache');
+    const caches = [{ url: `file://${fileCache}` }, { url: nginx.url }];
+    const [d1, d2] = await Promise.all([startDaemon({ keyName: 'conc-1', extraConfig: { caches } }), startDaemon({ keyName: 'conc-2', extraConfig: { caches } })]);
+    try {
+      const staging = tempDir('staging-');
+      const args = [join(FIXTURES, 'many.nix'), '--argstr', 'salt', salt(), '--arg', 'n', '60', '--argstr', 'prefix', 'conc'];
+      const b = await nixBuildWithHook(staging, args);
+      assert.equal(b.code, 0);
+      const { copyFileSync } = await import('node:fs');
+      for (const f of readdirSync(staging)) {
+        copyFileSync(join(staging, f), join(d1.spool, f));
+        copyFileSync(join(staging, f), join(d2.spool, f));
+      }
+      const [p1, p2] = await Promise.all([d1.cli(['push', '--wait']), d2.cli(['push', '--wait'])]);
+      assert.equal(p1.code, 0, p1.stdout);
+      assert.equal(p2.code, 0, p2.stdout);
+      const keys = [parsePublicKey(d1.keys.publicKey), parsePublicKey(d2.keys.publicKey)];
+      for (const root of [fileCache, nginx.root]) {
+        const files = traceFiles(root);
+        assert.equal(files.size, 60);
+        for (const [h, lines] of files) {
+          assert.equal(lines.length, 2, `${root}/traces/${h}`);
+          const signers = lines.map((l) => {
+            const c = checkBundle(l, keys);
+            assert.ok(c.ok);
+            return c.value.key.name;
+          });
+          assert.deepEqual(signers.sort(), ['conc-1', 'conc-2']);
+        }
+      }
+    } finally {
+      await Promise.all([d1.stop(), d2.stop(), nginx.stop()]);
+    }
+  });
+
+  test('concurrent appends to one object: nginx answers 412/409 and no line is lost', async () => {
+    const nginx = await startNginx();
+    try {
+      const c = new HttpCache(nginx.url);
+      await Promise.all(Array.from({ length: 40 }, (_, i) => appendLines(c, 'traces/contended', [`{"writer":${i}}`])));
+      const lines = (await c.get('traces/contended'))?.body.toString().trim().split('\n') ?? [];
+      assert.equal(lines.length, 40);
+      assert.equal(new Set(lines).size, 40);
+      assert.equal(await c.putIf('traces/contended', Buffer.from('x'), '"stale"', 'text/plain'), false, 'a stale If-Match is refused');
+      assert.equal(await c.putIf('traces/contended', Buffer.from('x'), undefined, 'text/plain'), false, 'If-None-Match: * on an existing object is refused');
+    } finally {
+      await nginx.stop();
+    }
+  });
+});
+
+describe('publishing to an S3-compatible server (s3rver from npm)', () => {
+  test('path-style and virtual-hosted publishing, read back by trace-verify', async () => {
+    const dir = tempDir('s3-');
+    const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: 'cache' }, { name: 'cache.localhost' }] });
+    const { port } = await server.run();
+    const env = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
+    Object.assign(process.env, env);
+    const pathUrl = `s3://cache?endpoint=http://127.0.0.1:${port}&region=us-east-1`;
+    const vhostUrl = `s3://cache?endpoint=http://localhost:${port}&region=us-east-1&addressing-style=virtual`;
+    const d = await startDaemon({ extraConfig: { caches: [{ url: pathUrl }, { url: vhostUrl }] } });
+    try {
+      const drvs = await buildMany(d, 10, 's3');
+      const p = await d.cli(['push', '--wait']);
+      assert.equal(p.code, 0, p.stdout + p.stderr);
+      const policy = join(dir, 'p.json');
+      (await import('node:fs')).writeFileSync(policy, JSON.stringify({ keys: { k: { publicKey: d.keys.publicKey } }, trust: 'k' }));
+      for (const u of [pathUrl, vhostUrl]) {
+        for (const drv of drvs.slice(0, 3)) {
+          const v = await run(VERIFY_CLI, [drv, '--policy', policy, '--cache', u]);
+          assert.equal(v.code, 0, `${u}: ${v.stdout}${v.stderr}`);
+        }
+      }
+      // the objects are really in two different buckets
+      const a = S3Cache.fromUrl(pathUrl);
+      const listed = readdirSync(join(dir, 'cache.localhost'), { recursive: true }).length;
+      assert.ok(listed > 0);
+      assert.ok((await a.get('traces/nonexistent')) === undefined);
+      // a wrong access key is a permanent error, reported and not retried forever
+      process.env['AWS_ACCESS_KEY_ID'] = 'NOBODY';
+      await assert.rejects(appendLines(S3Cache.fromUrl(pathUrl), 'traces/x', ['{}']), (e: { permanent?: boolean }) => e.permanent === true);
+    } finally {
+      Object.assign(process.env, env);
+      await d.stop();
+      await server.close();
+    }
+  });
+});
