@@ -76,6 +76,12 @@ export function verifyDetached(k: NixPublicKey, message: Uint8Array | string, si
   return verify(null, typeof message === 'string' ? Buffer.from(message, 'utf8') : message, k.key, sig);
 }
 
+/** The same check in libuv's thread pool, so many signatures verify on all cores. */
+export function verifyDetachedAsync(k: NixPublicKey, message: Uint8Array, sig: Uint8Array): Promise<boolean> {
+  if (sig.length !== 64) return Promise.resolve(false);
+  return new Promise((resolve) => verify(null, message, k.key, sig, (err, ok) => resolve(err ? false : ok)));
+}
+
 /** `<keyName>:<base64 signature>`, as in narinfo `Sig:` lines. */
 export function signFingerprint(k: NixSecretKey, fingerprint: string): string {
   return `${k.name}:${Buffer.from(signDetached(k, fingerprint)).toString('base64')}`;

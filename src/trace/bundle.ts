@@ -1,5 +1,5 @@
 import { BuildtraceError } from '../errors.js';
-import { signDetached, verifyDetached, type NixPublicKey, type NixSecretKey } from '../nix/nix-key.js';
+import { signDetached, verifyDetached, verifyDetachedAsync, type NixPublicKey, type NixSecretKey } from '../nix/nix-key.js';
 import { isObject, parseStrictJson, type JsonValue } from '../util/strict-json.js';
 import { IN_TOTO_PAYLOAD_TYPE, pae } from './dsse.js';
 import { builderId, parseStatement, type ParsedStatement } from './statement.js';
@@ -34,11 +34,14 @@ export type BundleCheck =
   | { readonly ok: true; readonly value: VerifiedBundle }
   | { readonly ok: false; readonly reason: 'malformed' | 'key-not-admitted' | 'signature-invalid' | 'builder-mismatch'; readonly detail: string };
 
-/**
- * Checks one bundle line against the admitted keys. A key hint only selects a
- * candidate; identity comes from the key whose signature verifies.
- */
-export function checkBundle(line: string, keys: readonly NixPublicKey[]): BundleCheck {
+interface Prepared {
+  readonly payload: Buffer;
+  readonly signed: Buffer;
+  readonly candidates: ReadonlyArray<{ readonly key: NixPublicKey; readonly sig: Buffer }>;
+}
+
+/** Parses the envelope once and pairs each signature with the admitted key its hint names. */
+function prepare(line: string, keys: readonly NixPublicKey[]): Prepared | BundleCheck {
   let env: JsonValue;
   try {
     const b = parseStrictJson(line, 'bundle');
@@ -51,29 +54,51 @@ export function checkBundle(line: string, keys: readonly NixPublicKey[]): Bundle
     return { ok: false, reason: 'malformed', detail: (err as Error).message };
   }
   const payload = Buffer.from(env['payload'] as string, 'base64');
-  const signed = pae(IN_TOTO_PAYLOAD_TYPE, payload);
-  let sawAdmitted = false;
+  const candidates: { key: NixPublicKey; sig: Buffer }[] = [];
   for (const s of env['signatures'] as JsonValue[]) {
     if (!isObject(s) || typeof s['sig'] !== 'string') continue;
     const sig = Buffer.from(s['sig'], 'base64');
     const hint = typeof s['keyid'] === 'string' ? s['keyid'] : undefined;
-    for (const k of keys) {
-      if (hint !== undefined && hint !== '' && hint !== k.fingerprint) continue;
-      sawAdmitted = true;
-      if (!verifyDetached(k, signed, sig)) continue;
-      let statement: ParsedStatement;
-      try {
-        statement = parseStatement(parseStrictJson(payload.toString('utf8'), 'statement'));
-      } catch (err) {
-        return { ok: false, reason: 'malformed', detail: (err as Error).message };
-      }
-      if (statement.builderId !== builderId(k.fingerprint)) {
-        return { ok: false, reason: 'builder-mismatch', detail: `runDetails.builder.id ${statement.builderId} is not the verifying key ${k.name}` };
-      }
-      return { ok: true, value: { key: k, statement, statementBytes: payload } };
-    }
+    // A hint only selects a candidate; identity comes from the key whose signature verifies.
+    for (const key of keys) if (hint === undefined || hint === '' || hint === key.fingerprint) candidates.push({ key, sig });
   }
-  return sawAdmitted
+  return { payload, signed: pae(IN_TOTO_PAYLOAD_TYPE, payload), candidates };
+}
+
+function finish(p: Prepared, key: NixPublicKey): BundleCheck {
+  let statement: ParsedStatement;
+  try {
+    statement = parseStatement(parseStrictJson(p.payload.toString('utf8'), 'statement'));
+  } catch (err) {
+    return { ok: false, reason: 'malformed', detail: (err as Error).message };
+  }
+  if (statement.builderId !== builderId(key.fingerprint)) {
+    return { ok: false, reason: 'builder-mismatch', detail: `runDetails.builder.id ${statement.builderId} is not the verifying key ${key.name}` };
+  }
+  return { ok: true, value: { key, statement, statementBytes: p.payload } };
+}
+
+function noneVerified(p: Prepared): BundleCheck {
+  return p.candidates.length > 0
     ? { ok: false, reason: 'signature-invalid', detail: 'no signature verifies under the admitted key it names' }
     : { ok: false, reason: 'key-not-admitted', detail: 'signed by a key the policy does not admit' };
+}
+
+/**
+ * Checks one bundle line against the admitted keys: envelope shape, pure Ed25519
+ * over the DSSE PAE, statement shape, and that the statement names the key as builder.
+ */
+export function checkBundle(line: string, keys: readonly NixPublicKey[]): BundleCheck {
+  const p = prepare(line, keys);
+  if ('ok' in p) return p;
+  for (const c of p.candidates) if (verifyDetached(c.key, p.signed, c.sig)) return finish(p, c.key);
+  return noneVerified(p);
+}
+
+/** checkBundle with the signature checked in libuv's thread pool (trace-verify over large closures). */
+export async function checkBundleAsync(line: string, keys: readonly NixPublicKey[]): Promise<BundleCheck> {
+  const p = prepare(line, keys);
+  if ('ok' in p) return p;
+  for (const c of p.candidates) if (await verifyDetachedAsync(c.key, p.signed, c.sig)) return finish(p, c.key);
+  return noneVerified(p);
 }

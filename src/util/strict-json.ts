@@ -21,20 +21,27 @@ export function parseStrictJson(text: string, subject = 'JSON', maxDepth = 64): 
   const str = (): string => {
     const start = pos;
     pos++; // opening quote
+    let escaped = false;
     for (;;) {
       const c = text.charCodeAt(pos);
       if (Number.isNaN(c)) fail('unterminated string');
       if (c === 0x22) break;
       if (c < 0x20) fail('control character in string');
-      pos += c === 0x5c ? 2 : 1;
+      if (c === 0x5c) {
+        escaped = true;
+        pos += 2;
+      } else pos++;
     }
     pos++;
+    // only strings with escapes need JSON's decoder (most keys and base64 payloads have none)
+    if (!escaped) return text.slice(start + 1, pos - 1);
     try {
       return JSON.parse(text.slice(start, pos)) as string;
     } catch {
       return fail('bad string escape');
     }
   };
+  const LITERAL = /true|false|null|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
   const value = (depth: number): JsonValue => {
     if (depth > maxDepth) fail('nesting too deep');
     ws();
@@ -86,7 +93,8 @@ export function parseStrictJson(text: string, subject = 'JSON', maxDepth = 64): 
       }
     }
     if (c === '"') return str();
-    const m = /^(?:true|false|null|-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?)/.exec(text.slice(pos, pos + 400));
+    LITERAL.lastIndex = pos;
+    const m = LITERAL.exec(text);
     if (!m) return fail('unexpected character');
     pos += m[0].length;
     return m[0] === 'true' ? true : m[0] === 'false' ? false : m[0] === 'null' ? null : Number(m[0]);

@@ -8,7 +8,7 @@ import type { DrvLoader } from '../store/drv-loader.js';
 import { parsePreimage, reportDataFor } from '../tee/binding.js';
 import { verifyEvidence } from '../tee/evidence.js';
 import { loadRoots } from '../tee/roots.js';
-import { checkBundle } from '../trace/bundle.js';
+import { checkBundleAsync } from '../trace/bundle.js';
 import type { ParsedStatement } from '../trace/statement.js';
 import type { BundleSource } from './sources.js';
 import { describeTrust, missing, satisfies, type TrustPolicy } from './trust-policy.js';
@@ -253,7 +253,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
       for (const { line, where } of lines) {
         if (seen.has(line)) continue;
         seen.add(line);
-        const c = checkBundle(line, allKeys);
+        const c = await checkBundleAsync(line, allKeys);
         if (!c.ok) {
           problems.push({ drv: p, code: c.reason, resolvedDrv: rdrvPath, detail: c.detail, where });
           continue;
