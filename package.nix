@@ -1,0 +1,31 @@
+# buildtrace for Nix: trace-hook, trace-daemon, trace-verify.
+{ lib, buildNpmPackage, nodejs_22, python3, coreutils }:
+let
+  manifest = builtins.fromJSON (builtins.readFile ./package.json);
+in
+buildNpmPackage {
+  pname = manifest.name;
+  inherit (manifest) version;
+  src = lib.fileset.toSource {
+    root = ./.;
+    fileset = lib.fileset.unions [ ./package.json ./package-lock.json ./tsconfig.json ./src ./daemon ./verify ./hook ./schemas ./test ./bench ];
+  };
+  nodejs = nodejs_22;
+  # `nix build` prints the right value the first time (the lock file pins every tarball).
+  npmDepsHash = lib.fakeHash;
+  # better-sqlite3 is compiled from source by node-gyp; the sandbox has no network.
+  nativeBuildInputs = [ python3 ];
+  npmBuildScript = "build";
+  postInstall = ''
+    hook=$out/lib/node_modules/${manifest.name}/hook/trace-hook
+    substituteInPlace $hook \
+      --replace-fail '@spool@' /var/spool/buildtrace \
+      --replace-fail '@mv@' ${coreutils}/bin/mv
+  '';
+  meta = {
+    description = manifest.description;
+    license = lib.licenses.asl20;
+    mainProgram = "trace-verify";
+    platforms = lib.platforms.linux;
+  };
+}

@@ -1,0 +1,121 @@
+import assert from 'node:assert/strict';
+import { chmodSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { validateAgainst } from '../src/util/schema.js';
+import type { JsonValue } from '../src/util/strict-json.js';
+import { must, nixEnv, ROOT, run, tempDir } from './helpers.js';
+
+const nixFiles = (): string[] => {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const n of readdirSync(join(ROOT, d), { withFileTypes: true })) {
+      if (n.name === 'node_modules' || n.name === 'dist' || n.name.startsWith('.')) continue;
+      const p = d === '' ? n.name : `${d}/${n.name}`;
+      if (n.isDirectory()) walk(p);
+      else if (n.name.endsWith('.nix')) out.push(p);
+    }
+  };
+  walk('');
+  return out;
+};
+
+const baseCfg = {
+  enable: true,
+  signingKeyFile: '/var/lib/buildtrace-keys/builder.sec',
+  caches: ['file:///srv/cache', 's3://nix-cache?endpoint=https://garage.example.org&region=garage'],
+  uploadOutputs: true,
+  localOnly: false,
+  chainPostBuildHook: null,
+  spoolDir: '/var/spool/buildtrace',
+  tee: { provider: 'sev-snp', perTrace: false, allowSimulated: false },
+  settings: { batchSize: 200, storeInfo: 'auto' },
+};
+
+interface Evaluated {
+  enabled: boolean;
+  options: string[];
+  daemonConfig: JsonValue;
+  serviceConfig: Record<string, unknown>;
+  hookText: string;
+  tmpfiles: string[];
+  failedAssertions: string[];
+  package: Record<string, unknown>;
+}
+
+async function evaluate(cfg: unknown): Promise<Evaluated> {
+  const expr = `import ${join(ROOT, 'test/fixtures/nixos-eval.nix')} { cfg = builtins.fromJSON ${JSON.stringify(JSON.stringify(cfg))}; }`;
+  const r = await must('nix-instantiate', ['--eval', '--strict', '--json', '--read-write-mode', '-E', expr], { env: nixEnv() });
+  return JSON.parse(r.stdout) as Evaluated;
+}
+
+test('every .nix file parses', async () => {
+  const files = nixFiles();
+  for (const f of ['flake.nix', 'package.nix', 'nixos-module/default.nix', 'nixos-module/test.nix']) assert.ok(files.includes(f), f);
+  for (const f of files) {
+    const r = await run('nix-instantiate', ['--parse', join(ROOT, f)], { env: nixEnv() });
+    assert.equal(r.code, 0, `${f}: ${r.stderr}`);
+  }
+});
+
+test('the module evaluates; the daemon configuration it generates validates against the schema', async () => {
+  const e = await evaluate(baseCfg);
+  assert.equal(e.enabled, true);
+  for (const o of ['enable', 'package', 'settings', 'signingKeyFile', 'tee', 'caches', 'uploadOutputs', 'chainPostBuildHook']) assert.ok(e.options.includes(o), o);
+  validateAgainst('daemon-config.schema.json', e.daemonConfig, 'generated config', 'CONFIG_INVALID');
+  const dc = e.daemonConfig as Record<string, unknown>;
+  assert.equal(dc['signingKeyFile'], '/run/credentials/buildtrace.service/signing-key');
+  assert.equal(dc['batchSize'], 200);
+  assert.deepEqual(e.serviceConfig['LoadCredential'], ['signing-key:/var/lib/buildtrace-keys/builder.sec']);
+  assert.equal(e.serviceConfig['ProtectSystem'], 'strict');
+  assert.equal(e.serviceConfig['NoNewPrivileges'], true);
+  assert.equal(e.serviceConfig['MemoryDenyWriteExecute'], false, 'V8 needs W+X pages');
+  assert.equal(e.serviceConfig['ProtectKernelTunables'], false, 'configfs-tsm lives under /sys');
+  assert.ok((e.serviceConfig['ReadWritePaths'] as string[]).includes('/sys/kernel/config/tsm/report'));
+  assert.ok((e.serviceConfig['ReadWritePaths'] as string[]).includes('/srv/cache'));
+  assert.deepEqual(e.tmpfiles, ['d /var/spool/buildtrace 0700 root root - -']);
+  assert.deepEqual(e.failedAssertions, []);
+});
+
+test('assertions explain what is wrong', async () => {
+  const inStore = await evaluate({ ...baseCfg, signingKeyFile: '/nix/store/00000000000000000000000000000000-key.sec' });
+  assert.equal(inStore.failedAssertions.length, 1);
+  assert.match(inStore.failedAssertions[0] as string, /inside the Nix store/);
+  const noCache = await evaluate({ ...baseCfg, caches: [] });
+  assert.match(noCache.failedAssertions[0] as string, /caches is empty/);
+  assert.deepEqual((await evaluate({ ...baseCfg, caches: [], localOnly: true })).failedAssertions, []);
+  const sim = await evaluate({ ...baseCfg, tee: { provider: 'simulated', perTrace: false, allowSimulated: false } });
+  assert.match(sim.failedAssertions[0] as string, /proves nothing about hardware/);
+});
+
+test('the generated hook chains a previous hook, keeps its status and still records the build', async () => {
+  const dir = tempDir();
+  const prev = join(dir, 'prev-hook');
+  writeFileSync(prev, '#!/bin/sh\necho previous ran >&2\nexit 3\n');
+  chmodSync(prev, 0o755);
+  const spool = join(dir, 'spool');
+  (await import('node:fs')).mkdirSync(spool);
+  const e = await evaluate({ ...baseCfg, chainPostBuildHook: prev, spoolDir: spool });
+  // the module points at the packaged hook; run it against the repository's hook instead
+  const text = e.hookText.replace(/\S*\/bin\/trace-hook/, join(ROOT, 'hook/trace-hook'));
+  const hook = join(dir, 'hook');
+  writeFileSync(hook, text);
+  chmodSync(hook, 0o755);
+  const r = await run('/bin/sh', [hook], { env: { PATH: '/usr/bin:/bin', DRV_PATH: '/nix/store/7kf39nh5dgw2airf6njpy8q6rsnyb4kb-b.drv', OUT_PATHS: '' } });
+  assert.equal(r.code, 3, 'the previous hook\'s status is kept');
+  assert.match(r.stderr, /previous ran/);
+  assert.equal(readdirSync(spool).length, 1, 'the build is recorded anyway');
+});
+
+test('the package expression evaluates: name and version from package.json, hook paths fixed at build time', async () => {
+  const e = await evaluate(baseCfg);
+  const pkgJson = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { name: string; version: string };
+  assert.equal(e.package['pname'], pkgJson.name);
+  assert.equal(e.package['version'], pkgJson.version);
+  assert.equal(e.package['npmBuildScript'], 'build');
+  assert.equal(e.package['nodejs'], 'nodejs_22');
+  assert.match(String(e.package['postInstall']), /@spool@' \/var\/spool\/buildtrace/);
+  assert.match(String(e.package['postInstall']), /@mv@' \/coreutils\/bin\/mv/);
+  const hook = readFileSync(join(ROOT, 'hook/trace-hook'), 'utf8');
+  assert.ok(hook.includes('@spool@') && hook.includes('@mv@'), 'the placeholders the package substitutes exist');
+});
