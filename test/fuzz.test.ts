@@ -96,6 +96,20 @@ test('strict JSON agrees with JSON.parse on valid JSON and rejects duplicate key
   );
   fc.assert(fc.property(fc.string({ maxLength: 100 }), (s) => onlyOwnErrors(() => parseStrictJson(s))), { numRuns: RUNS });
   assert.throws(() => parseStrictJson('{"a":1,"a":2}'), { code: 'JSON_INVALID' });
+  // the fast path (native parse + colon arithmetic) must never let a repeated key through,
+  // whatever colons or \u escapes the strings around it hold
+  fc.assert(
+    fc.property(fc.dictionary(fc.string({ maxLength: 6 }), fc.jsonValue({ maxDepth: 2 }), { minKeys: 1, maxKeys: 5 }), fc.nat(), fc.jsonValue({ maxDepth: 1 }), (obj, pick, extra) => {
+      const keys = Object.keys(obj);
+      const k = keys[pick % keys.length] as string;
+      const body = JSON.stringify(obj);
+      const dup = body.slice(0, -1) + (body.length > 2 ? ',' : '') + JSON.stringify(k) + ':' + JSON.stringify(extra) + '}';
+      assert.throws(() => parseStrictJson(dup), { code: 'JSON_INVALID' });
+      const escaped = dup.replace(/:"/, ':"\\u003a');
+      assert.throws(() => parseStrictJson(escaped), { code: 'JSON_INVALID' });
+    }),
+    { numRuns: RUNS },
+  );
   assert.throws(() => parseStrictJson('['.repeat(100) + ']'.repeat(100)), { code: 'JSON_INVALID' });
 });
 

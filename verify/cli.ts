@@ -236,7 +236,7 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
   const r = await verifyClosure(drv, {
     policy,
     sources,
-    loader: new DrvLoader(),
+    loader: new DrvLoader('/nix/store', Number.POSITIVE_INFINITY),
     ...(a.lists.has('output') ? { requiredOutputs: a.lists.get('output') as string[] } : {}),
     ...(atText ? { at: new Date(atText) } : {}),
     ...(tty ? { progress: (d: number, t: number) => void process.stderr.write(`\rtrace-verify: ${d}/${t} derivations${d === t ? '\n' : ''}`) } : {}),

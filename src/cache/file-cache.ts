@@ -25,7 +25,15 @@ export class FileCache implements CacheBackend {
   async get(key: string): Promise<CacheObject | undefined> {
     try {
       const body = readFileSync(join(this.root, safeKey(key)));
-      return { body, etag: etagOf(body) };
+      // the version token is only needed by writers; compute it when asked
+      let etag: string | undefined;
+      return {
+        body,
+        get etag(): string {
+          etag ??= etagOf(body);
+          return etag;
+        },
+      };
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw new CacheError(`${this.url}/${key}: ${(err as Error).message}`, false);

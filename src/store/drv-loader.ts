@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { BuildtraceError } from '../errors.js';
 import { parseDerivation } from '../nix/aterm.js';
 import type { Derivation } from '../nix/derivation.js';
@@ -23,6 +23,7 @@ export class DrvLoader {
   private readonly cache = new Map<string, LoadedDrv>();
   constructor(
     private readonly storeDir = '/nix/store',
+    /** The daemon keeps a few thousand; the verifier holds a whole closure. */
     private readonly maxEntries = 2000,
   ) {}
 
@@ -36,28 +37,22 @@ export class DrvLoader {
     }
     const sp = parseStorePath(path, this.storeDir);
     if (!sp.name.endsWith('.drv')) throw new BuildtraceError('DERIVATION_INVALID', `${path} is not a .drv file`, { subject: path });
-    let fd: number;
+    let buf: Buffer;
     try {
-      fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch (err) {
-      throw new BuildtraceError('FILE_UNREADABLE', `cannot read derivation ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { subject: path, cause: err });
-    }
-    let text: string;
-    try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) throw new BuildtraceError('DERIVATION_INVALID', `${path} is not a regular file`, { subject: path });
-      if (st.size > MAX_DRV_BYTES) throw new BuildtraceError('DERIVATION_INVALID', `${path} is larger than ${MAX_DRV_BYTES} bytes`, { subject: path });
-      const buf = Buffer.alloc(st.size);
-      let off = 0;
-      while (off < buf.length) {
-        const n = readSync(fd, buf, off, buf.length - off, off);
-        if (n === 0) break;
-        off += n;
+      // never through a symlink
+      const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+      try {
+        buf = readFileSync(fd);
+      } finally {
+        closeSync(fd);
       }
-      text = buf.subarray(0, off).toString('latin1');
-    } finally {
-      closeSync(fd);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'EISDIR') throw new BuildtraceError('DERIVATION_INVALID', `${path} is not a regular file`, { subject: path });
+      throw new BuildtraceError('FILE_UNREADABLE', `cannot read derivation ${path}: ${code === 'ELOOP' ? 'is a symlink' : (code ?? (err as Error).message)}`, { subject: path, cause: err });
     }
+    if (buf.length > MAX_DRV_BYTES) throw new BuildtraceError('DERIVATION_INVALID', `${path} is larger than ${MAX_DRV_BYTES} bytes`, { subject: path });
+    const text = buf.toString('latin1');
     const drv = parseDerivation(text, path);
     const computed = printStorePath(derivationStorePath(drv, text, this.storeDir));
     if (computed !== path) {

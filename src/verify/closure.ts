@@ -9,6 +9,7 @@ import { parsePreimage, reportDataFor } from '../tee/binding.js';
 import { verifyEvidence } from '../tee/evidence.js';
 import { loadRoots } from '../tee/roots.js';
 import { checkBundleAsync } from '../trace/bundle.js';
+import { BundlePool } from './bundle-pool.js';
 import type { ParsedStatement } from '../trace/statement.js';
 import type { BundleSource } from './sources.js';
 import { describeTrust, missing, satisfies, type TrustPolicy } from './trust-policy.js';
@@ -194,6 +195,8 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     throw new BuildtraceError('FILE_UNREADABLE', `cannot read the derivation graph of ${target}: ${errorMessage(err)}`, { subject: target });
   }
   const results = new Map<string, NodeResult>();
+  // worker threads pay off once there are many bundles to check
+  const pool = order.length >= Number(process.env["BUILDTRACE_POOL_MIN"] ?? 500) ? new BundlePool(allKeys) : undefined;
 
   const processNode = async (p: string): Promise<void> => {
     const drv = loader.drv(p);
@@ -233,7 +236,11 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
         chosen.set(dc.drv, dc.claims[rest % dc.claims.length] as Claim);
         rest = Math.floor(rest / dc.claims.length);
       }
-      const res = resolveDerivation(drv, (d, o) => chosen.get(d)?.outputs.get(o)?.path, storeDir);
+      // a derivation without input derivations is its own resolution
+      const res =
+        drv.inputDrvs.size === 0
+          ? { drv, path: parseStorePath(p, storeDir) }
+          : resolveDerivation(drv, (d, o) => chosen.get(d)?.outputs.get(o)?.path, storeDir);
       const rdrvPath = printStorePath(res.path);
       const h = res.path.hashPart;
       // input NAR digests the chosen dependency claims vouch for
@@ -253,7 +260,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
       for (const { line, where } of lines) {
         if (seen.has(line)) continue;
         seen.add(line);
-        const c = await checkBundleAsync(line, allKeys);
+        const c = pool ? await pool.check(line) : await checkBundleAsync(line, allKeys);
         if (!c.ok) {
           problems.push({ drv: p, code: c.reason, resolvedDrv: rdrvPath, detail: c.detail, where });
           continue;
@@ -331,15 +338,22 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   }
   const byLevel: string[][] = [];
   for (const p of order) (byLevel[level.get(p) as number] ??= []).push(p);
-  const conc = opts.concurrency ?? 16;
+  // within a level, keep `conc` derivations in flight (signatures verify in the thread pool)
+  const conc = opts.concurrency ?? (pool ? 512 : 32);
   let done = 0;
   for (const ps of byLevel) {
-    for (let i = 0; i < ps.length; i += conc) {
-      await Promise.all(ps.slice(i, i + conc).map(processNode));
-      done += Math.min(conc, ps.length - i);
-      opts.progress?.(done, order.length);
-    }
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < ps.length) {
+        const p = ps[next++] as string;
+        await processNode(p);
+        if (++done % 256 === 0 || done === order.length) opts.progress?.(done, order.length);
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(conc, ps.length) }, worker));
   }
+
+  await pool?.close();
 
   // Top-down: a target output map, every entry reachable from it, and the trust tree at every position.
   const root = results.get(target) as NodeResult;

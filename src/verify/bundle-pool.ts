@@ -1,0 +1,61 @@
+import { availableParallelism } from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { NixPublicKey } from '../nix/nix-key.js';
+import type { BundleCheck } from '../trace/bundle.js';
+import type { WorkerResult } from './bundle-worker.js';
+
+/**
+ * Bundle checks on worker threads, batched: over a large closure, parsing and Ed25519
+ * verification are most of the work, and they are independent per bundle.
+ */
+export class BundlePool {
+  private readonly workers: Worker[];
+  private readonly byFp: Map<string, NixPublicKey>;
+  private queue: { line: string; resolve: (c: BundleCheck) => void }[] = [];
+  private readonly waiting = new Map<number, { resolve: (c: BundleCheck) => void }[]>();
+  private nextId = 0;
+  private rr = 0;
+  private scheduled = false;
+
+  constructor(keys: readonly NixPublicKey[], size = Math.max(1, availableParallelism())) {
+    this.byFp = new Map(keys.map((k) => [k.fingerprint, k]));
+    const data = { keys: keys.map((k) => ({ name: k.name, raw: k.raw })) };
+    this.workers = Array.from({ length: size }, () => {
+      const w = new Worker(new URL('./bundle-worker.js', import.meta.url), { workerData: data });
+      w.on('message', (m: { id: number; results: WorkerResult[] }) => {
+        const cbs = this.waiting.get(m.id) ?? [];
+        this.waiting.delete(m.id);
+        m.results.forEach((r, i) => {
+          const key = r.ok ? this.byFp.get(r.keyFingerprint) : undefined;
+          cbs[i]?.resolve(r.ok && key ? { ok: true, value: { key, statement: r.statement, statementBytes: Buffer.from(r.statementBytes) } } : r.ok ? { ok: false, reason: 'key-not-admitted', detail: 'unknown key' } : r);
+        });
+      });
+      return w;
+    });
+  }
+
+  check(line: string): Promise<BundleCheck> {
+    return new Promise((resolve) => {
+      this.queue.push({ line, resolve });
+      if (this.queue.length >= 64) this.flush();
+      else if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, 64);
+      const id = this.nextId++;
+      this.waiting.set(id, batch);
+      (this.workers[this.rr++ % this.workers.length] as Worker).postMessage({ id, lines: batch.map((b) => b.line) });
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
