@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { keyAttestationPreimage, reportDataFor } from '../src/tee/binding.js';
-import { createTeeProvider } from './tee-provider.js';
+import { createTeeProvider, evidenceRecord } from './tee-provider.js';
 import { Publisher, type PublishTarget } from './publisher.js';
 import { openCache } from '../src/cache/open.js';
 
@@ -74,19 +74,9 @@ async function run(config: DaemonConfig): Promise<void> {
     const preimage = keyAttestationPreimage(key.publicKey.raw, randomBytes(32));
     const reportData = reportDataFor(preimage);
     const ev = await tee.attest(reportData);
-    const collectedAt = new Date().toISOString();
-    db.insertEvidence({
-      kind: 'key',
-      keyFp: key.publicKey.fingerprint,
-      provider: tee.name,
-      format: ev.format,
-      simulated: ev.simulated,
-      report: ev.report,
-      certs: ev.certs,
-      preimage,
-      reportData: reportData.toString('hex'),
-      collectedAt,
-    });
+    const rec = evidenceRecord('key', key.publicKey.fingerprint, tee, ev, preimage, reportData);
+    db.insertEvidence(rec);
+    const collectedAt = rec.collectedAt;
     keyEvidence = { at: collectedAt, provider: tee.name, simulated: ev.simulated };
     warn(`trace-daemon: key ${key.name} attested by ${tee.name} (${ev.format})${ev.simulated ? ' — SIMULATED' : ''}`);
   }

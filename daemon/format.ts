@@ -1,16 +1,10 @@
 /** Human-readable renderings of the daemon API's JSON. */
 
-export interface StatusBody {
+import type { ServiceStats } from './service.js';
+
+export interface StatusBody extends ServiceStats {
   version: string;
   pid: number;
-  startedAt: string;
-  traced: number;
-  duplicates: number;
-  rejected: number;
-  skipped: number;
-  transientErrors: number;
-  lastTraceAt: string | undefined;
-  lastError: { at: string; message: string } | undefined;
   key: { name: string; fingerprint: string };
   database: { file: string; traces: number; lastTraceAt: string | null };
   spool: { dir: string; pending: number; queued: number; rejected: number };

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { appendLines, CacheError, type CacheBackend } from '../src/cache/backend.js';
 import { errorMessage } from '../src/errors.js';
-import { evidenceToJson } from '../src/verify/sources.js';
+import { evidenceFromRow, evidenceToJson, type EvidenceDbRow } from '../src/verify/sources.js';
 import type { TraceDb } from './trace-db.js';
 
 const execFileP = promisify(execFile);
@@ -162,9 +162,7 @@ export class Publisher {
         g.lines.push(tr.bundle);
         byHash.set(tr.rdrv_hash, g);
       }
-      const qEv = this.db.db.prepare<[number], { kind: string; key_fp: string; format: string; simulated: number; collected_at: string; report: Buffer; preimage: Buffer; certs: string; trace_id: number | null }>(
-        'SELECT kind, key_fp, format, simulated, collected_at, report, preimage, certs, trace_id FROM evidence WHERE id = ?',
-      );
+      const qEv = this.db.db.prepare<[number], EvidenceDbRow & { trace_id: number | null }>('SELECT * FROM evidence WHERE id = ?');
       const qHash = this.db.db.prepare<[number], { rdrv_hash: string }>('SELECT rdrv_hash FROM traces WHERE id = ?');
       const evByKey = new Map<string, { ids: number[]; lines: string[] }>();
       for (const r of evRows) {
@@ -174,16 +172,7 @@ export class Publisher {
           continue;
         }
         const key = e.kind === 'key' ? `buildtrace/keys/${e.key_fp}.jsonl` : `buildtrace/trace-evidence/${qHash.get(e.trace_id ?? -1)?.rdrv_hash ?? 'unknown'}.jsonl`;
-        const line = evidenceToJson({
-          kind: e.kind as 'key' | 'trace',
-          keyFingerprint: e.key_fp,
-          format: e.format as 'sev-snp' | 'tdx',
-          simulated: e.simulated === 1,
-          collectedAt: e.collected_at,
-          report: e.report,
-          preimage: e.preimage,
-          certs: (JSON.parse(e.certs) as { role: string; der: string }[]).map((c) => ({ role: c.role, der: Buffer.from(c.der, 'base64') })),
-        });
+        const line = evidenceToJson(evidenceFromRow(e, ''));
         const g = evByKey.get(key) ?? { ids: [], lines: [] };
         g.ids.push(r.id);
         g.lines.push(line);

@@ -9,7 +9,7 @@ import type { Capturer, Captured, Resolved } from './capture.js';
 import type { Spool } from './spool.js';
 import type { StoreInfo } from './store-info.js';
 import type { NewTrace, TraceDb } from './trace-db.js';
-import type { TeeProvider } from './tee-provider.js';
+import { evidenceRecord, type TeeProvider } from './tee-provider.js';
 import { reportDataFor, traceAttestationPreimage } from '../src/tee/binding.js';
 
 export interface ServiceStats {
@@ -237,21 +237,7 @@ export class TraceService {
     const preimage = traceAttestationPreimage(t.statement);
     const reportData = reportDataFor(preimage);
     const ev = await provider.attest(reportData);
-    return {
-      ...t,
-      evidence: {
-        kind: 'trace',
-        keyFp: t.keyFp,
-        provider: provider.name,
-        format: ev.format,
-        simulated: ev.simulated,
-        report: ev.report,
-        certs: ev.certs,
-        preimage,
-        reportData: reportData.toString('hex'),
-        collectedAt: new Date().toISOString(),
-      },
-    };
+    return { ...t, evidence: evidenceRecord('trace', t.keyFp, provider, ev, preimage, reportData) };
   }
 
   private sign(c: Captured): NewTrace {

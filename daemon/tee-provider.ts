@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { BuildtraceError } from '../src/errors.js';
 import { createSimulatedPlatform, pem, type SimulatedPlatform } from '../src/tee/simulated.js';
 import { detectEvidence } from '../src/tee/tdx-quote.js';
+import type { NewEvidence } from './trace-db.js';
 
 const execFileP = promisify(execFile);
 
@@ -185,4 +186,20 @@ export function createTeeProvider(c: TeeConfig, stateDir: string, warn: (m: stri
       return p;
     }
   }
+}
+
+/** The database row for evidence just collected: what it binds, and how to recompute it. */
+export function evidenceRecord(kind: 'key' | 'trace', keyFp: string, provider: TeeProvider, ev: CollectedEvidence, preimage: Buffer, reportData: Buffer): NewEvidence {
+  return {
+    kind,
+    keyFp,
+    provider: provider.name,
+    format: ev.format,
+    simulated: ev.simulated,
+    report: ev.report,
+    certs: ev.certs,
+    preimage,
+    reportData: reportData.toString('hex'),
+    collectedAt: new Date().toISOString(),
+  };
 }

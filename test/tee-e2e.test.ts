@@ -7,16 +7,18 @@ import Database from 'better-sqlite3';
 import { parsePublicKey } from '../src/nix/nix-key.js';
 import { TRACE_ATTESTATION_DOMAIN } from '../src/tee/binding.js';
 import { checkBundle } from '../src/trace/bundle.js';
-import { DAEMON_CLI, nixBuildWithHook, nixKeyPair, ROOT, run, salt, startDaemon, tempDir, VERIFY_CLI } from './helpers.js';
+import { DAEMON_CLI, nixBuildWithHook, nixEnv, nixKeyPair, ROOT, run, salt, startDaemon, tempDir, VERIFY_CLI } from './helpers.js';
 
 const AMD = join(ROOT, '..', 'shared', 'tee-vectors', 'amd');
 
 test('simulated TEE end to end: a real build, an attested key, evidence accepted under simulated roots only', async () => {
-  const d = await startDaemon({ extraConfig: { tee: { provider: 'simulated', allowSimulated: true, perTrace: true } } });
+  const cacheDir = join(tempDir('tee-cache-'), 'cache');
+  const d = await startDaemon({ extraConfig: { tee: { provider: 'simulated', allowSimulated: true, perTrace: true }, caches: [{ url: `file://${cacheDir}` }] } });
   try {
     assert.match(d.stderr(), /WARNING: SIMULATED TEE/);
     const s = salt();
-    const b = await nixBuildWithHook(d.spool, ['-E', `derivation { name = "attested-${s}"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo ${s} > $out"]; }`]);
+    const expr = `derivation { name = "attested-${s}"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo ${s} > $out"]; }`;
+    const b = await nixBuildWithHook(d.spool, ['-E', expr]);
     assert.equal(b.code, 0, b.stderr);
     assert.equal((await d.cli(['push', '--wait'])).code, 0);
     const st = JSON.parse((await d.cli(['status', '--json'])).stdout) as { tee: { provider: string; keyEvidence: { simulated: boolean } } };
@@ -76,6 +78,21 @@ test('simulated TEE end to end: a real build, an attested key, evidence accepted
     const tv = await verify(['--report', join(tdir, 'report.bin'), '--vcek', join(tdir, 'vcek.der'), '--preimage', join(tdir, 'preimage.bin'), '--roots', roots]);
     assert.equal(tv.code, 0);
     assert.ok(checkBundle(row.bundle, [parsePublicKey(d.keys.publicKey)]).ok);
+
+    // published beside the traces: a consumer whose policy requires TEE evidence for this key
+    // finds it in the cache and accepts the build; under the real AMD roots it does not
+    const drv = (await run('nix-instantiate', ['-E', expr], { env: nixEnv() })).stdout.trim();
+    assert.ok(readdirSync(join(cacheDir, 'buildtrace', 'keys')).some((f) => f.endsWith('.jsonl')));
+    const pol = (r: string): string => {
+      const f = join(tempDir(), 'policy.json');
+      writeFileSync(f, JSON.stringify({ keys: { b: { publicKey: d.keys.publicKey, tee: { roots: r } } }, trust: 'b' }));
+      return f;
+    };
+    const accepted = await run(VERIFY_CLI, [drv, '--policy', pol(roots), '--cache', `file://${cacheDir}`]);
+    assert.equal(accepted.code, 0, accepted.stdout + accepted.stderr);
+    const refused = await run(VERIFY_CLI, [drv, '--policy', pol(AMD), '--cache', `file://${cacheDir}`, '--json']);
+    assert.equal(refused.code, 1);
+    assert.ok((JSON.parse(refused.stdout) as { problems: { code: string }[] }).problems.some((p) => p.code === 'tee-evidence-failed'));
   } finally {
     assert.equal(await d.stop(), 0);
   }

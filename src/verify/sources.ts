@@ -62,6 +62,32 @@ export function evidenceFromJson(line: string, where: string): EvidenceRecord {
   };
 }
 
+/** An `evidence` table row of a trace-daemon database (schema in daemon/trace-db.ts). */
+export interface EvidenceDbRow {
+  kind: string;
+  key_fp: string;
+  format: string;
+  simulated: number;
+  collected_at: string;
+  report: Buffer;
+  preimage: Buffer;
+  certs: string;
+}
+
+export function evidenceFromRow(r: EvidenceDbRow, where: string): EvidenceRecord {
+  return {
+    kind: r.kind === 'trace' ? 'trace' : 'key',
+    keyFingerprint: r.key_fp,
+    format: r.format as 'sev-snp' | 'tdx',
+    simulated: r.simulated === 1,
+    collectedAt: r.collected_at,
+    report: r.report,
+    preimage: r.preimage,
+    certs: (JSON.parse(r.certs) as { role: string; der: string }[]).map((c) => ({ role: c.role, der: Buffer.from(c.der, 'base64') })),
+    where,
+  };
+}
+
 /** A trace-daemon database, opened read-only. */
 export class DbSource implements BundleSource {
   private readonly db: Database.Database;
@@ -80,23 +106,13 @@ export class DbSource implements BundleSource {
   }
 
   async keyEvidence(fp: string): Promise<EvidenceRecord[]> {
-    let rows: { id: number; format: string; simulated: number; collected_at: string; report: Buffer; preimage: Buffer; certs: string }[];
+    let rows: (EvidenceDbRow & { id: number })[];
     try {
-      rows = this.db.prepare("SELECT id, format, simulated, collected_at, report, preimage, certs FROM evidence WHERE key_fp = ? AND kind = 'key'").all(fp) as typeof rows;
+      rows = this.db.prepare("SELECT * FROM evidence WHERE key_fp = ? AND kind = 'key'").all(fp) as typeof rows;
     } catch {
       return []; // a database from before evidence was recorded
     }
-    return rows.map((r) => ({
-      kind: 'key' as const,
-      keyFingerprint: fp,
-      format: r.format as 'sev-snp' | 'tdx',
-      simulated: r.simulated === 1,
-      collectedAt: r.collected_at,
-      report: r.report,
-      preimage: r.preimage,
-      certs: (JSON.parse(r.certs) as { role: string; der: string }[]).map((c) => ({ role: c.role, der: Buffer.from(c.der, 'base64') })),
-      where: `${this.name}#evidence/${r.id}`,
-    }));
+    return rows.map((r) => evidenceFromRow(r, `${this.name}#evidence/${r.id}`));
   }
 }
 
