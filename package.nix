@@ -1,18 +1,20 @@
 # buildtrace for Nix: trace-hook, trace-daemon, trace-verify.
-{ lib, buildNpmPackage, nodejs_22, python3, coreutils }:
+{ lib, buildNpmPackage, importNpmLock, nodejs_22, python3, coreutils }:
 let
   manifest = builtins.fromJSON (builtins.readFile ./package.json);
-in
-buildNpmPackage {
-  pname = manifest.name;
-  inherit (manifest) version;
   src = lib.fileset.toSource {
     root = ./.;
     fileset = lib.fileset.unions [ ./package.json ./package-lock.json ./tsconfig.json ./src ./daemon ./verify ./hook ./schemas ./test ./bench ];
   };
+in
+buildNpmPackage {
+  pname = manifest.name;
+  inherit (manifest) version;
+  src = src;
+  # dependencies straight from package-lock.json's integrity hashes: no npmDepsHash to maintain
+  npmDeps = importNpmLock { npmRoot = src; };
+  npmConfigHook = importNpmLock.npmConfigHook;
   nodejs = nodejs_22;
-  # `nix build` prints the right value the first time (the lock file pins every tarball).
-  npmDepsHash = lib.fakeHash;
   # better-sqlite3 is compiled from source by node-gyp; the sandbox has no network.
   nativeBuildInputs = [ python3 ];
   npmBuildScript = "build";

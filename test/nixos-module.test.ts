@@ -114,6 +114,7 @@ test('the package expression evaluates: name and version from package.json, hook
   assert.equal(e.package['version'], pkgJson.version);
   assert.equal(e.package['npmBuildScript'], 'build');
   assert.equal(e.package['nodejs'], 'nodejs_22');
+  assert.equal(e.package['npmDeps'], 'npm-deps', 'dependencies come from package-lock.json (importNpmLock)');
   assert.match(String(e.package['postInstall']), /@spool@' \/var\/spool\/buildtrace/);
   assert.match(String(e.package['postInstall']), /@mv@' \/coreutils\/bin\/mv/);
   const hook = readFileSync(join(ROOT, 'hook/trace-hook'), 'utf8');
