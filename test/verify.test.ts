@@ -10,6 +10,9 @@ import { keyAttestationPreimage, reportDataFor } from '../src/tee/binding.js';
 import { createSimulatedPlatform, pem } from '../src/tee/simulated.js';
 import { createBundle } from '../src/trace/bundle.js';
 import { evidenceToJson } from '../src/verify/sources.js';
+import { parseDerivation } from '../src/nix/aterm.js';
+import { resolveDerivation } from '../src/nix/resolve.js';
+import { buildStatement } from '../src/trace/statement.js';
 import { FIXTURES, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
 
 interface Result {
@@ -22,7 +25,7 @@ interface Result {
   keyStatus: Record<string, { admitted: boolean; detail: string }>;
 }
 
-const NONDET = ['conv1', 'conv2', 'conv3', 'div1', 'div2', 'div3', 'multi'];
+const NONDET = ['conv1', 'conv2', 'conv3', 'div1', 'div2', 'div3', 'multi', 'cmulti', 'cuse'];
 
 describe('trace-verify re-does resolution across real closures signed by three builders', () => {
   let A: DaemonHandle;
@@ -51,7 +54,7 @@ describe('trace-verify re-does resolution across real closures signed by three b
     const s = salt();
     const nondet = join(dir, 'nondet');
     args = [join(FIXTURES, 'verify.nix'), '--argstr', 'salt', s, '--argstr', 'nondet', nondet];
-    const attrs = ['agree3', 'conv3', 'div3', 'ia3', 'top', 'multi', 'fod'];
+    const attrs = ['agree3', 'conv3', 'div3', 'ia3', 'top', 'multi', 'cuse', 'fod'];
     const inst = (await must('nix-instantiate', [...args, ...attrs.flatMap((a) => ['-A', a])], { env: nixEnv() })).stdout.trim().split('\n');
     const closure = (await must('nix-store', ['-qR', ...inst], { env: nixEnv() })).stdout.trim().split('\n').filter((p) => p.endsWith('.drv'));
     for (const p of closure) drv.set(p.replace(/^.*?-v-/, '').replace(/\.drv$/, ''), p);
@@ -75,7 +78,7 @@ describe('trace-verify re-does resolution across real closures signed by three b
     writeFileSync(nondet, `B ${s}\n`);
     const stagingB = join(dir, 'staging-b');
     mkdirSync(stagingB);
-    const bb = await nixBuildWithHook(stagingB, [...args, '-A', 'conv3', '-A', 'div3', '-A', 'multi']);
+    const bb = await nixBuildWithHook(stagingB, [...args, '-A', 'conv3', '-A', 'div3', '-A', 'multi', '-A', 'cuse']);
     assert.equal(bb.code, 0, bb.stderr);
     await feed(B, stagingB, () => true);
     // B and C also built the deterministic derivations, with the same results as A
@@ -159,6 +162,52 @@ describe('trace-verify re-does resolution across real closures signed by three b
     assert.deepEqual(Object.keys(outOnly.r.outputs), ['out']);
     const all = await verify(m, policy(both), dbs(A, B));
     assert.equal(all.code, 1, 'out and dev together have no claim both signers agree on');
+  });
+
+  test('multi-output downstream: one consistent claim, never outputs mixed from two claims', async () => {
+    // A and B disagree on both outputs of cmulti. C signs cuse resolved with A's "out" and
+    // B's "dev" — a resolution no single claim supports. Only the claims of A and B for
+    // cmulti and C's bundle are in the cache: cuse must not verify.
+    const claim = (h: DaemonHandle): Map<string, string> => {
+      const db = new Database(h.dbFile, { readonly: true });
+      const rows = db.prepare("SELECT o.name, o.path FROM outputs o JOIN traces t ON t.id = o.trace_id WHERE t.drv_name = 'v-cmulti'").all() as { name: string; path: string }[];
+      db.close();
+      return new Map(rows.map((r) => [r.name, r.path]));
+    };
+    const a = claim(A);
+    const b = claim(B);
+    assert.notEqual(a.get('out'), b.get('out'));
+    assert.notEqual(a.get('dev'), b.get('dev'));
+    const cmultiDrv = drv.get('cmulti') as string;
+    const cuseDrv = drv.get('cuse') as string;
+    const udrv = parseDerivation(readFileSync(cuseDrv, 'latin1'), cuseDrv);
+    const mixed = resolveDerivation(udrv, (d, o) => (d === cmultiDrv ? (o === 'out' ? a.get('out') : b.get('dev')) : undefined));
+    const cKey = parseSecretKey(readFileSync(C.keys.secretFile, 'utf8'));
+    const statement = buildStatement({
+      kind: 'ca',
+      resolvedInputHash: mixed.path.hashPart,
+      drvName: 'v-cuse',
+      outputs: [{ name: 'out', path: `/nix/store/${'0'.repeat(32)}-v-cuse`, sha256: 'cd'.repeat(32), narSize: 100, declared: { hashAlgo: 'r:sha256' } }],
+      inputs: [],
+      keyFingerprint: cKey.publicKey.fingerprint,
+      versions: {},
+      invocationId: '0'.repeat(32),
+      finishedOn: new Date().toISOString(),
+    });
+    const cache = new FileCache(join(dir, 'frankenbuild'));
+    await appendLines(cache, `traces/${mixed.path.hashPart}`, [createBundle(Buffer.from(JSON.stringify(statement)), cKey)]);
+    for (const h of [A, B]) {
+      const db = new Database(h.dbFile, { readonly: true });
+      const row = db.prepare("SELECT rdrv_hash, bundle FROM traces WHERE drv_name = 'v-cmulti'").get() as { rdrv_hash: string; bundle: string };
+      db.close();
+      await appendLines(cache, `traces/${row.rdrv_hash}`, [row.bundle]);
+    }
+    const { code, r } = await verify(cuseDrv, policy({ threshold: 1, of: ['A', 'B', 'C'] }), ['--cache', cache.url]);
+    assert.equal(code, 1, 'a mixed resolution must not verify');
+    assert.ok(r.problems.filter((p) => p.drv === cuseDrv).every((p) => p.code === 'no-bundle'), JSON.stringify(r.problems));
+    assert.equal(r.problems.filter((p) => p.drv === cuseDrv).length, 2, 'exactly the two consistent resolutions were tried');
+    // with the real builders' databases the consistent claims verify 1-of-3
+    assert.equal((await verify(cuseDrv, policy({ threshold: 1, of: ['A', 'B', 'C'] }), dbs(A, B))).code, 0);
   });
 
   test('shared dependencies in a DAG are checked once', async () => {
