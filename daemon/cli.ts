@@ -81,8 +81,8 @@ async function run(config: DaemonConfig): Promise<void> {
     warn(`trace-daemon: key ${key.name} attested by ${tee.name} (${ev.format})${ev.simulated ? ' — SIMULATED' : ''}`);
   }
   const targets: PublishTarget[] = [];
-  for (const c of config.caches) targets.push({ url: c.url, backend: await openCache(c.url), uploadOutputs: c.uploadOutputs ?? config.uploadOutputs });
-  const publisher = new Publisher(db, targets, warn);
+  for (const c of config.caches) targets.push({ url: c.url, backend: await openCache(c.url), uploadOutputs: c.uploadOutputs ?? config.uploadOutputs, buildTraceV2: c.buildTraceV2 ?? false });
+  const publisher = new Publisher(db, targets, warn, key);
   publisher.backfill();
   const service = new TraceService(spool, capturer, store, db, key, versions, config.batchSize, warn, config.tee.perTrace ? tee : undefined);
 

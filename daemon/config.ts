@@ -16,7 +16,7 @@ export interface DaemonConfig {
   readonly batchSize: number;
   readonly maxRecordBytes: number;
   readonly tee: TeeConfig;
-  readonly caches: ReadonlyArray<{ readonly url: string; readonly uploadOutputs?: boolean }>;
+  readonly caches: ReadonlyArray<{ readonly url: string; readonly uploadOutputs?: boolean; readonly buildTraceV2?: boolean }>;
   readonly uploadOutputs: boolean;
 }
 

@@ -4,6 +4,8 @@ import { appendLines, CacheError, type CacheBackend } from '../src/cache/backend
 import { errorMessage } from '../src/errors.js';
 import { evidenceFromRow, evidenceToJson, type EvidenceDbRow } from '../src/verify/sources.js';
 import type { TraceDb } from './trace-db.js';
+import { buildTraceDoiKey, signBuildTrace, type BuildTraceSignature } from '../src/nix/build-trace.js';
+import type { NixSecretKey } from '../src/nix/nix-key.js';
 
 const execFileP = promisify(execFile);
 
@@ -11,6 +13,8 @@ export interface PublishTarget {
   readonly url: string;
   readonly backend: CacheBackend;
   readonly uploadOutputs: boolean;
+  /** Also write Nix-native build-trace-v2 entries for content-addressed outputs. */
+  readonly buildTraceV2?: boolean;
 }
 
 export interface CacheStatus {
@@ -55,6 +59,7 @@ export class Publisher {
     private readonly db: TraceDb,
     private readonly targets: readonly PublishTarget[],
     private readonly log: (m: string) => void,
+    private readonly signingKey?: NixSecretKey,
     private readonly nix = 'nix',
   ) {
     db.caches = targets.map((t) => t.url);
@@ -178,6 +183,7 @@ export class Publisher {
         g.lines.push(line);
         evByKey.set(key, g);
       }
+      if (t.buildTraceV2 && this.signingKey) await this.publishBuildTraces(t, traceRows.map((r) => r.ref_id), this.signingKey);
       const jobs = [...[...evByKey].map(([k, g]) => ({ key: k, ...g })), ...[...byHash].map(([h, g]) => ({ key: `traces/${h}`, ...g }))];
       const rowById = new Map(rows.map((r) => [r.id, r]));
       let failures = 0;
@@ -199,6 +205,39 @@ export class Publisher {
     } catch (err) {
       this.markFailed(rows, err);
       this.noteError(t.url, err);
+    }
+  }
+
+  /**
+   * build-trace-v2 entries for CA traces: one JSON object per (resolved drv, output); several
+   * builders add their signatures to it (conditional write). A different outPath already
+   * there is left alone: Nix substitutes one mapping per key, and our own traces record ours.
+   */
+  private async publishBuildTraces(t: PublishTarget, traceIds: readonly number[], key: NixSecretKey): Promise<void> {
+    const q = this.db.db.prepare<[number], { rdrv_path: string; name: string; path: string }>(
+      "SELECT t.rdrv_path, o.name, o.path FROM traces t JOIN outputs o ON o.trace_id = t.id WHERE t.id = ? AND t.kind = 'ca'",
+    );
+    for (const id of traceIds) {
+      for (const row of q.all(id)) {
+        const drvBase = row.rdrv_path.slice(row.rdrv_path.lastIndexOf('/') + 1);
+        const outBase = row.path.slice(row.path.lastIndexOf('/') + 1);
+        const sig = signBuildTrace(key, drvBase, row.name, outBase);
+        const objKey = buildTraceDoiKey(drvBase, row.name);
+        for (let attempt = 0; attempt < 20; attempt++) {
+          const cur = await t.backend.get(objKey);
+          let value: { outPath: string; signatures: BuildTraceSignature[] } = { outPath: outBase, signatures: [] };
+          if (cur) {
+            try {
+              value = JSON.parse(cur.body.toString('utf8')) as typeof value;
+            } catch {
+              break; // not ours to repair
+            }
+            if (value.outPath !== outBase || value.signatures.some((s) => s.keyName === sig.keyName && s.sig === sig.sig)) break;
+          }
+          value = { outPath: value.outPath, signatures: [...(value.signatures ?? []), sig] };
+          if (await t.backend.putIf(objKey, Buffer.from(JSON.stringify(value)), cur?.etag, 'application/json')) break;
+        }
+      }
     }
   }
 

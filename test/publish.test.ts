@@ -6,7 +6,8 @@ import S3rver from 's3rver';
 import { appendLines } from '../src/cache/backend.js';
 import { HttpCache } from '../src/cache/http-cache.js';
 import { S3Cache, signV4 } from '../src/cache/s3-cache.js';
-import { parsePublicKey } from '../src/nix/nix-key.js';
+import { parsePublicKey, verifyDetached } from '../src/nix/nix-key.js';
+import { buildTraceFingerprint } from '../src/nix/build-trace.js';
 import { checkBundle } from '../src/trace/bundle.js';
 import { FIXTURES, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, waitFor, type DaemonHandle } from './helpers.js';
 import { startNginx, type NginxCache } from './nginx.js';
@@ -224,6 +225,50 @@ describe('publishing to an S3-compatible server (s3rver from npm)', () => {
       Object.assign(process.env, env);
       await d.stop();
       await server.close();
+    }
+  });
+});
+
+describe('Nix-native build-trace-v2 entries for content-addressed outputs', () => {
+  test('the fingerprint is byte for byte the one in Nix\'s test data', () => {
+    assert.equal(
+      buildTraceFingerprint('g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-bar.drv', 'foo', 'g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-foo'),
+      '{"key":{"drvPath":"g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-bar.drv","outputName":"foo"},"value":{"outPath":"g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-foo"}}',
+    );
+  });
+
+  test('a CA build gets build-trace-v2/<resolved drv>/<output>.doi signed by the builder key; IA builds do not', async () => {
+    const cache = join(tempDir('bt2-'), 'cache');
+    const d = await startDaemon({ extraConfig: { caches: [{ url: `file://${cache}`, buildTraceV2: true }] } });
+    try {
+      const s = salt();
+      const fodHash = (await import('node:crypto')).createHash('sha256').update(`fixed-${s}\n`).digest('hex');
+      const b = await nixBuildWithHook(d.spool, [join(FIXTURES, 'scope.nix'), '--argstr', 'salt', s, '--argstr', 'fodHash', fodHash, '-A', 'ca3', '-A', 'ia1']);
+      assert.equal(b.code, 0, b.stderr);
+      assert.equal((await d.cli(['push', '--wait'])).code, 0);
+      const db = new (await import('better-sqlite3')).default(d.dbFile, { readonly: true });
+      const rows = db.prepare('SELECT t.kind, t.rdrv_path, o.name, o.path FROM traces t JOIN outputs o ON o.trace_id = t.id').all() as { kind: string; rdrv_path: string; name: string; path: string }[];
+      db.close();
+      const pub = parsePublicKey(d.keys.publicKey);
+      const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);
+      let ca = 0;
+      for (const r of rows) {
+        const file = join(cache, 'build-trace-v2', base(r.rdrv_path), `${r.name}.doi`);
+        if (r.kind !== 'ca') {
+          assert.ok(!(await import('node:fs')).existsSync(file), `no entry for ${r.kind} ${r.rdrv_path}`);
+          continue;
+        }
+        ca++;
+        const v = JSON.parse(readFileSync(file, 'utf8')) as { outPath: string; signatures: { keyName: string; sig: string }[] };
+        assert.equal(v.outPath, base(r.path));
+        assert.equal(v.signatures.length, 1);
+        const sig = v.signatures[0] as { keyName: string; sig: string };
+        assert.equal(sig.keyName, pub.name);
+        assert.ok(verifyDetached(pub, buildTraceFingerprint(base(r.rdrv_path), r.name, base(r.path)), Buffer.from(sig.sig, 'base64')));
+      }
+      assert.equal(ca, 3, 'ca-1, ca-2 and ca-3');
+    } finally {
+      await d.stop();
     }
   });
 });
