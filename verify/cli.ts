@@ -24,7 +24,9 @@ Usage:
       against the traces of their producers, and the policy's trust tree at every position.
       TARGET: a .drv path, an output path (its deriver), or a .nix file (with --attr A).
       --cache file:///dir | http(s)://host/path | s3://bucket?endpoint=..&region=..
-      --db a trace-daemon database; --output restricts the target to some outputs.
+      --db a trace-daemon database; --output restricts the target to some outputs;
+      --at RFC3339: the time TEE endorsements must be valid at (default: the policy's choice,
+      else each key attestation's collection time).
 
   trace-verify bundles (--db FILE | --file FILE)... --key FILE... [--json]
       check the signature and shape of every bundle in daemon databases or JSON Lines
@@ -222,6 +224,10 @@ function printResult(r: VerifyResult, json: boolean): void {
 
 async function verifyCommand(target: string, rest: string[]): Promise<number> {
   const a = parseArgs(rest, { booleans: ['json'], strings: ['policy', 'attr', 'at'], repeated: ['cache', 'db', 'output'] });
+  if (a.flags.has('help')) {
+    process.stdout.write(HELP + '\n');
+    return EXIT_OK;
+  }
   const policyFile = a.values.get('policy');
   if (!policyFile) throw new BuildtraceError('USAGE', 'verification needs --policy FILE');
   if (a.positionals.length > 0) throw new BuildtraceError('USAGE', `unexpected argument ${a.positionals[0]}`);
