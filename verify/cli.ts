@@ -5,7 +5,8 @@ import { DrvLoader } from '../src/store/drv-loader.js';
 import { verifyClosure, type VerifyResult } from '../src/verify/closure.js';
 import { CacheSource, DbSource, type BundleSource } from '../src/verify/sources.js';
 import { loadTrustPolicy } from '../src/verify/trust-policy.js';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
 import { BuildtraceError, errorMessage, exitCodeFor, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
 import { parsePublicKey, type NixPublicKey } from '../src/nix/nix-key.js';
 import { checkBundle } from '../src/trace/bundle.js';
@@ -72,7 +73,8 @@ function loadBundles(dbs: readonly string[], files: readonly string[]): BundleLi
   for (const f of dbs) {
     let db: Database.Database;
     try {
-      db = new Database(f, { readonly: true, fileMustExist: true });
+      const Sqlite = createRequire(import.meta.url)('better-sqlite3') as typeof Database;
+      db = new Sqlite(f, { readonly: true, fileMustExist: true });
     } catch (err) {
       throw new BuildtraceError('FILE_UNREADABLE', `cannot open database ${f}: ${(err as Error).message}`, { subject: f });
     }

@@ -1,5 +1,6 @@
 import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { BuildtraceError } from '../errors.js';
+import { verifyEd25519 } from './ed25519.js';
 
 /**
  * Nix key files: `<name>:<base64>`; a secret key is libsodium's 64 bytes
@@ -72,8 +73,7 @@ export function signDetached(k: NixSecretKey, message: Uint8Array | string): Uin
 }
 
 export function verifyDetached(k: NixPublicKey, message: Uint8Array | string, sig: Uint8Array): boolean {
-  if (sig.length !== 64) return false;
-  return verify(null, typeof message === 'string' ? Buffer.from(message, 'utf8') : message, k.key, sig);
+  return verifyEd25519(k.raw, k.key, typeof message === 'string' ? Buffer.from(message, 'utf8') : message, sig);
 }
 
 /** The same check in libuv's thread pool, so many signatures verify on all cores. */

@@ -6,13 +6,14 @@ import { checkBundle, type BundleCheck } from '../trace/bundle.js';
 const keys = (workerData as { keys: { name: string; raw: Uint8Array }[] }).keys.map((k) => publicKeyFromRaw(k.name, k.raw));
 
 export type WorkerResult =
-  | { readonly ok: true; readonly keyFingerprint: string; readonly statement: Extract<BundleCheck, { ok: true }>['value']['statement']; readonly statementBytes: Uint8Array }
+  | { readonly ok: true; readonly keyFingerprint: string; readonly statement: Extract<BundleCheck, { ok: true }>['value']['statement'] }
   | Extract<BundleCheck, { ok: false }>;
 
 parentPort?.on('message', (msg: { id: number; lines: string[] }) => {
   const results: WorkerResult[] = msg.lines.map((line) => {
     const c = checkBundle(line, keys);
-    return c.ok ? { ok: true, keyFingerprint: c.value.key.fingerprint, statement: c.value.statement, statementBytes: c.value.statementBytes } : c;
+    // the statement's bytes stay here: the verifier needs only the parsed claim
+    return c.ok ? { ok: true, keyFingerprint: c.value.key.fingerprint, statement: c.value.statement } : c;
   });
   parentPort?.postMessage({ id: msg.id, results });
 });

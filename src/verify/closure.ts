@@ -188,15 +188,21 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   }
   const allKeys = [...policy.keys.values()].map((k) => k.key);
 
+  // start the workers now: their start-up overlaps reading the derivation graph
+  let pool: BundlePool | undefined = opts.sources.length > 0 && process.env['BUILDTRACE_POOL_MIN'] !== 'never' ? new BundlePool(allKeys) : undefined;
   let order: string[];
   try {
     order = postOrder(target, loader);
   } catch (err) {
+    await pool?.close();
     throw new BuildtraceError('FILE_UNREADABLE', `cannot read the derivation graph of ${target}: ${errorMessage(err)}`, { subject: target });
   }
   const results = new Map<string, NodeResult>();
   // worker threads pay off once there are many bundles to check
-  const pool = order.length >= Number(process.env["BUILDTRACE_POOL_MIN"] ?? 500) ? new BundlePool(allKeys) : undefined;
+  if (pool && order.length < 500) {
+    await pool.close();
+    pool = undefined;
+  }
 
   const processNode = async (p: string): Promise<void> => {
     const drv = loader.drv(p);

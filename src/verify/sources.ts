@@ -1,4 +1,5 @@
-import Database from 'better-sqlite3';
+import { createRequire } from 'node:module';
+import type Database from 'better-sqlite3';
 import { BuildtraceError } from '../errors.js';
 import type { CacheBackend } from '../cache/backend.js';
 import { isObject, parseStrictJson } from '../util/strict-json.js';
@@ -94,7 +95,9 @@ export class DbSource implements BundleSource {
   private readonly q: Database.Statement<[string], { bundle: string }>;
   constructor(readonly name: string) {
     try {
-      this.db = new Database(name, { readonly: true, fileMustExist: true });
+      // loaded on first use: a verifier that only reads caches does not pay for the native module
+      const Sqlite = createRequire(import.meta.url)('better-sqlite3') as typeof Database;
+      this.db = new Sqlite(name, { readonly: true, fileMustExist: true });
       this.q = this.db.prepare('SELECT bundle FROM traces WHERE rdrv_hash = ?');
     } catch (err) {
       throw new BuildtraceError('FILE_UNREADABLE', `cannot open database ${name}: ${(err as Error).message}`, { subject: name });
