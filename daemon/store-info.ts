@@ -49,6 +49,9 @@ export class NixDbStoreInfo implements StoreInfo {
       this.qReal = this.db.prepare(
         'SELECT v.path AS path FROM Realisations r JOIN ValidPaths v ON v.id = r.outputPath WHERE r.drvPath = ? AND r.outputName = ? ORDER BY r.id DESC LIMIT 1',
       );
+      // Probe now: a WAL database on a read-only mount can open and still fail on the first
+      // read; "auto" must then fall back to the CLI instead of retrying forever.
+      this.db.prepare('SELECT id FROM ValidPaths LIMIT 1').get();
     } catch (err) {
       throw new BuildtraceError('STORE_QUERY_FAILED', `cannot open the Nix database ${dbPath} read-only: ${(err as Error).message}`, { subject: dbPath, cause: err });
     }

@@ -139,8 +139,9 @@ in
         AmbientCapabilities = "";
         NoNewPrivileges = true;
         ProtectSystem = "strict";
-        ReadWritePaths = [ cfg.spoolDir ] ++ lib.optional teeOnDevice "/sys/kernel/config/tsm/report"
-          ++ lib.concatMap (u: lib.optional (lib.hasPrefix "file://" u) (lib.removePrefix "file://" u)) cfg.caches;
+        # "-": a path that does not exist (yet) must not stop the service from starting
+        ReadWritePaths = [ cfg.spoolDir ] ++ lib.optional teeOnDevice "-/sys/kernel/config/tsm/report"
+          ++ lib.concatMap (u: lib.optional (lib.hasPrefix "file://" u) ("-" + lib.removePrefix "file://" u)) cfg.caches;
         ProtectHome = true;
         PrivateTmp = true;
         PrivateDevices = cfg.tee.provider != "snpguest";

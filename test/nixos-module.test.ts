@@ -71,8 +71,8 @@ test('the module evaluates; the daemon configuration it generates validates agai
   assert.equal(e.serviceConfig['NoNewPrivileges'], true);
   assert.equal(e.serviceConfig['MemoryDenyWriteExecute'], false, 'V8 needs W+X pages');
   assert.equal(e.serviceConfig['ProtectKernelTunables'], false, 'configfs-tsm lives under /sys');
-  assert.ok((e.serviceConfig['ReadWritePaths'] as string[]).includes('/sys/kernel/config/tsm/report'));
-  assert.ok((e.serviceConfig['ReadWritePaths'] as string[]).includes('/srv/cache'));
+  assert.ok((e.serviceConfig['ReadWritePaths'] as string[]).includes('-/sys/kernel/config/tsm/report'));
+  assert.ok((e.serviceConfig['ReadWritePaths'] as string[]).includes('-/srv/cache'));
   assert.deepEqual(e.tmpfiles, ['d /var/spool/buildtrace 0700 root root - -']);
   assert.deepEqual(e.failedAssertions, []);
 });
