@@ -54,6 +54,33 @@ export class Capturer {
     return h === undefined ? undefined : this.store.realisation(h, output);
   };
 
+  /**
+   * Without Nix's database (cli mode) there are no realisations to resolve a CA build's
+   * unresolved .drv with. Its outputs name the resolved .drv Nix built as their deriver;
+   * that .drv is taken when it is a resolution of this one: no input derivations, the
+   * same name and outputs, and exactly the given output paths.
+   */
+  async resolveViaDeriver(record: BuildRecord): Promise<Resolved | undefined> {
+    if (record.outs.length === 0) {
+      // a CA build reported with empty OUT_PATHS (Nix 2.8): ask Nix for its realisations
+      const outs = (await this.store.drvOutputs?.(record.drv)) ?? [];
+      if (outs.length === 0 || this.loader.drv(record.drv).inputDrvs.size !== 0) return undefined;
+      return this.resolve({ drv: record.drv, outs });
+    }
+    const infos = await this.store.pathInfos(record.outs);
+    const derivers = new Set([...infos.values()].map((i) => i.deriver));
+    const [deriver] = derivers;
+    if (derivers.size !== 1 || deriver === undefined || deriver === record.drv) return undefined;
+    const udrv = this.loader.drv(record.drv);
+    const rdrv = this.loader.drv(deriver);
+    const name = derivationName(udrv, record.drv);
+    if (rdrv.inputDrvs.size !== 0 || derivationName(rdrv, deriver) !== name) return undefined;
+    if ([...rdrv.outputs.keys()].sort().join(',') !== [...udrv.outputs.keys()].sort().join(',')) return undefined;
+    const r = this.resolve({ drv: deriver, outs: record.outs });
+    if (r.outputs.some((o) => !record.outs.includes(o.path))) return undefined;
+    return { ...r, record };
+  }
+
   resolve(record: BuildRecord): Resolved {
     const loaded = this.loader.load(record.drv);
     const drv = loaded.drv;

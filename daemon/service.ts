@@ -186,19 +186,23 @@ export class TraceService {
         const rec = this.spool.read(name);
         r = this.capturer.resolve(rec);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue; // already consumed
+        if (err instanceof BuildtraceError && err.code === 'NOT_FOUND') continue; // already consumed
         if (err instanceof BuildtraceError && err.code === 'RESOLUTION_FAILED' && this.store.mode === 'cli') {
-          // Without realisations (cli mode) the unresolved invocation of a CA build cannot be
-          // resolved; its resolved invocation carries the trace.
-          this.spool.remove(name);
-          this.stats.skipped++;
-          continue;
-        }
-        if (err instanceof BuildtraceError && PERMANENT.has(err.code)) {
+          // No realisations in cli mode. Nix 2.8 reports a CA build twice: resolved with empty
+          // OUT_PATHS (nothing to go on: skipped), then unresolved with OUT_PATHS, whose
+          // outputs name the resolved .drv as deriver.
+          const rec = this.spool.read(name);
+          const via = await this.capturer.resolveViaDeriver(rec).catch(() => undefined);
+          if (via === undefined) {
+            this.spool.remove(name);
+            this.stats.skipped++;
+            continue;
+          }
+          r = via;
+        } else if (err instanceof BuildtraceError && PERMANENT.has(err.code)) {
           this.reject(name, err);
           continue;
-        }
-        throw err;
+        } else throw err;
       }
       if (this.db.has(r.rdrvHash, this.key.publicKey.fingerprint)) aliasOnly.push({ name, r });
       else resolved.push({ name, r });

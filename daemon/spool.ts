@@ -46,6 +46,8 @@ export class Spool {
       fd = openSync(subject, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
+      // already consumed: a scan can queue a name again while its batch commits
+      if (code === 'ENOENT') throw new BuildtraceError('NOT_FOUND', `${subject}: gone`, { subject });
       throw new BuildtraceError('SPOOL_RECORD_INVALID', code === 'ELOOP' ? `${subject}: is a symlink` : `${subject}: cannot open (${code})`, { subject });
     }
     let text: string;

@@ -25,6 +25,8 @@ export interface StoreInfo {
   pathInfos(paths: readonly string[]): Promise<Map<string, PathInfo>>;
   /** Output path of a realisation `sha256:<hashModulo>!<output>`, when known. */
   realisation(hashModuloHex: string, output: string): string | undefined;
+  /** cli mode only: the output paths Nix recorded for a built CA derivation. */
+  drvOutputs?(drvPath: string): Promise<string[]>;
   close(): void;
 }
 
@@ -126,6 +128,18 @@ export class NixCliStoreInfo implements StoreInfo {
 
   realisation(): string | undefined {
     return undefined;
+  }
+
+  /** Output paths of a built floating-CA derivation: `nix realisation info --json <drv>`. */
+  async drvOutputs(drvPath: string): Promise<string[]> {
+    try {
+      const { stdout } = await execFileP(this.nix, ['--extra-experimental-features', 'nix-command ca-derivations', '--option', 'substituters', '', 'realisation', 'info', '--json', drvPath], {
+        maxBuffer: 16 << 20,
+      });
+      return (JSON.parse(stdout) as { outPath?: string }[]).flatMap((r) => (r.outPath ? [`${drvPath.slice(0, drvPath.lastIndexOf('/'))}/${r.outPath}`] : []));
+    } catch {
+      return [];
+    }
   }
 
   close(): void {}

@@ -269,8 +269,9 @@ describe('trace-daemon on a full disk', () => {
     const d = await startDaemon({ extraConfig: { stateDir: state } });
     try {
       const filler = join(state, 'filler');
-      // take all remaining space
+      // take all remaining space, to the last block
       await run('dd', ['if=/dev/zero', `of=${filler}`, 'bs=64k']);
+      await run('dd', ['if=/dev/zero', `of=${filler}-2`, 'bs=1k']);
       const args = [join(FIXTURES, 'many.nix'), '--argstr', 'salt', salt(), '--arg', 'n', '20', '--argstr', 'prefix', 'fulldisk'];
       const b = await nixBuildWithHook(d.spool, args);
       assert.equal(b.code, 0, 'a full disk on the daemon side never fails a build');
@@ -280,6 +281,7 @@ describe('trace-daemon on a full disk', () => {
       }, 30_000, 'the disk-full error in status');
       assert.equal(readdirSync(d.spool).filter((n) => n.endsWith('.json')).length, 20, 'nothing consumed, nothing lost');
       unlinkSync(filler);
+      unlinkSync(`${filler}-2`);
       const p = await d.cli(['push', '--wait']);
       assert.equal(p.code, 0, p.stdout);
       await waitFor(async () => (JSON.parse((await d.cli(['status', '--json'])).stdout) as { database: { traces: number } }).database.traces === 20, 30_000, '20 traces');
@@ -287,6 +289,32 @@ describe('trace-daemon on a full disk', () => {
     } finally {
       await d.stop();
       await run('umount', [state]);
+    }
+  });
+});
+
+describe('trace-daemon without access to Nix\'s database (storeInfo "cli")', () => {
+  test('every derivation still gets exactly one trace, CA builds through their outputs\' deriver', async () => {
+    const d = await startDaemon({ extraConfig: { storeInfo: 'cli' } });
+    try {
+      const s = salt();
+      const fodHash = sha256HexOf(`fixed-${s}\n`);
+      const args = [join(FIXTURES, 'scope.nix'), '--argstr', 'salt', s, '--argstr', 'fodHash', fodHash, '-A', 'ia3', '-A', 'deferred'];
+      const inst = (await must('nix-instantiate', args, { env: nixEnv() })).stdout.trim().split('\n');
+      const closure = (await must('nix-store', ['-qR', ...inst], { env: nixEnv() })).stdout.trim().split('\n').filter((p) => p.endsWith('.drv'));
+      const b = await nixBuildWithHook(d.spool, args);
+      assert.equal(b.code, 0, b.stderr);
+      assert.equal((await d.cli(['push', '--wait'])).code, 0);
+      const st = JSON.parse((await d.cli(['status', '--json'])).stdout) as { store: { mode: string }; database: { traces: number }; rejected: number };
+      assert.equal(st.store.mode, 'cli');
+      assert.equal(st.database.traces, closure.length);
+      assert.equal(st.rejected, 0);
+      for (const m of b.stderr.matchAll(/resolved derivation: '([^']+)' -> '([^']+)'/g)) {
+        const shown = JSON.parse((await d.cli(['show', m[1] as string, '--json'])).stdout) as { traces: { rdrv_path: string }[] };
+        assert.equal(shown.traces[0]?.rdrv_path, m[2]);
+      }
+    } finally {
+      await d.stop();
     }
   });
 });

@@ -55,6 +55,8 @@ export function run(cmd: string, args: readonly string[], opts: { env?: NodeJS.P
     child.stdout.on('data', (c: Buffer) => out.push(c));
     child.stderr.on('data', (c: Buffer) => err.push(c));
     child.on('error', reject);
+    // a child that exits without reading its stdin must not crash the test run (EPIPE)
+    child.stdin.on('error', () => {});
     child.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }));
     child.stdin.end(opts.input ?? '');
   });
