@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=16
 import { existsSync, readFileSync } from 'node:fs';
 import { openCache } from '../src/cache/open.js';
 import { DrvLoader } from '../src/store/drv-loader.js';

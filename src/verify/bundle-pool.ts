@@ -22,7 +22,8 @@ export class BundlePool {
     this.byFp = new Map(keys.map((k) => [k.fingerprint, k]));
     const data = { keys: keys.map((k) => ({ name: k.name, raw: k.raw })) };
     this.workers = Array.from({ length: size }, () => {
-      const w = new Worker(new URL('./bundle-worker.js', import.meta.url), { workerData: data });
+      // a larger young generation: each bundle check leaves short-lived garbage only
+      const w = new Worker(new URL('./bundle-worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 48 } });
       w.on('message', (m: { id: number; results: WorkerResult[] }) => {
         const cbs = this.waiting.get(m.id) ?? [];
         this.waiting.delete(m.id);
