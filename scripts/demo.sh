@@ -20,7 +20,8 @@ nix key generate-secret --key-name demo-builder-1 > "$work/key.sec"
 chmod 600 "$work/key.sec"
 nix key convert-secret-to-public < "$work/key.sec" > "$work/key.pub"
 cat > "$work/config.json" <<JSON
-{ "signingKeyFile": "$work/key.sec", "spoolDir": "$work/spool", "stateDir": "$work/state", "socket": "$work/daemon.sock" }
+{ "signingKeyFile": "$work/key.sec", "spoolDir": "$work/spool", "stateDir": "$work/state", "socket": "$work/daemon.sock",
+  "caches": [ { "url": "file://$work/cache" } ], "uploadOutputs": true }
 JSON
 
 daemon() { node "$root/dist/daemon/cli.js" "$@" --socket "$work/daemon.sock"; }
@@ -32,8 +33,9 @@ for _ in $(seq 100); do daemon status --json >/dev/null 2>&1 && break; sleep 0.1
 salt=$(date +%s%N)
 fod_hash=$(printf 'fixed-%s\n' "$salt" | sha256sum | cut -d' ' -f1)
 echo "demo: building the fixture closure (salt $salt)"
-nix-build --no-out-link "$root/test/fixtures/scope.nix" --argstr salt "$salt" --argstr fodHash "$fod_hash" \
-  -A ia3 -A deferred -A multi -A uses-dev -A fod
+outs=$(nix-build --no-out-link "$root/test/fixtures/scope.nix" --argstr salt "$salt" --argstr fodHash "$fod_hash" \
+  -A ia3 -A deferred -A multi -A uses-dev -A fod)
+echo "$outs"
 
 daemon push --wait
 echo; echo "== trace-daemon status"; daemon status
@@ -47,8 +49,12 @@ node "$root/dist/verify/cli.js" bundles --db "$work/state/buildtrace.db" --key "
 cat > "$work/policy.json" <<JSON
 { "keys": { "demo": { "publicKey": "$(cat "$work/key.pub")" } }, "trust": "demo" }
 JSON
-echo; echo "== trace-verify $drv (the whole closure, under $work/policy.json)"
-node "$root/dist/verify/cli.js" "$drv" --policy "$work/policy.json" --db "$work/state/buildtrace.db"
+echo; echo "== the binary cache $work/cache: narinfo, NARs and traces beside them"
+echo "$(ls "$work/cache"/*.narinfo | wc -l) narinfo files, $(ls "$work/cache/traces" | wc -l) trace objects"
+# shellcheck disable=SC2086
+nix path-info --store "file://$work/cache" $outs >/dev/null && echo "stock Nix reads all $(echo "$outs" | wc -l) outputs back from the cache"
+echo; echo "== trace-verify $drv (the whole closure, from the cache, under $work/policy.json)"
+node "$root/dist/verify/cli.js" "$drv" --policy "$work/policy.json" --cache "file://$work/cache"
 
 kill -TERM $pid; wait $pid || true
 trap - EXIT
