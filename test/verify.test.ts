@@ -101,6 +101,14 @@ describe('trace-verify re-does resolution across real closures signed by three b
   const verify = async (target: string, pol: string, sources: string[], extra: string[] = []): Promise<{ code: number; r: Result; stdout: string }> => {
     const p = await run(VERIFY_CLI, [target, '--policy', pol, ...sources, ...extra, '--json']);
     assert.ok(p.code === 0 || p.code === 1, `exit ${p.code}: ${p.stderr}`);
+    // the worker-thread path (used for large closures) must reach the same verdict
+    const w = await run(VERIFY_CLI, [target, '--policy', pol, ...sources, ...extra, '--json'], { env: { ...process.env, BUILDTRACE_POOL_MIN: '0' } });
+    assert.equal(w.code, p.code, `worker path: ${w.stdout}`);
+    const strip = (o: string): unknown => {
+      const r = JSON.parse(o) as Result;
+      return { ...r, problems: [...r.problems].map((x) => JSON.stringify(x)).sort() };
+    };
+    assert.deepEqual(strip(w.stdout), strip(p.stdout));
     return { code: p.code, r: JSON.parse(p.stdout) as Result, stdout: p.stdout };
   };
   const dbs = (...hs: DaemonHandle[]): string[] => hs.flatMap((h) => ['--db', h.dbFile]);

@@ -198,8 +198,8 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     throw new BuildtraceError('FILE_UNREADABLE', `cannot read the derivation graph of ${target}: ${errorMessage(err)}`, { subject: target });
   }
   const results = new Map<string, NodeResult>();
-  // worker threads pay off once there are many bundles to check
-  if (pool && order.length < 500) {
+  // worker threads pay off once there are many bundles to check (BUILDTRACE_POOL_MIN: tests force them)
+  if (pool && order.length < Number(process.env['BUILDTRACE_POOL_MIN'] ?? 500)) {
     await pool.close();
     pool = undefined;
   }
