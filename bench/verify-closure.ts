@@ -7,6 +7,7 @@
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync, copyFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { ed25519Backend } from '../src/nix/ed25519.js';
 import { ROOT, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir } from '../test/helpers.js';
 
 const argv = process.argv.slice(2);
@@ -94,6 +95,7 @@ const result = {
   nix_store_verify_seconds: best(nixs),
   derivations_per_second: checked / best(ours),
   ratio_trace_verify_vs_nix_store_verify: best(ours) / best(nixs),
+  ed25519: ed25519Backend(),
 };
 console.log(JSON.stringify(result, null, 2));
 console.log(

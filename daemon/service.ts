@@ -120,12 +120,6 @@ export class TraceService {
     this.kick();
   }
 
-  enqueue(name: string): void {
-    if (this.stopping) return;
-    this.queue.add(name);
-    this.kick();
-  }
-
   /** Resolves when the queue is empty and no batch is running. */
   idle(): Promise<void> {
     if (this.queue.size === 0 && !this.running) return Promise.resolve();

@@ -34,10 +34,6 @@ export class Spool {
       .sort();
   }
 
-  isRecordName(name: string): boolean {
-    return RECORD_NAME.test(name);
-  }
-
   read(name: string): BuildRecord {
     const subject = join(this.dir, name);
     if (!RECORD_NAME.test(name)) throw new BuildtraceError('SPOOL_RECORD_INVALID', `${subject}: not a spool record name`, { subject });

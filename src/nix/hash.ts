@@ -90,7 +90,3 @@ export function compressHash(bytes: Uint8Array, size: number): Uint8Array {
   for (let i = 0; i < bytes.length; i++) out[i % size] = (out[i % size] ?? 0) ^ (bytes[i] ?? 0);
   return out;
 }
-
-export function hashesEqual(a: Hash, b: Hash): boolean {
-  return a.algo === b.algo && Buffer.compare(Buffer.from(a.bytes), Buffer.from(b.bytes)) === 0;
-}

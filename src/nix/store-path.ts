@@ -62,15 +62,6 @@ export function parseStorePath(path: string, storeDir = DEFAULT_STORE_DIR): Stor
   return parseBaseName(base, storeDir);
 }
 
-export function isStorePath(path: string, storeDir = DEFAULT_STORE_DIR): boolean {
-  try {
-    parseStorePath(path, storeDir);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export function isDerivationPath(p: StorePath): boolean {
   return p.name.endsWith('.drv');
 }
