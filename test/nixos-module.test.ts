@@ -116,7 +116,7 @@ test('the package expression evaluates: name and version from package.json, hook
   assert.equal(e.package['nodejs'], 'nodejs_22');
   assert.equal(e.package['npmDeps'], 'npm-deps', 'dependencies come from package-lock.json (importNpmLock)');
   assert.match(String(e.package['postInstall']), /@spool@' \/var\/spool\/buildtrace/);
-  assert.match(String(e.package['postInstall']), /@mv@' \/coreutils\/bin\/mv/);
+  assert.match(String(e.package['postInstall']), /@mv@' \/static-busybox\/bin\/mv/);
   const hook = readFileSync(join(ROOT, 'hook/trace-hook'), 'utf8');
   assert.ok(hook.includes('@spool@') && hook.includes('@mv@'), 'the placeholders the package substitutes exist');
 });
