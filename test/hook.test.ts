@@ -88,3 +88,19 @@ test('never writes through symlinks, and a broken spool never fails the build', 
     assert.equal(r.code, 0);
   }
 });
+
+test('renames with /bin/mv where there is no static busybox', async () => {
+  const dir = tempDir();
+  const hook = join(dir, 'trace-hook');
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(hook, readFileSync(HOOK, 'utf8').replaceAll('/bin/busybox', join(dir, 'no-busybox')));
+  chmodSync(hook, 0o755);
+  const spool = join(dir, 'spool');
+  mkdirSync(spool);
+  const r = await run('/bin/sh', [hook], { env: { PATH: '/usr/bin:/bin', DRV_PATH: DRV, OUT_PATHS: OUT, BUILDTRACE_SPOOL: spool } });
+  assert.equal(r.code, 0);
+  assert.equal(r.stderr, '');
+  const files = readdirSync(spool);
+  assert.equal(files.length, 1);
+  assert.deepEqual(JSON.parse(readFileSync(join(spool, files[0] as string), 'utf8')).outs, [OUT]);
+});
