@@ -31,7 +31,8 @@ export type ErrorCode =
   | 'NOT_FOUND'
   | 'VERIFICATION_FAILED'
   | 'TEE_UNAVAILABLE'
-  | 'CACHE_ERROR';
+  | 'CACHE_ERROR'
+  | 'INTERNAL';
 
 export class BuildtraceError extends Error {
   readonly code: ErrorCode;

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import { BuildtraceError } from '../errors.js';
 import type { NixPublicKey } from '../nix/nix-key.js';
 import type { BundleCheck } from '../trace/bundle.js';
 import type { WorkerResult } from './bundle-worker.js';
@@ -11,8 +12,10 @@ import type { WorkerResult } from './bundle-worker.js';
 export class BundlePool {
   private readonly workers: Worker[];
   private readonly byFp: Map<string, NixPublicKey>;
-  private queue: { line: string; resolve: (c: BundleCheck) => void }[] = [];
-  private readonly waiting = new Map<number, { resolve: (c: BundleCheck) => void }[]>();
+  private queue: { line: string; resolve: (c: BundleCheck) => void; reject: (e: Error) => void }[] = [];
+  private readonly waiting = new Map<number, { resolve: (c: BundleCheck) => void; reject: (e: Error) => void }[]>();
+  private closing = false;
+  private failed: Error | undefined;
   private nextId = 0;
   private rr = 0;
   private scheduled = false;
@@ -32,13 +35,27 @@ export class BundlePool {
           cbs[i]?.resolve(r.ok && key ? { ok: true, value: { key, statement: r.statement, statementBytes: Buffer.alloc(0) } } : r.ok ? { ok: false, reason: 'key-not-admitted', detail: 'unknown key' } : r);
         });
       });
+      // a worker that dies must fail the verification, not leave it waiting forever
+      const die = (why: string): void => {
+        if (this.closing) return;
+        this.failed = new BuildtraceError('INTERNAL', `a bundle-checking worker stopped: ${why}`);
+        for (const batch of this.waiting.values()) for (const b of batch) b.reject(this.failed);
+        this.waiting.clear();
+        for (const b of this.queue.splice(0)) b.reject(this.failed);
+      };
+      w.on('error', (err: Error) => die(err.message));
+      w.on('exit', (code: number) => die(`exit code ${code}`));
       return w;
     });
   }
 
   check(line: string): Promise<BundleCheck> {
-    return new Promise((resolve) => {
-      this.queue.push({ line, resolve });
+    return new Promise((resolve, reject) => {
+      if (this.failed) {
+        reject(this.failed);
+        return;
+      }
+      this.queue.push({ line, resolve, reject });
       if (this.queue.length >= 64) this.flush();
       else if (!this.scheduled) {
         this.scheduled = true;
@@ -58,6 +75,7 @@ export class BundlePool {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
 }

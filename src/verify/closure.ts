@@ -347,19 +347,22 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   // within a level, keep `conc` derivations in flight (signatures verify in the thread pool)
   const conc = opts.concurrency ?? (pool ? 512 : 32);
   let done = 0;
-  for (const ps of byLevel) {
-    let next = 0;
-    const worker = async (): Promise<void> => {
-      while (next < ps.length) {
-        const p = ps[next++] as string;
-        await processNode(p);
-        if (++done % 256 === 0 || done === order.length) opts.progress?.(done, order.length);
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(conc, ps.length) }, worker));
+  try {
+    for (const ps of byLevel) {
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < ps.length) {
+          const p = ps[next++] as string;
+          await processNode(p);
+          if (++done % 256 === 0 || done === order.length) opts.progress?.(done, order.length);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(conc, ps.length) }, worker));
+    }
+  } finally {
+    // always: live worker threads would keep the process from exiting
+    await pool?.close();
   }
-
-  await pool?.close();
 
   // Top-down: a target output map, every entry reachable from it, and the trust tree at every position.
   const root = results.get(target) as NodeResult;
