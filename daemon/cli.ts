@@ -7,9 +7,10 @@ import { createTeeProvider, evidenceRecord } from './tee-provider.js';
 import { Publisher, type PublishTarget } from './publisher.js';
 import { openCache } from '../src/cache/open.js';
 
-import { BuildtraceError, errorMessage, exitCodeFor, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
+import { BuildtraceError, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
 import { parseSecretKey } from '../src/nix/nix-key.js';
 import { parseArgs } from '../src/util/args.js';
+import { runCli } from '../src/util/run-cli.js';
 import { callDaemon, listenOnSocket } from './api.js';
 import { Capturer } from './capture.js';
 import { dbFile, DEFAULT_SOCKET, loadConfig, readKeyFile, type DaemonConfig } from './config.js';
@@ -261,12 +262,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`trace-daemon: ${errorMessage(err)}\n`);
-    process.exitCode = exitCodeFor(err);
-  },
-);
+runCli('trace-daemon', main);

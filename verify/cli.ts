@@ -7,10 +7,11 @@ import { CacheSource, DbSource, type BundleSource } from '../src/verify/sources.
 import { loadTrustPolicy } from '../src/verify/trust-policy.js';
 import type Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
-import { BuildtraceError, errorMessage, exitCodeFor, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
+import { BuildtraceError, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
 import { parsePublicKey, type NixPublicKey } from '../src/nix/nix-key.js';
 import { checkBundle } from '../src/trace/bundle.js';
 import { parseArgs } from '../src/util/args.js';
+import { runCli } from '../src/util/run-cli.js';
 import { verifyEvidence } from '../src/tee/evidence.js';
 import { parsePreimage, reportDataFor } from '../src/tee/binding.js';
 import { loadRoots } from '../src/tee/roots.js';
@@ -294,12 +295,4 @@ async function main(argv: string[]): Promise<number> {
   return verifyCommand(cmd, rest);
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`trace-verify: ${errorMessage(err)}\n`);
-    process.exitCode = exitCodeFor(err);
-  },
-);
+runCli('trace-verify', main);
