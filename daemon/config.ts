@@ -1,7 +1,8 @@
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BuildtraceError } from '../src/errors.js';
 import { parseStrictJson } from '../src/util/strict-json.js';
+import { readTextInput } from '../src/util/read-input.js';
 import { validateAgainst } from '../src/util/schema.js';
 import type { TeeConfig } from './tee-provider.js';
 
@@ -41,27 +42,16 @@ export function dbFile(c: DaemonConfig): string {
 }
 
 export function loadConfig(file: string): DaemonConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new BuildtraceError('FILE_UNREADABLE', `cannot read config ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { subject: file });
-  }
-  const json = parseStrictJson(text, file);
+  const json = parseStrictJson(readTextInput(file, 'config'), file);
   const partial = validateAgainst<Partial<Omit<DaemonConfig, 'tee'>> & { signingKeyFile: string; tee?: Partial<TeeConfig> }>('daemon-config.schema.json', json, file, 'CONFIG_INVALID');
   return { ...DEFAULTS, ...partial, tee: { ...DEFAULTS.tee, ...partial.tee } };
 }
 
 /** Reads a key file, refusing one that other users can read. */
 export function readKeyFile(file: string): string {
-  let st;
-  try {
-    st = statSync(file);
-  } catch (err) {
-    throw new BuildtraceError('FILE_UNREADABLE', `cannot read signing key ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { subject: file });
-  }
-  if ((st.mode & 0o004) !== 0) {
+  const text = readTextInput(file, 'signing key');
+  if ((statSync(file).mode & 0o004) !== 0) {
     throw new BuildtraceError('KEY_INVALID', `signing key ${file} is readable by every user; run: chmod 600 ${file}`, { subject: file });
   }
-  return readFileSync(file, 'utf8');
+  return text;
 }

@@ -5,7 +5,7 @@ import { BuildtraceError, errorMessage } from '../src/errors.js';
 import type { NixSecretKey } from '../src/nix/nix-key.js';
 import { createBundle } from '../src/trace/bundle.js';
 import { buildStatement } from '../src/trace/statement.js';
-import type { Capturer, Captured, Resolved } from './capture.js';
+import type { BuildRecord, Capturer, Captured, Resolved } from './capture.js';
 import type { Spool } from './spool.js';
 import type { StoreInfo } from './store-info.js';
 import type { NewTrace, TraceDb } from './trace-db.js';
@@ -176,16 +176,16 @@ export class TraceService {
     const aliasOnly: { name: string; r: Resolved }[] = [];
     for (const name of names) {
       let r: Resolved;
+      let rec: BuildRecord | undefined;
       try {
-        const rec = this.spool.read(name);
+        rec = this.spool.read(name);
         r = this.capturer.resolve(rec);
       } catch (err) {
         if (err instanceof BuildtraceError && err.code === 'NOT_FOUND') continue; // already consumed
-        if (err instanceof BuildtraceError && err.code === 'RESOLUTION_FAILED' && this.store.mode === 'cli') {
+        if (rec !== undefined && err instanceof BuildtraceError && err.code === 'RESOLUTION_FAILED' && this.store.mode === 'cli') {
           // No realisations in cli mode. Nix 2.8 reports a CA build twice: resolved with empty
           // OUT_PATHS (nothing to go on: skipped), then unresolved with OUT_PATHS, whose
           // outputs name the resolved .drv as deriver.
-          const rec = this.spool.read(name);
           const via = await this.capturer.resolveViaDeriver(rec).catch(() => undefined);
           if (via === undefined) {
             this.spool.remove(name);

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { BuildtraceError } from '../src/errors.js';
 
 const execFileP = promisify(execFile);
 
@@ -194,3 +195,12 @@ export async function waitFor(pred: () => Promise<boolean> | boolean, timeoutMs 
 }
 
 export { execFileP };
+
+/** A parser may reject input only with its own error type. */
+export function onlyOwnErrors(f: () => unknown): void {
+  try {
+    f();
+  } catch (err) {
+    if (!(err instanceof BuildtraceError)) throw err;
+  }
+}

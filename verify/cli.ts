@@ -1,5 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=16
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readInput, readTextInput } from '../src/util/read-input.js';
 import { openCache } from '../src/cache/open.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
 import { verifyClosure, type VerifyResult } from '../src/verify/closure.js';
@@ -53,15 +54,7 @@ Options:
 Exit codes: 0 verified, 1 not verified, 2 usage or input error.`;
 
 function readKeys(files: readonly string[]): NixPublicKey[] {
-  return files.map((f) => {
-    let text: string;
-    try {
-      text = readFileSync(f, 'utf8');
-    } catch (err) {
-      throw new BuildtraceError('FILE_UNREADABLE', `cannot read key ${f}: ${(err as NodeJS.ErrnoException).code ?? ''}`, { subject: f });
-    }
-    return parsePublicKey(text, f);
-  });
+  return files.map((f) => parsePublicKey(readTextInput(f, 'key'), f));
 }
 
 interface BundleLine {
@@ -85,12 +78,7 @@ function loadBundles(dbs: readonly string[], files: readonly string[]): BundleLi
     db.close();
   }
   for (const f of files) {
-    let text: string;
-    try {
-      text = readFileSync(f, 'utf8');
-    } catch (err) {
-      throw new BuildtraceError('FILE_UNREADABLE', `cannot read ${f}: ${(err as NodeJS.ErrnoException).code ?? ''}`, { subject: f });
-    }
+    const text = readTextInput(f, 'bundles file');
     text.split('\n').forEach((line, i) => {
       if (line.trim() !== '') out.push({ where: `${f}:${i + 1}`, line });
     });
@@ -98,13 +86,6 @@ function loadBundles(dbs: readonly string[], files: readonly string[]): BundleLi
   return out;
 }
 
-function readBinary(file: string, what: string): Buffer {
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new BuildtraceError('FILE_UNREADABLE', `cannot read ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? ''}`, { subject: file });
-  }
-}
 
 function printVerdict(v: EvidenceVerdict, json: boolean): void {
   if (json) {
@@ -144,7 +125,7 @@ async function evidenceCommand(rest: string[]): Promise<number> {
   let expectedReportData: Buffer | undefined;
   const preimageFile = a.values.get('preimage');
   if (preimageFile) {
-    const preimage = readBinary(preimageFile, 'preimage');
+    const preimage = readInput(preimageFile, 'preimage');
     const binding = parsePreimage(preimage);
     const keyFile = a.values.get('key');
     if (keyFile) {
@@ -160,8 +141,8 @@ async function evidenceCommand(rest: string[]): Promise<number> {
   const v = verifyEvidence(
     {
       ...(expectedReportData ? { expectedReportData } : {}),
-      report: readBinary(report, 'report'),
-      ...(vekFile ? { vek: readBinary(vekFile, 'endorsement certificate'), declaredKind: a.values.has('vcek') ? ('VCEK' as const) : ('VLEK' as const) } : {}),
+      report: readInput(report, 'report'),
+      ...(vekFile ? { vek: readInput(vekFile, 'endorsement certificate'), declaredKind: a.values.has('vcek') ? ('VCEK' as const) : ('VLEK' as const) } : {}),
     },
     pinned,
     policy,

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync, fsyncSync } from 'node:fs';
+import { closeSync, constants, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, fsyncSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { CacheError, type CacheBackend, type CacheObject } from './backend.js';
 
@@ -73,7 +73,7 @@ export class FileCache implements CacheBackend {
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new CacheError(`${this.url}/${key}: ${(err as Error).message}`, false);
         try {
-          const age = Date.now() - (await import('node:fs')).statSync(lock).mtimeMs;
+          const age = Date.now() - statSync(lock).mtimeMs;
           if (age > 30_000) unlinkSync(lock);
         } catch {
           // gone already

@@ -1,5 +1,4 @@
-import { readFileSync } from 'node:fs';
-import { BuildtraceError } from '../errors.js';
+import { readTextInput } from '../util/read-input.js';
 import { validateAgainst } from '../util/schema.js';
 import { parseStrictJson, type JsonValue } from '../util/strict-json.js';
 
@@ -33,13 +32,7 @@ export function parseTeePolicy(value: JsonValue, subject: string): TeePolicy {
 }
 
 export function loadTeePolicy(file: string): TeePolicy {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new BuildtraceError('FILE_UNREADABLE', `cannot read policy ${file}: ${(err as NodeJS.ErrnoException).code ?? ''}`, { subject: file });
-  }
-  return parseTeePolicy(parseStrictJson(text, file), file);
+  return parseTeePolicy(parseStrictJson(readTextInput(file, 'policy'), file), file);
 }
 
 /** One verification step's outcome; `ok: null` means not applicable or not reached. */

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { BuildtraceError } from '../errors.js';
 import { parsePublicKey, type NixPublicKey } from '../nix/nix-key.js';
 import type { TeePolicy } from '../tee/tee-policy.js';
+import { readTextInput } from '../util/read-input.js';
 import { validateAgainst } from '../util/schema.js';
 import { parseStrictJson } from '../util/strict-json.js';
 
@@ -32,13 +32,7 @@ function fail(file: string, msg: string): never {
 }
 
 export function loadTrustPolicy(file: string): TrustPolicy {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new BuildtraceError('FILE_UNREADABLE', `cannot read policy ${file}: ${(err as NodeJS.ErrnoException).code ?? ''}`, { subject: file });
-  }
-  const p = validateAgainst<PolicyJson>('trust-policy.schema.json', parseStrictJson(text, file), file, 'POLICY_INVALID');
+  const p = validateAgainst<PolicyJson>('trust-policy.schema.json', parseStrictJson(readTextInput(file, 'policy'), file), file, 'POLICY_INVALID');
   const keys = new Map<string, AdmittedKey>();
   const byFp = new Map<string, string>();
   for (const [name, k] of Object.entries(p.keys)) {
