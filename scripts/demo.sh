@@ -12,7 +12,7 @@ export NIX_CONFIG="sandbox = false
 build-users-group =
 substituters =
 experimental-features = nix-command ca-derivations
-post-build-hook = $root/hook/trace-hook"
+post-build-hook = $root/dist/trace-hook"
 export BUILDTRACE_SPOOL=$work/spool
 mkdir -p "$work/spool"
 

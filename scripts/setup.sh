@@ -7,7 +7,7 @@ need_apt=()
 command -v nix-build >/dev/null 2>&1 || need_apt+=(nix-bin)
 command -v nginx >/dev/null 2>&1 || need_apt+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_http_lua_module.so ] || need_apt+=(libnginx-mod-http-lua)
-# trace-hook renames with a static mv when /bin/busybox exists (faster to start)
+# the built trace-hook runs under busybox's static shell, whose mv applet needs no exec
 [ -x /bin/busybox ] || need_apt+=(busybox-static)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} from Debian" >&2

@@ -11,7 +11,9 @@ const execFileP = promisify(execFile);
 
 /** Repository root (this file is dist/test/helpers.js). */
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-export const HOOK = join(ROOT, 'hook/trace-hook');
+/** The hook as installed (`npm run build` writes it from the template hook/trace-hook). */
+export const HOOK = join(ROOT, 'dist/trace-hook');
+export const HOOK_TEMPLATE = join(ROOT, 'hook/trace-hook');
 export const DAEMON_CLI = join(ROOT, 'dist/daemon/cli.js');
 export const VERIFY_CLI = join(ROOT, 'dist/verify/cli.js');
 export const FIXTURES = join(ROOT, 'test/fixtures');
