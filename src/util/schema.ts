@@ -1,13 +1,25 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { Ajv2020, ErrorObject, Options, ValidateFunction } from 'ajv/dist/2020.js';
 import { BuildtraceError, type ErrorCode } from '../errors.js';
 import type { JsonValue } from './strict-json.js';
 
 /** schemas/ at the package root; this file is dist/src/util/schema.js. */
 export const SCHEMA_DIR = fileURLToPath(new URL('../../../schemas/', import.meta.url));
+/** Standalone validators made by schema-compile.ts at build time. */
+export const COMPILED_SCHEMA_DIR = fileURLToPath(new URL('../../schemas/', import.meta.url));
 
-const ajv = new Ajv2020({ allErrors: true, strict: true });
+const require = createRequire(import.meta.url);
+
+/** The one ajv configuration, shared by the build-time compiler and the run-time fallback. */
+export function newAjv(extra: Options = {}): Ajv2020 {
+  const { Ajv2020: Ctor } = require('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js');
+  return new Ctor({ allErrors: true, strict: true, ...extra });
+}
+
+let ajv: Ajv2020 | undefined;
 const compiled = new Map<string, ValidateFunction>();
 
 function describe(e: ErrorObject): string {
@@ -20,19 +32,41 @@ function describe(e: ErrorObject): string {
   return `${where}: ${e.message ?? 'is invalid'}`;
 }
 
-function addSchema(name: string): object {
-  const schema = JSON.parse(readFileSync(SCHEMA_DIR + name, 'utf8')) as { $id?: string };
+function schemaText(name: string): string {
+  return readFileSync(SCHEMA_DIR + name, 'utf8');
+}
+
+/** The build's standalone validator, if there is one made from this very schema text. */
+export function precompiled(name: string, text: string): ValidateFunction | undefined {
+  let v: ValidateFunction & { schemaSha256?: string };
+  try {
+    v = require(`${COMPILED_SCHEMA_DIR}${name.replace(/\.json$/, '')}.cjs`) as typeof v;
+  } catch {
+    return undefined;
+  }
+  return v.schemaSha256 === createHash('sha256').update(text).digest('hex') ? v : undefined;
+}
+
+function addSchema(text: string): object {
+  const schema = JSON.parse(text) as { $id?: string };
+  ajv ??= newAjv();
   if (schema.$id && !ajv.getSchema(schema.$id)) ajv.addSchema(schema);
   return schema;
+}
+
+/** Compiled now, by ajv (loaded on first use): when the build's validator is missing or stale. */
+export function runtimeValidator(name: string): ValidateFunction {
+  // schemas may $ref each other by file name, relative to their $id
+  for (const dep of ['tee-policy.schema.json']) if (dep !== name) addSchema(schemaText(dep));
+  const schema = addSchema(schemaText(name)) as { $id?: string };
+  const a = ajv as Ajv2020;
+  return (schema.$id ? a.getSchema(schema.$id) : undefined) ?? a.compile(schema);
 }
 
 export function schemaValidator(name: string): ValidateFunction {
   let v = compiled.get(name);
   if (!v) {
-    // schemas may $ref each other by file name, relative to their $id
-    for (const dep of ['tee-policy.schema.json']) if (dep !== name) addSchema(dep);
-    const schema = addSchema(name) as { $id?: string };
-    v = (schema.$id ? ajv.getSchema(schema.$id) : undefined) ?? ajv.compile(schema);
+    v = precompiled(name, schemaText(name)) ?? runtimeValidator(name);
     compiled.set(name, v);
   }
   return v;
