@@ -1,4 +1,7 @@
-#!/usr/bin/env -S node --max-semi-space-size=16
+#!/usr/bin/env -S node --max-semi-space-size=16 --max-inlined-bytecode-size-cumulative=200
+// V8 flags, measured on the 10,041-derivation bench: a larger young generation (fewer
+// scavenges of short-lived parse garbage) and less inlining (TurboFan compile time was about
+// 0.5 s of CPU on background threads; 1.33 s instead of 1.41 s median).
 import { existsSync } from 'node:fs';
 import { readInput, readTextInput } from '../src/util/read-input.js';
 import { openCache } from '../src/cache/open.js';

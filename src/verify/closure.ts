@@ -2,13 +2,13 @@ import { BuildtraceError, errorMessage } from '../errors.js';
 import { derivationKind, derivationName, parseOutputHashAlgo, type Derivation } from '../nix/derivation.js';
 import { parseHash } from '../nix/hash.js';
 import type { NixPublicKey } from '../nix/nix-key.js';
-import { resolveDerivation } from '../nix/resolve.js';
+import { resolveDerivation, type Resolution } from '../nix/resolve.js';
 import { parseStorePath, printStorePath } from '../nix/store-path.js';
 import type { DrvLoader } from '../store/drv-loader.js';
 import { parsePreimage, reportDataFor } from '../tee/binding.js';
 import { verifyEvidence } from '../tee/evidence.js';
 import { loadRoots } from '../tee/roots.js';
-import { checkBundleAsync } from '../trace/bundle.js';
+import { checkBundleAsync, type BundleCheck } from '../trace/bundle.js';
 import { BundlePool } from './bundle-pool.js';
 import type { ParsedStatement } from '../trace/statement.js';
 import type { BundleSource } from './sources.js';
@@ -103,8 +103,13 @@ function restrict(m: OutputMap, names: readonly string[]): OutputMap {
   return new Map(names.map((n) => [n, m.get(n) as OutputValue]));
 }
 
-/** The whole derivation graph below `root`, children before parents (iterative: closures are deep). */
-function postOrder(root: string, loader: DrvLoader): string[] {
+/**
+ * The whole derivation graph below `root`, children before parents (iterative: closures
+ * are deep). `emit` sees each derivation once all of its inputs are loaded; the walk yields
+ * to the event loop now and then, so work `emit` starts (cache reads, signature checks on
+ * the worker threads) proceeds while the rest of the graph loads.
+ */
+async function postOrder(root: string, loader: DrvLoader, emit: (p: string) => void): Promise<string[]> {
   const order: string[] = [];
   const state = new Map<string, 1 | 2>();
   const stack: [string, boolean][] = [[root, false]];
@@ -114,6 +119,8 @@ function postOrder(root: string, loader: DrvLoader): string[] {
       if (state.get(p) !== 2) {
         state.set(p, 2);
         order.push(p);
+        emit(p);
+        if (order.length % 256 === 0) await new Promise(setImmediate);
       }
       continue;
     }
@@ -123,6 +130,13 @@ function postOrder(root: string, loader: DrvLoader): string[] {
     for (const d of loader.drv(p).inputDrvs.keys()) if (!state.has(d)) stack.push([d, false]);
   }
   return order;
+}
+
+/** Bundles stored under one resolved derivation, each with its check under way. */
+interface Lookup {
+  readonly line: string;
+  readonly where: string;
+  readonly check: Promise<BundleCheck>;
 }
 
 function fodOutput(drv: Derivation): OutputValue {
@@ -190,16 +204,76 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
 
   // start the workers now: their start-up overlaps reading the derivation graph
   let pool: BundlePool | undefined = opts.sources.length > 0 && process.env['BUILDTRACE_POOL_MIN'] !== 'never' ? new BundlePool(allKeys) : undefined;
+  // worker threads pay off once there are many bundles to check (BUILDTRACE_POOL_MIN: tests force them)
+  const poolMin = Number(process.env['BUILDTRACE_POOL_MIN'] ?? 500);
+
+  // Every source's bundles for a resolved derivation, read once, checks started at once.
+  const lookups = new Map<string, Promise<Lookup[]>>();
+  const lookup = (h: string): Promise<Lookup[]> => {
+    let l = lookups.get(h);
+    if (!l) {
+      l = (async () => {
+        const out: Lookup[] = [];
+        const seen = new Set<string>();
+        for (const src of opts.sources) {
+          for (const line of await src.bundles(h)) {
+            if (seen.has(line)) continue;
+            seen.add(line);
+            const check = pool ? pool.check(line) : checkBundleAsync(line, allKeys);
+            // a prefetched check nobody awaits (its derivation failed earlier) must not crash the run
+            check.catch(() => undefined);
+            out.push({ line, where: src.name, check });
+          }
+        }
+        return out;
+      })();
+      l.catch(() => undefined);
+      lookups.set(h, l);
+    }
+    return l;
+  };
+
+  // The resolution a derivation has when all its inputs have fixed output paths (input-
+  // addressed and fixed-output inputs): known as soon as its inputs are loaded, so its
+  // bundles can be fetched and checked while the rest of the graph loads.
+  const staticResolution = new Map<string, Pick<Resolution, 'drv' | 'path'>>();
+  const emitted: string[] = [];
+  let prefetching = false;
+  const prefetch = (p: string): void => {
+    const r = staticResolution.get(p);
+    if (r) void lookup(r.path.hashPart);
+  };
+  const onLoaded = (p: string): void => {
+    const drv = loader.drv(p);
+    if (derivationKind(drv, p) === 'fixed') return;
+    const declared = (d: string, o: string): string | undefined => loader.drv(d).outputs.get(o)?.path || undefined;
+    for (const [d, outs] of drv.inputDrvs) for (const o of outs) if (declared(d, o) === undefined) return;
+    try {
+      staticResolution.set(p, drv.inputDrvs.size === 0 ? { drv, path: parseStorePath(p, storeDir) } : resolveDerivation(drv, declared, storeDir));
+    } catch {
+      return; // processNode meets the same error and reports it
+    }
+    if (!pool) return;
+    if (prefetching) prefetch(p);
+    else {
+      emitted.push(p);
+      if (emitted.length >= poolMin) {
+        prefetching = true;
+        for (const q of emitted.splice(0)) prefetch(q);
+      }
+    }
+  };
+
   let order: string[];
   try {
-    order = postOrder(target, loader);
+    order = await postOrder(target, loader, onLoaded);
   } catch (err) {
     await pool?.close();
     throw new BuildtraceError('FILE_UNREADABLE', `cannot read the derivation graph of ${target}: ${errorMessage(err)}`, { subject: target });
   }
   const results = new Map<string, NodeResult>();
-  // worker threads pay off once there are many bundles to check (BUILDTRACE_POOL_MIN: tests force them)
-  if (pool && order.length < Number(process.env['BUILDTRACE_POOL_MIN'] ?? 500)) {
+  // nothing is in flight on the workers unless prefetching began, which needs poolMin derivations
+  if (pool && order.length < poolMin) {
     await pool.close();
     pool = undefined;
   }
@@ -242,11 +316,14 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
         chosen.set(dc.drv, dc.claims[rest % dc.claims.length] as Claim);
         rest = Math.floor(rest / dc.claims.length);
       }
-      // a derivation without input derivations is its own resolution
+      // chosen inputs at their declared paths give the resolution already computed
+      const st = staticResolution.get(p);
       const res =
-        drv.inputDrvs.size === 0
-          ? { drv, path: parseStorePath(p, storeDir) }
-          : resolveDerivation(drv, (d, o) => chosen.get(d)?.outputs.get(o)?.path, storeDir);
+        st && depClaims.every((dc) => dc.outs.every((o) => (chosen.get(dc.drv) as Claim).outputs.get(o)?.path === loader.drv(dc.drv).outputs.get(o)?.path))
+          ? st
+          : drv.inputDrvs.size === 0
+            ? { drv, path: parseStorePath(p, storeDir) } // a derivation without input derivations is its own resolution
+            : resolveDerivation(drv, (d, o) => chosen.get(d)?.outputs.get(o)?.path, storeDir);
       const rdrvPath = printStorePath(res.path);
       const h = res.path.hashPart;
       // input NAR digests the chosen dependency claims vouch for
@@ -256,17 +333,13 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
         expectInputs.set(v.path, v.sha256);
       }
       const rdrvKind = derivationKind(res.drv, rdrvPath);
-      const lines: { line: string; where: string }[] = [];
-      for (const src of opts.sources) for (const line of await src.bundles(h)) lines.push({ line, where: src.name });
-      if (lines.length === 0) {
+      const found = await lookup(h);
+      if (found.length === 0) {
         problems.push({ drv: p, code: 'no-bundle', resolvedDrv: rdrvPath, detail: `no trace for resolved derivation ${rdrvPath} in ${opts.sources.map((s) => s.name).join(', ')}` });
         continue;
       }
-      const seen = new Set<string>();
-      for (const { line, where } of lines) {
-        if (seen.has(line)) continue;
-        seen.add(line);
-        const c = pool ? await pool.check(line) : await checkBundleAsync(line, allKeys);
+      for (const { check, where } of found) {
+        const c = await check;
         if (!c.ok) {
           problems.push({ drv: p, code: c.reason, resolvedDrv: rdrvPath, detail: c.detail, where });
           continue;
