@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import S3rver from 's3rver';
@@ -9,7 +9,7 @@ import { S3Cache, signV4 } from '../src/cache/s3-cache.js';
 import { parsePublicKey, verifyDetached } from '../src/nix/nix-key.js';
 import { buildTraceFingerprint } from '../src/nix/build-trace.js';
 import { checkBundle } from '../src/trace/bundle.js';
-import { FIXTURES, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, waitFor, type DaemonHandle } from './helpers.js';
+import { FIXTURES, ROOT, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, waitFor, type DaemonHandle } from './helpers.js';
 import { startNginx, type NginxCache } from './nginx.js';
 
 function traceFiles(root: string): Map<string, string[]> {
@@ -100,6 +100,38 @@ describe('publishing to a file:// cache and to nginx (WebDAV PUT with conditiona
     }
     const st = await status(d);
     for (const c of st.caches) assert.equal(c.pending, 0);
+  });
+
+  test('trace-verify reads a closure of 403 derivations from nginx (default and worker paths) and finds a trace tampered there', async () => {
+    const args = [join(ROOT, 'bench/fixtures/closure.nix'), '--argstr', 'salt', salt(), '--arg', 'chunks', '2', '--arg', 'width', '200'];
+    for (const part of ['groups', 'top']) {
+      const b = await nixBuildWithHook(d.spool, [...args, '-A', part]);
+      assert.equal(b.code, 0, b.stderr);
+    }
+    const p = await d.cli(['push', '--wait']);
+    assert.equal(p.code, 0, p.stdout + p.stderr);
+    const top = (await must('nix-instantiate', [...args, '-A', 'top'], { env: nixEnv() })).stdout.trim();
+    const policy = join(tempDir(), 'p.json');
+    writeFileSync(policy, JSON.stringify({ keys: { b: { publicKey: d.keys.publicKey } }, trust: 'b' }));
+    // BUILDTRACE_POOL_MIN=0: worker threads and prefetching from the first derivation on
+    for (const env of [{}, { BUILDTRACE_POOL_MIN: '0' }]) {
+      const v = await run(VERIFY_CLI, [top, '--policy', policy, '--cache', nginx.url, '--json'], { env: { ...process.env, ...env } });
+      assert.equal(v.code, 0, v.stdout + v.stderr);
+      const r = JSON.parse(v.stdout) as { verified: boolean; derivationsChecked: number; signers: string[] };
+      assert.equal(r.verified, true);
+      assert.equal(r.derivationsChecked, 403);
+      assert.deepEqual(r.signers, ['b']);
+    }
+    // a trace tampered on the server is found through the same path
+    const db = new (await import('better-sqlite3')).default(d.dbFile, { readonly: true });
+    const victim = (db.prepare("SELECT rdrv_hash FROM traces WHERE drv_name = 'group-1'").get() as { rdrv_hash: string }).rdrv_hash;
+    db.close();
+    const file = join(nginx.root, 'traces', victim);
+    writeFileSync(file, readFileSync(file, 'utf8').replace(/"sig":"(.)/, (_, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`));
+    const bad = await run(VERIFY_CLI, [top, '--policy', policy, '--cache', nginx.url, '--json'], { env: { ...process.env, BUILDTRACE_POOL_MIN: '0' } });
+    assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+    const problems = (JSON.parse(bad.stdout) as { problems: { code: string; drv: string }[] }).problems;
+    assert.ok(problems.some((x) => x.code === 'signature-invalid' && x.drv.endsWith('-group-1.drv')), JSON.stringify(problems));
   });
 
   test('nginx stopped during 100 builds: status reports the outage, every trace arrives once after', async () => {

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import type Database from 'better-sqlite3';
 import { BuildtraceError } from '../errors.js';
 import type { CacheBackend } from '../cache/backend.js';
+import { Limiter } from '../util/limiter.js';
 import { isObject, parseStrictJson } from '../util/strict-json.js';
 
 /** Key attestation evidence as published (cache) or stored (daemon database). */
@@ -122,12 +123,15 @@ export class DbSource implements BundleSource {
 /** A binary cache: `traces/<hash>` (JSON Lines of bundles) and `buildtrace/keys/<fp>.jsonl`. */
 export class CacheSource implements BundleSource {
   readonly name: string;
-  constructor(private readonly cache: CacheBackend) {
+  private readonly limiter: Limiter;
+  /** `maxInFlight`: reads of this cache at once (trace-verify asks for thousands together). */
+  constructor(private readonly cache: CacheBackend, maxInFlight = 32) {
     this.name = cache.url;
+    this.limiter = new Limiter(maxInFlight);
   }
 
   private async lines(key: string): Promise<string[]> {
-    const o = await this.cache.get(key);
+    const o = await this.limiter.run(() => this.cache.get(key));
     return (o?.body.toString('utf8') ?? '').split('\n').filter((l) => l.trim() !== '');
   }
 
