@@ -8,7 +8,7 @@ import type { JsonValue } from './strict-json.js';
 
 /** schemas/ at the package root; this file is dist/src/util/schema.js. */
 export const SCHEMA_DIR = fileURLToPath(new URL('../../../schemas/', import.meta.url));
-/** Standalone validators made by schema-compile.ts at build time. */
+/** Standalone validators made by scripts/schema-compile.ts at build time. */
 export const COMPILED_SCHEMA_DIR = fileURLToPath(new URL('../../schemas/', import.meta.url));
 
 const require = createRequire(import.meta.url);
