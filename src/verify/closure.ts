@@ -134,7 +134,6 @@ async function postOrder(root: string, loader: DrvLoader, emit: (p: string) => v
 
 /** Bundles stored under one resolved derivation, each with its check under way. */
 interface Lookup {
-  readonly line: string;
   readonly where: string;
   readonly check: Promise<BundleCheck>;
 }
@@ -222,7 +221,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
             const check = pool ? pool.check(line) : checkBundleAsync(line, allKeys);
             // a prefetched check nobody awaits (its derivation failed earlier) must not crash the run
             check.catch(() => undefined);
-            out.push({ line, where: src.name, check });
+            out.push({ where: src.name, check });
           }
         }
         return out;
