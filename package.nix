@@ -30,6 +30,8 @@ buildNpmPackage {
     sh scripts/build-hook.sh $out/lib/node_modules/${manifest.name}/dist/trace-hook \
       ${busybox}/bin/busybox /var/spool/buildtrace
   '';
+  # the shell trace-hook runs under, for the NixOS module's post-build-hook wrapper
+  passthru.hookShell = "${busybox}/bin/busybox sh";
   meta = {
     description = manifest.description;
     license = lib.licenses.asl20;

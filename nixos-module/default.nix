@@ -7,6 +7,7 @@ let
   configFile = settingsFormat.generate "buildtrace-daemon.json" (import ./daemon-config.nix cfg);
   hook = pkgs.writeScript "buildtrace-post-build-hook" (import ./hook-script.nix {
     traceHook = "${cfg.package}/bin/trace-hook";
+    shell = cfg.package.hookShell or "/bin/sh";
     inherit (cfg) spoolDir chainPostBuildHook;
   });
   teeOnDevice = cfg.tee.provider == "sev-snp" || cfg.tee.provider == "tdx";

@@ -88,6 +88,14 @@ test('assertions explain what is wrong', async () => {
   assert.match(sim.failedAssertions[0] as string, /proves nothing about hardware/);
 });
 
+/** The module's hook, pointed at this checkout's built trace-hook instead of the package's. */
+function runnableHook(text: string, dir: string): string {
+  const hook = join(dir, 'hook');
+  writeFileSync(hook, text.replace(/\S*\/bin\/trace-hook/, join(ROOT, 'dist/trace-hook')));
+  chmodSync(hook, 0o755);
+  return hook;
+}
+
 test('the generated hook chains a previous hook, keeps its status and still records the build', async () => {
   const dir = tempDir();
   const prev = join(dir, 'prev-hook');
@@ -97,14 +105,24 @@ test('the generated hook chains a previous hook, keeps its status and still reco
   (await import('node:fs')).mkdirSync(spool);
   const e = await evaluate({ ...baseCfg, chainPostBuildHook: prev, spoolDir: spool });
   // the module points at the packaged hook; run it against the repository's hook instead
-  const text = e.hookText.replace(/\S*\/bin\/trace-hook/, join(ROOT, 'dist/trace-hook'));
-  const hook = join(dir, 'hook');
-  writeFileSync(hook, text);
-  chmodSync(hook, 0o755);
-  const r = await run('/bin/sh', [hook], { env: { PATH: '/usr/bin:/bin', DRV_PATH: '/nix/store/7kf39nh5dgw2airf6njpy8q6rsnyb4kb-b.drv', OUT_PATHS: '' } });
+  // runs under the package's shell (the stand-in package says busybox's)
+  assert.match(e.hookText, /^#!\/bin\/busybox sh\n/);
+  const hook = runnableHook(e.hookText, dir);
+  const r = await run(hook, [], { env: { PATH: '/usr/bin:/bin', DRV_PATH: '/nix/store/7kf39nh5dgw2airf6njpy8q6rsnyb4kb-b.drv', OUT_PATHS: '' } });
   assert.equal(r.code, 3, 'the previous hook\'s status is kept');
   assert.match(r.stderr, /previous ran/);
   assert.equal(readdirSync(spool).length, 1, 'the build is recorded anyway');
+});
+
+test('without a hook to chain, the generated hook execs trace-hook', async () => {
+  const dir = tempDir();
+  const spool = join(dir, 'spool');
+  (await import('node:fs')).mkdirSync(spool);
+  const e = await evaluate({ ...baseCfg, spoolDir: spool });
+  assert.match(e.hookText, /^#!\/bin\/busybox sh\nexport BUILDTRACE_SPOOL=\S+\nexec \S+\/bin\/trace-hook\n$/);
+  const r = await run(runnableHook(e.hookText, dir), [], { env: { DRV_PATH: '/nix/store/7kf39nh5dgw2airf6njpy8q6rsnyb4kb-b.drv', OUT_PATHS: '' } });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(readdirSync(spool).length, 1);
 });
 
 test('the package expression evaluates: name and version from package.json, hook paths fixed at build time', async () => {
@@ -117,6 +135,7 @@ test('the package expression evaluates: name and version from package.json, hook
   assert.equal(e.package['npmDeps'], 'npm-deps', 'dependencies come from package-lock.json (importNpmLock)');
   // the installed hook is rebuilt under a static busybox whose shell runs applets itself
   assert.match(String(e.package['postInstall']), /scripts\/build-hook\.sh \S+\/dist\/trace-hook \\\s+\/static-busybox-standalone\/bin\/busybox \/var\/spool\/buildtrace/);
+  assert.deepEqual(e.package['passthru'], { hookShell: '/static-busybox-standalone/bin/busybox sh' }, 'the module\'s wrapper runs under the same shell');
   const hook = readFileSync(join(ROOT, 'hook/trace-hook'), 'utf8');
   assert.ok(hook.includes('@spool@') && hook.includes('@mv@'), 'the placeholders build-hook.sh substitutes exist');
 });
