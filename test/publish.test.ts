@@ -121,7 +121,13 @@ describe('publishing to a file:// cache and to nginx (WebDAV PUT with conditiona
       assert.equal(r.verified, true);
       assert.equal(r.derivationsChecked, 403);
       assert.deepEqual(r.signers, ['b']);
+      assert.equal(v.stderr, '', 'no progress line when stderr is not a terminal');
     }
+    // on a terminal (script(1) gives it one): a progress line while reading, then while checking
+    const tty = await run('script', ['-qec', `${VERIFY_CLI} ${top} --policy ${policy} --cache ${nginx.url} --json`, '/dev/null']);
+    assert.equal(tty.code, 0, tty.stdout);
+    assert.match(tty.stdout, /\rtrace-verify: reading derivations: 256\x1b\[K/);
+    assert.match(tty.stdout, /\rtrace-verify: 403\/403 derivations checked\x1b\[K\r?\n/);
     // a trace tampered on the server is found through the same path
     const db = new (await import('better-sqlite3')).default(d.dbFile, { readonly: true });
     const victim = (db.prepare("SELECT rdrv_hash FROM traces WHERE drv_name = 'group-1'").get() as { rdrv_hash: string }).rdrv_hash;

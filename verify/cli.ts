@@ -33,6 +33,7 @@ Usage:
       --db a trace-daemon database; --output restricts the target to some outputs;
       --at RFC3339: the time TEE endorsements must be valid at (default: the policy's choice,
       else each key attestation's collection time).
+      When stderr is a terminal, one progress line: derivations read, then checked.
 
   trace-verify bundles (--db FILE | --file FILE)... --key FILE... [--json]
       check the signature and shape of every bundle in daemon databases or JSON Lines
@@ -209,6 +210,12 @@ function printResult(r: VerifyResult, json: boolean): void {
   process.stdout.write(lines.join('\n') + '\n');
 }
 
+/** One line on the terminal, rewritten in place (\x1b[K clears what a longer line left). */
+function showProgress(phase: 'load' | 'check', done: number, total?: number): void {
+  const text = phase === 'load' ? `reading derivations: ${done}` : `${done}/${total ?? '?'} derivations checked`;
+  process.stderr.write(`\rtrace-verify: ${text}\x1b[K${phase === 'check' && done === total ? '\n' : ''}`);
+}
+
 async function verifyCommand(target: string, rest: string[]): Promise<number> {
   const a = parseArgs(rest, { booleans: ['json'], strings: ['policy', 'attr', 'at'], repeated: ['cache', 'db', 'output'] });
   if (a.flags.has('help')) {
@@ -232,7 +239,7 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
     loader: new DrvLoader('/nix/store', Number.POSITIVE_INFINITY),
     ...(a.lists.has('output') ? { requiredOutputs: a.lists.get('output') as string[] } : {}),
     ...(atText ? { at: new Date(atText) } : {}),
-    ...(tty ? { progress: (d: number, t: number) => void process.stderr.write(`\rtrace-verify: ${d}/${t} derivations${d === t ? '\n' : ''}`) } : {}),
+    ...(tty ? { progress: showProgress } : {}),
   });
   printResult(r, a.flags.has('json'));
   return r.verified ? EXIT_OK : EXIT_REJECTED;

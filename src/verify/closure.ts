@@ -88,7 +88,8 @@ export interface VerifyOptions {
   readonly requiredOutputs?: readonly string[];
   readonly at?: Date;
   readonly storeDir?: string;
-  readonly progress?: (done: number, total: number) => void;
+  /** 'load': derivations read so far (total unknown yet); 'check': derivations checked of all. */
+  readonly progress?: (phase: 'load' | 'check', done: number, total?: number) => void;
   readonly concurrency?: number;
 }
 
@@ -109,7 +110,7 @@ function restrict(m: OutputMap, names: readonly string[]): OutputMap {
  * to the event loop now and then, so work `emit` starts (cache reads, signature checks on
  * the worker threads) proceeds while the rest of the graph loads.
  */
-async function postOrder(root: string, loader: DrvLoader, emit: (p: string) => void): Promise<string[]> {
+async function postOrder(root: string, loader: DrvLoader, emit: (p: string) => void, progress?: (loaded: number) => void): Promise<string[]> {
   const order: string[] = [];
   const state = new Map<string, 1 | 2>();
   const stack: [string, boolean][] = [[root, false]];
@@ -120,7 +121,10 @@ async function postOrder(root: string, loader: DrvLoader, emit: (p: string) => v
         state.set(p, 2);
         order.push(p);
         emit(p);
-        if (order.length % 256 === 0) await new Promise(setImmediate);
+        if (order.length % 256 === 0) {
+          progress?.(order.length);
+          await new Promise(setImmediate);
+        }
       }
       continue;
     }
@@ -265,7 +269,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
 
   let order: string[];
   try {
-    order = await postOrder(target, loader, onLoaded);
+    order = await postOrder(target, loader, onLoaded, opts.progress && ((n) => opts.progress?.('load', n)));
   } catch (err) {
     await pool?.close();
     throw new BuildtraceError('FILE_UNREADABLE', `cannot read the derivation graph of ${target}: ${errorMessage(err)}`, { subject: target });
@@ -426,7 +430,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
         while (next < ps.length) {
           const p = ps[next++] as string;
           await processNode(p);
-          if (++done % 256 === 0 || done === order.length) opts.progress?.(done, order.length);
+          if (++done % 256 === 0 || done === order.length) opts.progress?.('check', done, order.length);
         }
       };
       await Promise.all(Array.from({ length: Math.min(conc, ps.length) }, worker));
