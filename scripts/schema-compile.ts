@@ -16,16 +16,16 @@ const require = createRequire(import.meta.url);
 const standaloneCode = (require('ajv/dist/standalone/index.js') as { default: (ajv: Ajv2020Type, fn: unknown) => string }).default;
 
 const names = readdirSync(SCHEMA_DIR).filter((n) => n.endsWith('.schema.json')).sort();
+const texts = new Map(names.map((n) => [n, readFileSync(SCHEMA_DIR + n, 'utf8')]));
+const ajv = newAjv({ code: { source: true } });
+// every schema is known by its $id, so $refs between them resolve
+for (const text of texts.values()) ajv.addSchema(JSON.parse(text) as object);
 mkdirSync(COMPILED_SCHEMA_DIR, { recursive: true });
-for (const name of names) {
-  const ajv = newAjv({ code: { source: true } });
-  const texts = new Map(names.map((n) => [n, readFileSync(SCHEMA_DIR + n, 'utf8')]));
-  // every schema is known by its $id, so $refs between them resolve
-  for (const [, text] of texts) ajv.addSchema(JSON.parse(text) as object);
-  const id = (JSON.parse(texts.get(name) as string) as { $id?: string }).$id;
+for (const [name, text] of texts) {
+  const id = (JSON.parse(text) as { $id?: string }).$id;
   const validate = id ? ajv.getSchema(id) : undefined;
   if (!validate) throw new Error(`schemas/${name} has no $id`);
-  const sha = createHash('sha256').update(texts.get(name) as string).digest('hex');
+  const sha = createHash('sha256').update(text).digest('hex');
   const out = `${COMPILED_SCHEMA_DIR}${name.replace(/\.json$/, '')}.cjs`;
   writeFileSync(`${out}.tmp`, `// generated from schemas/${name} by scripts/schema-compile.ts; do not edit\n${standaloneCode(ajv, validate)}\nmodule.exports.schemaSha256 = ${JSON.stringify(sha)};\n`);
   renameSync(`${out}.tmp`, out);

@@ -206,3 +206,8 @@ export function onlyOwnErrors(f: () => unknown): void {
     if (!(err instanceof BuildtraceError)) throw err;
   }
 }
+
+/** A bundle line with one character of its signature changed (still valid base64). */
+export function flipSignature(line: string): string {
+  return line.replace(/"sig":"(.)/, (_, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`);
+}

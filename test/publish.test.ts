@@ -9,7 +9,7 @@ import { S3Cache, signV4 } from '../src/cache/s3-cache.js';
 import { parsePublicKey, verifyDetached } from '../src/nix/nix-key.js';
 import { buildTraceFingerprint } from '../src/nix/build-trace.js';
 import { checkBundle } from '../src/trace/bundle.js';
-import { FIXTURES, ROOT, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, waitFor, type DaemonHandle } from './helpers.js';
+import { FIXTURES, ROOT, flipSignature, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, waitFor, type DaemonHandle } from './helpers.js';
 import { startNginx, type NginxCache } from './nginx.js';
 
 function traceFiles(root: string): Map<string, string[]> {
@@ -133,7 +133,7 @@ describe('publishing to a file:// cache and to nginx (WebDAV PUT with conditiona
     const victim = (db.prepare("SELECT rdrv_hash FROM traces WHERE drv_name = 'group-1'").get() as { rdrv_hash: string }).rdrv_hash;
     db.close();
     const file = join(nginx.root, 'traces', victim);
-    writeFileSync(file, readFileSync(file, 'utf8').replace(/"sig":"(.)/, (_, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`));
+    writeFileSync(file, flipSignature(readFileSync(file, 'utf8')));
     const bad = await run(VERIFY_CLI, [top, '--policy', policy, '--cache', nginx.url, '--json'], { env: { ...process.env, BUILDTRACE_POOL_MIN: '0' } });
     assert.equal(bad.code, 1, bad.stdout + bad.stderr);
     const problems = (JSON.parse(bad.stdout) as { problems: { code: string; drv: string }[] }).problems;

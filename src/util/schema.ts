@@ -55,10 +55,10 @@ function addSchema(text: string): object {
 }
 
 /** Compiled now, by ajv (loaded on first use): when the build's validator is missing or stale. */
-export function runtimeValidator(name: string): ValidateFunction {
+export function runtimeValidator(name: string, text = schemaText(name)): ValidateFunction {
   // schemas may $ref each other by file name, relative to their $id
   for (const dep of ['tee-policy.schema.json']) if (dep !== name) addSchema(schemaText(dep));
-  const schema = addSchema(schemaText(name)) as { $id?: string };
+  const schema = addSchema(text) as { $id?: string };
   const a = ajv as Ajv2020;
   return (schema.$id ? a.getSchema(schema.$id) : undefined) ?? a.compile(schema);
 }
@@ -66,7 +66,8 @@ export function runtimeValidator(name: string): ValidateFunction {
 export function schemaValidator(name: string): ValidateFunction {
   let v = compiled.get(name);
   if (!v) {
-    v = precompiled(name, schemaText(name)) ?? runtimeValidator(name);
+    const text = schemaText(name);
+    v = precompiled(name, text) ?? runtimeValidator(name, text);
     compiled.set(name, v);
   }
   return v;

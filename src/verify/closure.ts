@@ -2,7 +2,7 @@ import { BuildtraceError, errorMessage } from '../errors.js';
 import { derivationKind, derivationName, parseOutputHashAlgo, type Derivation } from '../nix/derivation.js';
 import { parseHash } from '../nix/hash.js';
 import type { NixPublicKey } from '../nix/nix-key.js';
-import { resolveDerivation, type Resolution } from '../nix/resolve.js';
+import { resolveDerivation, type InputOutputLookup, type Resolution } from '../nix/resolve.js';
 import { parseStorePath, printStorePath } from '../nix/store-path.js';
 import type { DrvLoader } from '../store/drv-loader.js';
 import { parsePreimage, reportDataFor } from '../tee/binding.js';
@@ -236,6 +236,12 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     return l;
   };
 
+  // a derivation without input derivations is its own resolution
+  const resolutionOf = (p: string, drv: Derivation, path: InputOutputLookup): Pick<Resolution, 'drv' | 'path'> =>
+    drv.inputDrvs.size === 0 ? { drv, path: parseStorePath(p, storeDir) } : resolveDerivation(drv, path, storeDir);
+  // an input's output path as its .drv declares it (none for content-addressed outputs)
+  const declared = (d: string, o: string): string | undefined => loader.drv(d).outputs.get(o)?.path || undefined;
+
   // The resolution a derivation has when all its inputs have fixed output paths (input-
   // addressed and fixed-output inputs): known as soon as its inputs are loaded, so its
   // bundles can be fetched and checked while the rest of the graph loads.
@@ -249,10 +255,9 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const onLoaded = (p: string): void => {
     const drv = loader.drv(p);
     if (derivationKind(drv, p) === 'fixed') return;
-    const declared = (d: string, o: string): string | undefined => loader.drv(d).outputs.get(o)?.path || undefined;
     for (const [d, outs] of drv.inputDrvs) for (const o of outs) if (declared(d, o) === undefined) return;
     try {
-      staticResolution.set(p, drv.inputDrvs.size === 0 ? { drv, path: parseStorePath(p, storeDir) } : resolveDerivation(drv, declared, storeDir));
+      staticResolution.set(p, resolutionOf(p, drv, declared));
     } catch {
       return; // processNode meets the same error and reports it
     }
@@ -322,11 +327,9 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
       // chosen inputs at their declared paths give the resolution already computed
       const st = staticResolution.get(p);
       const res =
-        st && depClaims.every((dc) => dc.outs.every((o) => (chosen.get(dc.drv) as Claim).outputs.get(o)?.path === loader.drv(dc.drv).outputs.get(o)?.path))
+        st && depClaims.every((dc) => dc.outs.every((o) => (chosen.get(dc.drv) as Claim).outputs.get(o)?.path === declared(dc.drv, o)))
           ? st
-          : drv.inputDrvs.size === 0
-            ? { drv, path: parseStorePath(p, storeDir) } // a derivation without input derivations is its own resolution
-            : resolveDerivation(drv, (d, o) => chosen.get(d)?.outputs.get(o)?.path, storeDir);
+          : resolutionOf(p, drv, (d, o) => chosen.get(d)?.outputs.get(o)?.path);
       const rdrvPath = printStorePath(res.path);
       const h = res.path.hashPart;
       // input NAR digests the chosen dependency claims vouch for
