@@ -5,10 +5,8 @@ import type { NixPublicKey } from '../nix/nix-key.js';
 import { resolveDerivation, type InputOutputLookup, type Resolution } from '../nix/resolve.js';
 import { parseStorePath, printStorePath } from '../nix/store-path.js';
 import type { DrvLoader } from '../store/drv-loader.js';
-import { parsePreimage, reportDataFor } from '../tee/binding.js';
-import { verifyEvidence } from '../tee/evidence.js';
-import { loadRoots } from '../tee/roots.js';
 import { checkBundleAsync, type BundleCheck } from '../trace/bundle.js';
+import { admitKeys } from './admission.js';
 import { BundlePool } from './bundle-pool.js';
 import type { ParsedStatement } from '../trace/statement.js';
 import type { BundleSource } from './sources.js';
@@ -154,56 +152,10 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const { policy, loader } = opts;
   const storeDir = opts.storeDir ?? '/nix/store';
   const problems: Problem[] = [];
-  const keyStatus: Record<string, { admitted: boolean; detail: string }> = {};
 
-  // Keys: admitted unless they require TEE evidence that does not pass.
-  const admitted: NixPublicKey[] = [];
-  const teeRejected = new Map<string, string>();
-  const nameOf = new Map<string, string>();
-  for (const k of policy.keys.values()) {
-    nameOf.set(k.key.fingerprint, k.name);
-    if (!k.tee) {
-      admitted.push(k.key);
-      keyStatus[k.name] = { admitted: true, detail: 'no TEE evidence required' };
-      continue;
-    }
-    const roots = loadRoots(k.tee.roots);
-    const reasons: string[] = [];
-    let ok = false;
-    for (const src of opts.sources) {
-      for (const ev of await src.keyEvidence(k.key.fingerprint)) {
-        try {
-          const b = parsePreimage(ev.preimage);
-          if (b.kind !== 'key' || !Buffer.from(b.publicKey).equals(Buffer.from(k.key.raw))) {
-            reasons.push(`${ev.where}: evidence binds another key`);
-            continue;
-          }
-          const v = verifyEvidence(
-            { report: ev.report, expectedReportData: reportDataFor(ev.preimage), collectedAt: new Date(ev.collectedAt), ...(ev.certs.find((c) => c.role === 'vcek' || c.role === 'vlek') ? { vek: (ev.certs.find((c) => c.role === 'vcek' || c.role === 'vlek') as { der: Buffer }).der } : {}) },
-            roots,
-            { verificationTime: 'collection', ...k.tee.policy },
-            opts.at,
-          );
-          if (v.ok) {
-            ok = true;
-            keyStatus[k.name] = { admitted: true, detail: `${v.format} key attestation from ${ev.where} passes its TEE policy` };
-            break;
-          }
-          reasons.push(`${ev.where}: ${v.steps.filter((s) => s.ok === false).map((s) => `${s.step}: ${s.detail}`).join('; ')}`);
-        } catch (err) {
-          reasons.push(`${ev.where}: ${errorMessage(err)}`);
-        }
-      }
-      if (ok) break;
-    }
-    if (ok) admitted.push(k.key);
-    else {
-      const why = reasons.length === 0 ? 'no key attestation evidence found in any source' : reasons.join(' | ');
-      teeRejected.set(k.key.fingerprint, why);
-      keyStatus[k.name] = { admitted: false, detail: why };
-    }
-  }
-  const allKeys = [...policy.keys.values()].map((k) => k.key);
+  const admission = await admitKeys(policy, opts.sources, opts.at ? { at: opts.at } : {});
+  const keyStatus = { ...admission.keyStatus };
+  const allKeys = admission.knownKeys;
 
   // start the workers now: their start-up overlaps reading the derivation graph
   let pool: BundlePool | undefined = opts.sources.length > 0 && process.env['BUILDTRACE_POOL_MIN'] !== 'never' ? new BundlePool(allKeys) : undefined;
@@ -350,12 +302,12 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
           problems.push({ drv: p, code: c.reason, resolvedDrv: rdrvPath, detail: c.detail, where });
           continue;
         }
-        const signer = nameOf.get(c.value.key.fingerprint) as string;
-        const teeWhy = teeRejected.get(c.value.key.fingerprint);
-        if (teeWhy !== undefined) {
-          problems.push({ drv: p, code: 'tee-evidence-failed', resolvedDrv: rdrvPath, signer, detail: `${signer}'s key is not admitted: ${teeWhy}`, where });
+        const who = await admission.identityFor(c.value.key.fingerprint);
+        if ('rejected' in who) {
+          problems.push({ drv: p, code: who.code, resolvedDrv: rdrvPath, ...(who.signer !== undefined ? { signer: who.signer } : {}), detail: who.rejected, where });
           continue;
         }
+        const signer = who.identity;
         const st: ParsedStatement = c.value.statement;
         if (st.resolvedInputHash !== h) {
           problems.push({ drv: p, code: 'replayed', resolvedDrv: rdrvPath, signer, detail: `bundle stored under ${h} is for resolved derivation ${st.resolvedInputHash}`, where });
