@@ -163,11 +163,17 @@ describe('trace-verify re-does resolution across real closures signed by three b
     assert.ok(onlyA.r.problems.some((p) => /1 more of \{1 of \{B, C\}\}|more of/.test(p.detail)));
   });
 
-  test('multi-output target: divergence in an unused output is ignored', async () => {
+  test('multi-output target: a disputed output counts even when only another is asked for', async () => {
+    // Before #10 `--output out` ignored the disputed dev. But out may reference dev at run time
+    // (traces do not record references), so the signers do not agree on what the consumer may
+    // install: 2-of-2 fails and names dev; 1-of-2 verifies out.
     const m = drv.get('multi') as string;
     const outOnly = await verify(m, policy(both), dbs(A, B), ['--output', 'out']);
-    assert.equal(outOnly.code, 0, JSON.stringify(outOnly.r.problems));
-    assert.deepEqual(Object.keys(outOnly.r.outputs), ['out']);
+    assert.equal(outOnly.code, 1);
+    assert.ok(outOnly.r.problems.some((p) => p.code === 'content-disputed' && p.drv === m && /-v-multi-dev/.test(p.detail) && / by A\b/.test(p.detail) && / by B\b/.test(p.detail)), JSON.stringify(outOnly.r.problems));
+    const one = await verify(m, policy({ threshold: 1, of: ['A', 'B'] }), dbs(A, B), ['--output', 'out']);
+    assert.equal(one.code, 0, JSON.stringify(one.r.problems));
+    assert.deepEqual(Object.keys(one.r.outputs), ['out']);
     const all = await verify(m, policy(both), dbs(A, B));
     assert.equal(all.code, 1, 'out and dev together have no claim both signers agree on');
   });

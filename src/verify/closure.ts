@@ -1,70 +1,27 @@
 import { BuildtraceError, errorMessage } from '../errors.js';
 import { derivationKind, derivationName, parseOutputHashAlgo, type Derivation } from '../nix/derivation.js';
 import { parseHash } from '../nix/hash.js';
-import type { NixPublicKey } from '../nix/nix-key.js';
 import { resolveDerivation, type InputOutputLookup, type Resolution } from '../nix/resolve.js';
 import { parseStorePath, printStorePath } from '../nix/store-path.js';
 import type { DrvLoader } from '../store/drv-loader.js';
 import { checkBundleAsync, type BundleCheck } from '../trace/bundle.js';
 import { admitKeys } from './admission.js';
 import { BundlePool } from './bundle-pool.js';
-import type { ParsedStatement } from '../trace/statement.js';
+import { checkClaim, depKey, type DepRef, type Entry, type InputOrigin, type Problem } from './claims.js';
+import { groupBySignedContent } from './signed-content.js';
 import type { BundleSource } from './sources.js';
-import { describeTrust, missing, satisfies, type TrustPolicy } from './trust-policy.js';
+import { describeTrust, type TrustPolicy } from './trust-policy.js';
+import { decide, type FodLeaf, type Node, type WorldPath } from './world.js';
 
-/** Why a position (a derivation, possibly a specific resolution of it) does not verify. */
-export type ProblemCode =
-  | 'no-bundle'
-  | 'signature-invalid'
-  | 'key-not-admitted'
-  | 'tee-evidence-failed'
-  | 'malformed'
-  | 'builder-mismatch'
-  | 'replayed'
-  | 'output-mismatch'
-  | 'input-hash-mismatch'
-  | 'input-missing'
-  | 'dependency-unsupported'
-  | 'threshold-not-met'
-  | 'bound-hit'
-  | 'derivation-unreadable';
+export type { Problem, ProblemCode } from './claims.js';
 
-export interface Problem {
+/** A chosen entry, as reported: who claimed what for which resolved derivation. */
+export interface ChosenEntry {
   readonly drv: string;
-  readonly code: ProblemCode;
-  readonly detail: string;
-  readonly resolvedDrv?: string;
-  readonly signer?: string;
-  readonly where?: string;
-}
-
-interface OutputValue {
-  readonly path: string;
-  /** NAR SHA-256 (hex) when known; floating FOD outputs may lack it. */
-  readonly sha256: string | undefined;
-}
-type OutputMap = ReadonlyMap<string, OutputValue>;
-
-interface Entry {
-  readonly udrv: string;
-  readonly rdrvHash: string;
+  readonly resolvedDrv: string;
   readonly signer: string;
-  readonly outputs: OutputMap;
-  readonly deps: ReadonlyArray<{ readonly drv: string; readonly claim: string }>;
-}
-
-interface Claim {
-  readonly key: string;
-  readonly outputs: OutputMap;
-  readonly entries: Entry[];
-  readonly fod: boolean;
-}
-
-interface NodeResult {
-  readonly drv: string;
-  readonly name: string;
-  readonly fod: boolean;
-  readonly claims: Map<string, Claim>;
+  readonly where: string;
+  readonly outputs: Record<string, { readonly path: string; readonly narSha256: string }>;
 }
 
 export interface VerifyResult {
@@ -77,6 +34,10 @@ export interface VerifyResult {
   readonly trust: string;
   readonly problems: Problem[];
   readonly keyStatus: Record<string, { admitted: boolean; detail: string }>;
+  /** The verified world: every path the chosen claims bind, its NAR sha256 and producing udrv (empty unless verified). */
+  readonly world: Record<string, WorldPath>;
+  /** The claims the verdict rests on (empty unless verified). */
+  readonly entries: readonly ChosenEntry[];
 }
 
 export interface VerifyOptions {
@@ -89,17 +50,6 @@ export interface VerifyOptions {
   /** 'load': derivations read so far (total unknown yet); 'check': derivations checked of all. */
   readonly progress?: (phase: 'load' | 'check', done: number, total?: number) => void;
   readonly concurrency?: number;
-}
-
-function claimKey(m: OutputMap): string {
-  return [...m.entries()]
-    .sort((a, b) => (a[0] < b[0] ? -1 : 1))
-    .map(([n, v]) => `${n}=${v.path}:${v.sha256 ?? ''}`)
-    .join(';');
-}
-
-function restrict(m: OutputMap, names: readonly string[]): OutputMap {
-  return new Map(names.map((n) => [n, m.get(n) as OutputValue]));
 }
 
 /**
@@ -134,18 +84,95 @@ async function postOrder(root: string, loader: DrvLoader, emit: (p: string) => v
   return order;
 }
 
-/** Bundles stored under one resolved derivation, each with its check under way. */
-interface Lookup {
-  readonly where: string;
-  readonly check: Promise<BundleCheck>;
-}
-
-function fodOutput(drv: Derivation): OutputValue {
+function fodLeaf(drv: Derivation): FodLeaf {
   const o = drv.outputs.get('out');
   if (!o) throw new BuildtraceError('DERIVATION_INVALID', 'fixed-output derivation without "out"');
   const { method, algo } = parseOutputHashAlgo(o.hashAlgo);
   // A recursive SHA-256 FOD declares its NAR hash; a flat one declares the file's hash only.
   return { path: o.path, sha256: method === 'recursive' && algo === 'sha256' ? Buffer.from(parseHash(o.hash, 'sha256').bytes).toString('hex') : undefined };
+}
+
+/** One distinct signed content stored under a resolved derivation, its check under way. */
+interface Lookup {
+  readonly where: string;
+  readonly variants: number;
+  readonly check: Promise<BundleCheck>;
+}
+
+/** One way to resolve a dependency: the paths of the outputs used, and what is known of their contents. */
+interface DepOption {
+  readonly key: string;
+  readonly paths: ReadonlyMap<string, string>;
+  /** path -> NAR hashes its producer's claims (or the FOD's declaration) give it. */
+  readonly hashes: ReadonlyMap<string, Set<string>>;
+  readonly signers: ReadonlySet<string>;
+}
+
+const byStr = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** A dependency's distinct resolutions for the outputs `outs`, grouped by paths (not by bundle), in path order. */
+function depOptions(n: Node, outs: readonly string[]): DepOption[] {
+  if (n.fod) {
+    const paths = new Map([['out', n.fod.path]]);
+    return [{ key: depKey(new Map([['out', { path: n.fod.path, sha256: n.fod.sha256 }]]), outs), paths, hashes: new Map([[n.fod.path, new Set(n.fod.sha256 ? [n.fod.sha256] : [])]]), signers: new Set() }];
+  }
+  const byKey = new Map<string, { key: string; paths: Map<string, string>; hashes: Map<string, Set<string>>; signers: Set<string> }>();
+  for (const e of n.entries) {
+    if (!outs.every((o) => e.outputs.has(o))) continue;
+    const key = depKey(e.outputs, outs);
+    let o = byKey.get(key);
+    if (!o) {
+      o = { key, paths: new Map(outs.map((x) => [x, (e.outputs.get(x) as { path: string }).path])), hashes: new Map(), signers: new Set() };
+      byKey.set(key, o);
+    }
+    o.signers.add(e.signer);
+    for (const x of outs) {
+      const v = e.outputs.get(x) as { path: string; sha256: string };
+      const hs = o.hashes.get(v.path) ?? new Set<string>();
+      hs.add(v.sha256);
+      o.hashes.set(v.path, hs);
+    }
+  }
+  return [...byKey.values()].sort((a, b) => byStr(a.key, b.key));
+}
+
+/**
+ * The combinations of dependency options to try, at most `max`: first each signer's own view
+ * (the option it signed at every dependency, where that is one), then all combinations in
+ * path order. Neither depends on the order bundles were read in.
+ */
+function combinations(deps: readonly DepOption[][], max: number): { combos: number[][]; total: number } {
+  let total = 1;
+  for (const d of deps) total = Math.min(total * d.length, Number.MAX_SAFE_INTEGER);
+  const combos: number[][] = [];
+  const seen = new Set<string>();
+  const add = (c: number[]): void => {
+    const k = c.join(',');
+    if (combos.length >= max || seen.has(k)) return;
+    seen.add(k);
+    combos.push(c);
+  };
+  const signers = new Set<string>();
+  for (const d of deps) for (const o of d) for (const s of o.signers) signers.add(s);
+  for (const s of [...signers].sort(byStr)) {
+    add(
+      deps.map((d) => {
+        const mine = d.flatMap((o, i) => (o.signers.has(s) ? [i] : []));
+        return mine.length === 1 ? (mine[0] as number) : 0;
+      }),
+    );
+  }
+  for (let n = 0; n < total && combos.length < max; n++) {
+    let rest = n;
+    add(
+      deps.map((d) => {
+        const i = rest % d.length;
+        rest = Math.floor(rest / d.length);
+        return i;
+      }),
+    );
+  }
+  return { combos, total };
 }
 
 export async function verifyClosure(target: string, opts: VerifyOptions): Promise<VerifyResult> {
@@ -156,29 +183,38 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const admission = await admitKeys(policy, opts.sources, opts.at ? { at: opts.at } : {});
   const keyStatus = { ...admission.keyStatus };
   const allKeys = admission.knownKeys;
+  const knownFps = new Set(allKeys.map((k) => k.fingerprint));
 
   // start the workers now: their start-up overlaps reading the derivation graph
   let pool: BundlePool | undefined = opts.sources.length > 0 && process.env['BUILDTRACE_POOL_MIN'] !== 'never' ? new BundlePool(allKeys) : undefined;
   // worker threads pay off once there are many bundles to check (BUILDTRACE_POOL_MIN: tests force them)
   const poolMin = Number(process.env['BUILDTRACE_POOL_MIN'] ?? 500);
+  const checkOne = (line: string): Promise<BundleCheck> => (pool ? pool.check(line) : checkBundleAsync(line, allKeys));
 
-  // Every source's bundles for a resolved derivation, read once, checks started at once.
+  // Every source's bundles for a resolved derivation, read once and grouped by signed content
+  // before any signature check (replays with other hints cost one check); within a group the
+  // variants are tried in turn until one passes, at most one per known key and one more.
   const lookups = new Map<string, Promise<Lookup[]>>();
   const lookup = (h: string): Promise<Lookup[]> => {
     let l = lookups.get(h);
     if (!l) {
       l = (async () => {
+        const from = new Map<string, string>();
+        for (const src of opts.sources) for (const line of await src.bundles(h)) if (!from.has(line)) from.set(line, src.name);
         const out: Lookup[] = [];
-        const seen = new Set<string>();
-        for (const src of opts.sources) {
-          for (const line of await src.bundles(h)) {
-            if (seen.has(line)) continue;
-            seen.add(line);
-            const check = pool ? pool.check(line) : checkBundleAsync(line, allKeys);
-            // a prefetched check nobody awaits (its derivation failed earlier) must not crash the run
-            check.catch(() => undefined);
-            out.push({ where: src.name, check });
-          }
+        for (const variants of groupBySignedContent(from.keys(), knownFps, allKeys.length + 1)) {
+          const check = (async (): Promise<BundleCheck> => {
+            let first: BundleCheck | undefined;
+            for (const v of variants) {
+              const c = await checkOne(v);
+              if (c.ok) return c;
+              first ??= c;
+            }
+            return first as BundleCheck;
+          })();
+          // a prefetched check nobody awaits (its derivation failed earlier) must not crash the run
+          check.catch(() => undefined);
+          out.push({ where: from.get(variants[0] as string) as string, variants: variants.length, check });
         }
         return out;
       })();
@@ -231,75 +267,70 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     await pool?.close();
     throw new BuildtraceError('FILE_UNREADABLE', `cannot read the derivation graph of ${target}: ${errorMessage(err)}`, { subject: target });
   }
-  const results = new Map<string, NodeResult>();
+  const nodes = new Map<string, Node>();
   // nothing is in flight on the workers unless prefetching began, which needs poolMin derivations
   if (pool && order.length < poolMin) {
     await pool.close();
     pool = undefined;
   }
 
+  // Gathering: every checked claim of every derivation, for every plausible resolution.
   const processNode = async (p: string): Promise<void> => {
     const drv = loader.drv(p);
     const name = derivationName(drv, p);
-    const kind = derivationKind(drv, p);
-    if (kind === 'fixed') {
-      const outputs = new Map([['out', fodOutput(drv)]]);
-      const key = claimKey(outputs);
-      results.set(p, { drv: p, name, fod: true, claims: new Map([[key, { key, outputs, entries: [], fod: true }]]) });
+    if (derivationKind(drv, p) === 'fixed') {
+      nodes.set(p, { drv: p, fod: fodLeaf(drv), entries: [] });
       return;
     }
-    const claims = new Map<string, Claim>();
-    const deps = [...drv.inputDrvs.entries()];
-    const depClaims: { drv: string; outs: readonly string[]; claims: Claim[] }[] = [];
-    for (const [d, outs] of deps) {
-      const r = results.get(d) as NodeResult;
-      // only claims that give every output this derivation uses
-      const usable = [...r.claims.values()].filter((c) => outs.every((o) => c.outputs.has(o)));
-      if (usable.length === 0) {
+    const entries: Entry[] = [];
+    const deps: { drv: string; outs: readonly string[]; options: DepOption[]; contentAddressed: boolean; fod: boolean }[] = [];
+    for (const [d, outs] of drv.inputDrvs) {
+      const n = nodes.get(d) as Node;
+      const options = depOptions(n, outs);
+      if (options.length === 0) {
         problems.push({ drv: p, code: 'dependency-unsupported', detail: `input ${d} has no verified resolution` });
-        results.set(p, { drv: p, name, fod: false, claims });
+        nodes.set(p, { drv: p, entries });
         return;
       }
-      depClaims.push({ drv: d, outs, claims: usable });
+      deps.push({ drv: d, outs, options, contentAddressed: derivationKind(loader.drv(d), d) === 'floating', fod: n.fod !== undefined });
     }
-    // every combination of the dependencies' plausible resolutions, bounded
-    let total = 1;
-    for (const dc of depClaims) total *= dc.claims.length;
-    const limit = Math.min(total, policy.maxResolutions);
-    if (total > policy.maxResolutions) {
-      problems.push({ drv: p, code: 'bound-hit', detail: `${total} combinations of input resolutions; only the first ${policy.maxResolutions} were tried (raise maxResolutions)` });
+    const { combos, total } = combinations(
+      deps.map((d) => d.options),
+      policy.maxResolutions,
+    );
+    if (total > combos.length) {
+      problems.push({ drv: p, code: 'bound-hit', detail: `${total} combinations of input resolutions; ${combos.length} were tried (each signer's own, then in path order; raise maxResolutions)` });
     }
-    for (let n = 0; n < limit; n++) {
-      let rest = n;
-      const chosen = new Map<string, Claim>();
-      for (const dc of depClaims) {
-        chosen.set(dc.drv, dc.claims[rest % dc.claims.length] as Claim);
-        rest = Math.floor(rest / dc.claims.length);
-      }
+    for (const combo of combos) {
+      const chosen = new Map<string, DepOption>(deps.map((d, i) => [d.drv, d.options[combo[i] as number] as DepOption]));
       // chosen inputs at their declared paths give the resolution already computed
       const st = staticResolution.get(p);
       const res =
-        st && depClaims.every((dc) => dc.outs.every((o) => (chosen.get(dc.drv) as Claim).outputs.get(o)?.path === declared(dc.drv, o)))
+        st && deps.every((d) => d.outs.every((o) => (chosen.get(d.drv) as DepOption).paths.get(o) === declared(d.drv, o)))
           ? st
-          : resolutionOf(p, drv, (d, o) => chosen.get(d)?.outputs.get(o)?.path);
+          : resolutionOf(p, drv, (d, o) => chosen.get(d)?.paths.get(o));
       const rdrvPath = printStorePath(res.path);
       const h = res.path.hashPart;
-      // input NAR digests the chosen dependency claims vouch for
-      const expectInputs = new Map<string, string | undefined>();
-      for (const dc of depClaims) for (const o of dc.outs) {
-        const v = (chosen.get(dc.drv) as Claim).outputs.get(o) as OutputValue;
-        expectInputs.set(v.path, v.sha256);
+      // where every input path of the rdrv comes from
+      const inputOrigins = new Map<string, InputOrigin>();
+      for (const src of res.drv.inputSrcs) inputOrigins.set(src, { kind: 'source' });
+      for (const d of deps) {
+        const o = chosen.get(d.drv) as DepOption;
+        for (const path of o.paths.values()) {
+          const hs = o.hashes.get(path) ?? new Set<string>();
+          inputOrigins.set(path, d.fod ? { kind: 'fod', drv: d.drv, sha256: [...hs][0] } : { kind: 'output', drv: d.drv, contentAddressed: d.contentAddressed, hashes: hs });
+        }
       }
-      const rdrvKind = derivationKind(res.drv, rdrvPath);
+      const depRefs: DepRef[] = deps.map((d) => ({ drv: d.drv, key: (chosen.get(d.drv) as DepOption).key }));
       const found = await lookup(h);
       if (found.length === 0) {
         problems.push({ drv: p, code: 'no-bundle', resolvedDrv: rdrvPath, detail: `no trace for resolved derivation ${rdrvPath} in ${opts.sources.map((s) => s.name).join(', ')}` });
         continue;
       }
-      for (const { check, where } of found) {
+      for (const { check, where, variants } of found) {
         const c = await check;
         if (!c.ok) {
-          problems.push({ drv: p, code: c.reason, resolvedDrv: rdrvPath, detail: c.detail, where });
+          problems.push({ drv: p, code: c.reason, resolvedDrv: rdrvPath, detail: variants > 1 ? `${c.detail} (${variants} variants of one signed content tried)` : c.detail, where });
           continue;
         }
         const who = await admission.identityFor(c.value.key.fingerprint);
@@ -307,63 +338,12 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
           problems.push({ drv: p, code: who.code, resolvedDrv: rdrvPath, ...(who.signer !== undefined ? { signer: who.signer } : {}), detail: who.rejected, where });
           continue;
         }
-        const signer = who.identity;
-        const st: ParsedStatement = c.value.statement;
-        if (st.resolvedInputHash !== h) {
-          problems.push({ drv: p, code: 'replayed', resolvedDrv: rdrvPath, signer, detail: `bundle stored under ${h} is for resolved derivation ${st.resolvedInputHash}`, where });
-          continue;
-        }
-        const wantKind = rdrvKind === 'floating' ? 'ca' : 'ia';
-        const names = [...res.drv.outputs.keys()].sort();
-        if (st.kind !== wantKind || [...st.outputs.keys()].sort().join(',') !== names.join(',')) {
-          problems.push({ drv: p, code: 'output-mismatch', resolvedDrv: rdrvPath, signer, detail: `statement (${st.kind}: ${[...st.outputs.keys()].join(', ')}) does not describe this ${wantKind} derivation (${names.join(', ')})`, where });
-          continue;
-        }
-        let bad: Problem | undefined;
-        for (const [on, o] of res.drv.outputs) {
-          const so = st.outputs.get(on) as { path: string };
-          const okPath = o.path !== '' ? so.path === o.path : (() => {
-            try {
-              const sp = parseStorePath(so.path, storeDir);
-              return sp.name === (on === 'out' ? name : `${name}-${on}`);
-            } catch {
-              return false;
-            }
-          })();
-          if (!okPath) {
-            bad = { drv: p, code: 'output-mismatch', resolvedDrv: rdrvPath, signer, detail: `output ${on} claimed at ${so.path}, derivation says ${o.path || 'a content-addressed path'}`, where };
-            break;
-          }
-        }
-        if (!bad && st.kind !== 'ca') {
-          const listed = new Map(st.inputs.map((i) => [i.path, i.sha256]));
-          for (const [path, sha] of expectInputs) {
-            const got = listed.get(path);
-            if (got === undefined) {
-              bad = { drv: p, code: 'input-missing', resolvedDrv: rdrvPath, signer, detail: `statement does not list input ${path}`, where };
-              break;
-            }
-            if (sha !== undefined && got !== sha) {
-              bad = { drv: p, code: 'input-hash-mismatch', resolvedDrv: rdrvPath, signer, detail: `input ${path}: statement says NAR sha256 ${got}, the verified trace of its producer says ${sha}`, where };
-              break;
-            }
-          }
-        }
-        if (bad) {
-          problems.push(bad);
-          continue;
-        }
-        const outputs = new Map([...st.outputs].map(([on, o]) => [on, { path: o.path, sha256: o.sha256 }]));
-        const key = claimKey(outputs);
-        let claim = claims.get(key);
-        if (!claim) {
-          claim = { key, outputs, entries: [], fod: false };
-          claims.set(key, claim);
-        }
-        claim.entries.push({ udrv: p, rdrvHash: h, signer, outputs, deps: depClaims.map((dc) => ({ drv: dc.drv, claim: (chosen.get(dc.drv) as Claim).key })) });
+        const e = checkClaim({ udrv: p, name, rdrv: res.drv, rdrvPath, rdrvHash: h, storeDir, inputOrigins, deps: depRefs }, c.value.statement, who.identity, where);
+        if ('code' in e) problems.push(e);
+        else entries.push(e);
       }
     }
-    results.set(p, { drv: p, name, fod: false, claims });
+    nodes.set(p, { drv: p, entries });
   };
 
   // children first; independent derivations concurrently (bounded), so remote caches are not read one by one
@@ -395,64 +375,18 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     await pool?.close();
   }
 
-  // Top-down: a target output map, every entry reachable from it, and the trust tree at every position.
-  const root = results.get(target) as NodeResult;
   const rootDrv = loader.drv(target);
   const required = opts.requiredOutputs ?? [...rootDrv.outputs.keys()];
   for (const o of required) if (!rootDrv.outputs.has(o)) throw new BuildtraceError('USAGE', `${target} has no output ${JSON.stringify(o)}`);
-  const base = { target, derivationsChecked: order.length, trust: describeTrust(policy.trust), keyStatus };
-  if (root.fod) {
-    const out = [...root.claims.values()][0] as Claim;
-    return { ...base, verified: true, outputs: { out: (out.outputs.get('out') as OutputValue).path }, signers: [], candidates: 1, problems: [] };
+  const v = decide({ target, required, order, nodes, trust: policy.trust, maxWorlds: policy.maxResolutions });
+  const base = { target, derivationsChecked: order.length, trust: describeTrust(policy.trust), keyStatus, candidates: v.candidates };
+  if (v.verified) {
+    const entries = v.entries
+      .map((e) => ({ drv: e.udrv, resolvedDrv: e.rdrvPath, signer: e.signer, where: e.where, outputs: Object.fromEntries([...e.outputs].map(([n, o]) => [n, { path: o.path, narSha256: o.sha256 }])) }))
+      .sort((a, b) => byStr(`${a.drv} ${a.resolvedDrv} ${a.signer}`, `${b.drv} ${b.resolvedDrv} ${b.signer}`));
+    return { ...base, verified: true, outputs: v.outputs, signers: v.signers, problems: [], world: v.world, entries };
   }
-  const candidates = new Map<string, { outputs: OutputMap; entries: Entry[] }>();
-  for (const c of root.claims.values()) {
-    const r = restrict(c.outputs, required);
-    const k = claimKey(r);
-    const cand = candidates.get(k) ?? { outputs: r, entries: [] };
-    cand.entries.push(...c.entries);
-    candidates.set(k, cand);
-  }
-  if (candidates.size === 0) {
-    if (!problems.some((x) => x.drv === target)) problems.push({ drv: target, code: 'no-bundle', detail: 'the target has no signed claim from an admitted key' });
-    return { ...base, verified: false, outputs: {}, signers: [], candidates: 0, problems };
-  }
-  const trustProblems: Problem[] = [];
-  for (const cand of candidates.values()) {
-    const evidence = new Map<string, Set<string>>();
-    const stack = [...cand.entries];
-    const seen = new Set<Entry>();
-    while (stack.length > 0) {
-      const e = stack.pop() as Entry;
-      if (seen.has(e)) continue;
-      seen.add(e);
-      const set = evidence.get(e.udrv) ?? new Set<string>();
-      set.add(e.signer);
-      evidence.set(e.udrv, set);
-      for (const d of e.deps) {
-        const c = (results.get(d.drv) as NodeResult).claims.get(d.claim) as Claim;
-        stack.push(...c.entries);
-      }
-    }
-    const failing: Problem[] = [];
-    for (const [u, signers] of evidence) {
-      if (!satisfies(policy.trust, signers)) {
-        failing.push({ drv: u, code: 'threshold-not-met', detail: `signed by {${[...signers].sort().join(', ')}}; the policy needs ${describeTrust(policy.trust)}: ${missing(policy.trust, signers)}` });
-      }
-    }
-    if (failing.length === 0) {
-      const signers = new Set<string>();
-      for (const s of evidence.values()) for (const x of s) signers.add(x);
-      return {
-        ...base,
-        verified: true,
-        outputs: Object.fromEntries([...cand.outputs].map(([n, v]) => [n, v.path])),
-        signers: [...signers].sort(),
-        candidates: candidates.size,
-        problems: [],
-      };
-    }
-    trustProblems.push(...failing);
-  }
-  return { ...base, verified: false, outputs: {}, signers: [], candidates: candidates.size, problems: [...trustProblems, ...problems] };
+  const all = [...v.problems, ...problems];
+  if (!all.some((x) => x.drv === target)) all.push({ drv: target, code: 'no-bundle', detail: 'the target has no signed claim from an admitted key' });
+  return { ...base, verified: false, outputs: {}, signers: [], problems: all, world: {}, entries: [] };
 }

@@ -52,15 +52,22 @@ export function loadTrustPolicy(file: string): TrustPolicy {
       ...(k.tee ? { tee: { roots: resolve(dirname(file), k.tee.roots), policy: k.tee.policy ?? { allowDebug: false } } } : {}),
     });
   }
-  const check = (n: TrustNode, path: string): void => {
+  // A key counts once per derivation: naming it twice (2 of [A, A], or 2 of [A, 1 of [A, B]])
+  // would let one signer meet a threshold meant for two. Iterative: the tree comes from a file.
+  const named = new Map<string, string>();
+  const todo: [TrustNode, string][] = [[p.trust, 'trust']];
+  while (todo.length > 0) {
+    const [n, path] = todo.pop() as [TrustNode, string];
     if (typeof n === 'string') {
       if (!keys.has(n)) fail(file, `${path} names key ${JSON.stringify(n)}, which is not in keys`);
-      return;
+      const first = named.get(n);
+      if (first !== undefined) fail(file, `${first} and ${path} both name key ${JSON.stringify(n)}; a key may appear only once in the trust tree (it counts once per derivation)`);
+      named.set(n, path);
+      continue;
     }
     if (n.threshold > n.of.length) fail(file, `${path}: threshold ${n.threshold} is more than its ${n.of.length} members`);
-    n.of.forEach((c, i) => check(c, `${path}.of[${i}]`));
-  };
-  check(p.trust, 'trust');
+    for (let i = n.of.length - 1; i >= 0; i--) todo.push([n.of[i] as TrustNode, `${path}.of[${i}]`]);
+  }
   return { keys, trust: p.trust, maxResolutions: p.maxResolutions ?? 256, file };
 }
 

@@ -1,0 +1,341 @@
+import { assertionKey, claimKey, type Entry, type OutputMap, type Problem } from './claims.js';
+import { describeTrust, missing, satisfies, type TrustNode } from './trust-policy.js';
+
+/**
+ * The trust verdict over checked entries (README "Trust semantics"). Pure.
+ *
+ * A target verifies iff some set B of entries is
+ *  - closed: an entry for the target udrv with the required outputs is in B, and every
+ *    entry's dependency resolutions are met by a fixed-output leaf or an entry in B (one
+ *    entry's whole output map per dependency);
+ *  - a consistent world: no store path has two NAR hashes among B's outputs and listed inputs;
+ *  - trusted: at every udrv with entries in B, their distinct signers satisfy the trust tree.
+ * Trust is monotone in the signer set, so for a fixed world the largest closed B (every
+ * supported entry reachable from the target's entries) is the one to check. Worlds differ only
+ * on disputed paths; each is tried in an order fixed by identities and hashes, never by input order.
+ */
+
+/** A fixed-output derivation: a leaf that needs no signature. */
+export interface FodLeaf {
+  readonly path: string;
+  /** The declared NAR sha256 (recursive sha256 FODs); undefined for flat ones. */
+  readonly sha256: string | undefined;
+}
+
+export interface Node {
+  readonly drv: string;
+  readonly fod?: FodLeaf;
+  readonly entries: readonly Entry[];
+}
+
+export interface DecideInput {
+  readonly target: string;
+  readonly required: readonly string[];
+  /** Every udrv of the closure, inputs before their users. */
+  readonly order: readonly string[];
+  readonly nodes: ReadonlyMap<string, Node>;
+  readonly trust: TrustNode;
+  /** Bound on the worlds tried. */
+  readonly maxWorlds: number;
+}
+
+export interface WorldPath {
+  readonly narSha256?: string;
+  /** The udrv whose output it is; absent for sources. */
+  readonly producerDrv?: string;
+}
+
+export interface Verdict {
+  readonly verified: boolean;
+  readonly outputs: Record<string, string>;
+  readonly signers: string[];
+  readonly candidates: number;
+  /** For a verified target: every path the chosen entries bind, with its NAR hash and producer. */
+  readonly world: Record<string, WorldPath>;
+  readonly entries: readonly Entry[];
+  readonly problems: Problem[];
+}
+
+const byStr = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+/** Every path an entry binds, with the hash it binds it to. */
+function* bindings(e: Entry): Generator<[string, string]> {
+  for (const o of e.outputs.values()) yield [o.path, o.sha256];
+  yield* e.inputs;
+}
+
+function hashFor(e: Entry, path: string): string | undefined {
+  for (const o of e.outputs.values()) if (o.path === path) return o.sha256;
+  return e.inputs.get(path);
+}
+
+/** Drops every entry of a signer that made two different claims for one resolved derivation. */
+function dropEquivocations(nodes: ReadonlyMap<string, Node>, problems: Problem[]): Map<string, Entry[]> {
+  const live = new Map<string, Entry[]>();
+  for (const [u, n] of nodes) {
+    const claims = new Map<string, Map<string, Entry>>();
+    for (const e of n.entries) {
+      const k = `${e.rdrvHash}\0${e.signer}`;
+      const m = claims.get(k) ?? new Map<string, Entry>();
+      const a = assertionKey(e);
+      // identical claims (the same statement under other hints, or re-signed) are one entry
+      if (!m.has(a)) m.set(a, e);
+      claims.set(k, m);
+    }
+    const keep: Entry[] = [];
+    for (const m of claims.values()) {
+      const es = [...m.values()];
+      if (es.length === 1) keep.push(es[0] as Entry);
+      else {
+        const e = es[0] as Entry;
+        problems.push({
+          drv: u,
+          code: 'equivocation',
+          resolvedDrv: e.rdrvPath,
+          signer: e.signer,
+          detail: `${e.signer} signed ${es.length} different claims for resolved derivation ${e.rdrvPath} (${es.map((x) => x.where).join(', ')}); none of them counts`,
+        });
+      }
+    }
+    live.set(u, keep);
+  }
+  return live;
+}
+
+interface Dispute {
+  readonly path: string;
+  /** Hashes whose claimants could satisfy the policy somewhere, sorted. */
+  readonly viable: readonly string[];
+}
+
+export function decide(input: DecideInput): Verdict {
+  const { target, required, order, nodes, trust } = input;
+  const problems: Problem[] = [];
+  const targetNode = nodes.get(target) as Node;
+  const empty = { world: {}, entries: [] };
+  if (targetNode.fod) {
+    const f = targetNode.fod;
+    return { verified: true, outputs: { out: f.path }, signers: [], candidates: 1, world: { [f.path]: { ...(f.sha256 ? { narSha256: f.sha256 } : {}), producerDrv: target } }, entries: [], problems: [] };
+  }
+  const live = dropEquivocations(nodes, problems);
+
+  // Which hashes each path is given, by which entries.
+  const claimed = new Map<string, Map<string, Entry[]>>();
+  for (const u of order) {
+    for (const e of live.get(u) ?? []) {
+      for (const [p, h] of bindings(e)) {
+        const m = claimed.get(p) ?? new Map<string, Entry[]>();
+        const l = m.get(h);
+        if (l) l.push(e);
+        else m.set(h, [e]);
+        claimed.set(p, m);
+      }
+    }
+  }
+  // A hash for a disputed path is viable only if, at some derivation whose entries mention the
+  // path, the signers of the entries compatible with it (same hash, or not mentioning the path)
+  // satisfy the policy: any B using it needs that (trust is monotone).
+  const disputes: Dispute[] = [];
+  for (const [p, m] of [...claimed].sort((a, b) => byStr(a[0], b[0]))) {
+    if (m.size < 2) continue;
+    const mentioners = new Set<string>();
+    for (const es of m.values()) for (const e of es) mentioners.add(e.udrv);
+    const viable: string[] = [];
+    for (const h of [...m.keys()].sort(byStr)) {
+      for (const u of [...mentioners].sort(byStr)) {
+        const signers = new Set<string>();
+        for (const e of live.get(u) ?? []) {
+          const x = hashFor(e, p);
+          if (x === undefined || x === h) signers.add(e.signer);
+        }
+        if (satisfies(trust, signers)) {
+          viable.push(h);
+          break;
+        }
+      }
+    }
+    disputes.push({ path: p, viable });
+    const who = [...m].map(([h, es]) => `${h} by ${[...new Set(es.map((e) => e.signer))].sort().join(', ')}`).join('; ');
+    const producer = [...m.values()].flat().find((e) => [...e.outputs.values()].some((o) => o.path === p))?.udrv;
+    const drv = producer ?? ([...mentioners].sort(byStr)[0] as string);
+    if (viable.length === 0) {
+      problems.push({ drv, code: 'content-disputed', detail: `signers disagree on the content of ${p} (${who}); no content is claimed by signers that satisfy ${describeTrust(trust)}, so no claim that binds it counts` });
+    } else if (viable.length < m.size) {
+      problems.push({ drv, code: 'content-disputed', detail: `signers disagree on the content of ${p} (${who}); only ${viable.join(', ')} can meet the policy` });
+    }
+  }
+
+  // The worlds: one viable hash per disputed path. Seeds first (each identity's own view),
+  // then every combination in (path, hash) order, up to the bound.
+  const branching = disputes.filter((d) => d.viable.length > 1);
+  const fixed = new Map<string, string | null>();
+  for (const d of disputes) if (d.viable.length <= 1) fixed.set(d.path, d.viable[0] ?? null);
+  let product = 1;
+  for (const d of branching) product = Math.min(product * d.viable.length, Number.MAX_SAFE_INTEGER);
+  const identities = new Set<string>();
+  for (const es of live.values()) for (const e of es) identities.add(e.signer);
+  const worlds: number[][] = [];
+  const seen = new Set<string>();
+  const addWorld = (w: number[]): void => {
+    const k = w.join(',');
+    if (seen.has(k) || worlds.length >= input.maxWorlds) return;
+    seen.add(k);
+    worlds.push(w);
+  };
+  for (const id of [...identities].sort(byStr)) {
+    addWorld(
+      branching.map((d) => {
+        const own = new Set<string>();
+        for (const [h, es] of claimed.get(d.path) as Map<string, Entry[]>) if (es.some((e) => e.signer === id)) own.add(h);
+        const mine = d.viable.filter((h) => own.has(h));
+        return mine.length === 1 ? d.viable.indexOf(mine[0] as string) : 0;
+      }),
+    );
+  }
+  for (let n = 0; n < product && worlds.length < input.maxWorlds; n++) {
+    let rest = n;
+    addWorld(
+      branching.map((d) => {
+        const i = rest % d.viable.length;
+        rest = Math.floor(rest / d.viable.length);
+        return i;
+      }),
+    );
+  }
+
+  // Which outputs of each udrv its users need (the keys their DepRefs use).
+  const usedOuts = new Map<string, Set<string>>();
+  for (const es of live.values()) {
+    for (const e of es) {
+      for (const d of e.deps) {
+        const s = usedOuts.get(d.drv) ?? new Set<string>();
+        s.add(d.key.slice(0, d.key.indexOf('=')));
+        usedOuts.set(d.drv, s);
+      }
+    }
+  }
+
+  let candidates = 0;
+  let firstFailure: Problem[] | undefined;
+  for (const w of worlds) {
+    const allowed = new Map(fixed);
+    branching.forEach((d, i) => allowed.set(d.path, d.viable[w[i] as number] as string));
+    const consistent = (e: Entry): boolean => {
+      if (allowed.size === 0) return true;
+      for (const [p, h] of bindings(e)) {
+        const a = allowed.get(p);
+        if (a !== undefined && a !== h) return false;
+      }
+      return true;
+    };
+    // supports, bottom-up: an entry whose every dependency resolution some supported entry meets
+    const supported = new Map<string, Map<string, Entry[]>>();
+    for (const u of order) {
+      const n = nodes.get(u) as Node;
+      if (n.fod) continue;
+      const idx = new Map<string, Entry[]>();
+      const outsSets = [...(usedOuts.get(u) ?? [])];
+      for (const e of live.get(u) ?? []) {
+        if (!consistent(e)) continue;
+        let ok = true;
+        for (const d of e.deps) {
+          if ((nodes.get(d.drv) as Node).fod) continue;
+          if (!supported.get(d.drv)?.has(d.key)) {
+            ok = false;
+            break;
+          }
+        }
+        if (!ok) continue;
+        for (const outs of outsSets) {
+          const names = outs.split(',');
+          const k = `${outs}=${names.map((x) => e.outputs.get(x)?.path ?? '').join(',')}`;
+          const l = idx.get(k);
+          if (l) l.push(e);
+          else idx.set(k, [e]);
+        }
+        if (u === target) {
+          const l = idx.get('\0root');
+          if (l) l.push(e);
+          else idx.set('\0root', [e]);
+        }
+      }
+      supported.set(u, idx);
+    }
+    // candidate targets: the required outputs of supported target entries, in hash order
+    const byCandidate = new Map<string, { outputs: OutputMap; entries: Entry[] }>();
+    for (const e of supported.get(target)?.get('\0root') ?? []) {
+      if (!required.every((o) => e.outputs.has(o))) continue;
+      const outputs: OutputMap = new Map(required.map((o) => [o, e.outputs.get(o) as { path: string; sha256: string }]));
+      const k = claimKey(outputs);
+      const c = byCandidate.get(k) ?? { outputs, entries: [] };
+      c.entries.push(e);
+      byCandidate.set(k, c);
+    }
+    candidates = Math.max(candidates, byCandidate.size);
+    const failing: Problem[] = [];
+    for (const [, cand] of [...byCandidate].sort((a, b) => byStr(a[0], b[0]))) {
+      // B: every supported entry reachable from the candidate's entries (iterative: closures are deep)
+      const inB = new Set<Entry>();
+      const stack: Entry[] = [];
+      for (const e of cand.entries) stack.push(e);
+      const evidence = new Map<string, Set<string>>();
+      while (stack.length > 0) {
+        const e = stack.pop() as Entry;
+        if (inB.has(e)) continue;
+        inB.add(e);
+        const s = evidence.get(e.udrv) ?? new Set<string>();
+        s.add(e.signer);
+        evidence.set(e.udrv, s);
+        for (const d of e.deps) for (const f of supported.get(d.drv)?.get(d.key) ?? []) if (!inB.has(f)) stack.push(f);
+      }
+      const bad: Problem[] = [];
+      for (const [u, signers] of evidence) {
+        if (!satisfies(trust, signers)) {
+          bad.push({ drv: u, code: 'threshold-not-met', detail: `signed by {${[...signers].sort().join(', ')}}; the policy needs ${describeTrust(trust)}: ${missing(trust, signers)}` });
+        }
+      }
+      if (bad.length === 0) {
+        const entries = [...inB];
+        return { verified: true, outputs: Object.fromEntries([...cand.outputs].map(([n, v]) => [n, v.path])), signers: [...new Set(entries.map((e) => e.signer))].sort(byStr), candidates: byCandidate.size, world: worldOf(entries, nodes), entries, problems: [] };
+      }
+      failing.push(...bad);
+    }
+    if (byCandidate.size === 0 && (live.get(target) ?? []).length > 0) {
+      failing.push({ drv: target, code: 'dependency-unsupported', detail: 'no claim for the target rests on one consistent set of claims for all its inputs' + (branching.length > 0 ? ' in this world' : '') });
+    }
+    firstFailure ??= failing;
+  }
+  if (worlds.length < product) {
+    problems.push({ drv: target, code: 'bound-hit', detail: `${product} assignments of disputed contents (worlds) over ${branching.length} paths; only ${worlds.length} were tried (policy maxResolutions)` });
+  }
+  return { verified: false, outputs: {}, signers: [], candidates, ...empty, problems: [...(firstFailure ?? []), ...problems] };
+}
+
+/** The paths the chosen entries bind, each with its one hash and the udrv that produces it. */
+function worldOf(entries: readonly Entry[], nodes: ReadonlyMap<string, Node>): Record<string, WorldPath> {
+  const producer = new Map<string, string>();
+  const out: Record<string, WorldPath> = {};
+  for (const e of entries) {
+    for (const o of e.outputs.values()) producer.set(o.path, e.udrv);
+    for (const d of e.deps) {
+      const f = (nodes.get(d.drv) as Node).fod;
+      if (f) {
+        producer.set(f.path, d.drv);
+        if (f.sha256) out[f.path] = { narSha256: f.sha256, producerDrv: d.drv };
+      }
+    }
+  }
+  for (const e of entries) {
+    for (const [p, h] of bindings(e)) {
+      const prod = producer.get(p);
+      out[p] = { narSha256: h, ...(prod !== undefined ? { producerDrv: prod } : {}) };
+    }
+  }
+  for (const e of entries) {
+    for (const d of e.deps) {
+      const f = (nodes.get(d.drv) as Node).fod;
+      if (f && !out[f.path]) out[f.path] = { producerDrv: d.drv };
+    }
+  }
+  return Object.fromEntries(Object.entries(out).sort((a, b) => byStr(a[0], b[0])));
+}
