@@ -32,6 +32,8 @@ export type ErrorCode =
   | 'VERIFICATION_FAILED'
   | 'TEE_UNAVAILABLE'
   | 'CACHE_ERROR'
+  /** a bound on untrusted input (object bytes, line bytes, lines, request time) was hit */
+  | 'LIMIT_EXCEEDED'
   | 'INTERNAL';
 
 export class BuildtraceError extends Error {
@@ -62,6 +64,8 @@ export function exitCodeFor(err: unknown): number {
       case 'VERIFICATION_FAILED':
       case 'NOT_FOUND':
         return EXIT_REJECTED;
+      case 'LIMIT_EXCEEDED':
+        return EXIT_USAGE;
       case 'DAEMON_NOT_RUNNING':
       case 'DAEMON_ERROR':
         return EXIT_DAEMON;

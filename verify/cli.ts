@@ -5,6 +5,7 @@
 import { existsSync } from 'node:fs';
 import { readInput, readTextInput } from '../src/util/read-input.js';
 import { openCache } from '../src/cache/open.js';
+import { LIMIT_FLAGS, readLimitsFrom } from '../src/cache/limits.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
 import { verifyClosure, type VerifyResult } from '../src/verify/closure.js';
 import { CacheSource, DbSource, type BundleSource } from '../src/verify/sources.js';
@@ -34,6 +35,9 @@ Usage:
       --at RFC3339: the time TEE endorsements must be valid at (default: the policy's choice,
       else each key attestation's collection time).
       When stderr is a terminal, one progress line: derivations read, then checked.
+      Bounds on what a cache can make us read (a run that hits one stops with exit 2 and
+      names it): --max-object-bytes N (64 MiB), --max-line-bytes N (1 MiB), --max-lines N
+      (100000 per object), --request-timeout-ms N (15000, total per request), --retries N (2).
 
   trace-verify bundles (--db FILE | --file FILE)... --key FILE... [--json]
       check the signature and shape of every bundle in daemon databases or JSON Lines
@@ -217,7 +221,7 @@ function showProgress(phase: 'load' | 'check', done: number, total?: number): vo
 }
 
 async function verifyCommand(target: string, rest: string[]): Promise<number> {
-  const a = parseArgs(rest, { booleans: ['json'], strings: ['policy', 'attr', 'at'], repeated: ['cache', 'db', 'output'] });
+  const a = parseArgs(rest, { booleans: ['json'], strings: ['policy', 'attr', 'at', ...LIMIT_FLAGS], repeated: ['cache', 'db', 'output'] });
   if (a.flags.has('help')) {
     process.stdout.write(HELP + '\n');
     return EXIT_OK;
@@ -227,8 +231,9 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
   if (a.positionals.length > 0) throw new BuildtraceError('USAGE', `unexpected argument ${a.positionals[0]}`);
   const policy = loadTrustPolicy(policyFile);
   const sources: BundleSource[] = [];
-  for (const u of a.lists.get('cache') ?? []) sources.push(new CacheSource(await openCache(u)));
-  for (const f of a.lists.get('db') ?? []) sources.push(new DbSource(f));
+  const limits = readLimitsFrom((f) => a.values.get(f));
+  for (const u of a.lists.get('cache') ?? []) sources.push(new CacheSource(await openCache(u, { limits }), { limits }));
+  for (const f of a.lists.get('db') ?? []) sources.push(new DbSource(f, limits));
   if (sources.length === 0) throw new BuildtraceError('USAGE', 'give at least one --cache URL or --db FILE');
   const drv = await resolveTarget(target, a.values.get('attr'));
   const tty = process.stderr.isTTY === true;

@@ -11,9 +11,21 @@ export interface CacheObject {
   readonly etag: string;
 }
 
+export interface GetOptions {
+  /** refuse (LIMIT_EXCEEDED) an object larger than this, without reading past it */
+  readonly maxBytes?: number;
+  /** abandons the request (the reader already failed for another reason) */
+  readonly signal?: AbortSignal;
+}
+
 export interface CacheBackend {
+  /** The cache's URL for messages, status and logs: never carries a password. */
   readonly url: string;
-  get(key: string): Promise<CacheObject | undefined>;
+  /**
+   * The object, or `undefined` only when the cache says it does not exist (404/410, ENOENT).
+   * Any other answer (403 included) is an error: a writer must never take it for "absent".
+   */
+  get(key: string, opts?: GetOptions): Promise<CacheObject | undefined>;
   /**
    * Writes `body` only if the object is still at `ifMatch` (or, with `undefined`,
    * does not exist yet). Returns false when the precondition failed.
@@ -23,31 +35,80 @@ export interface CacheBackend {
   put(key: string, body: Buffer, contentType: string): Promise<void>;
 }
 
+/** Why a cache operation failed, where a caller needs more than permanent/transient. */
+export type CacheErrorReason = 'foreign-object' | 'not-regular-file' | 'forbidden';
+
 /** A failure to talk to a cache; `permanent` ones (most 4xx) are not retried. */
 export class CacheError extends BuildtraceError {
   constructor(
     message: string,
     readonly permanent: boolean,
     readonly status?: number,
+    readonly reason?: CacheErrorReason,
   ) {
     super('CACHE_ERROR', message);
   }
 }
 
+/**
+ * A line of a `traces/<hash>` object as buildtrace and other Sigstore-bundle writers produce
+ * it: one JSON object naming a Sigstore bundle media type. Structural only (the verifier
+ * checks the bundle); cheap enough to run on every line a verifier reads.
+ */
+export function isBundleLine(line: string): boolean {
+  const l = line.trim();
+  return l.startsWith('{') && l.endsWith('}') && /"mediaType"\s*:\s*"application\/vnd\.dev\.sigstore\.bundle/.test(l);
+}
+
+/** A line of a JSON Lines object: one JSON object. */
+export function isJsonObjectLine(line: string): boolean {
+  try {
+    const v: unknown = JSON.parse(line);
+    return typeof v === 'object' && v !== null && !Array.isArray(v);
+  } catch {
+    return false;
+  }
+}
+
+/** Non-empty lines of an object. */
+export function linesOf(body: Buffer | string): string[] {
+  return (typeof body === 'string' ? body : body.toString('utf8')).split('\n').filter((l) => l.trim() !== '');
+}
+
+/** `traces/<hash>`: the object laut and buildtrace share (laut's location). */
+export const isTraceKey = (key: string): boolean => /^traces\/[^/.]+$/.test(key);
+
+/**
+ * Where buildtrace puts its bundles for `traces/<hash>` when that object holds something that
+ * is not JSON Lines of bundles (laut's JWS container `{"signatures":[…]}`): beside it, never in
+ * it. Readers look here whenever `traces/<hash>` is such a foreign object.
+ */
+export const alternativeTraceKey = (key: string): string => `${key}.jsonl`;
+
 /** Adds `lines` (each one JSON document) to a JSON Lines object, skipping lines already there. */
-export async function appendLines(cache: CacheBackend, key: string, lines: readonly string[], maxAttempts = 20): Promise<{ added: number }> {
+export async function appendLines(cache: CacheBackend, key: string, lines: readonly string[], maxAttempts = 20): Promise<{ added: number; key: string }> {
+  const fits = isTraceKey(key) || isTraceKey(key.replace(/\.jsonl$/, '')) ? isBundleLine : isJsonObjectLine;
   for (let attempt = 0; attempt < maxAttempts; attempt++) {
     const cur = await cache.get(key);
-    const existing = new Set((cur?.body.toString('utf8') ?? '').split('\n').filter((l) => l !== ''));
+    const curLines = cur ? linesOf(cur.body) : [];
+    if (!curLines.every(fits)) {
+      // never write into an object of another format: it stays byte-identical
+      if (isTraceKey(key)) return appendLines(cache, alternativeTraceKey(key), lines, maxAttempts);
+      throw new CacheError(`${cache.url}/${key}: holds something other than JSON Lines of ${fits === isBundleLine ? 'bundles' : 'JSON objects'}; left untouched, nothing appended`, true, undefined, 'foreign-object');
+    }
+    const existing = new Set(curLines);
     const fresh = lines.filter((l) => !existing.has(l));
-    if (fresh.length === 0) return { added: 0 };
-    const body = Buffer.concat([cur?.body ?? Buffer.alloc(0), Buffer.from(fresh.map((l) => l + '\n').join(''), 'utf8')]);
+    if (fresh.length === 0) return { added: 0, key };
+    const prefix = cur?.body ?? Buffer.alloc(0);
+    // an object whose last line has no newline must not get ours glued onto it
+    const glue = prefix.length > 0 && prefix[prefix.length - 1] !== 0x0a ? '\n' : '';
+    const body = Buffer.concat([prefix, Buffer.from(glue + fresh.map((l) => l + '\n').join(''), 'utf8')]);
     if (await cache.putIf(key, body, cur?.etag, 'application/jsonl')) {
       // Read back: a server that ignores preconditions could have let a concurrent writer
       // overwrite us; if our lines are gone, go round again.
       const after = await cache.get(key);
-      const present = new Set((after?.body.toString('utf8') ?? '').split('\n'));
-      if (lines.every((l) => present.has(l))) return { added: fresh.length };
+      const present = new Set(after ? linesOf(after.body) : []);
+      if (lines.every((l) => present.has(l))) return { added: fresh.length, key };
       continue;
     }
     // someone else wrote in between: read again and retry (with a little jitter)

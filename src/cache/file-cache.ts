@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, mkdirSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, fsyncSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { CacheError, type CacheBackend, type CacheObject } from './backend.js';
+import { CacheError, type CacheBackend, type CacheObject, type GetOptions } from './backend.js';
+import { limitExceeded } from './limits.js';
 
 function etagOf(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
@@ -10,6 +11,58 @@ function etagOf(b: Buffer): string {
 function safeKey(key: string): string {
   if (key.split('/').some((p) => p === '' || p === '.' || p === '..') || key.startsWith('/')) throw new CacheError(`illegal cache key ${JSON.stringify(key)}`, true);
   return key;
+}
+
+/** With /proc, every component is opened relative to its parent's descriptor (openat): no race. */
+const PROC_FD = existsSync('/proc/self/fd');
+
+/**
+ * Opens `root/key` for reading without following any symbolic link below `root` and without
+ * blocking (a FIFO opens at once with O_NONBLOCK); the caller checks the file type. The root
+ * itself is the operator's choice and may be a link.
+ */
+function openUnder(root: string, key: string): number {
+  const parts = key.split('/');
+  const last = parts.pop() as string;
+  const fileFlags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+  if (!PROC_FD) {
+    let dir = root;
+    for (const p of parts) {
+      dir = join(dir, p);
+      if (!lstatSync(dir).isDirectory()) throw Object.assign(new Error(`${dir} is not a directory`), { code: 'ELOOP' });
+    }
+    return openSync(join(dir, last), fileFlags);
+  }
+  let dirFd = openSync(root, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    for (const p of parts) {
+      const next = openSync(`/proc/self/fd/${dirFd}/${p}`, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+      closeSync(dirFd);
+      dirFd = next;
+    }
+    return openSync(`/proc/self/fd/${dirFd}/${last}`, fileFlags);
+  } finally {
+    closeSync(dirFd);
+  }
+}
+
+/** Reads an open regular file, at most `max` bytes (the file may grow while we read). */
+function readCapped(fd: number, size: number, max: number, tooBig: () => Error): Buffer {
+  let buf = Buffer.allocUnsafe(Math.max(1, Math.min(size, max) + 1));
+  let n = 0;
+  for (;;) {
+    if (n === buf.length) {
+      if (n > max) throw tooBig();
+      const bigger = Buffer.allocUnsafe(Math.min(buf.length * 2, max + 1));
+      buf.copy(bigger, 0, 0, n);
+      buf = bigger;
+    }
+    const got = readSync(fd, buf, n, buf.length - n, null);
+    if (got === 0) break;
+    n += got;
+  }
+  if (n > max) throw tooBig();
+  return buf.subarray(0, n);
 }
 
 /**
@@ -22,9 +75,32 @@ export class FileCache implements CacheBackend {
     this.url = `file://${root}`;
   }
 
-  async get(key: string): Promise<CacheObject | undefined> {
+  /**
+   * Only regular files, never through a symbolic link below the root (a hostile cache's
+   * `traces/<h>` -> /dev/zero, a FIFO, a device), and never more than `maxBytes`.
+   */
+  async get(key: string, opts: GetOptions = {}): Promise<CacheObject | undefined> {
+    const max = opts.maxBytes ?? Number.POSITIVE_INFINITY;
+    let fd: number;
     try {
-      const body = readFileSync(join(this.root, safeKey(key)));
+      fd = openUnder(this.root, safeKey(key));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return undefined;
+      if (code === 'ELOOP' || code === 'ENOTDIR') {
+        throw new CacheError(`${this.url}/${key}: a symbolic link (or non-directory) on the way; file:// caches never follow links`, true, undefined, 'not-regular-file');
+      }
+      throw new CacheError(`${this.url}/${key}: ${(err as Error).message}`, false);
+    }
+    try {
+      const st = fstatSync(fd);
+      if (!st.isFile()) {
+        const kind = st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isDirectory() ? 'a directory' : st.isSocket() ? 'a socket' : 'not a regular file';
+        throw new CacheError(`${this.url}/${key}: is ${kind}; file:// caches read only regular files`, true, undefined, 'not-regular-file');
+      }
+      const tooBig = (): Error => limitExceeded('maxObjectBytes', max, key, this.url, `the file has ${st.size} bytes or more`);
+      if (st.size > max) throw tooBig();
+      const body = readCapped(fd, st.size, max === Number.POSITIVE_INFINITY ? 2 ** 31 - 2 : max, tooBig);
       // the version token is only needed by writers; compute it when asked
       let etag: string | undefined;
       return {
@@ -34,9 +110,8 @@ export class FileCache implements CacheBackend {
           return etag;
         },
       };
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new CacheError(`${this.url}/${key}: ${(err as Error).message}`, false);
+    } finally {
+      closeSync(fd);
     }
   }
 

@@ -1,6 +1,8 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { CacheError } from './backend.js';
+import { redactUrl } from './credentials.js';
+import { DEFAULT_READ_LIMITS, limitExceeded } from './limits.js';
 
 export interface HttpResponse {
   readonly status: number;
@@ -8,26 +10,105 @@ export interface HttpResponse {
   readonly body: Buffer;
 }
 
-/** One HTTP request with a timeout; network failures become retryable CacheErrors. */
-export function send(
-  url: URL,
-  method: string,
-  headers: Record<string, string>,
-  body: Buffer | undefined,
-  timeoutMs = 30_000,
-): Promise<HttpResponse> {
+export interface SendOptions {
+  /** total time for the request, connect to last body byte */
+  readonly deadlineMs?: number;
+  /** the body is streamed and the request aborted once it passes this many bytes */
+  readonly maxBytes?: number;
+  readonly signal?: AbortSignal | undefined;
+  /** the cache URL and object key for messages (already redacted) */
+  readonly cache?: string;
+  readonly key?: string;
+}
+
+/** Where a request went, for messages: never with user-info. */
+const shown = (url: URL): string => redactUrl(url.href);
+
+/**
+ * One HTTP request under a total deadline (a server that trickles one byte every few seconds
+ * is cut off like a silent one); network failures and timeouts become retryable CacheErrors,
+ * a body past `maxBytes` a LIMIT_EXCEEDED error.
+ */
+export function send(url: URL, method: string, headers: Record<string, string>, body: Buffer | undefined, opts: SendOptions = {}): Promise<HttpResponse> {
+  const deadlineMs = opts.deadlineMs ?? DEFAULT_READ_LIMITS.requestTimeoutMs;
+  const maxBytes = opts.maxBytes ?? Number.POSITIVE_INFINITY;
   const req = url.protocol === 'https:' ? httpsRequest : httpRequest;
   return new Promise((resolve, reject) => {
-    const r = req(url, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, (res) => {
+    let settled = false;
+    const finish = (err: Error | undefined, res?: HttpResponse): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      if (err) {
+        r.destroy();
+        reject(err);
+      } else resolve(res as HttpResponse);
+    };
+    const onAbort = (): void => finish(new CacheError(`${method} ${shown(url)}: abandoned`, false));
+    // user-info is not sent in the URL (it became an Authorization header, or is dropped)
+    const target = new URL(url.href);
+    target.username = '';
+    target.password = '';
+    const r = req(target, { method, headers: { ...headers, ...(body ? { 'content-length': String(body.length) } : {}) } }, (res) => {
       const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', (err) => reject(new CacheError(`${method} ${url.href}: ${err.message}`, false)));
+      let size = 0;
+      const declared = Number(res.headers['content-length']);
+      if (Number.isFinite(declared) && declared > maxBytes && res.statusCode === 200) {
+        finish(limitExceeded('maxObjectBytes', maxBytes, opts.key ?? url.pathname, opts.cache ?? shown(url), `the server announces ${declared} bytes`));
+        return;
+      }
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > maxBytes) {
+          finish(limitExceeded('maxObjectBytes', maxBytes, opts.key ?? url.pathname, opts.cache ?? shown(url), 'the body went past it and was cut off'));
+          return;
+        }
+        chunks.push(c);
+      });
+      res.on('end', () => finish(undefined, { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', (err) => finish(new CacheError(`${method} ${shown(url)}: ${err.message}`, false)));
+      res.on('aborted', () => finish(new CacheError(`${method} ${shown(url)}: the server closed the connection mid-body`, false)));
     });
-    r.setTimeout(timeoutMs, () => r.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    r.on('error', (err) => reject(new CacheError(`${method} ${url.href}: ${err.message}`, false)));
+    const timer = setTimeout(
+      () => finish(new CacheError(`${method} ${shown(url)}: no complete answer within ${deadlineMs} ms (limit requestTimeoutMs, a total deadline)`, false)),
+      deadlineMs,
+    );
+    if (opts.signal?.aborted) onAbort();
+    opts.signal?.addEventListener('abort', onAbort);
+    r.on('error', (err) => finish(new CacheError(`${method} ${shown(url)}: ${err.message}`, false)));
     r.end(body);
   });
+}
+
+/**
+ * A GET retried after timeouts, network errors and 5xx, with exponential backoff and jitter;
+ * a LIMIT_EXCEEDED or an abandoned request is final. The last failure (error or 5xx answer)
+ * is what the caller sees.
+ */
+export async function getWithRetries(
+  url: URL,
+  headers: () => Record<string, string>,
+  opts: SendOptions & { readonly retries?: number },
+): Promise<HttpResponse> {
+  const retries = opts.retries ?? DEFAULT_READ_LIMITS.retries;
+  for (let attempt = 0; ; attempt++) {
+    let res: HttpResponse | undefined;
+    try {
+      res = await send(url, 'GET', headers(), undefined, opts);
+    } catch (err) {
+      if (!(err instanceof CacheError) || opts.signal?.aborted || attempt >= retries) throw err;
+    }
+    if (res && (res.status < 500 || attempt >= retries)) return res;
+    const cap = 250 * 2 ** attempt;
+    await new Promise((r) => setTimeout(r, cap / 2 + (Math.random() * cap) / 2));
+    if (opts.signal?.aborted) throw new CacheError(`GET ${shown(url)}: abandoned`, false);
+  }
+}
+
+/** A PUT: its answer is short (capped), its deadline allows for the upload. */
+export function putOptions(limits: { readonly requestTimeoutMs: number }): SendOptions {
+  return { deadlineMs: Math.max(limits.requestTimeoutMs, 60_000), maxBytes: 1 << 20 };
 }
 
 /** 408, 409, 412, 425, 429 and 5xx are worth retrying; other 4xx are permanent. */
@@ -35,5 +116,6 @@ export function statusError(method: string, url: URL, res: HttpResponse): CacheE
   const s = res.status;
   const permanent = s >= 400 && s < 500 && ![408, 409, 412, 425, 429].includes(s);
   const text = res.body.toString('utf8').slice(0, 200).replace(/\s+/g, ' ').trim();
-  return new CacheError(`${method} ${url.href}: HTTP ${s}${text ? ` (${text})` : ''}`, permanent, s);
+  const hint = s === 403 && method === 'GET' ? ' — access denied, which is not "absent" (on S3, grant s3:ListBucket so a missing key answers 404)' : '';
+  return new CacheError(`${method} ${shown(url)}: HTTP ${s}${text ? ` (${text})` : ''}${hint}`, permanent, s, s === 403 ? 'forbidden' : undefined);
 }

@@ -3,8 +3,10 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { BuildtraceError } from '../errors.js';
-import type { CacheBackend, CacheObject } from './backend.js';
-import { send, statusError } from './http-request.js';
+import type { CacheBackend, CacheObject, GetOptions } from './backend.js';
+import { redactUrl } from './credentials.js';
+import { getWithRetries, putOptions, send, statusError } from './http-request.js';
+import { DEFAULT_READ_LIMITS, type ReadLimits } from './limits.js';
 
 export interface Credentials {
   readonly accessKeyId: string;
@@ -80,16 +82,20 @@ export function signV4(r: {
  * with AWS Signature V4. Appends use S3 conditional writes (If-None-Match: *, If-Match).
  */
 export class S3Cache implements CacheBackend {
+  readonly url: string;
   constructor(
-    readonly url: string,
+    url: string,
     private readonly bucket: string,
     private readonly endpoint: URL,
     private readonly region: string,
     private readonly style: 'path' | 'virtual',
     private readonly creds: Credentials | undefined,
-  ) {}
+    private readonly limits: Pick<ReadLimits, 'requestTimeoutMs' | 'retries'> = DEFAULT_READ_LIMITS,
+  ) {
+    this.url = redactUrl(url);
+  }
 
-  static fromUrl(url: string): S3Cache {
+  static fromUrl(url: string, limits: Pick<ReadLimits, 'requestTimeoutMs' | 'retries'> = DEFAULT_READ_LIMITS): S3Cache {
     const u = new URL(url);
     const bucket = u.hostname;
     if (!bucket) throw new BuildtraceError('USAGE', `${url}: no bucket`);
@@ -99,7 +105,7 @@ export class S3Cache implements CacheBackend {
     if (!['auto', 'path', 'virtual'].includes(style)) throw new BuildtraceError('USAGE', `${url}: addressing-style must be auto, path or virtual`);
     // like Nix: virtual-hosted for AWS, path-style for custom endpoints and dotted bucket names
     const resolved = style === 'auto' ? (u.searchParams.has('endpoint') || bucket.includes('.') ? 'path' : 'virtual') : (style as 'path' | 'virtual');
-    return new S3Cache(url, bucket, endpoint, region, resolved, credentials(u.searchParams.get('profile') ?? 'default'));
+    return new S3Cache(url, bucket, endpoint, region, resolved, credentials(u.searchParams.get('profile') ?? 'default'), limits);
   }
 
   private target(key: string): { url: URL; host: string } {
@@ -117,10 +123,19 @@ export class S3Cache implements CacheBackend {
     return signV4({ method, url, host, body, headers: extra, region: this.region, creds: this.creds, date: new Date() });
   }
 
-  async get(key: string): Promise<CacheObject | undefined> {
+  async get(key: string, opts: GetOptions = {}): Promise<CacheObject | undefined> {
     const { url, host } = this.target(key);
-    const res = await send(url, 'GET', this.sign('GET', url, host, Buffer.alloc(0), {}), undefined);
-    if (res.status === 404 || res.status === 403) return undefined;
+    // signed afresh per attempt (the date is part of the signature)
+    const res = await getWithRetries(url, () => this.sign('GET', url, host, Buffer.alloc(0), {}), {
+      deadlineMs: this.limits.requestTimeoutMs,
+      retries: this.limits.retries,
+      cache: this.url,
+      key,
+      ...(opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {}),
+      signal: opts.signal,
+    });
+    // 403 is AccessDenied (also S3's answer for a missing key without s3:ListBucket): an error, not "absent"
+    if (res.status === 404) return undefined;
     if (res.status !== 200) throw statusError('GET', url, res);
     const etag = res.headers.etag;
     return { body: res.body, etag: typeof etag === 'string' ? etag : '' };
@@ -129,7 +144,7 @@ export class S3Cache implements CacheBackend {
   async putIf(key: string, body: Buffer, ifMatch: string | undefined, contentType: string): Promise<boolean> {
     const { url, host } = this.target(key);
     const cond: Record<string, string> = ifMatch === undefined ? { 'if-none-match': '*' } : { 'if-match': ifMatch };
-    const res = await send(url, 'PUT', this.sign('PUT', url, host, body, { 'content-type': contentType, ...cond }), body);
+    const res = await send(url, 'PUT', this.sign('PUT', url, host, body, { 'content-type': contentType, ...cond }), body, putOptions(this.limits));
     if (res.status === 412 || res.status === 409) return false;
     if (res.status < 200 || res.status > 299) throw statusError('PUT', url, res);
     return true;
@@ -137,7 +152,7 @@ export class S3Cache implements CacheBackend {
 
   async put(key: string, body: Buffer, contentType: string): Promise<void> {
     const { url, host } = this.target(key);
-    const res = await send(url, 'PUT', this.sign('PUT', url, host, body, { 'content-type': contentType }), body);
+    const res = await send(url, 'PUT', this.sign('PUT', url, host, body, { 'content-type': contentType }), body, putOptions(this.limits));
     if (res.status < 200 || res.status > 299) throw statusError('PUT', url, res);
   }
 }

@@ -1,7 +1,8 @@
 import { createRequire } from 'node:module';
 import type Database from 'better-sqlite3';
 import { BuildtraceError } from '../errors.js';
-import type { CacheBackend } from '../cache/backend.js';
+import { alternativeTraceKey, CacheError, isBundleLine, type CacheBackend, type CacheObject } from '../cache/backend.js';
+import { DEFAULT_READ_LIMITS, limitExceeded, type ReadLimits } from '../cache/limits.js';
 import { Limiter } from '../util/limiter.js';
 import { isObject, parseStrictJson } from '../util/strict-json.js';
 
@@ -90,23 +91,61 @@ export function evidenceFromRow(r: EvidenceDbRow, where: string): EvidenceRecord
   };
 }
 
+/**
+ * Splits an object into records for the verifier, under the line caps, identical records once.
+ * JSON Lines (every line a JSON object) give one record per line; any other document (laut's
+ * pretty-printed JWS container `{"signatures":[…]}`) is one record, whole.
+ */
+export function recordsOf(text: string, limits: Pick<ReadLimits, 'maxLineBytes' | 'maxLines'>, object: string, where: string): string[] {
+  const out = new Set<string>();
+  let lines = 0;
+  let jsonLines = true;
+  const tooLong = (l: string): boolean => l.length > limits.maxLineBytes || (l.length * 3 > limits.maxLineBytes && Buffer.byteLength(l) > limits.maxLineBytes);
+  for (let at = 0; at < text.length; ) {
+    let nl = text.indexOf('\n', at);
+    if (nl < 0) nl = text.length;
+    const l = text.slice(at, nl).trim();
+    at = nl + 1;
+    if (l === '') continue;
+    if (++lines > limits.maxLines) throw limitExceeded('maxLines', limits.maxLines, object, where);
+    if (!(l.startsWith('{') && l.endsWith('}'))) jsonLines = false;
+    if (jsonLines && tooLong(l)) throw limitExceeded('maxLineBytes', limits.maxLineBytes, object, where, `line ${lines}`);
+    out.add(l);
+  }
+  if (jsonLines) return [...out];
+  const whole = text.trim();
+  if (tooLong(whole)) throw limitExceeded('maxLineBytes', limits.maxLineBytes, object, where, 'one document that is not JSON Lines');
+  return [whole];
+}
+
 /** A trace-daemon database, opened read-only. */
 export class DbSource implements BundleSource {
   private readonly db: Database.Database;
-  private readonly q: Database.Statement<[string], { bundle: string }>;
-  constructor(readonly name: string) {
+  private readonly q: Database.Statement<[{ h: string; max: number; rows: number }], { bundle: string | null; n: number }>;
+  constructor(
+    readonly name: string,
+    private readonly limits: ReadLimits = DEFAULT_READ_LIMITS,
+  ) {
     try {
       // loaded on first use: a verifier that only reads caches does not pay for the native module
       const Sqlite = createRequire(import.meta.url)('better-sqlite3') as typeof Database;
       this.db = new Sqlite(name, { readonly: true, fileMustExist: true });
-      this.q = this.db.prepare('SELECT bundle FROM traces WHERE rdrv_hash = ?');
+      // an oversized row is never loaded: its length is checked in SQL
+      this.q = this.db.prepare('SELECT CASE WHEN length(CAST(bundle AS BLOB)) > @max THEN NULL ELSE bundle END AS bundle, length(CAST(bundle AS BLOB)) AS n FROM traces WHERE rdrv_hash = @h LIMIT @rows');
     } catch (err) {
       throw new BuildtraceError('FILE_UNREADABLE', `cannot open database ${name}: ${(err as Error).message}`, { subject: name });
     }
   }
 
   async bundles(h: string): Promise<string[]> {
-    return this.q.all(h).map((r) => r.bundle);
+    const rows = this.q.all({ h, max: this.limits.maxLineBytes, rows: this.limits.maxLines + 1 });
+    if (rows.length > this.limits.maxLines) throw limitExceeded('maxLines', this.limits.maxLines, `traces where rdrv_hash = ${h}`, this.name);
+    const out = new Set<string>();
+    for (const r of rows) {
+      if (r.bundle === null) throw limitExceeded('maxLineBytes', this.limits.maxLineBytes, `traces where rdrv_hash = ${h}`, this.name, `a bundle of ${r.n} bytes`);
+      out.add(r.bundle);
+    }
+    return [...out];
   }
 
   async keyEvidence(fp: string): Promise<EvidenceRecord[]> {
@@ -120,28 +159,69 @@ export class DbSource implements BundleSource {
   }
 }
 
-/** A binary cache: `traces/<hash>` (JSON Lines of bundles) and `buildtrace/keys/<fp>.jsonl`. */
+export interface CacheSourceOptions {
+  /** reads of this cache at once (trace-verify asks for thousands together) */
+  readonly maxInFlight?: number;
+  readonly limits?: ReadLimits;
+}
+
+/**
+ * A binary cache: `traces/<hash>` (JSON Lines of bundles, or a foreign document such as laut's
+ * container, then also our `traces/<hash>.jsonl` beside it) and `buildtrace/keys/<fp>.jsonl`.
+ * Every read is bounded (ReadLimits); the first failure ends all reads of this cache, so a run
+ * that has to stop is not held up by requests still queued against a hostile server.
+ */
 export class CacheSource implements BundleSource {
   readonly name: string;
   private readonly limiter: Limiter;
-  /** `maxInFlight`: reads of this cache at once (trace-verify asks for thousands together). */
-  constructor(private readonly cache: CacheBackend, maxInFlight = 32) {
+  private readonly limits: ReadLimits;
+  private readonly abort = new AbortController();
+  private failure: unknown;
+  constructor(
+    private readonly cache: CacheBackend,
+    opts: CacheSourceOptions = {},
+  ) {
     this.name = cache.url;
-    this.limiter = new Limiter(maxInFlight);
+    this.limiter = new Limiter(opts.maxInFlight ?? 32);
+    this.limits = opts.limits ?? DEFAULT_READ_LIMITS;
   }
 
-  private async lines(key: string): Promise<string[]> {
-    const o = await this.limiter.run(() => this.cache.get(key));
-    return (o?.body.toString('utf8') ?? '').split('\n').filter((l) => l.trim() !== '');
+  private async get(key: string): Promise<CacheObject | undefined> {
+    if (this.failure !== undefined) throw this.failure;
+    try {
+      return await this.limiter.run(() => {
+        if (this.failure !== undefined) throw this.failure;
+        return this.cache.get(key, { maxBytes: this.limits.maxObjectBytes, signal: this.abort.signal });
+      });
+    } catch (err) {
+      // Forbidden reads as absent here, as in Nix (S3 answers 403 for a missing key when the
+      // bucket is not listable): a cache can always withhold an object, and absence adds no trust.
+      if (err instanceof CacheError && err.reason === 'forbidden') return undefined;
+      if (this.failure === undefined) {
+        this.failure = err;
+        this.abort.abort();
+      }
+      throw this.failure;
+    }
+  }
+
+  private async records(key: string): Promise<string[]> {
+    const o = await this.get(key);
+    return o ? recordsOf(o.body.toString('utf8'), this.limits, key, this.name) : [];
   }
 
   async bundles(h: string): Promise<string[]> {
-    return this.lines(`traces/${h}`);
+    const key = `traces/${h}`;
+    const recs = await this.records(key);
+    // our bundles sit beside a foreign object, never in it (see appendLines)
+    if (recs.every(isBundleLine)) return recs;
+    const beside = await this.records(alternativeTraceKey(key));
+    return [...new Set([...recs, ...beside])];
   }
 
   async keyEvidence(fp: string): Promise<EvidenceRecord[]> {
     const out: EvidenceRecord[] = [];
-    for (const [i, l] of (await this.lines(`buildtrace/keys/${fp}.jsonl`)).entries()) {
+    for (const [i, l] of (await this.records(`buildtrace/keys/${fp}.jsonl`)).entries()) {
       try {
         out.push(evidenceFromJson(l, `${this.name}/buildtrace/keys/${fp}.jsonl:${i + 1}`));
       } catch {
