@@ -90,6 +90,7 @@ export class FileCache implements CacheBackend {
       if (code === 'ELOOP' || code === 'ENOTDIR') {
         throw new CacheError(`${this.url}/${key}: a symbolic link (or non-directory) on the way; file:// caches never follow links`, true, undefined, 'not-regular-file');
       }
+      if (code === 'ENXIO' || code === 'ENODEV') throw new CacheError(`${this.url}/${key}: is a socket or device; file:// caches read only regular files`, true, undefined, 'not-regular-file');
       throw new CacheError(`${this.url}/${key}: ${(err as Error).message}`, false);
     }
     try {

@@ -1,0 +1,158 @@
+import assert from 'node:assert/strict';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { createServer as createNetServer } from 'node:net';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import Database from 'better-sqlite3';
+import S3rver from 's3rver';
+import { appendLines, CacheError, isBundleLine } from '../src/cache/backend.js';
+import { redactUrl } from '../src/cache/credentials.js';
+import { FileCache } from '../src/cache/file-cache.js';
+import { send } from '../src/cache/http-request.js';
+import { DEFAULT_READ_LIMITS, readLimitsFrom } from '../src/cache/limits.js';
+import { S3Cache } from '../src/cache/s3-cache.js';
+import { BuildtraceError, exitCodeFor } from '../src/errors.js';
+import { DbSource, recordsOf } from '../src/verify/sources.js';
+import { tempDir } from './helpers.js';
+
+const small = { maxLineBytes: 100, maxLines: 3 };
+const isLimit = (name: string) => (e: unknown) => e instanceof BuildtraceError && e.code === 'LIMIT_EXCEEDED' && e.message.includes(`limit ${name}`) && exitCodeFor(e) === 2;
+
+test('recordsOf: JSON Lines split, identical lines once, blank lines ignored', () => {
+  assert.deepEqual(recordsOf('{"a":1}\n\n{"a":1}\r\n{"b":2}\n', small, 'traces/h', 'file:///c'), ['{"a":1}', '{"b":2}']);
+  assert.deepEqual(recordsOf('', small, 'traces/h', 'file:///c'), []);
+});
+
+test('recordsOf: a document that is not JSON Lines (a laut container) is one record', () => {
+  const doc = '{\n  "signatures": [\n    "a.b.c"\n  ]\n}\n';
+  assert.deepEqual(recordsOf(doc, { maxLineBytes: 100, maxLines: 10 }, 'traces/h', 'c'), [doc.trim()]);
+  // the line cap applies to the whole document then
+  assert.throws(() => recordsOf(doc, { maxLineBytes: 20, maxLines: 10 }, 'traces/h', 'c'), isLimit('maxLineBytes'));
+});
+
+test('recordsOf: lines and line bytes are capped (bytes, not UTF-16 units), naming object and cache', () => {
+  assert.throws(() => recordsOf('{}\n{}\n{}\n{}\n', small, 'traces/h', 'file:///c'), (e: unknown) => isLimit('maxLines')(e) && /file:\/\/\/c\/traces\/h/.test((e as Error).message));
+  assert.throws(() => recordsOf(`{"x":"${'a'.repeat(200)}"}`, small, 'traces/h', 'c'), isLimit('maxLineBytes'));
+  // 40 three-byte characters: 46 UTF-16 units but 126 bytes
+  assert.throws(() => recordsOf(`{"x":"${'€'.repeat(40)}"}`, small, 'traces/h', 'c'), isLimit('maxLineBytes'));
+  assert.equal(recordsOf(`{"x":"${'€'.repeat(20)}"}`, small, 'traces/h', 'c').length, 1);
+});
+
+test('readLimitsFrom: flags override defaults; bad values name their flag', () => {
+  const v = new Map([
+    ['max-lines', '5'],
+    ['retries', '0'],
+  ]);
+  assert.deepEqual(readLimitsFrom((f) => v.get(f)), { ...DEFAULT_READ_LIMITS, maxLines: 5, retries: 0 });
+  for (const [flag, bad] of [
+    ['max-object-bytes', '-1'],
+    ['max-line-bytes', '1e6'],
+    ['request-timeout-ms', '0'],
+    ['retries', 'x'],
+  ]) {
+    assert.throws(() => readLimitsFrom((f) => (f === flag ? bad : undefined)), new RegExp(`--${flag}`));
+  }
+});
+
+test('redactUrl: no password or user in what we show, also inside an s3 endpoint', () => {
+  assert.equal(redactUrl('https://alice:pw@cache.example.org/x'), 'https://***@cache.example.org/x');
+  assert.equal(redactUrl('s3://b?endpoint=https://k:secret@h:9000&region=r'), 's3://b?endpoint=https://***@h:9000&region=r');
+  assert.equal(redactUrl('s3://b?endpoint=https%3A%2F%2Fk%3Asecret%40h'), 's3://b?endpoint=https%3A%2F%2F***%40h');
+  assert.equal(redactUrl('file:///srv/cache'), 'file:///srv/cache');
+});
+
+test('isBundleLine: Sigstore bundle lines only', () => {
+  assert.ok(isBundleLine('{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json","x":1}'));
+  assert.ok(isBundleLine('{"mediaType": "application/vnd.dev.sigstore.bundle+json;version=0.3"}'));
+  assert.ok(!isBundleLine('{"signatures":["a.b.c"]}'));
+  assert.ok(!isBundleLine('{'));
+});
+
+test('DbSource: rows per resolved derivation and bytes per row are capped; an oversized row is never loaded', async () => {
+  const file = join(tempDir('dbsource-'), 'db.sqlite');
+  const db = new Database(file);
+  db.exec('CREATE TABLE traces (id INTEGER PRIMARY KEY, rdrv_hash TEXT, bundle TEXT)');
+  const ins = db.prepare('INSERT INTO traces (rdrv_hash, bundle) VALUES (?, ?)');
+  ins.run('few', '{"a":1}');
+  ins.run('few', '{"a":1}');
+  ins.run('few', '{"b":2}');
+  for (let i = 0; i < 5; i++) ins.run('many', `{"i":${i}}`);
+  ins.run('big', `{"x":"${'a'.repeat(500)}"}`);
+  db.close();
+  const src = new DbSource(file, { ...DEFAULT_READ_LIMITS, ...{ maxLines: 4, maxLineBytes: 100 } });
+  assert.deepEqual(await src.bundles('few'), ['{"a":1}', '{"b":2}']);
+  await assert.rejects(src.bundles('many'), isLimit('maxLines'));
+  await assert.rejects(src.bundles('big'), (e: unknown) => isLimit('maxLineBytes')(e) && /508 bytes/.test((e as Error).message));
+});
+
+test('FileCache: a directory, a socket or a path through a file is refused, never read', async () => {
+  const root = join(tempDir('fc-'), 'cache');
+  mkdirSync(join(root, 'traces', 'dir'), { recursive: true });
+  writeFileSync(join(root, 'plain'), 'x');
+  const sock = createNetServer();
+  await new Promise<void>((r) => sock.listen(join(root, 'traces', 'sock'), r));
+  try {
+    const c = new FileCache(root);
+    await assert.rejects(c.get('traces/dir'), (e: unknown) => e instanceof CacheError && e.reason === 'not-regular-file' && /a directory/.test(e.message));
+    await assert.rejects(c.get('traces/sock'), (e: unknown) => e instanceof CacheError && /a socket/.test(e.message));
+    await assert.rejects(c.get('plain/x'), (e: unknown) => e instanceof CacheError && e.reason === 'not-regular-file');
+    assert.equal(await c.get('traces/absent'), undefined);
+    await assert.rejects(c.get('traces/../plain'), /illegal cache key/);
+    writeFileSync(join(root, 'traces', 'ok'), '0123456789');
+    assert.equal((await c.get('traces/ok', { maxBytes: 10 }))?.body.toString(), '0123456789');
+    await assert.rejects(c.get('traces/ok', { maxBytes: 9 }), isLimit('maxObjectBytes'));
+  } finally {
+    sock.close();
+  }
+});
+
+test('send: the deadline is total and an abort ends a request at once', async () => {
+  const { createServer } = await import('node:http');
+  const server = createServer((_req, res) => {
+    res.writeHead(200);
+    const t = setInterval(() => res.write('x'), 50);
+    res.on('close', () => clearInterval(t));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = new URL(`http://127.0.0.1:${(server.address() as { port: number }).port}/x`);
+  try {
+    const t0 = Date.now();
+    await assert.rejects(send(url, 'GET', {}, undefined, { deadlineMs: 400 }), /no complete answer within 400 ms/);
+    const took = Date.now() - t0;
+    assert.ok(took >= 350 && took < 2000, `${took} ms`);
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(), 100);
+    const t1 = Date.now();
+    await assert.rejects(send(url, 'GET', {}, undefined, { deadlineMs: 10_000, signal: ac.signal }), /abandoned/);
+    assert.ok(Date.now() - t1 < 2000);
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
+});
+
+test('S3: 403 (a wrong key) is an error for readers and writers, 404 is absence', async () => {
+  const dir = tempDir('s3u-');
+  const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: 'cache' }] });
+  const { port } = await server.run();
+  const saved = { id: process.env['AWS_ACCESS_KEY_ID'], secret: process.env['AWS_SECRET_ACCESS_KEY'] };
+  const url = `s3://cache?endpoint=http://127.0.0.1:${port}&region=us-east-1`;
+  try {
+    process.env['AWS_SECRET_ACCESS_KEY'] = 'S3RVER';
+    process.env['AWS_ACCESS_KEY_ID'] = 'S3RVER';
+    assert.equal(await S3Cache.fromUrl(url).get('traces/absent'), undefined);
+    process.env['AWS_ACCESS_KEY_ID'] = 'NOBODY';
+    const wrong = S3Cache.fromUrl(url);
+    await assert.rejects(wrong.get('traces/absent'), (e: unknown) => e instanceof CacheError && e.status === 403 && e.reason === 'forbidden');
+    await assert.rejects(appendLines(wrong, 'traces/x', ['{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}']), (e: unknown) => e instanceof CacheError && e.status === 403 && e.permanent);
+  } finally {
+    for (const [k, v] of [
+      ['AWS_ACCESS_KEY_ID', saved.id],
+      ['AWS_SECRET_ACCESS_KEY', saved.secret],
+    ] as const) {
+      if (v === undefined) delete process.env[k];
+      else process.env[k] = v;
+    }
+    await server.close();
+  }
+});
