@@ -6,6 +6,7 @@ import { keyAttestationPreimage, reportDataFor } from '../src/tee/binding.js';
 import { createTeeProvider, evidenceRecord } from './tee-provider.js';
 import { Publisher, type PublishTarget } from './publisher.js';
 import { openCache } from '../src/cache/open.js';
+import { redactUrl } from '../src/cache/credentials.js';
 
 import { BuildtraceError, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
 import { parseSecretKey } from '../src/nix/nix-key.js';
@@ -67,7 +68,7 @@ async function run(config: DaemonConfig): Promise<void> {
   const versions = await builderVersions();
   const warn = (m: string): void => void process.stderr.write(m + '\n');
   // caches must be known before evidence is recorded, so it is queued for them
-  db.caches = config.caches.map((c) => c.url);
+  db.caches = config.caches.map((c) => redactUrl(c.url));
   const tee = createTeeProvider(config.tee, config.stateDir, warn);
   let keyEvidence: { at: string; provider: string; simulated: boolean } | undefined;
   if (tee) {
@@ -82,7 +83,7 @@ async function run(config: DaemonConfig): Promise<void> {
     warn(`trace-daemon: key ${key.name} attested by ${tee.name} (${ev.format})${ev.simulated ? ' — SIMULATED' : ''}`);
   }
   const targets: PublishTarget[] = [];
-  for (const c of config.caches) targets.push({ url: c.url, backend: await openCache(c.url), uploadOutputs: c.uploadOutputs ?? config.uploadOutputs, buildTraceV2: c.buildTraceV2 ?? false });
+  for (const c of config.caches) targets.push({ url: redactUrl(c.url), backend: await openCache(c.url, { tokenFile: c.tokenFile }), uploadOutputs: c.uploadOutputs ?? config.uploadOutputs, buildTraceV2: c.buildTraceV2 ?? false });
   const publisher = new Publisher(db, targets, warn, key);
   publisher.backfill();
   const service = new TraceService(spool, capturer, store, db, key, versions, config.batchSize, warn, config.tee.perTrace ? tee : undefined);

@@ -17,7 +17,7 @@ export interface DaemonConfig {
   readonly batchSize: number;
   readonly maxRecordBytes: number;
   readonly tee: TeeConfig;
-  readonly caches: ReadonlyArray<{ readonly url: string; readonly uploadOutputs?: boolean; readonly buildTraceV2?: boolean }>;
+  readonly caches: ReadonlyArray<{ readonly url: string; readonly uploadOutputs?: boolean; readonly buildTraceV2?: boolean; readonly tokenFile?: string }>;
   readonly uploadOutputs: boolean;
 }
 

@@ -10,7 +10,7 @@ import { appendLines, CacheError } from '../src/cache/backend.js';
 import { FileCache } from '../src/cache/file-cache.js';
 import { HttpCache } from '../src/cache/http-cache.js';
 import { CacheSource } from '../src/verify/sources.js';
-import { must, nixEnv, nixKeyPair, ROOT, salt, tempDir, VERIFY_CLI } from './helpers.js';
+import { must, nixBuildWithHook, nixEnv, nixKeyPair, ROOT, salt, startDaemon, tempDir, VERIFY_CLI } from './helpers.js';
 import { startNginx, type NginxCache } from './nginx.js';
 
 /**
@@ -371,7 +371,7 @@ describe('publishing: 403, missing newlines, foreign objects, credentials', () =
       assert.deepEqual(c.seen.map((s) => s.auth), [`Basic ${Buffer.from('alice:s3cret-pw').toString('base64')}`]);
       // the password is in no URL we show and in no error message
       const third = caches[2] as HttpCache;
-      assert.equal(third.url, c.url.replace('http://', 'http://***@'));
+      assert.equal(third.url, c.url);
       const err = await third.get('traces/fail').catch((e: unknown) => e as Error);
       assert.ok(err instanceof Error && /HTTP 500/.test(err.message), String(err));
       assert.doesNotMatch(err.message, /s3cret|alice/);
@@ -387,6 +387,48 @@ describe('publishing: 403, missing newlines, foreign objects, credentials', () =
         else process.env[k] = v;
       }
       await Promise.all([a.close(), b.close(), c.close()]);
+    }
+  });
+
+  test('the daemon: each cache gets only its own credential; status and log never show the password', async () => {
+    const store = new Map<string, Buffer>();
+    const keep = (req: IncomingMessage, res: ServerResponse): void => {
+      if (req.method === 'PUT') {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          store.set(`${req.headers.host}${req.url}`, Buffer.concat(chunks));
+          res.writeHead(201).end();
+        });
+        return;
+      }
+      const body = store.get(`${req.headers.host}${req.url}`);
+      if (body) res.writeHead(200, { etag: `"${body.length}"` }).end(body);
+      else res.writeHead(404).end();
+    };
+    const [a, b] = await Promise.all([serve(keep), serve(keep)]);
+    const tokenFile = join(work, 'daemon-b.token');
+    writeFileSync(tokenFile, 'daemon-token-b\n', { mode: 0o600 });
+    const withPassword = a.url.replace('http://', 'http://builder:hunter2-pw@');
+    const d = await startDaemon({ extraConfig: { caches: [{ url: withPassword }, { url: b.url, tokenFile }] } });
+    try {
+      const nix = join(work, 'pub.nix');
+      writeFileSync(nix, `derivation { name = "cred-test"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo ${salt()} > $out" ]; }\n`);
+      const built = await nixBuildWithHook(d.spool, [nix]);
+      assert.equal(built.code, 0, built.stderr);
+      const p = await d.cli(['push', '--wait']);
+      assert.equal(p.code, 0, p.stdout + p.stderr);
+      const basic = `Basic ${Buffer.from('builder:hunter2-pw').toString('base64')}`;
+      assert.ok(a.seen.length > 0 && b.seen.length > 0);
+      assert.ok(a.seen.every((x) => x.auth === basic), JSON.stringify(a.seen));
+      assert.ok(b.seen.every((x) => x.auth === 'Bearer daemon-token-b'), JSON.stringify(b.seen));
+      const st = await d.cli(['status', '--json']);
+      const human = await d.cli(['status']);
+      for (const text of [st.stdout, human.stdout, d.stderr()]) assert.doesNotMatch(text, /hunter2|daemon-token-b/);
+      assert.ok((JSON.parse(st.stdout) as { caches: { url: string }[] }).caches.some((c) => c.url === a.url));
+    } finally {
+      await d.stop();
+      await Promise.all([a.close(), b.close()]);
     }
   });
 });

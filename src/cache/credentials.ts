@@ -10,10 +10,13 @@ import { BuildtraceError } from '../errors.js';
  * No credential is ever sent to every cache, and none appears in a message (`redactUrl`).
  */
 
-/** The URL with any password (and user name) replaced, for messages, status and logs. */
+/**
+ * The URL without user-info (user name and password), for messages, status, logs and the
+ * daemon's `nix copy --to` (Nix gets its credentials from netrc, never from us).
+ */
 export function redactUrl(url: string): string {
-  // also inside query values (s3://bucket?endpoint=https://user:pw@host)
-  return url.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/@\s?#]*@/gi, '$1***@').replace(/(%3A%2F%2F)[^/@\s?#&]*(%40)/gi, '$1***$2');
+  // also inside query values (s3://bucket?endpoint=https://user:pw@host), plain or encoded
+  return url.replace(/(\b[a-z][a-z0-9+.-]*:\/\/)[^/@\s?#]*@/gi, '$1').replace(/(%3A%2F%2F)[^/@\s?#&]*%40/gi, '$1');
 }
 
 /** Credentials for a host from a netrc file (machine/login/password), if any. */
