@@ -1,7 +1,7 @@
 import type { CacheBackend, CacheObject, GetOptions } from './backend.js';
 import { httpAuthFor, redactUrl, type HttpCredentialOptions } from './credentials.js';
 import { DEFAULT_READ_LIMITS, type ReadLimits } from './limits.js';
-import { getWithRetries, putOptions, send, statusError } from './http-request.js';
+import { getObject, putOptions, send, statusError } from './http-request.js';
 
 export interface HttpCacheOptions extends HttpCredentialOptions {
   readonly limits?: Pick<ReadLimits, 'requestTimeoutMs' | 'retries'>;
@@ -37,20 +37,7 @@ export class HttpCache implements CacheBackend {
   }
 
   async get(key: string, opts: GetOptions = {}): Promise<CacheObject | undefined> {
-    const u = this.target(key);
-    const res = await getWithRetries(u, () => this.headers(), {
-      deadlineMs: this.limits.requestTimeoutMs,
-      retries: this.limits.retries,
-      cache: this.url,
-      key,
-      ...(opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {}),
-      signal: opts.signal,
-    });
-    // only "not found" is absence; 403 and the rest are errors (a writer must not create over them)
-    if (res.status === 404 || res.status === 410) return undefined;
-    if (res.status !== 200) throw statusError('GET', u, res);
-    const etag = res.headers.etag;
-    return { body: res.body, etag: typeof etag === 'string' ? etag : '' };
+    return getObject(this.target(key), () => this.headers(), { cache: this.url, key, limits: this.limits }, opts);
   }
 
   async putIf(key: string, body: Buffer, ifMatch: string | undefined, contentType: string): Promise<boolean> {

@@ -1,6 +1,6 @@
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { CacheError } from './backend.js';
+import { CacheError, type CacheObject, type GetOptions } from './backend.js';
 import { redactUrl } from './credentials.js';
 import { DEFAULT_READ_LIMITS, limitExceeded } from './limits.js';
 
@@ -104,6 +104,31 @@ export async function getWithRetries(
     await new Promise((r) => setTimeout(r, cap / 2 + (Math.random() * cap) / 2));
     if (opts.signal?.aborted) throw new CacheError(`GET ${shown(url)}: abandoned`, false);
   }
+}
+
+/**
+ * GET of one cache object for both http(s) and s3 backends: retried, bounded, and only
+ * "not found" (404/410) is absence; 403 and every other answer are errors, so a writer never
+ * creates over an object it may not read.
+ */
+export async function getObject(
+  url: URL,
+  headers: () => Record<string, string>,
+  at: { readonly cache: string; readonly key: string; readonly limits: { readonly requestTimeoutMs: number; readonly retries: number } },
+  opts: GetOptions,
+): Promise<CacheObject | undefined> {
+  const res = await getWithRetries(url, headers, {
+    deadlineMs: at.limits.requestTimeoutMs,
+    retries: at.limits.retries,
+    cache: at.cache,
+    key: at.key,
+    ...(opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {}),
+    signal: opts.signal,
+  });
+  if (res.status === 404 || res.status === 410) return undefined;
+  if (res.status !== 200) throw statusError('GET', url, res);
+  const etag = res.headers.etag;
+  return { body: res.body, etag: typeof etag === 'string' ? etag : '' };
 }
 
 /** A PUT: its answer is short (capped), its deadline allows for the upload. */

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { BuildtraceError } from '../errors.js';
 import type { CacheBackend, CacheObject, GetOptions } from './backend.js';
 import { redactUrl } from './credentials.js';
-import { getWithRetries, putOptions, send, statusError } from './http-request.js';
+import { getObject, putOptions, send, statusError } from './http-request.js';
 import { DEFAULT_READ_LIMITS, type ReadLimits } from './limits.js';
 
 export interface Credentials {
@@ -125,20 +125,9 @@ export class S3Cache implements CacheBackend {
 
   async get(key: string, opts: GetOptions = {}): Promise<CacheObject | undefined> {
     const { url, host } = this.target(key);
-    // signed afresh per attempt (the date is part of the signature)
-    const res = await getWithRetries(url, () => this.sign('GET', url, host, Buffer.alloc(0), {}), {
-      deadlineMs: this.limits.requestTimeoutMs,
-      retries: this.limits.retries,
-      cache: this.url,
-      key,
-      ...(opts.maxBytes !== undefined ? { maxBytes: opts.maxBytes } : {}),
-      signal: opts.signal,
-    });
-    // 403 is AccessDenied (also S3's answer for a missing key without s3:ListBucket): an error, not "absent"
-    if (res.status === 404) return undefined;
-    if (res.status !== 200) throw statusError('GET', url, res);
-    const etag = res.headers.etag;
-    return { body: res.body, etag: typeof etag === 'string' ? etag : '' };
+    // signed afresh per attempt (the date is part of the signature); a 403 (AccessDenied, also
+    // S3's answer for a missing key without s3:ListBucket) is an error, not "absent"
+    return getObject(url, () => this.sign('GET', url, host, Buffer.alloc(0), {}), { cache: this.url, key, limits: this.limits }, opts);
   }
 
   async putIf(key: string, body: Buffer, ifMatch: string | undefined, contentType: string): Promise<boolean> {
