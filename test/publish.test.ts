@@ -217,12 +217,12 @@ describe('two daemons with different keys publish the same derivations at the sa
     const nginx = await startNginx();
     try {
       const c = new HttpCache(nginx.url);
-      await Promise.all(Array.from({ length: 40 }, (_, i) => appendLines(c, 'traces/contended', [`{"writer":${i}}`])));
-      const lines = (await c.get('traces/contended'))?.body.toString().trim().split('\n') ?? [];
+      await Promise.all(Array.from({ length: 40 }, (_, i) => appendLines(c, 'buildtrace/contended.jsonl', [`{"writer":${i}}`])));
+      const lines = (await c.get('buildtrace/contended.jsonl'))?.body.toString().trim().split('\n') ?? [];
       assert.equal(lines.length, 40);
       assert.equal(new Set(lines).size, 40);
-      assert.equal(await c.putIf('traces/contended', Buffer.from('x'), '"stale"', 'text/plain'), false, 'a stale If-Match is refused');
-      assert.equal(await c.putIf('traces/contended', Buffer.from('x'), undefined, 'text/plain'), false, 'If-None-Match: * on an existing object is refused');
+      assert.equal(await c.putIf('buildtrace/contended.jsonl', Buffer.from('x'), '"stale"', 'text/plain'), false, 'a stale If-Match is refused');
+      assert.equal(await c.putIf('buildtrace/contended.jsonl', Buffer.from('x'), undefined, 'text/plain'), false, 'If-None-Match: * on an existing object is refused');
     } finally {
       await nginx.stop();
     }

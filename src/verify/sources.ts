@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { createRequire } from 'node:module';
 import type Database from 'better-sqlite3';
 import { BuildtraceError } from '../errors.js';
@@ -184,6 +185,8 @@ export class CacheSource implements BundleSource {
     this.name = cache.url;
     this.limiter = new Limiter(opts.maxInFlight ?? 32);
     this.limits = opts.limits ?? DEFAULT_READ_LIMITS;
+    // every request in flight listens on it (up to maxInFlight at once): not a leak
+    setMaxListeners(0, this.abort.signal);
   }
 
   private async get(key: string): Promise<CacheObject | undefined> {
