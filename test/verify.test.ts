@@ -12,7 +12,8 @@ import { createBundle } from '../src/trace/bundle.js';
 import { evidenceToJson } from '../src/verify/sources.js';
 import { parseDerivation } from '../src/nix/aterm.js';
 import { resolveDerivation } from '../src/nix/resolve.js';
-import { buildStatement } from '../src/trace/statement.js';
+import { BUILD_TYPE_IA, NAR_MEDIA_TYPE, buildStatement } from '../src/trace/statement.js';
+import { groupBySignedContent } from '../src/verify/signed-content.js';
 import { FIXTURES, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
 
 interface Result {
@@ -25,7 +26,7 @@ interface Result {
   keyStatus: Record<string, { admitted: boolean; detail: string }>;
 }
 
-const NONDET = ['conv1', 'conv2', 'conv3', 'div1', 'div2', 'div3', 'multi', 'cmulti', 'cuse'];
+const NONDET = ['conv1', 'conv2', 'conv3', 'div1', 'div2', 'div3', 'multi', 'cmulti', 'cuse', 'lib', 'app', 'capp'];
 
 describe('trace-verify re-does resolution across real closures signed by three builders', () => {
   let A: DaemonHandle;
@@ -54,7 +55,7 @@ describe('trace-verify re-does resolution across real closures signed by three b
     const s = salt();
     const nondet = join(dir, 'nondet');
     args = [join(FIXTURES, 'verify.nix'), '--argstr', 'salt', s, '--argstr', 'nondet', nondet];
-    const attrs = ['agree3', 'conv3', 'div3', 'ia3', 'top', 'multi', 'cuse', 'fod'];
+    const attrs = ['agree3', 'conv3', 'div3', 'ia3', 'top', 'multi', 'cuse', 'fod', 'app', 'capp', 'fuse'];
     const inst = (await must('nix-instantiate', [...args, ...attrs.flatMap((a) => ['-A', a])], { env: nixEnv() })).stdout.trim().split('\n');
     const closure = (await must('nix-store', ['-qR', ...inst], { env: nixEnv() })).stdout.trim().split('\n').filter((p) => p.endsWith('.drv'));
     for (const p of closure) drv.set(p.replace(/^.*?-v-/, '').replace(/\.drv$/, ''), p);
@@ -78,7 +79,7 @@ describe('trace-verify re-does resolution across real closures signed by three b
     writeFileSync(nondet, `B ${s}\n`);
     const stagingB = join(dir, 'staging-b');
     mkdirSync(stagingB);
-    const bb = await nixBuildWithHook(stagingB, [...args, '-A', 'conv3', '-A', 'div3', '-A', 'multi', '-A', 'cuse']);
+    const bb = await nixBuildWithHook(stagingB, [...args, '-A', 'conv3', '-A', 'div3', '-A', 'multi', '-A', 'cuse', '-A', 'app', '-A', 'capp']);
     assert.equal(bb.code, 0, bb.stderr);
     await feed(B, stagingB, () => true);
     // B and C also built the deterministic derivations, with the same results as A
@@ -300,6 +301,197 @@ describe('trace-verify re-does resolution across real closures signed by three b
     const { code, r } = await verify(drv.get('ia2') as string, policy('A', { A }), ['--cache', cache.url]);
     assert.equal(code, 1);
     assert.ok(r.problems.some((p) => p.code === 'replayed' && p.drv === drv.get('ia2')));
+  });
+
+  // --- #10: claims, worlds, equivocation ---
+  const traceOf = (h: DaemonHandle, name: string): { rdrv_hash: string; bundle: string; statement: Buffer; outputs: { name: string; path: string; nar_hash: string; nar_size: number }[] } => {
+    const db = new Database(h.dbFile, { readonly: true });
+    const row = db.prepare('SELECT id, rdrv_hash, bundle, statement FROM traces WHERE drv_name = ?').get(`v-${name}`) as { id: number; rdrv_hash: string; bundle: string; statement: Buffer };
+    const outputs = db.prepare('SELECT name, path, nar_hash, nar_size FROM outputs WHERE trace_id = ?').all(row.id) as { name: string; path: string; nar_hash: string; nar_size: number }[];
+    db.close();
+    return { ...row, outputs };
+  };
+  const secret = (h: DaemonHandle) => parseSecretKey(readFileSync(h.keys.secretFile, 'utf8'));
+  type Json = Record<string, unknown>;
+  const resign = (h: DaemonHandle, st: Json): string => createBundle(Buffer.from(JSON.stringify(st)), secret(h));
+  const one = { threshold: 1, of: ['A', 'B'] };
+
+  test('#10 item 1: an input-addressed input with disputed content is never pooled (IA consumer)', async () => {
+    const lib = traceOf(A, 'lib').outputs[0] as { path: string; nar_hash: string };
+    const libB = traceOf(B, 'lib').outputs[0] as { path: string; nar_hash: string };
+    assert.equal(lib.path, libB.path, 'input-addressed: one path');
+    assert.notEqual(lib.nar_hash, libB.nar_hash, 'non-deterministic: two contents');
+    assert.deepEqual(traceOf(A, 'app').outputs, traceOf(B, 'app').outputs, 'app is byte-identical');
+    const app = drv.get('app') as string;
+    const r2 = await verify(app, policy(both), dbs(A, B));
+    assert.equal(r2.code, 1, 'A and B do not agree on what lib is');
+    const d = r2.r.problems.find((p) => p.code === 'content-disputed');
+    assert.ok(d, JSON.stringify(r2.r.problems));
+    assert.equal(d.drv, drv.get('lib'));
+    assert.ok(d.detail.includes(lib.path) && d.detail.includes(lib.nar_hash) && d.detail.includes(libB.nar_hash), d.detail);
+    const r1 = await verify(app, policy(one), dbs(A, B));
+    assert.equal(r1.code, 0, JSON.stringify(r1.r.problems));
+    assert.equal(r1.r.signers.length, 1);
+    // the verified world binds lib to the one signer's content
+    const w = (r1.r as unknown as { world: Record<string, { narSha256?: string; producerDrv?: string }> }).world;
+    assert.equal(w[lib.path]?.narSha256, r1.r.signers[0] === 'A' ? lib.nar_hash : libB.nar_hash);
+    assert.equal(w[lib.path]?.producerDrv, drv.get('lib'));
+  });
+
+  test('#10 item 1: a CA derivation whose input-addressed input is disputed (CA consumer)', async () => {
+    const capp = drv.get('capp') as string;
+    // laut's #ca lists no inputs: it cannot bind lib, so it is refused and names lib
+    const ca = await verify(capp, policy(one), dbs(A, B));
+    assert.equal(ca.code, 1);
+    const libPath = (traceOf(A, 'lib').outputs[0] as { path: string }).path;
+    assert.ok(ca.r.problems.some((p) => p.code === 'input-missing' && p.drv === capp && p.detail.includes(libPath) && p.signer !== undefined), JSON.stringify(ca.r.problems));
+    // our build type with derivationKind "ca" lists lib's content, as each builder saw it
+    const cache = new FileCache(join(dir, 'capp-ia'));
+    for (const h of [A, B]) {
+      const l = traceOf(h, 'lib');
+      await appendLines(cache, `traces/${l.rdrv_hash}`, [l.bundle]);
+      const t = traceOf(h, 'capp');
+      const st = JSON.parse(t.statement.toString('utf8')) as Json & { predicate: { buildDefinition: Json } };
+      const lo = l.outputs[0] as { path: string; nar_hash: string; nar_size: number };
+      st.predicate.buildDefinition = {
+        buildType: BUILD_TYPE_IA,
+        externalParameters: st.predicate.buildDefinition['externalParameters'] as Json,
+        internalParameters: { derivationKind: 'ca', drvName: 'v-capp' },
+        resolvedDependencies: [{ uri: `nix-store:${lo.path}`, digest: { sha256: lo.nar_hash }, mediaType: NAR_MEDIA_TYPE, annotations: { buildtrace_narSize: lo.nar_size } }],
+      };
+      await appendLines(cache, `traces/${t.rdrv_hash}`, [resign(h, st)]);
+    }
+    assert.equal(traceOf(A, 'capp').rdrv_hash, traceOf(B, 'capp').rdrv_hash);
+    const r2 = await verify(capp, policy(both), ['--cache', cache.url]);
+    assert.equal(r2.code, 1, 'same CA output, but A and B disagree on its input lib');
+    assert.ok(r2.r.problems.some((p) => p.code === 'content-disputed' && p.drv === drv.get('lib')), JSON.stringify(r2.r.problems));
+    const r1 = await verify(capp, policy(one), ['--cache', cache.url]);
+    assert.equal(r1.code, 0, JSON.stringify(r1.r.problems));
+    assert.equal(r1.r.signers.length, 1);
+  });
+
+  test('#10: a fixed-output derivation whose signers disagree on its NAR hash fails 2-of-2', async () => {
+    const fuse = drv.get('fuse') as string;
+    assert.equal((await verify(fuse, policy(both), dbs(A, B))).code, 0);
+    // B says the flat FOD's output had another NAR (a liar, or another executable bit)
+    const t = traceOf(B, 'fuse');
+    const st = JSON.parse(t.statement.toString('utf8')) as { predicate: { buildDefinition: { resolvedDependencies: { uri: string; digest: { sha256: string } }[] } } };
+    const dep = st.predicate.buildDefinition.resolvedDependencies.find((x) => x.uri.includes('-v-fod'));
+    assert.ok(dep);
+    const real = dep.digest.sha256;
+    dep.digest.sha256 = 'ee'.repeat(32);
+    const cache = new FileCache(join(dir, 'fod-dispute'));
+    await appendLines(cache, `traces/${t.rdrv_hash}`, [traceOf(A, 'fuse').bundle, resign(B, st as unknown as Json)]);
+    const r2 = await verify(fuse, policy(both), ['--cache', cache.url]);
+    assert.equal(r2.code, 1);
+    const d = r2.r.problems.find((p) => p.code === 'content-disputed');
+    assert.ok(d && d.drv === drv.get('fod') && d.detail.includes(real) && d.detail.includes('ee'.repeat(32)), JSON.stringify(r2.r.problems));
+    const r1 = await verify(fuse, policy(one), ['--cache', cache.url]);
+    assert.equal(r1.code, 0, JSON.stringify(r1.r.problems));
+  });
+
+  test('#10: equivocation — one key, two different claims for one resolved derivation — counts for nothing there', async () => {
+    const t = traceOf(A, 'ia1');
+    const st = JSON.parse(t.statement.toString('utf8')) as Json & { subject: { digest: { sha256: string } }[] };
+    (st.subject[0] as { digest: { sha256: string } }).digest.sha256 = '11'.repeat(32);
+    const cache = new FileCache(join(dir, 'equivocation'));
+    await appendLines(cache, `traces/${t.rdrv_hash}`, [t.bundle, resign(A, st)]);
+    const ia2 = traceOf(A, 'ia2');
+    await appendLines(cache, `traces/${ia2.rdrv_hash}`, [ia2.bundle]);
+    const r = await verify(drv.get('ia2') as string, policy('A', { A }), ['--cache', cache.url]);
+    assert.equal(r.code, 1);
+    const e = r.r.problems.find((p) => p.code === 'equivocation');
+    assert.ok(e && e.drv === drv.get('ia1') && e.signer === 'A' && (e as { resolvedDrv?: string }).resolvedDrv?.includes(t.rdrv_hash), JSON.stringify(r.r.problems));
+    // with an honest second signer, 1-of-2 still verifies, on B's claim for ia1
+    const withB = await verify(drv.get('ia2') as string, policy(one, { A, B }), ['--cache', cache.url, ...dbs(B)]);
+    assert.equal(withB.code, 0, JSON.stringify(withB.r.problems));
+    // the same claim re-signed with other unsigned-by-claim fields (time) is no equivocation
+    const st2 = JSON.parse(t.statement.toString('utf8')) as Json & { predicate: { runDetails: { metadata: { finishedOn: string } } } };
+    st2.predicate.runDetails.metadata.finishedOn = '2000-01-01T00:00:00Z';
+    const again = new FileCache(join(dir, 'same-claim'));
+    await appendLines(again, `traces/${t.rdrv_hash}`, [t.bundle, resign(A, st2)]);
+    await appendLines(again, `traces/${ia2.rdrv_hash}`, [ia2.bundle]);
+    assert.equal((await verify(drv.get('ia2') as string, policy('A', { A }), ['--cache', again.url])).code, 0);
+  });
+
+  test('#10: a duplicated key in the trust tree is refused at load, naming both positions', async () => {
+    for (const [trust, want] of [
+      [{ threshold: 2, of: ['A', 'A'] }, /trust\.of\[0\] and trust\.of\[1\] both name key "A"/],
+      [{ threshold: 2, of: ['A', { threshold: 1, of: ['A', 'B'] }] }, /trust\.of\[0\] and trust\.of\[1\]\.of\[0\] both name key "A"/],
+    ] as const) {
+      const r = await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', policy(trust, { A, B }), ...dbs(A, B)]);
+      assert.equal(r.code, 2, r.stdout);
+      assert.match(r.stderr, want);
+    }
+  });
+
+  test('#10: line order decides nothing; a dishonest signer\'s claims read first do not push the honest combination past the bound', async () => {
+    // C (admitted) claims five made-up contents for agree1, whose paths sort before the real one,
+    // and its lines come first. With maxResolutions 2 the honest resolution must still be tried.
+    const a1 = traceOf(A, 'agree1');
+    const cKey = secret(C);
+    const lies: string[] = [];
+    for (let i = 0; i < 5; i++) {
+      const st = buildStatement({
+        kind: 'ca',
+        resolvedInputHash: a1.rdrv_hash,
+        drvName: 'v-agree1',
+        outputs: [{ name: 'out', path: `/nix/store/${'0'.repeat(31)}${i}-v-agree1`, sha256: `${i}`.repeat(64), narSize: 1, declared: { hashAlgo: 'r:sha256' } }],
+        inputs: [],
+        keyFingerprint: cKey.publicKey.fingerprint,
+        versions: {},
+        invocationId: `${i}`.repeat(32),
+        finishedOn: new Date().toISOString(),
+      });
+      lies.push(createBundle(Buffer.from(JSON.stringify(st)), cKey));
+    }
+    const honest: [string, string][] = [];
+    for (const h of [A, B]) {
+      const db = new Database(h.dbFile, { readonly: true });
+      for (const row of db.prepare("SELECT rdrv_hash, bundle FROM traces WHERE drv_name IN ('v-agree1', 'v-agree2', 'v-agree3')").all() as { rdrv_hash: string; bundle: string }[]) honest.push([row.rdrv_hash, row.bundle]);
+      db.close();
+    }
+    const pol = join(dir, 'bounded-policy.json');
+    writeFileSync(pol, JSON.stringify({ keys: { A: { publicKey: A.keys.publicKey }, B: { publicKey: B.keys.publicKey }, C: { publicKey: C.keys.publicKey } }, trust: { threshold: 2, of: ['A', 'B', 'C'] }, maxResolutions: 2 }));
+    const verdicts: string[] = [];
+    for (const [k, order] of [
+      ['lies-first', (x: [string, string][]) => x],
+      ['reversed', (x: [string, string][]) => [...x].reverse()],
+      ['shuffled', (x: [string, string][]) => [...x].sort((p, q) => (p[1].slice(-20) < q[1].slice(-20) ? -1 : 1))],
+    ] as const) {
+      const cache = new FileCache(join(dir, `order-${k}`));
+      const lines = order([...lies.map((l) => [a1.rdrv_hash, l] as [string, string]), ...honest]);
+      for (const [h, l] of lines) await appendLines(cache, `traces/${h}`, [l]);
+      const r = await verify(drv.get('agree3') as string, pol, ['--cache', cache.url]);
+      assert.equal(r.code, 0, `${k}: ${JSON.stringify(r.r.problems)}`);
+      verdicts.push(JSON.stringify({ ...r.r, entries: undefined }));
+    }
+    assert.equal(new Set(verdicts).size, 1, 'the same verdict whatever the line order');
+  });
+
+  test('#10: 20,000 copies of one bundle with only the hint changed cost one check and end fast', async () => {
+    const t = traceOf(A, 'ia1');
+    const b = JSON.parse(t.bundle) as { verificationMaterial: { publicKey: { hint: string } }; dsseEnvelope: { signatures: { keyid: string }[] } };
+    const replay = (i: number): string => {
+      b.verificationMaterial.publicKey.hint = i.toString(16).padStart(16, '0');
+      (b.dsseEnvelope.signatures[0] as { keyid: string }).keyid = i.toString(16).padStart(16, '0');
+      return JSON.stringify(b);
+    };
+    const lines: string[] = [];
+    for (let i = 0; i < 20_000; i++) lines.push(replay(i));
+    lines.push(t.bundle);
+    const cache = new FileCache(join(dir, 'replays'));
+    await appendLines(cache, `traces/${t.rdrv_hash}`, lines);
+    const started = Date.now();
+    const r = await verify(drv.get('ia1') as string, policy('A', { A }), ['--cache', cache.url]);
+    assert.equal(r.code, 0, JSON.stringify(r.r.problems.slice(0, 3)));
+    assert.ok(Date.now() - started < 30_000, `${Date.now() - started} ms`);
+    // the grouping itself, at the issue's scale: 200,000 replays are one signed content
+    const many = Array.from({ length: 200_000 }, (_, i) => replay(i));
+    many.push(t.bundle);
+    const groups = groupBySignedContent(many, new Set([secret(A).publicKey.fingerprint]), 2);
+    assert.equal(groups.length, 1);
+    assert.ok((groups[0] as string[]).includes(t.bundle), 'the variant whose hints name a known key is kept');
   });
 
   test('TEE-attested keys: accepted evidence; a debug guest, another key, or expired endorsement are refused', async () => {

@@ -122,7 +122,8 @@ export function parseStatement(v: JsonValue): ParsedStatement {
   if (buildType === BUILD_TYPE_CA) kind = 'ca';
   else if (buildType === BUILD_TYPE_IA) {
     const k = strField(field(bd, 'internalParameters', 'buildDefinition'), 'derivationKind', 'internalParameters');
-    if (k !== 'ia' && k !== 'fixed') bad(`internalParameters.derivationKind ${JSON.stringify(k)} is unknown`);
+    // 'ca': a content-addressed derivation with input-addressed inputs, whose input contents #ca cannot carry
+    if (k !== 'ia' && k !== 'fixed' && k !== 'ca') bad(`internalParameters.derivationKind ${JSON.stringify(k)} is unknown`);
     kind = k;
   } else bad(`unknown buildType ${JSON.stringify(buildType)}`);
   const subj = field(v, 'subject', 'statement');
@@ -139,7 +140,7 @@ export function parseStatement(v: JsonValue): ParsedStatement {
     outputs.set(name, { path, sha256: sha, narSize: typeof size === 'number' ? size : undefined });
   }
   const inputs: NarDigest[] = [];
-  if (kind !== 'ca') {
+  if (buildType === BUILD_TYPE_IA) {
     const deps = field(bd, 'resolvedDependencies', 'buildDefinition');
     if (!Array.isArray(deps)) bad('buildDefinition.resolvedDependencies is not an array');
     for (const [i, d] of deps.entries()) {

@@ -73,17 +73,19 @@ function hashFor(e: Entry, path: string): string | undefined {
 function dropEquivocations(nodes: ReadonlyMap<string, Node>, problems: Problem[]): Map<string, Entry[]> {
   const live = new Map<string, Entry[]>();
   for (const [u, n] of nodes) {
-    const claims = new Map<string, Map<string, Entry>>();
+    const bySigner = new Map<string, Entry[]>();
     for (const e of n.entries) {
       const k = `${e.rdrvHash}\0${e.signer}`;
-      const m = claims.get(k) ?? new Map<string, Entry>();
-      const a = assertionKey(e);
-      // identical claims (the same statement under other hints, or re-signed) are one entry
-      if (!m.has(a)) m.set(a, e);
-      claims.set(k, m);
+      const l = bySigner.get(k);
+      if (l) l.push(e);
+      else bySigner.set(k, [e]);
     }
     const keep: Entry[] = [];
-    for (const m of claims.values()) {
+    for (const l of bySigner.values()) {
+      // identical claims (the same statement under other hints, or re-signed) are one entry
+      const m = new Map<string, Entry>();
+      if (l.length === 1) m.set('', l[0] as Entry);
+      else for (const e of l) if (!m.has(assertionKey(e))) m.set(assertionKey(e), e);
       const es = [...m.values()];
       if (es.length === 1) keep.push(es[0] as Entry);
       else {
@@ -135,6 +137,8 @@ export function decide(input: DecideInput): Verdict {
   // A hash for a disputed path is viable only if, at some derivation whose entries mention the
   // path, the signers of the entries compatible with it (same hash, or not mentioning the path)
   // satisfy the policy: any B using it needs that (trust is monotone).
+  const fodProducer = new Map<string, string>();
+  for (const [u, n] of nodes) if (n.fod) fodProducer.set(n.fod.path, u);
   const disputes: Dispute[] = [];
   for (const [p, m] of [...claimed].sort((a, b) => byStr(a[0], b[0]))) {
     if (m.size < 2) continue;
@@ -156,7 +160,7 @@ export function decide(input: DecideInput): Verdict {
     }
     disputes.push({ path: p, viable });
     const who = [...m].map(([h, es]) => `${h} by ${[...new Set(es.map((e) => e.signer))].sort().join(', ')}`).join('; ');
-    const producer = [...m.values()].flat().find((e) => [...e.outputs.values()].some((o) => o.path === p))?.udrv;
+    const producer = [...m.values()].flat().find((e) => [...e.outputs.values()].some((o) => o.path === p))?.udrv ?? fodProducer.get(p);
     const drv = producer ?? ([...mentioners].sort(byStr)[0] as string);
     if (viable.length === 0) {
       problems.push({ drv, code: 'content-disputed', detail: `signers disagree on the content of ${p} (${who}); no content is claimed by signers that satisfy ${describeTrust(trust)}, so no claim that binds it counts` });
