@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -156,4 +156,19 @@ test('S3: 403 (a wrong key) is an error for readers and writers, 404 is absence'
     }
     await server.close();
   }
+});
+
+test('FileCache: a writer never writes through a symbolic link planted in the cache', async () => {
+  const root = join(tempDir('fcw-'), 'cache');
+  const victim = tempDir('victim-');
+  mkdirSync(root);
+  symlinkSync(victim, join(root, 'traces'));
+  const c = new FileCache(root);
+  const line = '{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}';
+  await assert.rejects(appendLines(c, 'traces/h', [line]), (e: unknown) => e instanceof CacheError && e.reason === 'not-regular-file');
+  await assert.rejects(c.put('traces/h', Buffer.from(line)), /symbolic link/);
+  assert.deepEqual(readdirSync(victim), []);
+  // and an ordinary cache still works, creating its directories
+  const fresh = new FileCache(join(tempDir('fcw-'), 'cache'));
+  assert.deepEqual(await appendLines(fresh, 'buildtrace/keys/k.jsonl', ['{"a":1}']), { added: 1, key: 'buildtrace/keys/k.jsonl' });
 });

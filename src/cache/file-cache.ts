@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, constants, existsSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { CacheError, type CacheBackend, type CacheObject, type GetOptions } from './backend.js';
 import { limitExceeded } from './limits.js';
 
@@ -11,6 +11,28 @@ function etagOf(b: Buffer): string {
 function safeKey(key: string): string {
   if (key.split('/').some((p) => p === '' || p === '.' || p === '..') || key.startsWith('/')) throw new CacheError(`illegal cache key ${JSON.stringify(key)}`, true);
   return key;
+}
+
+/**
+ * Makes sure every directory of `key` under `root` is a real directory, not a symbolic link
+ * (creating missing ones when `create`), so a writer (often root) never writes through a link
+ * planted in a shared cache directory. Files themselves are replaced by rename, which never
+ * follows a link, and lock files are created with O_EXCL, which refuses one.
+ */
+function realDirs(root: string, key: string, create: boolean): string {
+  let dir = root;
+  for (const p of key.split('/').slice(0, -1)) {
+    dir = join(dir, p);
+    if (create) {
+      try {
+        mkdirSync(dir, 0o755);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      }
+    }
+    if (!lstatSync(dir).isDirectory()) throw Object.assign(new Error(`${dir} is a symbolic link or not a directory`), { code: 'ELOOP' });
+  }
+  return dir;
 }
 
 /** With /proc, every component is opened relative to its parent's descriptor (openat): no race. */
@@ -25,14 +47,7 @@ function openUnder(root: string, key: string): number {
   const parts = key.split('/');
   const last = parts.pop() as string;
   const fileFlags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-  if (!PROC_FD) {
-    let dir = root;
-    for (const p of parts) {
-      dir = join(dir, p);
-      if (!lstatSync(dir).isDirectory()) throw Object.assign(new Error(`${dir} is not a directory`), { code: 'ELOOP' });
-    }
-    return openSync(join(dir, last), fileFlags);
-  }
+  if (!PROC_FD) return openSync(join(realDirs(root, key, false), last), fileFlags);
   let dirFd = openSync(root, constants.O_RDONLY | constants.O_DIRECTORY);
   try {
     for (const p of parts) {
@@ -117,7 +132,6 @@ export class FileCache implements CacheBackend {
   }
 
   private atomicWrite(path: string, body: Buffer): void {
-    mkdirSync(dirname(path), { recursive: true });
     const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
     const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o644);
     try {
@@ -131,7 +145,9 @@ export class FileCache implements CacheBackend {
 
   async put(key: string, body: Buffer): Promise<void> {
     try {
-      this.atomicWrite(join(this.root, safeKey(key)), body);
+      mkdirSync(this.root, { recursive: true });
+      realDirs(this.root, safeKey(key), true);
+      this.atomicWrite(join(this.root, key), body);
     } catch (err) {
       throw new CacheError(`${this.url}/${key}: ${(err as Error).message}`, (err as NodeJS.ErrnoException).code === 'EACCES');
     }
@@ -139,7 +155,12 @@ export class FileCache implements CacheBackend {
 
   async putIf(key: string, body: Buffer, ifMatch: string | undefined): Promise<boolean> {
     const path = join(this.root, safeKey(key));
-    mkdirSync(dirname(path), { recursive: true });
+    try {
+      mkdirSync(this.root, { recursive: true });
+      realDirs(this.root, key, true);
+    } catch (err) {
+      throw new CacheError(`${this.url}/${key}: ${(err as Error).message}; file:// caches never write through links`, true, undefined, 'not-regular-file');
+    }
     const lock = `${path}.lock`;
     // the lock holder is a writer between read and rename; a stale lock older than 30 s is broken
     for (let i = 0; ; i++) {
