@@ -1,4 +1,5 @@
 import { BuildtraceError } from '../errors.js';
+import { DEFAULT_READ_LIMITS } from './limits.js';
 
 /**
  * One binary cache, seen as a key/value store of small objects (`traces/<hash>`,
@@ -89,7 +90,8 @@ export const alternativeTraceKey = (key: string): string => `${key}.jsonl`;
 export async function appendLines(cache: CacheBackend, key: string, lines: readonly string[], maxAttempts = 20): Promise<{ added: number; key: string }> {
   const fits = isTraceKey(key) || isTraceKey(key.replace(/\.jsonl$/, '')) ? isBundleLine : isJsonObjectLine;
   for (let attempt = 0; attempt < maxAttempts; attempt++) {
-    const cur = await cache.get(key);
+    // a writer reads what others wrote: bounded like any reader
+    const cur = await cache.get(key, { maxBytes: DEFAULT_READ_LIMITS.maxObjectBytes });
     const curLines = cur ? linesOf(cur.body) : [];
     if (!curLines.every(fits)) {
       // never write into an object of another format: it stays byte-identical
@@ -106,7 +108,7 @@ export async function appendLines(cache: CacheBackend, key: string, lines: reado
     if (await cache.putIf(key, body, cur?.etag, 'application/jsonl')) {
       // Read back: a server that ignores preconditions could have let a concurrent writer
       // overwrite us; if our lines are gone, go round again.
-      const after = await cache.get(key);
+      const after = await cache.get(key, { maxBytes: DEFAULT_READ_LIMITS.maxObjectBytes });
       const present = new Set(after ? linesOf(after.body) : []);
       if (lines.every((l) => present.has(l))) return { added: fresh.length, key };
       continue;
