@@ -8,8 +8,11 @@ function etagOf(b: Buffer): string {
   return createHash('sha256').update(b).digest('hex');
 }
 
+/** no empty, `.` or `..` component, no leading or trailing slash */
+const ILLEGAL_KEY = /(^|\/)\.{0,2}(\/|$)/;
+
 function safeKey(key: string): string {
-  if (key.split('/').some((p) => p === '' || p === '.' || p === '..') || key.startsWith('/')) throw new CacheError(`illegal cache key ${JSON.stringify(key)}`, true);
+  if (ILLEGAL_KEY.test(key)) throw new CacheError(`illegal cache key ${JSON.stringify(key)}`, true);
   return key;
 }
 
@@ -39,26 +42,56 @@ function realDirs(root: string, key: string, create: boolean): string {
 const PROC_FD = existsSync('/proc/self/fd');
 
 /**
- * Opens `root/key` for reading without following any symbolic link below `root` and without
- * blocking (a FIFO opens at once with O_NONBLOCK); the caller checks the file type. The root
- * itself is the operator's choice and may be a link.
+ * Directory descriptors under a cache root, each opened component by component with
+ * O_NOFOLLOW (via /proc/self/fd, i.e. openat): a symbolic link anywhere below the root is
+ * refused, and no path is resolved twice. Held open because a verifier reads thousands of
+ * objects from one or two directories; a directory that was removed since (no links left) is
+ * opened afresh, and at most 64 are kept.
  */
-function openUnder(root: string, key: string): number {
-  const parts = key.split('/');
-  const last = parts.pop() as string;
-  const fileFlags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
-  if (!PROC_FD) return openSync(join(realDirs(root, key, false), last), fileFlags);
-  let dirFd = openSync(root, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    for (const p of parts) {
-      const next = openSync(`/proc/self/fd/${dirFd}/${p}`, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-      closeSync(dirFd);
-      dirFd = next;
+class DirHandles {
+  private readonly open = new Map<string, number>();
+  private checkedAt = Date.now();
+  constructor(private readonly root: string) {}
+
+  /** The descriptor of directory `rel` ('' for the root itself). */
+  fd(rel: string): number {
+    // at most once a second: is any held directory gone (removed, no links left)?
+    if (Date.now() - this.checkedAt > 1000) {
+      this.checkedAt = Date.now();
+      for (const [k, fd] of this.open) {
+        if (fstatSync(fd).nlink > 0) continue;
+        this.open.delete(k);
+        closeSync(fd);
+      }
     }
-    return openSync(`/proc/self/fd/${dirFd}/${last}`, fileFlags);
-  } finally {
-    closeSync(dirFd);
+    const have = this.open.get(rel);
+    if (have !== undefined) return have;
+    if (this.open.size >= 64) this.close();
+    const cut = rel.lastIndexOf('/');
+    // the root is the operator's choice and may itself be a link
+    const fd =
+      rel === ''
+        ? openSync(this.root, constants.O_RDONLY | constants.O_DIRECTORY)
+        : openSync(`/proc/self/fd/${this.fd(cut < 0 ? '' : rel.slice(0, cut))}/${rel.slice(cut + 1)}`, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    this.open.set(rel, fd);
+    return fd;
   }
+
+  close(): void {
+    for (const fd of this.open.values()) closeSync(fd);
+    this.open.clear();
+  }
+}
+
+/**
+ * Opens `root/key` for reading without following any symbolic link below `root` and without
+ * blocking (a FIFO opens at once with O_NONBLOCK); the caller checks the file type.
+ */
+function openUnder(root: string, dirs: DirHandles, key: string): number {
+  const cut = key.lastIndexOf('/');
+  const fileFlags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+  if (!PROC_FD) return openSync(join(realDirs(root, key, false), key.slice(cut + 1)), fileFlags);
+  return openSync(`/proc/self/fd/${dirs.fd(cut < 0 ? '' : key.slice(0, cut))}/${key.slice(cut + 1)}`, fileFlags);
 }
 
 /** Reads an open regular file, at most `max` bytes (the file may grow while we read). */
@@ -86,8 +119,10 @@ function readCapped(fd: number, size: number, max: number, tooBig: () => Error):
  */
 export class FileCache implements CacheBackend {
   readonly url: string;
+  private readonly dirs: DirHandles;
   constructor(readonly root: string) {
     this.url = `file://${root}`;
+    this.dirs = new DirHandles(root);
   }
 
   /**
@@ -98,7 +133,7 @@ export class FileCache implements CacheBackend {
     const max = opts.maxBytes ?? Number.POSITIVE_INFINITY;
     let fd: number;
     try {
-      fd = openUnder(this.root, safeKey(key));
+      fd = openUnder(this.root, this.dirs, safeKey(key));
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return undefined;
