@@ -1,8 +1,8 @@
-import { chmodSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, unlinkSync, type Stats } from 'node:fs';
 import { createConnection } from 'node:net';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { dirname } from 'node:path';
-import { BuildtraceError } from '../src/errors.js';
+import { BuildtraceError, errorMessage } from '../src/errors.js';
 
 /** The daemon's control API: HTTP/1.1 over a unix socket, JSON bodies. */
 export type Handler = (url: URL, method: string) => Promise<{ status: number; body: unknown }>;
@@ -20,13 +20,21 @@ function isAlive(socket: string): Promise<boolean> {
 
 export async function listenOnSocket(socket: string, handler: Handler): Promise<Server> {
   mkdirSync(dirname(socket), { recursive: true, mode: 0o755 });
-  if (await isAlive(socket)) {
-    throw new BuildtraceError('DAEMON_ERROR', `another trace-daemon is already listening on ${socket}`, { subject: socket });
-  }
+  let st: Stats | undefined;
   try {
-    unlinkSync(socket); // stale socket from a killed daemon
+    st = lstatSync(socket);
   } catch {
-    // none
+    // nothing there yet
+  }
+  if (st !== undefined) {
+    // Only a socket nobody answers on is ours to remove (left by a killed daemon).
+    if (!st.isSocket()) {
+      throw new BuildtraceError('DAEMON_CONFLICT', `socket ${socket} exists and is not a socket; refusing to remove it (check the "socket" setting)`, { subject: socket });
+    }
+    if (await isAlive(socket)) {
+      throw new BuildtraceError('DAEMON_CONFLICT', `another trace-daemon is already listening on ${socket}`, { subject: socket });
+    }
+    unlinkSync(socket);
   }
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? '/', 'http://trace-daemon');
@@ -36,8 +44,11 @@ export async function listenOnSocket(socket: string, handler: Handler): Promise<
         res.end(JSON.stringify(body));
       })
       .catch((err: unknown) => {
+        // SQLite's errors say what but not where: name the database trouble as such
+        const code = (err as { code?: unknown }).code;
+        const sqlite = typeof code === 'string' && code.startsWith('SQLITE_');
         res.writeHead(500, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ error: (err as Error).message }));
+        res.end(JSON.stringify({ error: sqlite ? `database error: ${errorMessage(err)} (${code})` : errorMessage(err) }));
       });
   });
   await new Promise<void>((resolve, reject) => {
@@ -72,4 +83,18 @@ export function callDaemon(socket: string, method: string, path: string, timeout
     });
     req.end();
   });
+}
+
+/**
+ * Calls the daemon and insists on an expected status: anything else (a failing database,
+ * say) is an error naming what the daemon said, so no command prints an error body as data.
+ */
+export async function callDaemonOk(socket: string, method: string, path: string, ok: readonly number[] = [200]): Promise<{ status: number; body: unknown }> {
+  const r = await callDaemon(socket, method, path);
+  if (!ok.includes(r.status)) {
+    const said = (r.body as { error?: unknown } | null)?.error;
+    throw new BuildtraceError('DAEMON_ERROR', `trace-daemon failed (HTTP ${r.status}): ${typeof said === 'string' ? said : JSON.stringify(r.body)}`, { subject: socket });
+  }
+  if (typeof r.body !== 'object' || r.body === null) throw new BuildtraceError('DAEMON_ERROR', `trace-daemon answered ${JSON.stringify(r.body)}, not an object`, { subject: socket });
+  return r;
 }

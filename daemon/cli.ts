@@ -8,11 +8,11 @@ import { Publisher, type PublishTarget } from './publisher.js';
 import { openCache } from '../src/cache/open.js';
 import { redactUrl } from '../src/cache/credentials.js';
 
-import { BuildtraceError, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
+import { BuildtraceError, errorMessage, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
 import { parseSecretKey } from '../src/nix/nix-key.js';
 import { parseArgs } from '../src/util/args.js';
 import { runCli } from '../src/util/run-cli.js';
-import { callDaemon, listenOnSocket } from './api.js';
+import { callDaemonOk, listenOnSocket } from './api.js';
 import { Capturer } from './capture.js';
 import { dbFile, DEFAULT_SOCKET, loadConfig, readKeyFile, type DaemonConfig } from './config.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
@@ -20,6 +20,7 @@ import { TraceService } from './service.js';
 import { Spool } from './spool.js';
 import { openStoreInfo } from './store-info.js';
 import { TraceDb } from './trace-db.js';
+import { StateLock } from './state-lock.js';
 import { BUILDTRACE_VERSION, builderVersions } from './versions.js';
 import { formatList, formatShow, formatStatus, type StatusBody } from './format.js';
 
@@ -32,6 +33,8 @@ Usage:
   trace-daemon show PATH [--json]           traces for a .drv (resolved or not) or an output path
   trace-daemon push [--wait] [--json]       process the spool and publish now; --wait blocks until
                                             the spool and the outbox are empty (exit 1 if a cache failed)
+  trace-daemon retry [--cache URL] [--json]   put outbox rows that failed permanently (of one cache, or
+                                            all) back in the queue, after fixing the cause
   trace-daemon evidence [--out DIR] [--json] TEE evidence the daemon holds; --out writes report.bin,
                                             the endorsement certificates and preimage.bin per item
 
@@ -42,7 +45,8 @@ Options:
   --json          machine-readable output on stdout
   -h, --help      this text
 
-Exit codes: 0 ok, 1 not found, 2 usage or configuration error, 3 daemon not running.`;
+Exit codes: 0 ok, 1 not found, 2 usage or configuration error (or another daemon holds the
+stateDir or socket), 3 daemon not running or failing (e.g. its database is unreadable).`;
 
 const DEFAULT_CONFIG = '/etc/buildtrace/config.json';
 
@@ -61,6 +65,8 @@ function socketPath(values: Map<string, string>): string {
 async function run(config: DaemonConfig): Promise<void> {
   const key = parseSecretKey(readKeyFile(config.signingKeyFile), config.signingKeyFile);
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
+  // before anything touches the database: a second daemon on this stateDir stops here
+  const lock = StateLock.acquire(config.stateDir);
   const db = new TraceDb(dbFile(config));
   const store = openStoreInfo(config.storeInfo, config.nixDb);
   const spool = new Spool(config.spoolDir, config.storeDir, config.maxRecordBytes);
@@ -87,10 +93,19 @@ async function run(config: DaemonConfig): Promise<void> {
   const publisher = new Publisher(db, targets, warn, key);
   publisher.backfill();
   const service = new TraceService(spool, capturer, store, db, key, versions, config.batchSize, warn, config.tee.perTrace ? tee : undefined);
+  db.onRecovered = (message) => {
+    service.stats.lastError = { at: new Date().toISOString(), message };
+    warn(`trace-daemon: ${message}`);
+  };
 
   const server = await listenOnSocket(config.socket, async (url, method) => {
     switch (`${method} ${url.pathname}`) {
       case 'GET /v1/status': {
+        try {
+          db.checkFiles();
+        } catch (err) {
+          service.stats.lastError = { at: new Date().toISOString(), message: errorMessage(err) };
+        }
         const body: StatusBody = {
           version: BUILDTRACE_VERSION,
           pid: process.pid,
@@ -137,8 +152,15 @@ async function run(config: DaemonConfig): Promise<void> {
           },
         };
       }
+      case 'POST /v1/retry': {
+        const cache = url.searchParams.get('cache') ?? undefined;
+        if (cache !== undefined && !publisher.urls.includes(cache)) {
+          return { status: 404, body: { error: `no cache ${cache} in the configuration (caches: ${publisher.urls.join(', ') || 'none'})` } };
+        }
+        return { status: 200, body: { requeued: publisher.retry(cache) } };
+      }
       case 'POST /v1/push': {
-        service.scan();
+        service.retryNow();
         if (url.searchParams.get('wait') !== '1') {
           void publisher.kick(true);
           return { status: 200, body: { pending: spool.list().length, rejected: spool.rejectedCount(), traces: db.count(), outbox: { pending: publisher.pendingCount() } } };
@@ -172,6 +194,7 @@ async function run(config: DaemonConfig): Promise<void> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   store.close();
   db.close();
+  lock.release();
   process.stderr.write('trace-daemon: stopped\n');
 }
 
@@ -185,7 +208,7 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(BUILDTRACE_VERSION + '\n');
     return EXIT_OK;
   }
-  const args = parseArgs(rest, { booleans: ['json', 'wait'], strings: ['config', 'socket', 'limit', 'out'] });
+  const args = parseArgs(rest, { booleans: ['json', 'wait'], strings: ['config', 'socket', 'limit', 'out', 'cache'] });
   if (args.flags.has('help')) {
     process.stdout.write(HELP + '\n');
     return EXIT_OK;
@@ -200,27 +223,27 @@ async function main(argv: string[]): Promise<number> {
       await run(loadConfig(configPath(args.values)));
       return EXIT_OK;
     case 'status': {
-      const r = await callDaemon(socketPath(args.values), 'GET', '/v1/status');
+      const r = await callDaemonOk(socketPath(args.values), 'GET', '/v1/status');
       out(r.body, () => formatStatus(r.body as StatusBody));
       return EXIT_OK;
     }
     case 'list': {
       const limit = args.values.get('limit') ?? '20';
       if (!/^[1-9][0-9]*$/.test(limit)) throw new BuildtraceError('USAGE', '--limit must be a positive integer');
-      const r = await callDaemon(socketPath(args.values), 'GET', `/v1/traces?limit=${limit}`);
+      const r = await callDaemonOk(socketPath(args.values), 'GET', `/v1/traces?limit=${limit}`);
       out(r.body, () => formatList(r.body));
       return EXIT_OK;
     }
     case 'show': {
       const [path, extra] = args.positionals;
       if (path === undefined || extra !== undefined) throw new BuildtraceError('USAGE', 'show takes exactly one store path');
-      const r = await callDaemon(socketPath(args.values), 'GET', `/v1/trace?path=${encodeURIComponent(path)}`);
+      const r = await callDaemonOk(socketPath(args.values), 'GET', `/v1/trace?path=${encodeURIComponent(path)}`, [200, 404]);
       if (r.status === 404) throw new BuildtraceError('NOT_FOUND', `no trace for ${path}`, { subject: path });
       out(r.body, () => formatShow(r.body));
       return EXIT_OK;
     }
     case 'evidence': {
-      const r = await callDaemon(socketPath(args.values), 'GET', '/v1/evidence');
+      const r = await callDaemonOk(socketPath(args.values), 'GET', '/v1/evidence');
       const body = r.body as { evidence: { id: number; kind: string; provider: string; format: string; simulated: boolean; collectedAt: string; keyFingerprint: string; traceId: number | null; report: string; preimage: string; certs: { role: string; der: string }[] }[] };
       const outDir = args.values.get('out');
       if (outDir) {
@@ -246,7 +269,7 @@ async function main(argv: string[]): Promise<number> {
       return EXIT_OK;
     }
     case 'push': {
-      const r = await callDaemon(socketPath(args.values), 'POST', `/v1/push${args.flags.has('wait') ? '?wait=1' : ''}`);
+      const r = await callDaemonOk(socketPath(args.values), 'POST', `/v1/push${args.flags.has('wait') ? '?wait=1' : ''}`);
       const b = r.body as { pending: number; rejected: number; traces: number; outbox: { pending: number; failed?: number; errors?: { cache: string; error: string }[] } };
       out(r.body, () =>
         [
@@ -257,6 +280,15 @@ async function main(argv: string[]): Promise<number> {
       );
       // --wait promises everything reached every cache
       return args.flags.has('wait') && (b.outbox.pending > 0 || (b.outbox.failed ?? 0) > 0 || b.pending > 0) ? EXIT_REJECTED : EXIT_OK;
+    }
+    case 'retry': {
+      if (args.positionals.length > 0) throw new BuildtraceError('USAGE', 'retry takes no arguments (--cache URL names one cache)');
+      const cache = args.values.get('cache');
+      const r = await callDaemonOk(socketPath(args.values), 'POST', `/v1/retry${cache !== undefined ? `?cache=${encodeURIComponent(cache)}` : ''}`, [200, 404]);
+      if (r.status === 404) throw new BuildtraceError('NOT_FOUND', (r.body as { error: string }).error, { subject: cache ?? '' });
+      const b = r.body as { requeued: number };
+      out(r.body, () => `${b.requeued} failed outbox rows queued again${cache !== undefined ? ` for ${cache}` : ''}`);
+      return EXIT_OK;
     }
     default:
       throw new BuildtraceError('USAGE', `unknown command ${JSON.stringify(cmd)}; see trace-daemon --help`);

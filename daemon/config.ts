@@ -1,8 +1,7 @@
-import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { BuildtraceError } from '../src/errors.js';
 import { parseStrictJson } from '../src/util/strict-json.js';
-import { readTextInput } from '../src/util/read-input.js';
+import { readRegularFile, readTextInput } from '../src/util/read-input.js';
 import { validateAgainst } from '../src/util/schema.js';
 import type { TeeConfig } from './tee-provider.js';
 
@@ -47,11 +46,29 @@ export function loadConfig(file: string): DaemonConfig {
   return { ...DEFAULTS, ...partial, tee: { ...DEFAULTS.tee, ...partial.tee } };
 }
 
-/** Reads a key file, refusing one that other users can read. */
+const MAX_KEY_BYTES = 64 * 1024;
+
+/**
+ * Reads a secret key file without blocking (a FIFO or a device under its name is
+ * refused, not read), refusing one that other users could read or change: any group
+ * or other read/write bit (chmod 600 or 400). A symlink is followed; the target is checked.
+ */
 export function readKeyFile(file: string): string {
-  const text = readTextInput(file, 'signing key');
-  if ((statSync(file).mode & 0o004) !== 0) {
-    throw new BuildtraceError('KEY_INVALID', `signing key ${file} is readable by every user; run: chmod 600 ${file}`, { subject: file });
-  }
-  return text;
+  return readRegularFile(file, 'signing key', {
+    maxBytes: MAX_KEY_BYTES,
+    noFollow: false,
+    invalidCode: 'KEY_INVALID',
+    check: (st) => {
+      const loose = st.mode & 0o066;
+      if (loose !== 0) {
+        const who = [
+          loose & 0o004 ? 'readable by every user' : '',
+          loose & 0o002 ? 'writable by every user' : '',
+          loose & 0o040 ? 'readable by its group' : '',
+          loose & 0o020 ? 'writable by its group' : '',
+        ].filter(Boolean);
+        throw new BuildtraceError('KEY_INVALID', `signing key ${file} is ${who.join(', ')} (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); run: chmod 600 ${file}`, { subject: file });
+      }
+    },
+  }).toString('utf8');
 }

@@ -2,8 +2,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { appendLines, CacheError, type CacheBackend } from '../src/cache/backend.js';
 import { errorMessage } from '../src/errors.js';
-import { evidenceFromRow, evidenceToJson, type EvidenceDbRow } from '../src/verify/sources.js';
-import type { TraceDb } from './trace-db.js';
+import { evidenceFromRow, evidenceToJson } from '../src/verify/sources.js';
+import type { OutboxRow, TraceDb } from './trace-db.js';
 import { buildTraceDoiKey, signBuildTrace, type BuildTraceSignature } from '../src/nix/build-trace.js';
 import type { NixSecretKey } from '../src/nix/nix-key.js';
 
@@ -26,14 +26,6 @@ export interface CacheStatus {
   lastSuccessAt: string | null;
 }
 
-interface OutboxRow {
-  id: number;
-  cache: string;
-  kind: 'trace' | 'evidence';
-  ref_id: number;
-  attempts: number;
-}
-
 const MAX_BACKOFF_MS = 10 * 60_000;
 
 /** Exponential backoff with full jitter: the n-th failure waits up to 2^n seconds (capped). */
@@ -43,108 +35,129 @@ export function backoffMs(attempts: number): number {
 }
 
 /**
- * Drains the outbox: for each cache, outputs first (`nix copy --to`, so narinfo and NAR
- * land before any trace names them), then trace lines appended to `traces/<hash>` and
- * evidence to `buildtrace/keys/<fp>.jsonl`. Failures back off; 4xx other than
- * 408/409/412/425/429 are permanent and reported.
+ * Why a publication failed, which decides what happens to its outbox rows:
+ * `transient` rows are retried with backoff; `permanent` ones (most 4xx: credentials,
+ * permissions, a bad URL) wait for `trace-daemon retry` after the cause is fixed. S3's
+ * RequestTimeTooSkewed (a 403) is a wrong clock, which NTP fixes without anyone asking: transient.
+ */
+export function failureClass(err: unknown): 'transient' | 'permanent' {
+  if (!(err instanceof CacheError) || !err.permanent) return 'transient';
+  return /RequestTimeTooSkewed/.test(err.message) ? 'transient' : 'permanent';
+}
+
+/** One cache's worker: at most one round in flight, and one backoff after a failed round. */
+interface Worker {
+  readonly target: PublishTarget;
+  running: Promise<RoundResult> | undefined;
+  /** No automatic round before this (ms since the epoch); forced rounds ignore it. */
+  pausedUntil: number;
+  failedRounds: number;
+}
+
+interface RoundResult {
+  /** Rows this round looked at. */
+  rows: number;
+  /** Whether something failed (the round stopped at the first transient failure). */
+  failed: boolean;
+}
+
+/**
+ * Drains the outbox, each cache on its own worker so a slow or dead cache never holds up
+ * another: outputs first (`nix copy --to`, so narinfo and NAR land before any trace names
+ * them), then trace lines appended to `traces/<hash>` and evidence to
+ * `buildtrace/keys/<fp>.jsonl`. A transient failure ends the round and pauses that cache
+ * with backoff; permanent ones are marked failed (see `failureClass`).
  */
 export class Publisher {
   private readonly lastError = new Map<string, { at: string; message: string }>();
   private readonly lastSuccess = new Map<string, string>();
-  private running: Promise<void> | undefined;
+  private readonly workers: Worker[];
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
   constructor(
     private readonly db: TraceDb,
-    private readonly targets: readonly PublishTarget[],
+    targets: readonly PublishTarget[],
     private readonly log: (m: string) => void,
     private readonly signingKey?: NixSecretKey,
     private readonly nix = 'nix',
   ) {
     db.caches = targets.map((t) => t.url);
+    this.workers = targets.map((target) => ({ target, running: undefined, pausedUntil: 0, failedRounds: 0 }));
   }
 
   /** Queues what exists but was never queued for a cache (a cache added to the config later). */
   backfill(): void {
-    const now = new Date().toISOString();
-    for (const t of this.targets) {
-      this.db.db.prepare("INSERT OR IGNORE INTO outbox (cache, kind, ref_id, created_at) SELECT ?, 'trace', id, ? FROM traces").run(t.url, now);
-      this.db.db.prepare("INSERT OR IGNORE INTO outbox (cache, kind, ref_id, created_at) SELECT ?, 'evidence', id, ? FROM evidence").run(t.url, now);
-    }
+    for (const w of this.workers) this.db.backfillOutbox(w.target.url);
   }
 
   start(): void {
-    if (this.targets.length === 0) return;
+    if (this.workers.length === 0) return;
     const tick = (): void => {
       if (this.stopped) return;
-      this.kick();
+      void this.kick();
       this.timer = setTimeout(tick, 1000);
       this.timer.unref();
     };
     tick();
   }
 
+  /** Starts a round on every cache that is not busy (or paused, unless forced). Never rejects. */
   kick(force = false): Promise<void> {
-    if (this.targets.length === 0) return Promise.resolve();
-    if (!this.running) {
-      this.running = this.runOnce(force).finally(() => {
-        this.running = undefined;
+    return Promise.all(this.workers.map((w) => this.kickOne(w, force))).then(() => undefined);
+  }
+
+  private kickOne(w: Worker, force: boolean): Promise<RoundResult> {
+    if (w.running) return w.running;
+    if (this.stopped || (!force && Date.now() < w.pausedUntil)) return Promise.resolve({ rows: 0, failed: false });
+    w.running = this.publishTo(w.target, force)
+      .catch((err: unknown): RoundResult => {
+        // the database itself failed (full disk, corrupt): the rows stay pending
+        this.noteError(w.target.url, err);
+        return { rows: 0, failed: true };
+      })
+      .then((r) => {
+        if (r.failed) {
+          w.failedRounds++;
+          w.pausedUntil = Date.now() + backoffMs(w.failedRounds);
+        } else if (r.rows > 0) {
+          if (w.failedRounds > 0) this.log(`trace-daemon: publishing to ${w.target.url}: working again`);
+          w.failedRounds = 0;
+          w.pausedUntil = 0;
+        }
+        return r;
+      })
+      .finally(() => {
+        w.running = undefined;
       });
-    }
-    return this.running;
+    return w.running;
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    await this.running;
-  }
-
-  private due(force: boolean, cache: string): OutboxRow[] {
-    return this.db.db
-      .prepare<[string, number], OutboxRow>(
-        "SELECT id, cache, kind, ref_id, attempts FROM outbox WHERE cache = ? AND state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT 2000",
-      )
-      .all(cache, force ? Number.MAX_SAFE_INTEGER : Date.now());
-  }
-
-  private async runOnce(force: boolean): Promise<void> {
-    await Promise.all(this.targets.map((t) => this.publishTo(t, force)));
-  }
-
-  private markDone(ids: readonly number[]): void {
-    const now = new Date().toISOString();
-    const st = this.db.db.prepare("UPDATE outbox SET state = 'done', done_at = ?, last_error = NULL WHERE id = ?");
-    this.db.db.transaction(() => {
-      for (const id of ids) st.run(now, id);
-    })();
+    await Promise.all(this.workers.map((w) => w.running));
   }
 
   private markFailed(rows: readonly OutboxRow[], err: unknown): void {
-    const permanent = err instanceof CacheError && err.permanent;
-    const msg = errorMessage(err);
-    const st = this.db.db.prepare('UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, state = ? WHERE id = ?');
-    this.db.db.transaction(() => {
-      for (const r of rows) st.run(Date.now() + backoffMs(r.attempts + 1), msg, permanent ? 'failed' : 'pending', r.id);
-    })();
+    const permanent = failureClass(err) === 'permanent';
+    this.db.markFailed(rows, errorMessage(err), permanent, (r) => Date.now() + backoffMs(r.attempts + 1));
   }
 
-  private async publishTo(t: PublishTarget, force: boolean): Promise<void> {
-    const rows = this.due(force, t.url);
-    if (rows.length === 0) return;
+  private async publishTo(t: PublishTarget, force: boolean): Promise<RoundResult> {
+    this.db.checkFiles();
+    const rows = this.db.dueRows(t.url, force ? Number.MAX_SAFE_INTEGER : Date.now());
+    if (rows.length === 0) return { rows: 0, failed: false };
     const traceRows = rows.filter((r) => r.kind === 'trace');
     const evRows = rows.filter((r) => r.kind === 'evidence');
     try {
       if (t.uploadOutputs && traceRows.length > 0) {
-        const paths = this.db.db
-          .prepare(`SELECT DISTINCT path FROM outputs WHERE trace_id IN (${traceRows.map(() => '?').join(',')})`)
-          .all(...traceRows.map((r) => r.ref_id)) as { path: string }[];
+        const paths = this.db.outputPaths(traceRows.map((r) => r.ref_id));
         try {
           // one attempt: the outbox's own backoff retries, and a dead cache must not hold the publisher
           await execFileP(
             this.nix,
-            ['--extra-experimental-features', 'nix-command', 'copy', '--option', 'download-attempts', '1', '--option', 'connect-timeout', '10', '--to', t.url, ...paths.map((p) => p.path)],
+            ['--extra-experimental-features', 'nix-command', 'copy', '--option', 'download-attempts', '1', '--option', 'connect-timeout', '10', '--to', t.url, ...paths],
             { maxBuffer: 64 << 20 },
           );
         } catch (err) {
@@ -155,11 +168,10 @@ export class Publisher {
       }
       // trace bundles, grouped per resolved derivation (one conditional append per object)
       const byHash = new Map<string, { ids: number[]; lines: string[] }>();
-      const qTrace = this.db.db.prepare<[number], { rdrv_hash: string; bundle: string }>('SELECT rdrv_hash, bundle FROM traces WHERE id = ?');
       for (const r of traceRows) {
-        const tr = qTrace.get(r.ref_id);
+        const tr = this.db.traceBundle(r.ref_id);
         if (!tr) {
-          this.markDone([r.id]); // nothing left to publish
+          this.db.markDone([r.id]); // nothing left to publish
           continue;
         }
         const g = byHash.get(tr.rdrv_hash) ?? { ids: [], lines: [] };
@@ -167,16 +179,14 @@ export class Publisher {
         g.lines.push(tr.bundle);
         byHash.set(tr.rdrv_hash, g);
       }
-      const qEv = this.db.db.prepare<[number], EvidenceDbRow & { trace_id: number | null }>('SELECT * FROM evidence WHERE id = ?');
-      const qHash = this.db.db.prepare<[number], { rdrv_hash: string }>('SELECT rdrv_hash FROM traces WHERE id = ?');
       const evByKey = new Map<string, { ids: number[]; lines: string[] }>();
       for (const r of evRows) {
-        const e = qEv.get(r.ref_id);
+        const e = this.db.evidenceRow(r.ref_id);
         if (!e) {
-          this.markDone([r.id]);
+          this.db.markDone([r.id]);
           continue;
         }
-        const key = e.kind === 'key' ? `buildtrace/keys/${e.key_fp}.jsonl` : `buildtrace/trace-evidence/${qHash.get(e.trace_id ?? -1)?.rdrv_hash ?? 'unknown'}.jsonl`;
+        const key = e.kind === 'key' ? `buildtrace/keys/${e.key_fp}.jsonl` : `buildtrace/trace-evidence/${this.db.rdrvHashOf(e.trace_id ?? -1) ?? 'unknown'}.jsonl`;
         const line = evidenceToJson(evidenceFromRow(e, ''));
         const g = evByKey.get(key) ?? { ids: [], lines: [] };
         g.ids.push(r.id);
@@ -187,14 +197,17 @@ export class Publisher {
       const jobs = [...[...evByKey].map(([k, g]) => ({ key: k, ...g })), ...[...byHash].map(([h, g]) => ({ key: `traces/${h}`, ...g }))];
       const rowById = new Map(rows.map((r) => [r.id, r]));
       let failures = 0;
-      for (let i = 0; i < jobs.length; i += 8) {
+      let transient = false;
+      for (let i = 0; i < jobs.length && !transient; i += 8) {
         await Promise.all(
           jobs.slice(i, i + 8).map(async (j) => {
             try {
               await appendLines(t.backend, j.key, j.lines);
-              this.markDone(j.ids);
+              this.db.markDone(j.ids);
             } catch (err) {
               failures++;
+              // an unreachable cache: stop this round, the rest waits for the backoff
+              if (failureClass(err) === 'transient') transient = true;
               this.markFailed(j.ids.map((id) => rowById.get(id) as OutboxRow), err);
               this.noteError(t.url, err);
             }
@@ -202,9 +215,11 @@ export class Publisher {
         );
       }
       if (failures < jobs.length) this.lastSuccess.set(t.url, new Date().toISOString());
+      return { rows: rows.length, failed: failures > 0 };
     } catch (err) {
       this.markFailed(rows, err);
       this.noteError(t.url, err);
+      return { rows: rows.length, failed: true };
     }
   }
 
@@ -214,11 +229,8 @@ export class Publisher {
    * there is left alone: Nix substitutes one mapping per key, and our own traces record ours.
    */
   private async publishBuildTraces(t: PublishTarget, traceIds: readonly number[], key: NixSecretKey): Promise<void> {
-    const q = this.db.db.prepare<[number], { rdrv_path: string; name: string; path: string }>(
-      "SELECT t.rdrv_path, o.name, o.path FROM traces t JOIN outputs o ON o.trace_id = t.id WHERE t.id = ? AND t.kind = 'ca'",
-    );
     for (const id of traceIds) {
-      for (const row of q.all(id)) {
+      for (const row of this.db.caOutputs(id)) {
         const drvBase = row.rdrv_path.slice(row.rdrv_path.lastIndexOf('/') + 1);
         const outBase = row.path.slice(row.path.lastIndexOf('/') + 1);
         const sig = signBuildTrace(key, drvBase, row.name, outBase);
@@ -249,44 +261,61 @@ export class Publisher {
   }
 
   status(): CacheStatus[] {
-    return this.targets.map((t) => {
-      const counts = Object.fromEntries(
-        (this.db.db.prepare('SELECT state, count(*) AS n FROM outbox WHERE cache = ? GROUP BY state').all(t.url) as { state: string; n: number }[]).map((r) => [r.state, r.n]),
-      ) as Record<string, number>;
-      return {
-        url: t.url,
-        pending: counts['pending'] ?? 0,
-        failed: counts['failed'] ?? 0,
-        done: counts['done'] ?? 0,
-        lastError: this.lastError.get(t.url) ?? null,
-        lastSuccessAt: this.lastSuccess.get(t.url) ?? null,
-      };
-    });
+    return this.workers.map(({ target: t }) => ({
+      url: t.url,
+      ...this.db.outboxCounts(t.url),
+      lastError: this.lastError.get(t.url) ?? null,
+      lastSuccessAt: this.lastSuccess.get(t.url) ?? null,
+    }));
   }
 
   pendingCount(): number {
-    return (this.db.db.prepare("SELECT count(*) AS n FROM outbox WHERE state = 'pending'").get() as { n: number }).n;
+    return this.db.pendingRows().length;
+  }
+
+  /** The configured cache URLs. */
+  get urls(): string[] {
+    return this.workers.map((w) => w.target.url);
   }
 
   /**
-   * `push --wait`: try everything pending now, ignoring backoff, until the outbox is
-   * empty or every remaining row has failed once during this call.
+   * `trace-daemon retry`: puts the failed rows of one cache (or all) back in the queue and
+   * starts publishing them now.
    */
-  async flush(): Promise<{ pending: number; failed: number; errors: { cache: string; error: string }[] }> {
-    const started = Date.now();
-    for (;;) {
-      await this.running;
-      await this.kick(true);
-      const left = this.db.db
-        .prepare<[], { cache: string; next_attempt_at: number; last_error: string | null; state: string }>("SELECT cache, next_attempt_at, last_error, state FROM outbox WHERE state = 'pending'")
-        .all();
-      const triedNow = left.filter((r) => r.last_error !== null && r.next_attempt_at > started);
-      if (left.length === 0 || triedNow.length === left.length) {
-        const failedRows = this.db.db.prepare<[], { cache: string; last_error: string | null }>("SELECT cache, last_error FROM outbox WHERE state = 'failed'").all();
-        const errs = new Map<string, string>();
-        for (const r of [...left, ...failedRows]) if (r.last_error) errs.set(r.cache, r.last_error);
-        return { pending: left.length, failed: failedRows.length, errors: [...errs].map(([cache, error]) => ({ cache, error })) };
+  retry(cache?: string): number {
+    const n = this.db.requeueFailed(cache);
+    for (const w of this.workers) {
+      if (cache === undefined || w.target.url === cache) {
+        w.pausedUntil = 0;
+        void this.kickOne(w, true);
       }
     }
+    return n;
+  }
+
+  /**
+   * `push --wait`: each cache, on its own, tries everything pending now (ignoring backoff)
+   * until it has nothing left or a round fails; a slow cache makes this as slow as its
+   * timeouts, never slower than one failed round.
+   */
+  async flush(): Promise<{ pending: number; failed: number; errors: { cache: string; error: string }[] }> {
+    await Promise.all(
+      this.workers.map(async (w) => {
+        await w.running;
+        for (;;) {
+          const r = await this.kickOne(w, true);
+          if (r.failed || r.rows === 0) return;
+        }
+      }),
+    );
+    const left = this.db.pendingRows();
+    const failedRows = this.db.failedRows();
+    const errs = new Map<string, string>();
+    for (const r of [...left, ...failedRows]) if (r.last_error) errs.set(r.cache, r.last_error);
+    for (const w of this.workers) {
+      const e = this.lastError.get(w.target.url);
+      if (!errs.has(w.target.url) && e && left.some((r) => r.cache === w.target.url)) errs.set(w.target.url, e.message);
+    }
+    return { pending: left.length, failed: failedRows.length, errors: [...errs].map(([cache, error]) => ({ cache, error })) };
   }
 }

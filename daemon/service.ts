@@ -35,8 +35,10 @@ const PERMANENT: ReadonlySet<string> = new Set([
   'HASH_INVALID',
 ]);
 
-const RETRY_MS = 5_000;
 const RESCAN_MS = 30_000;
+/** Backoff after a failed batch: 1 s, doubling, at most a minute. */
+const RETRY_MIN_MS = 1_000;
+const RETRY_MAX_MS = 60_000;
 
 /**
  * The capture pipeline: spool record -> resolved derivation -> statement ->
@@ -59,6 +61,14 @@ export class TraceService {
   private timers: NodeJS.Timeout[] = [];
   private stopping = false;
   private idleWaiters: (() => void)[] = [];
+  /**
+   * The one retry chain: after a failed batch nothing runs until this timer fires (or
+   * `retryNow`), however many scans add names meanwhile.
+   */
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelayMs = RETRY_MIN_MS;
+  /** The error of the failing state we are in, if any: logged once on entry and once on recovery. */
+  private failing: string | undefined;
   /** Called after every commit that added traces (the publisher's doorbell). */
   onCommit: (() => void) | undefined;
 
@@ -116,21 +126,43 @@ export class TraceService {
   }
 
   scan(): void {
-    for (const n of this.spool.list()) this.queue.add(n);
+    try {
+      for (const n of this.spool.list()) this.queue.add(n);
+    } catch (err) {
+      this.noteError(`reading the spool ${this.spool.dir}: ${errorMessage(err)}`);
+    }
     this.kick();
   }
 
-  /** Resolves when the queue is empty and no batch is running. */
+  /** A scan that also ends a backoff wait: `push` asks for work now. */
+  retryNow(): void {
+    if (this.retryTimer !== undefined) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = undefined;
+    }
+    this.scan();
+  }
+
+  /** Whether batches are failing and the next try waits for the backoff timer. */
+  get backingOff(): boolean {
+    return this.retryTimer !== undefined;
+  }
+
+  /** Resolves when no batch is running and none can run now (the queue is empty, or backing off). */
   idle(): Promise<void> {
-    if (this.queue.size === 0 && !this.running) return Promise.resolve();
+    if (this.settled()) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  private settled(): boolean {
+    return !this.running && (this.queue.size === 0 || this.retryTimer !== undefined || this.stopping);
+  }
+
   private kick(): void {
-    if (this.running || this.stopping || this.queue.size === 0) return;
+    if (this.running || this.stopping || this.queue.size === 0 || this.retryTimer !== undefined) return;
     this.running = this.loop().finally(() => {
       this.running = undefined;
-      if (this.queue.size === 0 || this.stopping) {
+      if (this.settled()) {
         for (const w of this.idleWaiters.splice(0)) w();
       } else this.kick();
     });
@@ -143,17 +175,29 @@ export class TraceService {
       try {
         await this.processBatch(names);
       } catch (err) {
-        // Store or database trouble: keep every record in the spool and try again later.
+        // Store or database trouble (a full disk): every record stays in the spool and in the
+        // queue, and one timer retries, backing off; scans meanwhile only add names.
+        for (const n of names) this.queue.add(n);
         this.stats.transientErrors++;
-        this.noteError(`batch of ${names.length} records left in the spool: ${errorMessage(err)}`);
-        const t = setTimeout(() => {
-          for (const n of names) this.queue.add(n);
+        const message = errorMessage(err);
+        this.stats.lastError = { at: new Date().toISOString(), message: `batch of ${names.length} records left in the spool: ${message}` };
+        if (this.failing !== message) {
+          this.failing = message;
+          this.log(`trace-daemon: batch of ${names.length} records left in the spool, retrying with backoff (up to ${RETRY_MAX_MS / 1000} s): ${message}`);
+        }
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = undefined;
           this.kick();
-        }, RETRY_MS);
-        t.unref();
-        this.timers.push(t);
+        }, this.retryDelayMs);
+        this.retryTimer.unref();
+        this.retryDelayMs = Math.min(RETRY_MAX_MS, this.retryDelayMs * 2);
         return;
       }
+      if (this.failing !== undefined) {
+        this.log(`trace-daemon: batches commit again (after ${this.stats.transientErrors} failed attempts since start)`);
+        this.failing = undefined;
+      }
+      this.retryDelayMs = RETRY_MIN_MS;
       // Let the API answer between batches.
       await new Promise((r) => setImmediate(r));
     }
@@ -186,7 +230,11 @@ export class TraceService {
           // No realisations in cli mode. Nix 2.8 reports a CA build twice: resolved with empty
           // OUT_PATHS (nothing to go on: skipped), then unresolved with OUT_PATHS, whose
           // outputs name the resolved .drv as deriver.
-          const via = await this.capturer.resolveViaDeriver(rec).catch(() => undefined);
+          // Only a known, permanent reason skips the record; anything else fails the batch.
+          const via = await this.capturer.resolveViaDeriver(rec).catch((e: unknown) => {
+            if (e instanceof BuildtraceError && PERMANENT.has(e.code)) return undefined;
+            throw e;
+          });
           if (via === undefined) {
             this.spool.remove(name);
             this.stats.skipped++;
@@ -216,9 +264,10 @@ export class TraceService {
     if (this.perTrace) {
       for (const [i, t] of traces.entries()) traces[i] = await this.attestTrace(t, this.perTrace);
     }
-    const fresh = this.db.insertAll(traces, () => {
-      for (const { r } of aliasOnly) this.db.aliasOnly(r.record.drv, r.rdrvHash, this.key.publicKey.fingerprint);
-    });
+    const fresh = this.db.insertAll(
+      traces,
+      aliasOnly.map(({ r }) => ({ drvPath: r.record.drv, rdrvHash: r.rdrvHash, keyFp: this.key.publicKey.fingerprint })),
+    );
     // Only now, after the commit, do records leave the spool.
     for (const n of done) this.spool.remove(n);
     for (const { name } of aliasOnly) this.spool.remove(name);
@@ -285,6 +334,7 @@ export class TraceService {
   async stop(): Promise<void> {
     this.stopping = true;
     for (const t of this.timers) clearTimeout(t);
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     await this.watcher?.close();
     await this.running;
     for (const w of this.idleWaiters.splice(0)) w();

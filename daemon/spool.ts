@@ -1,9 +1,10 @@
-import { closeSync, constants, fstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BuildtraceError } from '../src/errors.js';
 import { parseStorePath } from '../src/nix/store-path.js';
 import { validateAgainst } from '../src/util/schema.js';
 import { parseStrictJson } from '../src/util/strict-json.js';
+import { readRegularFile } from '../src/util/read-input.js';
 import type { BuildRecord } from './capture.js';
 
 /** Names trace-hook gives finished records; its temp files start with a dot. */
@@ -37,26 +38,8 @@ export class Spool {
   read(name: string): BuildRecord {
     const subject = join(this.dir, name);
     if (!RECORD_NAME.test(name)) throw new BuildtraceError('SPOOL_RECORD_INVALID', `${subject}: not a spool record name`, { subject });
-    let fd: number;
-    try {
-      fd = openSync(subject, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      // already consumed: a scan can queue a name again while its batch commits
-      if (code === 'ENOENT') throw new BuildtraceError('NOT_FOUND', `${subject}: gone`, { subject });
-      throw new BuildtraceError('SPOOL_RECORD_INVALID', code === 'ELOOP' ? `${subject}: is a symlink` : `${subject}: cannot open (${code})`, { subject });
-    }
-    let text: string;
-    try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) throw new BuildtraceError('SPOOL_RECORD_INVALID', `${subject}: not a regular file`, { subject });
-      if (st.size > this.maxBytes) throw new BuildtraceError('SPOOL_RECORD_INVALID', `${subject}: ${st.size} bytes, more than the ${this.maxBytes} allowed`, { subject });
-      const buf = Buffer.alloc(st.size);
-      const n = st.size === 0 ? 0 : readSync(fd, buf, 0, st.size, 0);
-      text = buf.subarray(0, n).toString('utf8');
-    } finally {
-      closeSync(fd);
-    }
+    // a scan can queue a name again while its batch commits: a missing record is NOT_FOUND (already consumed)
+    const text = readRegularFile(subject, 'spool record', { maxBytes: this.maxBytes, noFollow: true, invalidCode: 'SPOOL_RECORD_INVALID', missingCode: 'NOT_FOUND' }).toString('utf8');
     const json = parseStrictJson(text, subject, 8);
     const rec = validateAgainst<BuildRecord>('spool-record.schema.json', json, subject, 'SPOOL_RECORD_INVALID');
     try {

@@ -28,6 +28,10 @@ export type ErrorCode =
   | 'STORE_QUERY_FAILED'
   | 'DAEMON_NOT_RUNNING'
   | 'DAEMON_ERROR'
+  /** Another daemon holds the stateDir or the socket (exit 2: a configuration problem). */
+  | 'DAEMON_CONFLICT'
+  /** The daemon's database is corrupt, missing or replaced. */
+  | 'DATABASE_ERROR'
   | 'NOT_FOUND'
   | 'VERIFICATION_FAILED'
   | 'TEE_UNAVAILABLE'

@@ -1,9 +1,9 @@
-import { closeSync, constants, openSync, readFileSync } from 'node:fs';
 import { BuildtraceError } from '../errors.js';
 import { parseDerivation } from '../nix/aterm.js';
 import type { Derivation } from '../nix/derivation.js';
 import { derivationStorePath } from '../nix/resolve.js';
 import { parseStorePath, printStorePath } from '../nix/store-path.js';
+import { readRegularFile } from '../util/read-input.js';
 
 // The largest .drv files in nixpkgs are around a megabyte.
 const MAX_DRV_BYTES = 16 * 1024 * 1024;
@@ -37,21 +37,8 @@ export class DrvLoader {
     }
     const sp = parseStorePath(path, this.storeDir);
     if (!sp.name.endsWith('.drv')) throw new BuildtraceError('DERIVATION_INVALID', `${path} is not a .drv file`, { subject: path });
-    let buf: Buffer;
-    try {
-      // never through a symlink
-      const fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-      try {
-        buf = readFileSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'EISDIR') throw new BuildtraceError('DERIVATION_INVALID', `${path} is not a regular file`, { subject: path });
-      throw new BuildtraceError('FILE_UNREADABLE', `cannot read derivation ${path}: ${code === 'ELOOP' ? 'is a symlink' : (code ?? (err as Error).message)}`, { subject: path, cause: err });
-    }
-    if (buf.length > MAX_DRV_BYTES) throw new BuildtraceError('DERIVATION_INVALID', `${path} is larger than ${MAX_DRV_BYTES} bytes`, { subject: path });
+    // never through a symlink, never blocking on a FIFO, never reading a device
+    const buf = readRegularFile(path, 'derivation', { maxBytes: MAX_DRV_BYTES, noFollow: true, invalidCode: 'DERIVATION_INVALID' });
     const text = buf.toString('latin1');
     const drv = parseDerivation(text, path);
     const computed = printStorePath(derivationStorePath(drv, text, this.storeDir));
