@@ -99,6 +99,15 @@ async function run(config: DaemonConfig): Promise<void> {
   };
 
   const server = await listenOnSocket(config.socket, async (url, method) => {
+    try {
+      db.assertUsable();
+      return await api(url, method);
+    } catch (err) {
+      db.noteError(err);
+      throw err;
+    }
+  });
+  async function api(url: URL, method: string): Promise<{ status: number; body: unknown }> {
     switch (`${method} ${url.pathname}`) {
       case 'GET /v1/status': {
         try {
@@ -167,12 +176,15 @@ async function run(config: DaemonConfig): Promise<void> {
         }
         await service.idle();
         const outbox = await publisher.flush();
-        return { status: 200, body: { pending: spool.list().length, rejected: spool.rejectedCount(), traces: db.count(), outbox } };
+        const pending = spool.list().length;
+        // why records are still waiting, when batches are failing
+        const spoolError = pending > 0 && service.backingOff ? service.stats.lastError?.message : undefined;
+        return { status: 200, body: { pending, ...(spoolError !== undefined ? { spoolError } : {}), rejected: spool.rejectedCount(), traces: db.count(), outbox } };
       }
       default:
         return { status: 404, body: { error: `no such endpoint ${method} ${url.pathname}` } };
     }
-  });
+  }
 
   service.onCommit = () => void publisher.kick();
   await service.start();
@@ -270,7 +282,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'push': {
       const r = await callDaemonOk(socketPath(args.values), 'POST', `/v1/push${args.flags.has('wait') ? '?wait=1' : ''}`);
-      const b = r.body as { pending: number; rejected: number; traces: number; outbox: { pending: number; failed?: number; errors?: { cache: string; error: string }[] } };
+      const b = r.body as { pending: number; spoolError?: string; rejected: number; traces: number; outbox: { pending: number; failed?: number; errors?: { cache: string; error: string }[] } };
+      if (b.spoolError !== undefined) process.stderr.write(`trace-daemon: ${b.pending} records wait in the spool: ${b.spoolError}\n`);
       out(r.body, () =>
         [
           `${b.traces} traces; ${b.pending} records pending in the spool; ${b.rejected} rejected`,

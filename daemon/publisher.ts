@@ -113,6 +113,7 @@ export class Publisher {
     w.running = this.publishTo(w.target, force)
       .catch((err: unknown): RoundResult => {
         // the database itself failed (full disk, corrupt): the rows stay pending
+        this.db.noteError(err);
         this.noteError(w.target.url, err);
         return { rows: 0, failed: true };
       })

@@ -178,6 +178,7 @@ export class TraceService {
         // Store or database trouble (a full disk): every record stays in the spool and in the
         // queue, and one timer retries, backing off; scans meanwhile only add names.
         for (const n of names) this.queue.add(n);
+        this.db.noteError(err);
         this.stats.transientErrors++;
         const message = errorMessage(err);
         this.stats.lastError = { at: new Date().toISOString(), message: `batch of ${names.length} records left in the spool: ${message}` };

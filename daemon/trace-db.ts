@@ -212,6 +212,8 @@ export class TraceDb {
   private readonly retired: Database.Database[] = [];
   /** Caches every new trace and evidence row is queued for. */
   caches: readonly string[] = [];
+  /** Set once SQLite has reported the file corrupt: from then on nothing reads or writes it. */
+  private corrupt: string | undefined;
   /** Told once per recovery, with what happened. */
   onRecovered: ((message: string) => void) | undefined;
 
@@ -300,6 +302,27 @@ export class TraceDb {
     );
   }
 
+  /**
+   * Remembers an error if it says the file is corrupt. A corrupt page may sit under one
+   * table and not another, so one failed query condemns the whole file: commits stop (the
+   * spool keeps every record) and every client command says why.
+   */
+  noteError(err: unknown): void {
+    const code = (err as { code?: unknown }).code;
+    if (this.corrupt === undefined && typeof code === 'string' && (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB')) {
+      this.corrupt = `database error: ${errorMessage(err)} (${code})`;
+    }
+  }
+
+  /** Throws when the file is known to be corrupt (see `noteError`). */
+  assertUsable(): void {
+    if (this.corrupt !== undefined) {
+      throw new BuildtraceError('DATABASE_ERROR', `${this.file}: ${this.corrupt}; stop trace-daemon and move the file aside or restore a backup (the spool keeps what was not committed)`, {
+        subject: this.file,
+      });
+    }
+  }
+
   private enqueue(kind: 'trace' | 'evidence', id: number): void {
     const now = new Date().toISOString();
     for (const c of this.caches) this.st.insOutbox.run(c, kind, id, now);
@@ -331,6 +354,7 @@ export class TraceDb {
    * this returns is in the file at `this.file`.
    */
   insertAll(traces: readonly NewTrace[], aliases: ReadonlyArray<{ drvPath: string; rdrvHash: string; keyFp: string }> = []): boolean[] {
+    this.assertUsable();
     this.checkFiles();
     const tx = this.conn.transaction((ts: readonly NewTrace[]) => {
       const res: boolean[] = [];
@@ -353,7 +377,13 @@ export class TraceDb {
       }
       return res;
     });
-    const res = tx(traces);
+    let res: boolean[];
+    try {
+      res = tx(traces);
+    } catch (err) {
+      this.noteError(err);
+      throw err;
+    }
     this.checkFiles();
     return res;
   }
