@@ -30,11 +30,12 @@ export function formatStatus(b: StatusBody): string {
     `  database     ${b.database.file}: ${b.database.traces} traces, last ${ago(b.database.lastTraceAt)}`,
     `  spool        ${b.spool.dir}: ${b.spool.pending} pending, ${b.spool.rejected} rejected${b.spool.rejected > 0 ? ` (reasons in ${b.spool.dir}/rejected/*.reason)` : ''}`,
     `  store info   ${b.store.mode}${b.store.nixDb ? ` (${b.store.nixDb})` : ''}`,
-    `  since start  ${b.traced} traced, ${b.duplicates} duplicate records, ${b.rejected} rejected, ${b.skipped} skipped, ${b.transientErrors} retried batches`,
+    `  since start  ${b.traced} traced, ${b.duplicates} duplicate records, ${b.rejected} rejected, ${b.skipped} skipped, ${b.transientErrors} retried batches${b.unexpectedErrors > 0 ? `, ${b.unexpectedErrors} unexpected errors (records left in the spool)` : ''}`,
   ];
   for (const c of b.caches) {
     lines.push(`  cache        ${c.url}: ${c.done} published, ${c.pending} pending, ${c.failed} failed${c.lastSuccessAt ? `, last success ${ago(c.lastSuccessAt)}` : ''}`);
     if (c.lastError && (c.pending > 0 || c.failed > 0)) lines.push(`               last error ${ago(c.lastError.at)}: ${c.lastError.message}`);
+    if (c.failed > 0) lines.push(`               failed rows wait for: trace-daemon retry --cache ${c.url}   (after fixing the cause)`);
   }
   if (b.tee.provider !== 'none') {
     const k = b.tee.keyEvidence;

@@ -71,6 +71,8 @@ interface RoundResult {
 export class Publisher {
   private readonly lastError = new Map<string, { at: string; message: string }>();
   private readonly lastSuccess = new Map<string, string>();
+  /** Caches whose last round failed: logged once when they start failing and once when they recover. */
+  private readonly failing = new Set<string>();
   private readonly workers: Worker[];
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -122,7 +124,7 @@ export class Publisher {
           w.failedRounds++;
           w.pausedUntil = Date.now() + backoffMs(w.failedRounds);
         } else if (r.rows > 0) {
-          if (w.failedRounds > 0) this.log(`trace-daemon: publishing to ${w.target.url}: working again`);
+          if (this.failing.delete(w.target.url)) this.log(`trace-daemon: publishing to ${w.target.url}: working again`);
           w.failedRounds = 0;
           w.pausedUntil = 0;
         }
@@ -134,10 +136,23 @@ export class Publisher {
     return w.running;
   }
 
-  async stop(): Promise<void> {
+  /**
+   * Stops starting rounds and waits for those in flight, at most `graceMs`: a cache that
+   * does not answer must not hold up a shutdown (its rows stay pending). Returns whether
+   * every round finished.
+   */
+  async stop(graceMs = 5_000): Promise<boolean> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
-    await Promise.all(this.workers.map((w) => w.running));
+    let timer: NodeJS.Timeout | undefined;
+    const finished = await Promise.race([
+      Promise.all(this.workers.map((w) => w.running)).then(() => true),
+      new Promise<boolean>((r) => {
+        timer = setTimeout(() => r(false), graceMs);
+      }),
+    ]);
+    clearTimeout(timer);
+    return finished;
   }
 
   private markFailed(rows: readonly OutboxRow[], err: unknown): void {
@@ -256,9 +271,12 @@ export class Publisher {
 
   private noteError(url: string, err: unknown): void {
     const message = errorMessage(err);
-    const prev = this.lastError.get(url);
     this.lastError.set(url, { at: new Date().toISOString(), message });
-    if (prev?.message !== message) this.log(`trace-daemon: publishing to ${url}: ${message}`);
+    // one line when a cache starts failing, not one per object or attempt (status has the latest)
+    if (!this.failing.has(url)) {
+      this.failing.add(url);
+      this.log(`trace-daemon: publishing to ${url} failing, backing off: ${message}`);
+    }
   }
 
   status(): CacheStatus[] {

@@ -19,6 +19,8 @@ export interface ServiceStats {
   rejected: number;
   skipped: number;
   transientErrors: number;
+  /** Records left in the spool after an error nobody classified (retried at each scan). */
+  unexpectedErrors: number;
   lastTraceAt: string | undefined;
   lastError: { at: string; message: string } | undefined;
 }
@@ -52,6 +54,7 @@ export class TraceService {
     rejected: 0,
     skipped: 0,
     transientErrors: 0,
+    unexpectedErrors: 0,
     lastTraceAt: undefined,
     lastError: undefined,
   };
@@ -69,6 +72,8 @@ export class TraceService {
   private retryDelayMs = RETRY_MIN_MS;
   /** The error of the failing state we are in, if any: logged once on entry and once on recovery. */
   private failing: string | undefined;
+  /** Records already logged for an unexpected error (logged once each). */
+  private readonly unexpected = new Set<string>();
   /** Called after every commit that added traces (the publisher's doorbell). */
   onCommit: (() => void) | undefined;
 
@@ -216,37 +221,68 @@ export class TraceService {
     this.noteError(`rejected spool record ${name}: ${msg}`);
   }
 
+  /**
+   * A record's resolution, or undefined when it was already consumed, rejected or skipped.
+   * Throws BuildtraceErrors the whole batch must wait for (the store, the database).
+   */
+  private async resolveRecord(name: string): Promise<Resolved | undefined> {
+    let rec: BuildRecord | undefined;
+    try {
+      rec = this.spool.read(name);
+      return this.capturer.resolve(rec);
+    } catch (err) {
+      if (!(err instanceof BuildtraceError)) throw err;
+      if (err.code === 'NOT_FOUND') return undefined; // already consumed
+      if (rec !== undefined && err.code === 'RESOLUTION_FAILED' && this.store.mode === 'cli') {
+        // No realisations in cli mode. Nix 2.8 reports a CA build twice: resolved with empty
+        // OUT_PATHS (nothing to go on: skipped), then unresolved with OUT_PATHS, whose
+        // outputs name the resolved .drv as deriver. Only a known, permanent reason skips.
+        let via: Resolved | undefined;
+        try {
+          via = await this.capturer.resolveViaDeriver(rec);
+        } catch (e) {
+          if (!(e instanceof BuildtraceError && PERMANENT.has(e.code))) throw e;
+        }
+        if (via === undefined) {
+          this.spool.remove(name);
+          this.stats.skipped++;
+        }
+        return via;
+      }
+      if (PERMANENT.has(err.code)) {
+        this.reject(name, err);
+        return undefined;
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * A bug or something unforeseen about one record: it stays in the spool (the next scan
+   * tries it again), is counted and shown in status, and does not hold up the others.
+   */
+  private leaveUnexpected(name: string, err: unknown): void {
+    this.stats.unexpectedErrors++;
+    this.stats.lastError = { at: new Date().toISOString(), message: `spool record ${name} left in the spool: ${errorMessage(err)}` };
+    if (!this.unexpected.has(name)) {
+      this.unexpected.add(name);
+      this.log(`trace-daemon: unexpected error on spool record ${name}, left in the spool: ${errorMessage(err)}`);
+    }
+  }
+
   async processBatch(names: readonly string[]): Promise<void> {
     const resolved: { name: string; r: Resolved }[] = [];
     const aliasOnly: { name: string; r: Resolved }[] = [];
     for (const name of names) {
-      let r: Resolved;
-      let rec: BuildRecord | undefined;
+      let r: Resolved | undefined;
       try {
-        rec = this.spool.read(name);
-        r = this.capturer.resolve(rec);
+        r = await this.resolveRecord(name);
       } catch (err) {
-        if (err instanceof BuildtraceError && err.code === 'NOT_FOUND') continue; // already consumed
-        if (rec !== undefined && err instanceof BuildtraceError && err.code === 'RESOLUTION_FAILED' && this.store.mode === 'cli') {
-          // No realisations in cli mode. Nix 2.8 reports a CA build twice: resolved with empty
-          // OUT_PATHS (nothing to go on: skipped), then unresolved with OUT_PATHS, whose
-          // outputs name the resolved .drv as deriver.
-          // Only a known, permanent reason skips the record; anything else fails the batch.
-          const via = await this.capturer.resolveViaDeriver(rec).catch((e: unknown) => {
-            if (e instanceof BuildtraceError && PERMANENT.has(e.code)) return undefined;
-            throw e;
-          });
-          if (via === undefined) {
-            this.spool.remove(name);
-            this.stats.skipped++;
-            continue;
-          }
-          r = via;
-        } else if (err instanceof BuildtraceError && PERMANENT.has(err.code)) {
-          this.reject(name, err);
-          continue;
-        } else throw err;
+        if (err instanceof BuildtraceError) throw err;
+        this.leaveUnexpected(name, err);
+        continue;
       }
+      if (r === undefined) continue;
       if (this.db.has(r.rdrvHash, this.key.publicKey.fingerprint)) aliasOnly.push({ name, r });
       else resolved.push({ name, r });
     }

@@ -258,40 +258,7 @@ describe('trace-daemon survives hostile spool records', () => {
 
 void copyFileSync;
 
-describe('trace-daemon on a full disk', () => {
-  test('records wait in the spool while the database cannot grow, and are traced once there is room', async (t) => {
-    const state = tempDir('full-disk-');
-    const m = await run('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', state]);
-    if (m.code !== 0) {
-      t.skip(`cannot mount a small tmpfs here: ${m.stderr.trim()}`);
-      return;
-    }
-    const d = await startDaemon({ extraConfig: { stateDir: state } });
-    try {
-      const filler = join(state, 'filler');
-      // take all remaining space, to the last block
-      await run('dd', ['if=/dev/zero', `of=${filler}`, 'bs=64k']);
-      await run('dd', ['if=/dev/zero', `of=${filler}-2`, 'bs=1k']);
-      const args = [join(FIXTURES, 'many.nix'), '--argstr', 'salt', salt(), '--arg', 'n', '20', '--argstr', 'prefix', 'fulldisk'];
-      const b = await nixBuildWithHook(d.spool, args);
-      assert.equal(b.code, 0, 'a full disk on the daemon side never fails a build');
-      await waitFor(async () => {
-        const st = JSON.parse((await d.cli(['status', '--json'])).stdout) as { transientErrors: number; lastError?: { message: string } };
-        return st.transientErrors > 0 && /full|SQLITE_FULL|ENOSPC/i.test(st.lastError?.message ?? '');
-      }, 30_000, 'the disk-full error in status');
-      assert.equal(readdirSync(d.spool).filter((n) => n.endsWith('.json')).length, 20, 'nothing consumed, nothing lost');
-      unlinkSync(filler);
-      unlinkSync(`${filler}-2`);
-      const p = await d.cli(['push', '--wait']);
-      assert.equal(p.code, 0, p.stdout);
-      await waitFor(async () => (JSON.parse((await d.cli(['status', '--json'])).stdout) as { database: { traces: number } }).database.traces === 20, 30_000, '20 traces');
-      assert.equal(readdirSync(d.spool).filter((n) => n.endsWith('.json')).length, 0);
-    } finally {
-      await d.stop();
-      await run('umount', [state]);
-    }
-  });
-});
+// The full-disk test lives in daemon-redteam.test.ts (with the retry-chain and log-line checks).
 
 describe('trace-daemon without access to Nix\'s database (storeInfo "cli")', () => {
   test('every derivation still gets exactly one trace, CA builds through their outputs\' deriver', async () => {
