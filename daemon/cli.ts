@@ -162,7 +162,9 @@ async function run(config: DaemonConfig): Promise<void> {
         };
       }
       case 'POST /v1/retry': {
-        const cache = url.searchParams.get('cache') ?? undefined;
+        // caches are known by their URL without user-info (see redactUrl)
+        const given = url.searchParams.get('cache');
+        const cache = given === null ? undefined : redactUrl(given);
         if (cache !== undefined && !publisher.urls.includes(cache)) {
           return { status: 404, body: { error: `no cache ${cache} in the configuration (caches: ${publisher.urls.join(', ') || 'none'})` } };
         }
