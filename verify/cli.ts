@@ -200,7 +200,7 @@ function printResult(r: VerifyResult, json: boolean): void {
     lines.push(`  ${r.derivationsChecked} derivations checked; trust: ${r.trust}; ${r.candidates} candidate output map(s) for the target`);
     const seen = new Set<string>();
     for (const p of r.problems) {
-      const line = `  ${p.drv}: ${p.code}: ${p.detail}${p.signer ? ` [signer ${p.signer}]` : ''}${p.where ? ` [${p.where}]` : ''}`;
+      const line = `  ${p.drv}: ${p.code}: ${p.detail}${p.resolvedDrv ? ` [resolved ${p.resolvedDrv}]` : ''}${p.signer ? ` [signer ${p.signer}]` : ''}${p.where ? ` [${p.where}]` : ''}`;
       if (seen.has(line)) continue;
       seen.add(line);
       lines.push(line);

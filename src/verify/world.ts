@@ -58,10 +58,11 @@ export interface Verdict {
 
 const byStr = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Every path an entry binds, with the hash it binds it to. */
-function* bindings(e: Entry): Generator<[string, string]> {
-  for (const o of e.outputs.values()) yield [o.path, o.sha256];
-  yield* e.inputs;
+/** Calls `f` for every path an entry binds, with the hash it binds it to; stops when `f` returns false. */
+function eachBinding(e: Entry, f: (path: string, sha: string) => boolean | void): boolean {
+  for (const o of e.outputs.values()) if (f(o.path, o.sha256) === false) return false;
+  for (const [p, h] of e.inputs) if (f(p, h) === false) return false;
+  return true;
 }
 
 function hashFor(e: Entry, path: string): string | undefined {
@@ -73,6 +74,10 @@ function hashFor(e: Entry, path: string): string | undefined {
 function dropEquivocations(nodes: ReadonlyMap<string, Node>, problems: Problem[]): Map<string, Entry[]> {
   const live = new Map<string, Entry[]>();
   for (const [u, n] of nodes) {
+    if (n.entries.length <= 1) {
+      live.set(u, n.entries as Entry[]);
+      continue;
+    }
     const bySigner = new Map<string, Entry[]>();
     for (const e of n.entries) {
       const k = `${e.rdrvHash}\0${e.signer}`;
@@ -121,16 +126,30 @@ export function decide(input: DecideInput): Verdict {
   }
   const live = dropEquivocations(nodes, problems);
 
-  // Which hashes each path is given, by which entries.
-  const claimed = new Map<string, Map<string, Entry[]>>();
+  // Which hashes each disputed path is given, by which entries (a first pass finds the disputes).
+  const firstHash = new Map<string, string>();
+  const disputed = new Set<string>();
   for (const u of order) {
     for (const e of live.get(u) ?? []) {
-      for (const [p, h] of bindings(e)) {
-        const m = claimed.get(p) ?? new Map<string, Entry[]>();
-        const l = m.get(h);
-        if (l) l.push(e);
-        else m.set(h, [e]);
-        claimed.set(p, m);
+      eachBinding(e, (p, h) => {
+        const f = firstHash.get(p);
+        if (f === undefined) firstHash.set(p, h);
+        else if (f !== h) disputed.add(p);
+      });
+    }
+  }
+  const claimed = new Map<string, Map<string, Entry[]>>();
+  if (disputed.size > 0) {
+    for (const u of order) {
+      for (const e of live.get(u) ?? []) {
+        eachBinding(e, (p, h) => {
+          if (!disputed.has(p)) return;
+          const m = claimed.get(p) ?? new Map<string, Entry[]>();
+          const l = m.get(h);
+          if (l) l.push(e);
+          else m.set(h, [e]);
+          claimed.set(p, m);
+        });
       }
     }
   }
@@ -144,8 +163,11 @@ export function decide(input: DecideInput): Verdict {
     if (m.size < 2) continue;
     const mentioners = new Set<string>();
     for (const es of m.values()) for (const e of es) mentioners.add(e.udrv);
+    // an output's content must also be claimed by an entry of the derivation that produces it
+    const producer = [...m.values()].flat().find((e) => [...e.outputs.values()].some((o) => o.path === p))?.udrv;
     const viable: string[] = [];
     for (const h of [...m.keys()].sort(byStr)) {
+      if (producer !== undefined && !(m.get(h) as Entry[]).some((e) => e.udrv === producer && hashFor(e, p) === h)) continue;
       for (const u of [...mentioners].sort(byStr)) {
         const signers = new Set<string>();
         for (const e of live.get(u) ?? []) {
@@ -160,8 +182,7 @@ export function decide(input: DecideInput): Verdict {
     }
     disputes.push({ path: p, viable });
     const who = [...m].map(([h, es]) => `${h} by ${[...new Set(es.map((e) => e.signer))].sort().join(', ')}`).join('; ');
-    const producer = [...m.values()].flat().find((e) => [...e.outputs.values()].some((o) => o.path === p))?.udrv ?? fodProducer.get(p);
-    const drv = producer ?? ([...mentioners].sort(byStr)[0] as string);
+    const drv = producer ?? fodProducer.get(p) ?? ([...mentioners].sort(byStr)[0] as string);
     if (viable.length === 0) {
       problems.push({ drv, code: 'content-disputed', detail: `signers disagree on the content of ${p} (${who}); no content is claimed by signers that satisfy ${describeTrust(trust)}, so no claim that binds it counts` });
     } else if (viable.length < m.size) {
@@ -208,13 +229,14 @@ export function decide(input: DecideInput): Verdict {
   }
 
   // Which outputs of each udrv its users need (the keys their DepRefs use).
-  const usedOuts = new Map<string, Set<string>>();
+  const usedOuts = new Map<string, { outs: string; names: string[] }[]>();
   for (const es of live.values()) {
     for (const e of es) {
       for (const d of e.deps) {
-        const s = usedOuts.get(d.drv) ?? new Set<string>();
-        s.add(d.key.slice(0, d.key.indexOf('=')));
-        usedOuts.set(d.drv, s);
+        const outs = d.key.slice(0, d.key.indexOf('='));
+        const l = usedOuts.get(d.drv);
+        if (!l) usedOuts.set(d.drv, [{ outs, names: outs.split(',') }]);
+        else if (!l.some((x) => x.outs === outs)) l.push({ outs, names: outs.split(',') });
       }
     }
   }
@@ -224,21 +246,19 @@ export function decide(input: DecideInput): Verdict {
   for (const w of worlds) {
     const allowed = new Map(fixed);
     branching.forEach((d, i) => allowed.set(d.path, d.viable[w[i] as number] as string));
-    const consistent = (e: Entry): boolean => {
-      if (allowed.size === 0) return true;
-      for (const [p, h] of bindings(e)) {
+    const consistent = (e: Entry): boolean =>
+      allowed.size === 0 ||
+      eachBinding(e, (p, h) => {
         const a = allowed.get(p);
-        if (a !== undefined && a !== h) return false;
-      }
-      return true;
-    };
+        return a === undefined || a === h;
+      });
     // supports, bottom-up: an entry whose every dependency resolution some supported entry meets
     const supported = new Map<string, Map<string, Entry[]>>();
     for (const u of order) {
       const n = nodes.get(u) as Node;
       if (n.fod) continue;
       const idx = new Map<string, Entry[]>();
-      const outsSets = [...(usedOuts.get(u) ?? [])];
+      const outsSets = usedOuts.get(u) ?? [];
       for (const e of live.get(u) ?? []) {
         if (!consistent(e)) continue;
         let ok = true;
@@ -250,9 +270,8 @@ export function decide(input: DecideInput): Verdict {
           }
         }
         if (!ok) continue;
-        for (const outs of outsSets) {
-          const names = outs.split(',');
-          const k = `${outs}=${names.map((x) => e.outputs.get(x)?.path ?? '').join(',')}`;
+        for (const { outs, names } of outsSets) {
+          const k = names.length === 1 ? `${outs}=${e.outputs.get(outs)?.path ?? ''}` : `${outs}=${names.map((x) => e.outputs.get(x)?.path ?? '').join(',')}`;
           const l = idx.get(k);
           if (l) l.push(e);
           else idx.set(k, [e]);
@@ -282,18 +301,19 @@ export function decide(input: DecideInput): Verdict {
       const inB = new Set<Entry>();
       const stack: Entry[] = [];
       for (const e of cand.entries) stack.push(e);
-      const evidence = new Map<string, Set<string>>();
+      const evidence = new Map<string, string[]>();
       while (stack.length > 0) {
         const e = stack.pop() as Entry;
         if (inB.has(e)) continue;
         inB.add(e);
-        const s = evidence.get(e.udrv) ?? new Set<string>();
-        s.add(e.signer);
-        evidence.set(e.udrv, s);
+        const s = evidence.get(e.udrv);
+        if (!s) evidence.set(e.udrv, [e.signer]);
+        else if (!s.includes(e.signer)) s.push(e.signer);
         for (const d of e.deps) for (const f of supported.get(d.drv)?.get(d.key) ?? []) if (!inB.has(f)) stack.push(f);
       }
       const bad: Problem[] = [];
-      for (const [u, signers] of evidence) {
+      for (const [u, list] of evidence) {
+        const signers = new Set(list);
         if (!satisfies(trust, signers)) {
           bad.push({ drv: u, code: 'threshold-not-met', detail: `signed by {${[...signers].sort().join(', ')}}; the policy needs ${describeTrust(trust)}: ${missing(trust, signers)}` });
         }
@@ -318,28 +338,23 @@ export function decide(input: DecideInput): Verdict {
 /** The paths the chosen entries bind, each with its one hash and the udrv that produces it. */
 function worldOf(entries: readonly Entry[], nodes: ReadonlyMap<string, Node>): Record<string, WorldPath> {
   const producer = new Map<string, string>();
-  const out: Record<string, WorldPath> = {};
+  const hash = new Map<string, string | undefined>();
   for (const e of entries) {
     for (const o of e.outputs.values()) producer.set(o.path, e.udrv);
     for (const d of e.deps) {
       const f = (nodes.get(d.drv) as Node).fod;
       if (f) {
         producer.set(f.path, d.drv);
-        if (f.sha256) out[f.path] = { narSha256: f.sha256, producerDrv: d.drv };
+        if (!hash.has(f.path) || f.sha256 !== undefined) hash.set(f.path, f.sha256);
       }
     }
   }
-  for (const e of entries) {
-    for (const [p, h] of bindings(e)) {
-      const prod = producer.get(p);
-      out[p] = { narSha256: h, ...(prod !== undefined ? { producerDrv: prod } : {}) };
-    }
+  for (const e of entries) eachBinding(e, (p, h) => void hash.set(p, h));
+  const out: Record<string, WorldPath> = {};
+  for (const p of [...hash.keys()].sort(byStr)) {
+    const h = hash.get(p);
+    const prod = producer.get(p);
+    out[p] = h === undefined ? (prod === undefined ? {} : { producerDrv: prod }) : prod === undefined ? { narSha256: h } : { narSha256: h, producerDrv: prod };
   }
-  for (const e of entries) {
-    for (const d of e.deps) {
-      const f = (nodes.get(d.drv) as Node).fod;
-      if (f && !out[f.path]) out[f.path] = { producerDrv: d.drv };
-    }
-  }
-  return Object.fromEntries(Object.entries(out).sort((a, b) => byStr(a[0], b[0])));
+  return out;
 }

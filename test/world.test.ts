@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import type { Entry } from '../src/verify/claims.js';
+import type { TrustNode } from '../src/verify/trust-policy.js';
+import { decide, type Node } from '../src/verify/world.js';
+
+// The verdict on hand-made claims: the rules of README "Trust semantics" one by one, from the
+// attacker's side. (The real-build tests in verify.test.ts cover the same rules end to end.)
+
+const P = (name: string): string => `/nix/store/${name.padEnd(32, '0').slice(0, 32)}-${name}`;
+const H = (c: string): string => c.repeat(64).slice(0, 64);
+
+interface Spec {
+  udrv: string;
+  signer: string;
+  rdrv?: string;
+  out: [string, string];
+  inputs?: Record<string, string>;
+  deps?: { drv: string; path: string }[];
+}
+function entry(s: Spec): Entry {
+  return {
+    udrv: s.udrv,
+    rdrvHash: s.rdrv ?? `r-${s.udrv}`,
+    rdrvPath: `/nix/store/${s.rdrv ?? `r-${s.udrv}`}.drv`,
+    signer: s.signer,
+    where: 'test',
+    outputs: new Map([['out', { path: s.out[0], sha256: s.out[1] }]]),
+    inputs: new Map(Object.entries(s.inputs ?? {})),
+    deps: (s.deps ?? []).map((d) => ({ drv: d.drv, key: `out=${d.path}` })),
+  };
+}
+function run(order: string[], entries: Entry[], trust: TrustNode, maxWorlds = 256) {
+  const nodes = new Map<string, Node>(order.map((u) => [u, { drv: u, entries: entries.filter((e) => e.udrv === u) }]));
+  return decide({ target: order[order.length - 1] as string, required: ['out'], order, nodes, trust, maxWorlds });
+}
+const both: TrustNode = { threshold: 2, of: ['A', 'B'] };
+const one: TrustNode = { threshold: 1, of: ['A', 'B'] };
+
+/** lib (IA, non-deterministic) and app (embeds lib's path only): #10 item 1. */
+function item1(): Entry[] {
+  const lib = P('lib');
+  const app = P('app');
+  return [
+    entry({ udrv: 'lib', signer: 'A', out: [lib, H('a')] }),
+    entry({ udrv: 'lib', signer: 'B', out: [lib, H('b')] }),
+    entry({ udrv: 'app', signer: 'A', out: [app, H('c')], inputs: { [lib]: H('a') }, deps: [{ drv: 'lib', path: lib }] }),
+    entry({ udrv: 'app', signer: 'B', out: [app, H('c')], inputs: { [lib]: H('b') }, deps: [{ drv: 'lib', path: lib }] }),
+  ];
+}
+
+describe('world: claims are pooled only within one consistent world', () => {
+  test('#10 item 1: signers who disagree on an input-addressed input are not pooled', () => {
+    const r2 = run(['lib', 'app'], item1(), both);
+    assert.equal(r2.verified, false);
+    assert.ok(r2.problems.some((p) => p.code === 'content-disputed' && p.drv === 'lib'));
+    const r1 = run(['lib', 'app'], item1(), one);
+    assert.equal(r1.verified, true);
+    assert.deepEqual(r1.signers, ['A'], 'the first identity in name order whose own view verifies');
+    assert.equal(r1.world[P('lib')]?.narSha256, H('a'));
+    assert.equal(r1.world[P('lib')]?.producerDrv, 'lib');
+    assert.equal(r1.entries.length, 2);
+  });
+
+  test('a claim that does not mention a disputed path is compatible with either content', () => {
+    // C signs app as laut's #ca would (no inputs): it may join either side
+    const es = [...item1(), entry({ udrv: 'app', signer: 'C', out: [P('app'), H('c')], deps: [{ drv: 'lib', path: P('lib') }] })];
+    const r = run(['lib', 'app'], es, { threshold: 2, of: ['A', 'C'] });
+    assert.equal(r.verified, false, 'lib itself has only A');
+    const es2 = [...es, entry({ udrv: 'lib', signer: 'C', out: [P('lib'), H('a')] })];
+    const r2 = run(['lib', 'app'], es2, { threshold: 2, of: ['A', 'B', 'C'] });
+    assert.equal(r2.verified, true);
+    assert.deepEqual(r2.signers, ['A', 'C']);
+  });
+
+  test('equivocation: one identity, two claims for one rdrv, counts for nothing there', () => {
+    const es = [entry({ udrv: 'lib', signer: 'A', out: [P('lib'), H('a')] }), entry({ udrv: 'lib', signer: 'A', out: [P('lib'), H('e')] })];
+    const r = run(['lib'], es, 'A');
+    assert.equal(r.verified, false);
+    assert.ok(r.problems.some((p) => p.code === 'equivocation' && p.signer === 'A' && p.resolvedDrv === '/nix/store/r-lib.drv'));
+    // the same claim twice is one claim
+    assert.equal(run(['lib'], [es[0] as Entry, es[0] as Entry], 'A').verified, true);
+  });
+
+  test('a CA divergence that converges downstream still verifies 2-of-2 (laut)', () => {
+    const es = [
+      entry({ udrv: 'c1', signer: 'A', out: [P('c1a'), H('a')] }),
+      entry({ udrv: 'c1', signer: 'B', out: [P('c1b'), H('b')] }),
+      entry({ udrv: 'c2', signer: 'A', rdrv: 'r2a', out: [P('c2'), H('c')], inputs: { [P('c1a')]: H('a') }, deps: [{ drv: 'c1', path: P('c1a') }] }),
+      entry({ udrv: 'c2', signer: 'B', rdrv: 'r2b', out: [P('c2'), H('c')], inputs: { [P('c1b')]: H('b') }, deps: [{ drv: 'c1', path: P('c1b') }] }),
+    ];
+    const r = run(['c1', 'c2'], es, both);
+    assert.equal(r.verified, true, JSON.stringify(r.problems));
+    assert.deepEqual(r.signers, ['A', 'B']);
+  });
+
+  test('many disputed paths under 1-of-2: each identity\'s own view is tried first, far past the bound', () => {
+    const es: Entry[] = [];
+    const order: string[] = [];
+    const deps: { drv: string; path: string }[] = [];
+    const inA: Record<string, string> = {};
+    const inB: Record<string, string> = {};
+    for (let i = 0; i < 40; i++) {
+      const u = `lib${i}`;
+      order.push(u);
+      es.push(entry({ udrv: u, signer: 'A', out: [P(u), H('a')] }), entry({ udrv: u, signer: 'B', out: [P(u), H('b')] }));
+      deps.push({ drv: u, path: P(u) });
+      inA[P(u)] = H('a');
+      inB[P(u)] = H('b');
+    }
+    order.push('app');
+    es.push(entry({ udrv: 'app', signer: 'B', out: [P('app'), H('c')], inputs: inB, deps }));
+    const r = run(order, es, one, 4);
+    assert.equal(r.verified, true, JSON.stringify(r.problems.slice(0, 3)));
+    assert.deepEqual(r.signers, ['B']);
+    // an app claim that needs a lib0 nobody built has no world: bound-hit, never VERIFIED
+    const mixed = { ...inA, [P('lib0')]: H('f') };
+    const es2 = es.slice(0, -1).concat(entry({ udrv: 'app', signer: 'B', out: [P('app'), H('c')], inputs: mixed, deps }));
+    const r2 = run(order, es2, one, 4);
+    assert.equal(r2.verified, false);
+    assert.ok(r2.problems.some((p) => p.code === 'bound-hit' && /only 4 were tried/.test(p.detail)), JSON.stringify(r2.problems.map((p) => p.code)));
+  });
+
+  test('a liar among three signers cannot move a 2-of-3 verdict, whatever the order of claims', () => {
+    const lib = P('lib');
+    const honest = [
+      entry({ udrv: 'lib', signer: 'A', out: [lib, H('a')] }),
+      entry({ udrv: 'lib', signer: 'B', out: [lib, H('a')] }),
+      entry({ udrv: 'app', signer: 'A', out: [P('app'), H('c')], inputs: { [lib]: H('a') }, deps: [{ drv: 'lib', path: lib }] }),
+      entry({ udrv: 'app', signer: 'B', out: [P('app'), H('c')], inputs: { [lib]: H('a') }, deps: [{ drv: 'lib', path: lib }] }),
+    ];
+    const lies = [
+      entry({ udrv: 'lib', signer: 'L', out: [lib, H('0')] }),
+      entry({ udrv: 'app', signer: 'L', out: [P('app'), H('c')], inputs: { [lib]: H('0') }, deps: [{ drv: 'lib', path: lib }] }),
+      entry({ udrv: 'app', signer: 'L', rdrv: 'other', out: [P('app'), H('0')], deps: [{ drv: 'lib', path: lib }] }),
+    ];
+    const trust: TrustNode = { threshold: 2, of: ['A', 'B', 'L'] };
+    const want = JSON.stringify(run(['lib', 'app'], [...honest, ...lies], trust));
+    assert.equal(JSON.parse(want).verified, true);
+    assert.deepEqual(JSON.parse(want).signers, ['A', 'B']);
+    fc.assert(
+      fc.property(fc.shuffledSubarray([...honest, ...lies], { minLength: 7, maxLength: 7 }), (es) => {
+        const r = run(['lib', 'app'], es, trust);
+        assert.equal(JSON.stringify({ ...r, entries: undefined }), JSON.stringify({ ...JSON.parse(want), entries: undefined }));
+      }),
+      { numRuns: 200 },
+    );
+    // without B, A and the liar disagree on lib: not verified
+    assert.equal(run(['lib', 'app'], [honest[0], honest[2], ...lies] as Entry[], trust).verified, false);
+  });
+
+  test('a deep chain (100,000 derivations) is walked without recursion', () => {
+    const es: Entry[] = [];
+    const order: string[] = [];
+    for (let i = 0; i < 100_000; i++) {
+      const u = `d${i}`;
+      order.push(u);
+      const prev = i > 0 ? `d${i - 1}` : undefined;
+      es.push(entry({ udrv: u, signer: 'A', out: [P(u), H('a')], ...(prev ? { inputs: { [P(prev)]: H('a') }, deps: [{ drv: prev, path: P(prev) }] } : {}) }));
+    }
+    const nodes = new Map<string, Node>();
+    for (const e of es) nodes.set(e.udrv, { drv: e.udrv, entries: [e] });
+    const r = decide({ target: 'd99999', required: ['out'], order, nodes, trust: 'A', maxWorlds: 256 });
+    assert.equal(r.verified, true);
+    assert.equal(r.entries.length, 100_000);
+  });
+});
