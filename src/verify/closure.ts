@@ -275,6 +275,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   }
 
   // Gathering: every checked claim of every derivation, for every plausible resolution.
+  const optionsMemo = new Map<string, DepOption[]>();
   const processNode = async (p: string): Promise<void> => {
     const drv = loader.drv(p);
     const name = derivationName(drv, p);
@@ -286,7 +287,13 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     const deps: { drv: string; outs: readonly string[]; options: DepOption[]; contentAddressed: boolean; fod: boolean }[] = [];
     for (const [d, outs] of drv.inputDrvs) {
       const n = nodes.get(d) as Node;
-      const options = depOptions(n, outs);
+      // one grouping per (dependency, outputs used): a dependency like stdenv has thousands of users
+      const memoKey = `${d}\0${outs.join(',')}`;
+      let options = optionsMemo.get(memoKey);
+      if (!options) {
+        options = depOptions(n, outs);
+        optionsMemo.set(memoKey, options);
+      }
       if (options.length === 0) {
         problems.push({ drv: p, code: 'dependency-unsupported', detail: `input ${d} has no verified resolution` });
         nodes.set(p, { drv: p, entries });
