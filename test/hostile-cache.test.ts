@@ -34,7 +34,7 @@ const work = tempDir('hostile-');
 const measurements: string[] = [];
 
 /** trace-verify against one cache, measured; killed (and the test failed) after 90 s. */
-function verifyAgainst(cacheUrl: string, extra: readonly string[] = []): Promise<Measured> {
+function verifyAgainst(cacheUrl: string, extra: readonly string[] = [], env: Record<string, string> = {}): Promise<Measured> {
   const timeFile = join(work, `time-${Math.random().toString(36).slice(2)}`);
   return new Promise((resolve, reject) => {
     const child = spawn('/usr/bin/time', ['-o', timeFile, '-f', '%M %e', VERIFY_CLI, drv, '--policy', policy, '--cache', cacheUrl, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -136,6 +136,8 @@ describe('hostile file:// cache: trace-verify ends, bounded, and names the limit
   test('traces/<h> is a FIFO nobody writes to', async () => {
     const url = fileCacheWith((p) => execFileSync('mkfifo', [p]));
     assertBounded('file:// FIFO', await verifyAgainst(url), /is a FIFO; file:\/\/ caches read only regular files/);
+    // with the worker pool started (as for big closures): its threads must not keep the run alive
+    assertBounded('file:// FIFO, worker pool', await verifyAgainst(url, [], { BUILDTRACE_POOL_MIN: '0' }), /is a FIFO/);
   });
 
   test('traces/<h> is one 300 MB line', async () => {
