@@ -8,11 +8,12 @@ import S3rver from 's3rver';
 import { appendLines, CacheError, isBundleLine } from '../src/cache/backend.js';
 import { redactUrl } from '../src/cache/credentials.js';
 import { FileCache } from '../src/cache/file-cache.js';
+import { HttpCache } from '../src/cache/http-cache.js';
 import { send } from '../src/cache/http-request.js';
 import { DEFAULT_READ_LIMITS, readLimitsFrom } from '../src/cache/limits.js';
 import { S3Cache } from '../src/cache/s3-cache.js';
 import { BuildtraceError, exitCodeFor } from '../src/errors.js';
-import { DbSource, recordsOf } from '../src/verify/sources.js';
+import { CacheSource, DbSource, recordsOf } from '../src/verify/sources.js';
 import { tempDir } from './helpers.js';
 
 const small = { maxLineBytes: 100, maxLines: 3 };
@@ -171,4 +172,38 @@ test('FileCache: a writer never writes through a symbolic link planted in the ca
   // and an ordinary cache still works, creating its directories
   const fresh = new FileCache(join(tempDir('fcw-'), 'cache'));
   assert.deepEqual(await appendLines(fresh, 'buildtrace/keys/k.jsonl', ['{"a":1}']), { added: 1, key: 'buildtrace/keys/k.jsonl' });
+});
+
+test('CacheSource: the first failure abandons requests in flight and answers every later read', async () => {
+  const { createServer } = await import('node:http');
+  const seen: string[] = [];
+  const server = createServer((req, res) => {
+    seen.push(req.url ?? '');
+    if (req.url === '/traces/a') {
+      res.writeHead(200);
+      const chunk = Buffer.alloc(1 << 16, 0x41);
+      const pump = (): void => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', pump);
+      };
+      setTimeout(pump, 300);
+    }
+    // anything else: never answered
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  try {
+    const src = new CacheSource(new HttpCache(url, { limits: { requestTimeoutMs: 30_000, retries: 0 } }), { limits: { ...DEFAULT_READ_LIMITS, maxObjectBytes: 1 << 20 } });
+    const t0 = Date.now();
+    const b = src.bundles('b');
+    await new Promise((r) => setTimeout(r, 100));
+    await assert.rejects(src.bundles('a'), isLimit('maxObjectBytes'));
+    await assert.rejects(b, isLimit('maxObjectBytes'));
+    assert.ok(Date.now() - t0 < 5000, `${Date.now() - t0} ms: b was abandoned, not left to its 30 s deadline`);
+    await assert.rejects(src.bundles('c'), isLimit('maxObjectBytes'));
+    assert.deepEqual(seen.sort(), ['/traces/a', '/traces/b'], 'no request after the failure');
+  } finally {
+    server.closeAllConnections();
+    server.close();
+  }
 });

@@ -200,17 +200,26 @@ export class CacheSource implements BundleSource {
       // Forbidden reads as absent here, as in Nix (S3 answers 403 for a missing key when the
       // bucket is not listable): a cache can always withhold an object, and absence adds no trust.
       if (err instanceof CacheError && err.reason === 'forbidden') return undefined;
-      if (this.failure === undefined) {
-        this.failure = err;
-        this.abort.abort();
-      }
-      throw this.failure;
+      throw this.fail(err);
     }
+  }
+
+  /** The first failure is every later read's answer; requests still in flight are abandoned. */
+  private fail(err: unknown): unknown {
+    if (this.failure === undefined) {
+      this.failure = err;
+      this.abort.abort();
+    }
+    return this.failure;
   }
 
   private async records(key: string): Promise<string[]> {
     const o = await this.get(key);
-    return o ? recordsOf(o.body.toString('utf8'), this.limits, key, this.name) : [];
+    try {
+      return o ? recordsOf(o.body.toString('utf8'), this.limits, key, this.name) : [];
+    } catch (err) {
+      throw this.fail(err);
+    }
   }
 
   async bundles(h: string): Promise<string[]> {
