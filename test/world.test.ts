@@ -74,6 +74,21 @@ describe('world: claims are pooled only within one consistent world', () => {
     assert.deepEqual(r2.signers, ['A', 'C']);
   });
 
+  test('a source (an input no derivation produces) listed with two contents: never pooled', () => {
+    const src = P('src');
+    const es = [
+      entry({ udrv: 'app', signer: 'A', out: [P('app'), H('c')], inputs: { [src]: H('a') } }),
+      entry({ udrv: 'app', signer: 'B', out: [P('app'), H('c')], inputs: { [src]: H('b') } }),
+    ];
+    const r2 = run(['app'], es, both);
+    assert.equal(r2.verified, false);
+    assert.ok(r2.problems.some((p) => p.code === 'content-disputed' && p.detail.includes(src)));
+    const r1 = run(['app'], es, one);
+    assert.equal(r1.verified, true);
+    assert.equal(r1.world[src]?.narSha256, H('a'));
+    assert.equal(r1.world[src]?.producerDrv, undefined);
+  });
+
   test('equivocation: one identity, two claims for one rdrv, counts for nothing there', () => {
     const es = [entry({ udrv: 'lib', signer: 'A', out: [P('lib'), H('a')] }), entry({ udrv: 'lib', signer: 'A', out: [P('lib'), H('e')] })];
     const r = run(['lib'], es, 'A');

@@ -15,13 +15,12 @@ import { decide, type FodLeaf, type Node, type WorldPath } from './world.js';
 
 export type { Problem, ProblemCode } from './claims.js';
 
-/** A chosen entry, as reported: who claimed what for which resolved derivation. */
+/** A chosen entry, as reported: who signed for which resolved derivation (its outputs are in `world`). */
 export interface ChosenEntry {
   readonly drv: string;
   readonly resolvedDrv: string;
   readonly signer: string;
   readonly where: string;
-  readonly outputs: Record<string, { readonly path: string; readonly narSha256: string }>;
 }
 
 export interface VerifyResult {
@@ -389,7 +388,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const base = { target, derivationsChecked: order.length, trust: describeTrust(policy.trust), keyStatus, candidates: v.candidates };
   if (v.verified) {
     const entries = v.entries
-      .map((e) => ({ drv: e.udrv, resolvedDrv: e.rdrvPath, signer: e.signer, where: e.where, outputs: Object.fromEntries([...e.outputs].map(([n, o]) => [n, { path: o.path, narSha256: o.sha256 }])) }))
+      .map((e) => ({ drv: e.udrv, resolvedDrv: e.rdrvPath, signer: e.signer, where: e.where }))
       .sort((a, b) => byStr(`${a.drv} ${a.resolvedDrv} ${a.signer}`, `${b.drv} ${b.resolvedDrv} ${b.signer}`));
     return { ...base, verified: true, outputs: v.outputs, signers: v.signers, problems: [], world: v.world, entries };
   }

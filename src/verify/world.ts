@@ -322,7 +322,7 @@ export function decide(input: DecideInput): Verdict {
         const entries = [...inB];
         return { verified: true, outputs: Object.fromEntries([...cand.outputs].map(([n, v]) => [n, v.path])), signers: [...new Set(entries.map((e) => e.signer))].sort(byStr), candidates: byCandidate.size, world: worldOf(entries, nodes), entries, problems: [] };
       }
-      failing.push(...bad);
+      for (const b of bad) failing.push(b);
     }
     if (byCandidate.size === 0 && (live.get(target) ?? []).length > 0) {
       failing.push({ drv: target, code: 'dependency-unsupported', detail: 'no claim for the target rests on one consistent set of claims for all its inputs' + (branching.length > 0 ? ' in this world' : '') });
