@@ -1,6 +1,6 @@
 import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
 import { BuildtraceError } from '../errors.js';
-import { verifyEd25519 } from './ed25519.js';
+import { signEd25519ph, verifyEd25519, verifyEd25519ph } from './ed25519.js';
 
 /**
  * Nix key files: `<name>:<base64>`; a secret key is libsodium's 64 bytes
@@ -22,6 +22,8 @@ export interface NixPublicKey {
 export interface NixSecretKey {
   readonly name: string;
   readonly key: KeyObject;
+  /** The 32-byte seed (Ed25519ph signing goes through @noble/curves, which takes the seed). */
+  readonly seed: Uint8Array;
   readonly publicKey: NixPublicKey;
 }
 
@@ -61,7 +63,7 @@ export function parseSecretKey(text: string, subject = 'secret key'): NixSecretK
   if (!derived.equals(bytes.subarray(32))) {
     throw new BuildtraceError('KEY_INVALID', `${subject}: the public half does not belong to the seed (corrupt key file?)`, { subject });
   }
-  return { name, key, publicKey: publicKeyFromRaw(name, derived, subject) };
+  return { name, key, seed: Uint8Array.from(seed), publicKey: publicKeyFromRaw(name, derived, subject) };
 }
 
 export function formatPublicKey(k: NixPublicKey): string {
@@ -74,6 +76,15 @@ export function signDetached(k: NixSecretKey, message: Uint8Array | string): Uin
 
 export function verifyDetached(k: NixPublicKey, message: Uint8Array | string, sig: Uint8Array): boolean {
   return verifyEd25519(k.raw, k.key, typeof message === 'string' ? Buffer.from(message, 'utf8') : message, sig);
+}
+
+/** Ed25519ph (RFC 8032, SHA-512, empty context): laut's SLSA profile signs the DSSE PAE so. */
+export function signDetachedPh(k: NixSecretKey, message: Uint8Array): Uint8Array {
+  return signEd25519ph(k.seed, message);
+}
+
+export function verifyDetachedPh(k: NixPublicKey, message: Uint8Array, sig: Uint8Array): boolean {
+  return verifyEd25519ph(k.raw, message, sig);
 }
 
 /** The same check in libuv's thread pool, so many signatures verify on all cores. */

@@ -1,17 +1,41 @@
+import { createHash } from 'node:crypto';
 import { BuildtraceError } from '../errors.js';
-import { signDetached, verifyDetached, verifyDetachedAsync, type NixPublicKey, type NixSecretKey } from '../nix/nix-key.js';
+import { signDetached, signDetachedPh, verifyDetached, verifyDetachedAsync, verifyDetachedPh, type NixPublicKey, type NixSecretKey } from '../nix/nix-key.js';
 import { isObject, parseStrictJson, type JsonValue } from '../util/strict-json.js';
 import { IN_TOTO_PAYLOAD_TYPE, pae } from './dsse.js';
+import { checkLautJws, isCompactJws } from './laut-jws.js';
 import { builderId, parseStatement, type ParsedStatement } from './statement.js';
 
 export const BUNDLE_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 
 /**
- * A Sigstore bundle v0.3 holding one DSSE envelope, signed with pure Ed25519 over
- * the PAE bytes by a Nix key. Returns the bundle as one JSON line (no newline).
+ * Media types a reader accepts (protobuf-specs, sigstore_bundle.proto: "the media type
+ * … v0.1 and v0.2 … `application/vnd.dev.sigstore.bundle+json;version=0.1|0.2`, v0.3 and
+ * later … `application/vnd.dev.sigstore.bundle.v0.3+json`", and 0.3's legacy spelling, which
+ * laut also accepts).
  */
-export function createBundle(statementBytes: Uint8Array, key: NixSecretKey): string {
-  const sig = signDetached(key, pae(IN_TOTO_PAYLOAD_TYPE, statementBytes));
+export const ACCEPTED_BUNDLE_MEDIA_TYPES: ReadonlySet<string> = new Set([
+  BUNDLE_MEDIA_TYPE,
+  'application/vnd.dev.sigstore.bundle+json;version=0.3',
+  'application/vnd.dev.sigstore.bundle+json;version=0.2',
+  'application/vnd.dev.sigstore.bundle+json;version=0.1',
+]);
+
+/**
+ * How the DSSE PAE is signed. laut's profile: Ed25519ph (RFC 8032, SHA-512, empty
+ * context). Our own build type keeps pure Ed25519 (libsodium verifies it in about 58 µs,
+ * the verifier's hot path); a verifier accepts both for it.
+ */
+export type SignatureScheme = 'ed25519' | 'ed25519ph';
+
+/**
+ * A Sigstore bundle v0.3 holding one DSSE envelope, signed by a Nix key over the PAE
+ * bytes, with the same key hint in the envelope and the verification material.
+ * Returns the bundle as one JSON line (no newline).
+ */
+export function createBundle(statementBytes: Uint8Array, key: NixSecretKey, scheme: SignatureScheme = 'ed25519'): string {
+  const signed = pae(IN_TOTO_PAYLOAD_TYPE, statementBytes);
+  const sig = scheme === 'ed25519ph' ? signDetachedPh(key, signed) : signDetached(key, signed);
   const hint = key.publicKey.fingerprint;
   return JSON.stringify({
     mediaType: BUNDLE_MEDIA_TYPE,
@@ -26,56 +50,108 @@ export function createBundle(statementBytes: Uint8Array, key: NixSecretKey): str
 
 export interface VerifiedBundle {
   readonly key: NixPublicKey;
+  /** The checked claim, whatever form it came in (statement.format says which). */
   readonly statement: ParsedStatement;
   readonly statementBytes: Buffer;
+  readonly scheme: SignatureScheme;
 }
+
+export type BundleFailureReason = 'malformed' | 'key-not-admitted' | 'signature-invalid' | 'builder-mismatch' | 'replayed';
 
 export type BundleCheck =
   | { readonly ok: true; readonly value: VerifiedBundle }
-  | { readonly ok: false; readonly reason: 'malformed' | 'key-not-admitted' | 'signature-invalid' | 'builder-mismatch'; readonly detail: string };
+  | { readonly ok: false; readonly reason: BundleFailureReason; readonly detail: string };
+
+export interface CheckOptions {
+  /** The resolved derivation's hash part the unit must be about (the verifier's own, or the object name). */
+  readonly expectedHash?: string;
+}
 
 interface Prepared {
   readonly payload: Buffer;
   readonly signed: Buffer;
-  readonly candidates: ReadonlyArray<{ readonly key: NixPublicKey; readonly sig: Buffer }>;
+  readonly sig: Buffer;
+  readonly candidates: readonly NixPublicKey[];
+  /** Parsed before any signature check: the build type decides the signature scheme. */
+  readonly statement: ParsedStatement | BuildtraceError;
 }
 
-/** Parses the envelope once and pairs each signature with the admitted key its hint names. */
+function malformed(detail: string): BundleCheck {
+  return { ok: false, reason: 'malformed', detail };
+}
+
+/** DSSE accepts standard or URL-safe base64, padded or not (as laut's reader does). */
+function b64(s: string, what: string): Buffer {
+  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(s)) throw new BuildtraceError('BUNDLE_INVALID', `bundle: ${what} is not base64`);
+  return Buffer.from(s.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+}
+
+interface Envelope {
+  readonly payload: Buffer;
+  readonly sig: Buffer;
+  readonly hint: string;
+}
+
+/**
+ * The Sigstore shape rules (protobuf-specs): a known media type, verificationMaterial with
+ * a public-key hint (the only material a Nix key has), a DSSE envelope of payload type
+ * in-toto with exactly one signature (counted before any crypto), and the same hint there.
+ */
+function parseEnvelope(line: string): Envelope {
+  const b = parseStrictJson(line, 'bundle');
+  if (!isObject(b)) throw new BuildtraceError('BUNDLE_INVALID', 'bundle: not a JSON object');
+  const mt = b['mediaType'];
+  if (typeof mt !== 'string' || !ACCEPTED_BUNDLE_MEDIA_TYPES.has(mt)) throw new BuildtraceError('BUNDLE_INVALID', `bundle: mediaType ${JSON.stringify(mt)} is not a Sigstore bundle media type`);
+  const vm = b['verificationMaterial'];
+  if (!isObject(vm)) throw new BuildtraceError('BUNDLE_INVALID', 'bundle: verificationMaterial is required');
+  const pk = vm['publicKey'];
+  if (!isObject(pk) || typeof pk['hint'] !== 'string') throw new BuildtraceError('BUNDLE_INVALID', 'bundle: verificationMaterial.publicKey.hint is required (Nix keys have no certificate)');
+  const env: JsonValue = b['dsseEnvelope'] ?? null;
+  if (!isObject(env) || env['payloadType'] !== IN_TOTO_PAYLOAD_TYPE || typeof env['payload'] !== 'string' || !Array.isArray(env['signatures'])) {
+    throw new BuildtraceError('BUNDLE_INVALID', 'bundle: dsseEnvelope must have payload, payloadType in-toto and signatures');
+  }
+  const sigs = env['signatures'];
+  if (sigs.length !== 1) throw new BuildtraceError('BUNDLE_INVALID', `bundle: the DSSE envelope has ${sigs.length} signatures; a Sigstore bundle has exactly one`);
+  const s = sigs[0];
+  if (!isObject(s) || typeof s['sig'] !== 'string') throw new BuildtraceError('BUNDLE_INVALID', 'bundle: dsseEnvelope.signatures[0].sig is missing');
+  const keyid = s['keyid'] ?? '';
+  if (keyid !== pk['hint']) throw new BuildtraceError('BUNDLE_INVALID', 'bundle: the envelope keyid and verificationMaterial.publicKey.hint differ');
+  return { payload: b64(env['payload'], 'payload'), sig: b64(s['sig'], 'signature'), hint: pk['hint'] };
+}
+
 function prepare(line: string, keys: readonly NixPublicKey[]): Prepared | BundleCheck {
-  let env: JsonValue;
+  let e: Envelope;
   try {
-    const b = parseStrictJson(line, 'bundle');
-    if (!isObject(b) || b['mediaType'] !== BUNDLE_MEDIA_TYPE) throw new BuildtraceError('BUNDLE_INVALID', `bundle: mediaType is not ${BUNDLE_MEDIA_TYPE}`);
-    env = b['dsseEnvelope'] ?? null;
-    if (!isObject(env) || env['payloadType'] !== IN_TOTO_PAYLOAD_TYPE || typeof env['payload'] !== 'string' || !Array.isArray(env['signatures'])) {
-      throw new BuildtraceError('BUNDLE_INVALID', 'bundle: dsseEnvelope must have payload, payloadType in-toto and signatures');
-    }
+    e = parseEnvelope(line);
   } catch (err) {
-    return { ok: false, reason: 'malformed', detail: (err as Error).message };
+    return malformed((err as Error).message);
   }
-  const payload = Buffer.from(env['payload'] as string, 'base64');
-  const candidates: { key: NixPublicKey; sig: Buffer }[] = [];
-  for (const s of env['signatures'] as JsonValue[]) {
-    if (!isObject(s) || typeof s['sig'] !== 'string') continue;
-    const sig = Buffer.from(s['sig'], 'base64');
-    const hint = typeof s['keyid'] === 'string' ? s['keyid'] : undefined;
-    // A hint only selects a candidate; identity comes from the key whose signature verifies.
-    for (const key of keys) if (hint === undefined || hint === '' || hint === key.fingerprint) candidates.push({ key, sig });
+  let statement: ParsedStatement | BuildtraceError;
+  try {
+    statement = parseStatement(parseStrictJson(e.payload.toString('utf8'), 'statement'));
+  } catch (err) {
+    statement = err instanceof BuildtraceError ? err : new BuildtraceError('BUNDLE_INVALID', (err as Error).message);
   }
-  return { payload, signed: pae(IN_TOTO_PAYLOAD_TYPE, payload), candidates };
+  // A hint only selects a candidate; identity comes from the key whose signature verifies.
+  const candidates = e.hint === '' ? keys : keys.filter((k) => k.fingerprint === e.hint);
+  return { payload: e.payload, signed: pae(IN_TOTO_PAYLOAD_TYPE, e.payload), sig: e.sig, candidates, statement };
 }
 
-function finish(p: Prepared, key: NixPublicKey): BundleCheck {
-  let statement: ParsedStatement;
-  try {
-    statement = parseStatement(parseStrictJson(p.payload.toString('utf8'), 'statement'));
-  } catch (err) {
-    return { ok: false, reason: 'malformed', detail: (err as Error).message };
-  }
+/** laut's profile must be Ed25519ph; our build type may be either (pure first: it is what we write). */
+function schemesFor(p: Prepared): readonly SignatureScheme[] {
+  return !(p.statement instanceof BuildtraceError) && p.statement.format === 'laut-slsa' ? ['ed25519ph'] : ['ed25519', 'ed25519ph'];
+}
+
+function finish(p: Prepared, key: NixPublicKey, scheme: SignatureScheme, opts: CheckOptions): BundleCheck {
+  const statement = p.statement;
+  if (statement instanceof BuildtraceError) return malformed(statement.message);
   if (statement.builderId !== builderId(key.fingerprint)) {
     return { ok: false, reason: 'builder-mismatch', detail: `runDetails.builder.id ${statement.builderId} is not the verifying key ${key.name}` };
   }
-  return { ok: true, value: { key, statement, statementBytes: p.payload } };
+  if (opts.expectedHash !== undefined && statement.resolvedInputHash !== opts.expectedHash) {
+    return { ok: false, reason: 'replayed', detail: `statement is about resolved derivation ${statement.resolvedInputHash}, not ${opts.expectedHash}` };
+  }
+  return { ok: true, value: { key, statement, statementBytes: p.payload, scheme } };
 }
 
 function noneVerified(p: Prepared): BundleCheck {
@@ -84,21 +160,58 @@ function noneVerified(p: Prepared): BundleCheck {
     : { ok: false, reason: 'key-not-admitted', detail: 'signed by a key the policy does not admit' };
 }
 
+function checkJws(unit: string, keys: readonly NixPublicKey[], opts: CheckOptions): BundleCheck {
+  const c = checkLautJws(unit, keys, opts.expectedHash);
+  if (!c.ok) return c;
+  return { ok: true, value: { key: c.value.key, statement: c.value.claim, statementBytes: Buffer.from(unit.split('.')[1] as string, 'base64url'), scheme: 'ed25519' } };
+}
+
 /**
- * Checks one bundle line against the admitted keys: envelope shape, pure Ed25519
- * over the DSSE PAE, statement shape, and that the statement names the key as builder.
+ * Checks one unit of a trace object against the admitted keys: a Sigstore bundle line
+ * (envelope rules, Ed25519ph for laut's profile, Ed25519 or Ed25519ph for ours, statement
+ * shape, builder = verifying key) or one laut compact JWS.
  */
-export function checkBundle(line: string, keys: readonly NixPublicKey[]): BundleCheck {
+export function checkBundle(line: string, keys: readonly NixPublicKey[], opts: CheckOptions = {}): BundleCheck {
+  if (isCompactJws(line)) return checkJws(line, keys, opts);
   const p = prepare(line, keys);
   if ('ok' in p) return p;
-  for (const c of p.candidates) if (verifyDetached(c.key, p.signed, c.sig)) return finish(p, c.key);
+  for (const scheme of schemesFor(p)) {
+    for (const key of p.candidates) {
+      const ok = scheme === 'ed25519ph' ? verifyDetachedPh(key, p.signed, p.sig) : verifyDetached(key, p.signed, p.sig);
+      if (ok) return finish(p, key, scheme, opts);
+    }
+  }
   return noneVerified(p);
 }
 
-/** checkBundle with the signature checked in libuv's thread pool (trace-verify over large closures). */
-export async function checkBundleAsync(line: string, keys: readonly NixPublicKey[]): Promise<BundleCheck> {
+/** checkBundle with pure Ed25519 checked in libuv's thread pool (trace-verify over large closures). */
+export async function checkBundleAsync(line: string, keys: readonly NixPublicKey[], opts: CheckOptions = {}): Promise<BundleCheck> {
+  if (isCompactJws(line)) return checkJws(line, keys, opts);
   const p = prepare(line, keys);
   if ('ok' in p) return p;
-  for (const c of p.candidates) if (await verifyDetachedAsync(c.key, p.signed, c.sig)) return finish(p, c.key);
+  for (const scheme of schemesFor(p)) {
+    for (const key of p.candidates) {
+      const ok = scheme === 'ed25519ph' ? verifyDetachedPh(key, p.signed, p.sig) : await verifyDetachedAsync(key, p.signed, p.sig);
+      if (ok) return finish(p, key, scheme, opts);
+    }
+  }
   return noneVerified(p);
+}
+
+/**
+ * A de-duplication key from the signed content only (payload bytes and signature bytes),
+ * so replays that differ in unsigned fields (hint, keyid, media type spelling, base64
+ * alphabet, JSON layout) collapse before any signature check. undefined: not parseable.
+ */
+export function bundleDedupKey(unit: string): string | undefined {
+  try {
+    if (isCompactJws(unit)) {
+      const [h, p, s] = unit.split('.') as [string, string, string];
+      return createHash('sha256').update('jws\0').update(`${h}.${p}`).update('\0').update(Buffer.from(s, 'base64url')).digest('hex');
+    }
+    const e = parseEnvelope(unit);
+    return createHash('sha256').update('dsse\0').update(String(e.payload.length)).update('\0').update(e.payload).update(e.sig).digest('hex');
+  } catch {
+    return undefined;
+  }
 }
