@@ -4,7 +4,9 @@ import { basename } from 'node:path';
 import { BuildtraceError, errorMessage } from '../src/errors.js';
 import type { NixSecretKey } from '../src/nix/nix-key.js';
 import { createBundle } from '../src/trace/bundle.js';
-import { buildStatement } from '../src/trace/statement.js';
+import { buildStatement, useLautProfile } from '../src/trace/statement.js';
+import { castoreEntryBase64 } from '../src/nix/castore.js';
+import { castoreNodeOfPath } from '../src/store/castore-tree.js';
 import type { BuildRecord, Capturer, Captured, Resolved } from './capture.js';
 import type { Spool } from './spool.js';
 import type { StoreInfo } from './store-info.js';
@@ -295,7 +297,7 @@ export class TraceService {
         this.reject(name, c ?? new Error('not captured'));
         continue;
       }
-      traces.push(this.sign(c));
+      traces.push(await this.sign(c));
       done.push(name);
     }
     if (this.perTrace) {
@@ -324,13 +326,16 @@ export class TraceService {
     return { ...t, evidence: evidenceRecord('trace', t.keyFp, provider, ev, preimage, reportData) };
   }
 
-  private sign(c: Captured): NewTrace {
+  private async sign(c: Captured): Promise<NewTrace> {
     const sha = (p: string): { sha256: string; narSize: number } => {
       const i = c.outputInfo.get(p) ?? c.inputInfo.get(p);
       if (!i || i.narHash.algo !== 'sha256') throw new BuildtraceError('STORE_QUERY_FAILED', `${p}: no SHA-256 NAR hash`);
       return { sha256: Buffer.from(i.narHash.bytes).toString('hex'), narSize: i.narSize };
     };
-    const outputs = c.outputs.map((o) => ({ name: o.name, path: o.path, declared: o.declared, ...sha(o.path) }));
+    // laut's #ca profile only where the rdrv pins every input's content (all inputs CA or fixed)
+    const laut = useLautProfile(c.kind, c.inputs.every((p) => c.inputInfo.get(p)?.ca !== undefined));
+    const castore = laut ? await Promise.all(c.outputs.map(async (o) => castoreEntryBase64(await castoreNodeOfPath(o.path)))) : [];
+    const outputs = c.outputs.map((o, i) => ({ name: o.name, path: o.path, declared: o.declared, ...sha(o.path), ...(laut ? { castoreEntry: castore[i] as string } : {}) }));
     const inputs = c.inputs.map((p) => ({ path: p, ...sha(p) }));
     const invocationId = randomBytes(16).toString('hex');
     const createdAt = new Date().toISOString();
@@ -338,10 +343,11 @@ export class TraceService {
       JSON.stringify(
         buildStatement({
           kind: c.kind,
+          lautProfile: laut,
           resolvedInputHash: c.rdrvHash,
           drvName: c.drvName,
           outputs,
-          inputs: c.kind === 'ca' ? [] : inputs,
+          inputs: laut ? [] : inputs,
           keyFingerprint: this.key.publicKey.fingerprint,
           versions: this.versions,
           invocationId,
@@ -360,7 +366,7 @@ export class TraceService {
       keyFp: this.key.publicKey.fingerprint,
       invocationId,
       statement,
-      bundle: createBundle(statement, this.key),
+      bundle: createBundle(statement, this.key, laut ? 'ed25519ph' : 'ed25519'),
       createdAt,
       outputs: outputs.map((o) => ({ name: o.name, path: o.path, narHash: o.sha256, narSize: o.narSize })),
       inputs: inputs.map((i) => ({ path: i.path, narHash: i.sha256, narSize: i.narSize })),
