@@ -21,6 +21,7 @@ export const MAX_JWS_PER_CONTAINER = 4096;
 const B64URL = /^[A-Za-z0-9_-]*$/;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const NIX32_HASH_PART = /^[0-9a-df-np-sv-z]{32}$/;
+const CONTAINER_START = /^\s*\{\s*"signatures"\s*:/;
 
 export function isCompactJws(unit: string): boolean {
   return COMPACT_JWS.test(unit);
@@ -35,7 +36,7 @@ function b64urlDecode(s: string, what: string): Buffer {
 
 /** A laut container's signatures, or undefined when `text` is not a container object. */
 export function parseLautContainer(text: string, where = 'laut container'): string[] | undefined {
-  if (!/^\s*\{\s*"signatures"\s*:/.test(text)) return undefined;
+  if (!CONTAINER_START.test(text)) return undefined;
   const v = parseStrictJson(text, where);
   if (!isObject(v) || !Array.isArray(v['signatures'])) return undefined;
   const sigs = v['signatures'];
@@ -56,8 +57,24 @@ export function parseLautContainer(text: string, where = 'laut container'): stri
 export function splitTraceObject(text: string, where = 'trace object'): string[] {
   const whole = parseLautContainerSafe(text, where);
   if (whole) return whole;
+  const lines = text.split('\n');
   const out: string[] = [];
-  for (const line of text.split('\n')) {
+  let i = 0;
+  // a (pretty-printed) container first, then lines someone appended: find where it closes
+  if (CONTAINER_START.test(text)) {
+    for (let end = 0, tries = 0; end < lines.length && tries < 64; end++) {
+      if (!(lines[end] as string).trimEnd().endsWith('}')) continue;
+      tries++;
+      const c = parseLautContainerSafe(lines.slice(0, end + 1).join('\n'), where);
+      if (c) {
+        out.push(...c);
+        i = end + 1;
+        break;
+      }
+    }
+  }
+  for (; i < lines.length; i++) {
+    const line = lines[i] as string;
     if (line.trim() === '') continue;
     const c = parseLautContainerSafe(line, where);
     if (c) out.push(...c);
