@@ -1,14 +1,19 @@
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, createPublicKey, generateKeyPairSync, verify as nodeVerify } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { ed25519 } from '@noble/curves/ed25519.js';
+import { nix32Encode } from '../src/nix/nix32.js';
+import { castoreFromNar } from './castore-nar.js';
 import { parsePublicKey, parseSecretKey, publicKeyFromRaw } from '../src/nix/nix-key.js';
 import { checkBundle, bundleDedupKey } from '../src/trace/bundle.js';
 import { checkLautJws, lautKid, parseLautContainer, signLautJws, splitTraceObject } from '../src/trace/laut-jws.js';
 import type { JsonValue } from '../src/util/strict-json.js';
 import { BundlePool } from '../src/verify/bundle-pool.js';
-import { ROOT, run, tempDir, VERIFY_CLI } from './helpers.js';
+import { FIXTURES, must, nixBuildWithHook, nixEnv, ROOT, run, salt, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
 
 const VEC = join(ROOT, 'test/vectors/laut');
 const TRACES = join(VEC, 'traces');
@@ -203,5 +208,208 @@ describe("laut's JWS traces (real vectors from mschwaig/laut)", () => {
     const r3 = await run(VERIFY_CLI, ['bundles', '--file', renamed, '--key', join(VEC, 'builderA_key.public'), '--key', join(VEC, 'builderB_key.public')]);
     assert.equal(r3.code, 1);
     assert.match(r3.stdout, /replayed/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------
+// Our bundles, as the daemon writes them for a real Nix build, re-checked against laut's
+// profile (docs/slsa-provenance-v1.md, laut-sign/src/attestation.rs) with code that shares
+// nothing with src/trace: own PAE, own Ed25519ph (node SHA-512 + @noble/curves point
+// arithmetic with the RFC 8032 dom2 prefix built by hand), castore from `nix-store --dump`.
+
+const L_ORDER = 2n ** 252n + 27742317777372353535851937790883648493n;
+const leInt = (b: Uint8Array): bigint => BigInt(`0x${Buffer.from(b).reverse().toString('hex') || '0'}`);
+
+function independentEd25519phVerify(publicRaw: Buffer, message: Buffer, sig: Buffer): boolean {
+  if (sig.length !== 64) return false;
+  const S = leInt(sig.subarray(32));
+  if (S >= L_ORDER) return false;
+  const dom2 = Buffer.concat([Buffer.from('SigEd25519 no Ed25519 collisions'), Buffer.from([1, 0])]);
+  const ph = createHash('sha512').update(message).digest();
+  const k = leInt(createHash('sha512').update(dom2).update(sig.subarray(0, 32)).update(publicRaw).update(ph).digest()) % L_ORDER;
+  const P = ed25519.Point;
+  const R = P.fromBytes(sig.subarray(0, 32));
+  const A = P.fromBytes(publicRaw);
+  const lhs = P.BASE.multiply(S === 0n ? L_ORDER : S);
+  const rhs = k === 0n ? R : R.add(A.multiply(k));
+  return lhs.equals(rhs);
+}
+
+function spkiHint(publicRaw: Buffer): string {
+  const der = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: publicRaw.toString('base64url') }, format: 'jwk' }).export({ format: 'der', type: 'spki' });
+  return createHash('sha256').update(der).digest('hex');
+}
+
+const narHex = (path: string): string => {
+  const j = JSON.parse(execFileSync('nix', ['path-info', '--json', path], { env: nixEnv() }).toString()) as { narHash: string }[];
+  return execFileSync('nix', ['hash', 'to-base16', (j[0] as { narHash: string }).narHash], { env: nixEnv() }).toString().trim();
+};
+
+type Obj = Record<string, unknown>;
+
+/** laut's profile, rule by rule, for one bundle line about rdrv `h` with these outputs. */
+function checkLautProfile(line: string, publicRaw: Buffer, h: string, outputs: Map<string, string>): void {
+  const b = JSON.parse(line) as Obj;
+  assert.deepEqual(Object.keys(b).sort(), ['dsseEnvelope', 'mediaType', 'verificationMaterial'], 'bundle has exactly laut\'s fields (deny_unknown_fields)');
+  assert.equal(b['mediaType'], 'application/vnd.dev.sigstore.bundle.v0.3+json');
+  const vm = b['verificationMaterial'] as Obj;
+  assert.ok(Object.keys(vm).every((k) => k === 'publicKey' || k === 'tlogEntries'));
+  const hint = (vm['publicKey'] as Obj)['hint'];
+  assert.equal(hint, spkiHint(publicRaw), 'hint = lowercase SHA-256 of the DER SPKI');
+  const env = b['dsseEnvelope'] as { payloadType: string; payload: string; signatures: { keyid: string; sig: string }[] };
+  assert.equal(env.payloadType, 'application/vnd.in-toto+json');
+  assert.equal(env.signatures.length, 1, 'exactly one signature');
+  assert.equal(env.signatures[0]?.keyid, hint, 'the same hint in envelope and material');
+  const payload = Buffer.from(env.payload, 'base64');
+  const paeBytes = Buffer.concat([Buffer.from(`DSSEv1 ${env.payloadType.length} ${env.payloadType} ${payload.length} `), payload]);
+  const sig = Buffer.from(env.signatures[0]?.sig ?? '', 'base64');
+  assert.ok(independentEd25519phVerify(publicRaw, paeBytes, sig), 'Ed25519ph (SHA-512, empty context) over the PAE');
+  assert.ok(!nodeVerify(null, paeBytes, createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: publicRaw.toString('base64url') }, format: 'jwk' }), sig), 'not pure Ed25519');
+  const st = JSON.parse(payload.toString()) as { _type: string; predicateType: string; subject: Obj[]; predicate: { buildDefinition: Obj; runDetails: { builder: Obj; metadata: Obj } } };
+  assert.equal(st._type, 'https://in-toto.io/Statement/v1');
+  assert.equal(st.predicateType, 'https://slsa.dev/provenance/v1');
+  const bd = st.predicate.buildDefinition;
+  assert.equal(bd['buildType'], 'https://github.com/mschwaig/laut/blob/main/docs/slsa-provenance-v1.md#ca');
+  assert.deepEqual(bd['externalParameters'], { resolvedInputHash: h }, 'externalParameters exactly {resolvedInputHash}');
+  assert.ok(!('resolvedDependencies' in bd), 'no resolvedDependencies');
+  assert.equal(st.predicate.runDetails.builder['id'], `urn:laut:builder:sha256:${spkiHint(publicRaw)}`);
+  const version = st.predicate.runDetails.builder['version'] as Obj;
+  assert.ok(Object.values(version).every((v) => typeof v === 'string'), 'builder.version values are strings');
+  assert.match(String(st.predicate.runDetails.metadata['invocationId']), /^[0-9a-f]{32}$/);
+  assert.deepEqual(st.subject.map((x) => x['name']).sort(), [...outputs.keys()].sort(), 'one subject per output, unique names');
+  for (const sub of st.subject) {
+    const name = sub['name'] as string;
+    const path = outputs.get(name) as string;
+    const ann = sub['annotations'] as Obj;
+    assert.equal(sub['mediaType'], 'application/x-nix-nar');
+    assert.deepEqual(sub['digest'], { sha256: narHex(path) }, 'digest.sha256 = hex SHA-256 of the NAR');
+    assert.equal(ann['laut_storePath'], path);
+    const nar = execFileSync('nix-store', ['--dump', path], { maxBuffer: 64 << 20 });
+    assert.equal(Buffer.from(ann['laut_castoreEntry'] as string, 'base64').toString('hex'), Buffer.from(castoreFromNar(nar)).toString('hex'), 'laut_castoreEntry = snix Entry of the output, empty name');
+    assert.deepEqual(ann['laut_output'], { hashAlgo: 'sha256', method: 'nar' }, 'laut_output as nix derivation show prints a floating CA output');
+  }
+}
+
+describe("our traces for a real Nix build: laut's profile where it applies, our build type elsewhere", () => {
+  let D: DaemonHandle;
+  let dir: string;
+  const drvs = new Map<string, string>();
+  const rows = new Map<string, { rdrv_hash: string; rdrv_path: string; bundle: string; kind: string }>();
+  let raw: Buffer;
+
+  before(async () => {
+    dir = tempDir('laut-daemon-');
+    const args = [join(FIXTURES, 'laut.nix'), '--argstr', 'salt', salt()];
+    const attrs = ['link', 'mixed', 'onfod'];
+    const inst = (await must('nix-instantiate', [...args, ...attrs.flatMap((a) => ['-A', a])], { env: nixEnv() })).stdout.trim().split('\n');
+    for (const p of (await must('nix-store', ['-qR', ...inst], { env: nixEnv() })).stdout.trim().split('\n')) {
+      const m = /-l-([a-z]+)\.drv$/.exec(p);
+      if (m?.[1]) drvs.set(m[1], p);
+    }
+    D = await startDaemon({ keyName: 'laut-interop-1' });
+    const b = await nixBuildWithHook(D.spool, [...args, ...attrs.flatMap((a) => ['-A', a])]);
+    assert.equal(b.code, 0, b.stderr);
+    const r = await D.cli(['push', '--wait']);
+    assert.equal(r.code, 0, r.stderr);
+    const db = new Database(D.dbFile, { readonly: true });
+    for (const row of db.prepare('SELECT drv_name, rdrv_hash, rdrv_path, bundle, kind FROM traces').all() as { drv_name: string; rdrv_hash: string; rdrv_path: string; bundle: string; kind: string }[]) rows.set(row.drv_name.replace(/^l-/, ''), row);
+    db.close();
+    raw = Buffer.from(D.keys.publicKey.split(':')[1] as string, 'base64');
+  });
+
+  after(async () => {
+    await D?.stop();
+  });
+
+  const outputsOf = (name: string): Map<string, string> => {
+    const r = rows.get(name);
+    assert.ok(r, `trace for l-${name}: have ${[...rows.keys()].join(', ')}`);
+    const st = JSON.parse(Buffer.from((JSON.parse(r.bundle) as { dsseEnvelope: { payload: string } }).dsseEnvelope.payload, 'base64').toString()) as { subject: { name: string; annotations: { laut_storePath: string } }[] };
+    return new Map(st.subject.map((s) => [s.name, s.annotations.laut_storePath]));
+  };
+
+  test('CA derivations whose inputs are all content-addressed or fixed (tree, user, link, onfod) pass laut\'s profile, checked independently', () => {
+    for (const name of ['tree', 'user', 'link', 'onfod']) {
+      const r = rows.get(name);
+      assert.ok(r, `trace for l-${name}`);
+      assert.equal(r.kind, 'ca');
+      checkLautProfile(r.bundle, raw, r.rdrv_hash, outputsOf(name));
+    }
+  });
+
+  test('a CA derivation with an input-addressed input keeps our build type and lists every input with its NAR hash', () => {
+    const r = rows.get('mixed');
+    assert.ok(r);
+    const env = (JSON.parse(r.bundle) as { dsseEnvelope: { payload: string; signatures: { sig: string }[] } }).dsseEnvelope;
+    const payload = Buffer.from(env.payload, 'base64');
+    const st = JSON.parse(payload.toString()) as { predicate: { buildDefinition: { buildType: string; internalParameters: { derivationKind: string }; resolvedDependencies: { uri: string; digest: { sha256: string } }[] } } };
+    const bd = st.predicate.buildDefinition;
+    assert.equal(bd.buildType, 'https://buildtrace.dev/build-types/nix-input-addressed/v1');
+    assert.equal(bd.internalParameters.derivationKind, 'ca');
+    const ia = readFileSync(r.rdrv_path, 'latin1').match(/\/nix\/store\/[a-z0-9]{32}-l-ia/)?.[0] as string;
+    assert.ok(ia, 'the rdrv names the IA input');
+    assert.deepEqual(bd.resolvedDependencies.map((d) => [d.uri, d.digest.sha256]), [[`nix-store:${ia}`, narHex(ia)]]);
+    // pure Ed25519 for our own build type
+    const pae = Buffer.concat([Buffer.from('DSSEv1 28 application/vnd.in-toto+json ' + payload.length + ' '), payload]);
+    assert.ok(nodeVerify(null, pae, createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') }, format: 'jwk' }), Buffer.from(env.signatures[0]?.sig ?? '', 'base64')));
+  });
+
+  test('a flat fixed-output derivation records its declared hash (laut_output) and its NAR hash (subject digest)', () => {
+    const r = rows.get('fod');
+    assert.ok(r);
+    const st = JSON.parse(Buffer.from((JSON.parse(r.bundle) as { dsseEnvelope: { payload: string } }).dsseEnvelope.payload, 'base64').toString()) as { subject: { digest: { sha256: string }; annotations: { laut_storePath: string; laut_output: Obj } }[] };
+    const s0 = st.subject[0];
+    assert.ok(s0);
+    const out = s0.annotations.laut_storePath;
+    assert.equal(s0.digest.sha256, narHex(out));
+    const flat = createHash('sha256').update(readFileSync(out)).digest('hex');
+    assert.deepEqual(s0.annotations.laut_output, { hashAlgo: 'sha256', method: 'flat', hash: flat });
+    assert.notEqual(flat, s0.digest.sha256, 'flat hash and NAR hash differ');
+  });
+
+  test('trace-verify verifies the closure from these bundles (Ed25519ph and Ed25519 mixed)', async () => {
+    const pol = join(dir, 'policy.json');
+    writeFileSync(pol, JSON.stringify({ keys: { D: { publicKey: D.keys.publicKey } }, trust: 'D' }));
+    for (const t of ['link', 'mixed', 'onfod']) {
+      const v = await run(VERIFY_CLI, [drvs.get(t) as string, '--policy', pol, '--db', D.dbFile]);
+      assert.equal(v.code, 0, `${t}: ${v.stdout}${v.stderr}`);
+      const w = await run(VERIFY_CLI, [drvs.get(t) as string, '--policy', pol, '--db', D.dbFile], { env: { ...process.env, BUILDTRACE_POOL_MIN: '0' } });
+      assert.equal(w.code, 0, `${t} (workers): ${w.stdout}${w.stderr}`);
+    }
+  });
+
+  test("a closure whose traces are laut JWS containers (signed here with laut's test keys) verifies with trace-verify", async () => {
+    // laut's exact payload for each resolved derivation of link's closure, from our build's facts
+    const cache = join(dir, 'laut-cache');
+    mkdirSync(join(cache, 'traces'), { recursive: true });
+    writeFileSync(join(cache, 'nix-cache-info'), 'StoreDir: /nix/store\n');
+    for (const name of ['tree', 'user', 'link']) {
+      const r = rows.get(name);
+      assert.ok(r);
+      const nix: Record<string, JsonValue> = {};
+      const ce: Record<string, JsonValue> = {};
+      for (const [o, path] of outputsOf(name)) {
+        const sha = Buffer.from(narHex(path), 'hex');
+        nix[o] = { hashAlgo: 'sha256', method: 'nar', path, hash: `sha256:${nix32Encode(sha)}` };
+        ce[o] = Buffer.from(castoreFromNar(execFileSync('nix-store', ['--dump', path], { maxBuffer: 64 << 20 }))).toString('base64url');
+      }
+      const payload = (rebuild: number): JsonValue => ({ in: { rdrv_aterm_ca: r.rdrv_hash }, out: { 'castore-entry': ce, nix }, builder: { rebuild_id: rebuild, store_root: '/nix/store', nix_flavor: 'nix', nix_version: '2.8.0' } });
+      // builder A in the current header generation, builder B in the older one (typ: JWT)
+      const container = { signatures: [signLautJws(payload(1), secA), signLautJws(payload(2), secB, true)] };
+      writeFileSync(join(cache, 'traces', r.rdrv_hash), JSON.stringify(container, null, 2));
+    }
+    const pol = join(dir, 'laut-policy.json');
+    writeFileSync(pol, JSON.stringify({ keys: { builderA: { publicKey: readFileSync(join(VEC, 'builderA_key.public'), 'utf8').trim() }, builderB: { publicKey: readFileSync(join(VEC, 'builderB_key.public'), 'utf8').trim() } }, trust: { threshold: 2, of: ['builderA', 'builderB'] } }));
+    const v = await run(VERIFY_CLI, [drvs.get('link') as string, '--policy', pol, '--cache', `file://${cache}`]);
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+    assert.match(v.stdout, /VERIFIED/);
+    assert.match(v.stdout, /builderA, builderB/);
+    // and with one of laut's signatures tampered, 2-of-2 no longer holds
+    const h = (rows.get('user') as { rdrv_hash: string }).rdrv_hash;
+    const obj = JSON.parse(readFileSync(join(cache, 'traces', h), 'utf8')) as { signatures: string[] };
+    obj.signatures[1] = flipAt(obj.signatures[1] as string, (obj.signatures[1] as string).length - 10);
+    writeFileSync(join(cache, 'traces', h), JSON.stringify(obj, null, 2));
+    const bad = await run(VERIFY_CLI, [drvs.get('link') as string, '--policy', pol, '--cache', `file://${cache}`]);
+    assert.equal(bad.code, 1, bad.stdout);
   });
 });

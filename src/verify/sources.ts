@@ -4,6 +4,7 @@ import type Database from 'better-sqlite3';
 import { BuildtraceError } from '../errors.js';
 import { alternativeTraceKey, CacheError, isBundleLine, type CacheBackend, type CacheObject } from '../cache/backend.js';
 import { DEFAULT_READ_LIMITS, limitExceeded, type ReadLimits } from '../cache/limits.js';
+import { splitTraceObject } from '../trace/laut-jws.js';
 import { Limiter } from '../util/limiter.js';
 import { isObject, parseStrictJson } from '../util/strict-json.js';
 
@@ -225,10 +226,12 @@ export class CacheSource implements BundleSource {
   async bundles(h: string): Promise<string[]> {
     const key = `traces/${h}`;
     const recs = await this.records(key);
+    // JSON Lines of bundles, or laut's JWS container (one record, whole): one unit per bundle or JWS
+    const units = (rs: readonly string[]): string[] => rs.flatMap((r) => splitTraceObject(r, `${this.name}/${key}`));
     // our bundles sit beside a foreign object, never in it (see appendLines)
-    if (recs.every(isBundleLine)) return recs;
+    if (recs.every(isBundleLine)) return units(recs);
     const beside = await this.records(alternativeTraceKey(key));
-    return [...new Set([...recs, ...beside])];
+    return [...new Set([...units(recs), ...units(beside)])];
   }
 
   async keyEvidence(fp: string): Promise<EvidenceRecord[]> {
