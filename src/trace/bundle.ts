@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { BuildtraceError } from '../errors.js';
 import { signDetached, signDetachedPh, verifyDetached, verifyDetachedAsync, verifyDetachedPh, type NixPublicKey, type NixSecretKey } from '../nix/nix-key.js';
 import { isObject, parseStrictJson, type JsonValue } from '../util/strict-json.js';
@@ -196,22 +195,4 @@ export async function checkBundleAsync(line: string, keys: readonly NixPublicKey
     }
   }
   return noneVerified(p);
-}
-
-/**
- * A de-duplication key from the signed content only (payload bytes and signature bytes),
- * so replays that differ in unsigned fields (hint, keyid, media type spelling, base64
- * alphabet, JSON layout) collapse before any signature check. undefined: not parseable.
- */
-export function bundleDedupKey(unit: string): string | undefined {
-  try {
-    if (isCompactJws(unit)) {
-      const [h, p, s] = unit.split('.') as [string, string, string];
-      return createHash('sha256').update('jws\0').update(`${h}.${p}`).update('\0').update(Buffer.from(s, 'base64url')).digest('hex');
-    }
-    const e = parseEnvelope(unit);
-    return createHash('sha256').update('dsse\0').update(String(e.payload.length)).update('\0').update(e.payload).update(e.sig).digest('hex');
-  } catch {
-    return undefined;
-  }
 }

@@ -132,7 +132,7 @@ export function checkClaim(ctx: ClaimContext, st: ParsedStatement, signer: strin
   // pins its content (floating-CA output, fixed-output output, source); an input-addressed
   // input would be unbound.
   const listed = new Map(st.inputs.map((i) => [i.path, i.sha256]));
-  const listsInputs = st.kind !== 'ca' || st.inputs.length > 0;
+  const listsInputs = st.inputsListed;
   const inputs = new Map<string, string>();
   for (const [path, origin] of [...ctx.inputOrigins].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     if (!listsInputs) {
