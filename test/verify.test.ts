@@ -12,7 +12,7 @@ import { createBundle } from '../src/trace/bundle.js';
 import { evidenceToJson } from '../src/verify/sources.js';
 import { parseDerivation } from '../src/nix/aterm.js';
 import { resolveDerivation } from '../src/nix/resolve.js';
-import { BUILD_TYPE_IA, NAR_MEDIA_TYPE, buildStatement } from '../src/trace/statement.js';
+import { BUILD_TYPE_CA, BUILD_TYPE_IA, NAR_MEDIA_TYPE, buildStatement } from '../src/trace/statement.js';
 import { groupBySignedContent } from '../src/verify/signed-content.js';
 import { FIXTURES, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
 
@@ -313,7 +313,9 @@ describe('trace-verify re-does resolution across real closures signed by three b
   };
   const secret = (h: DaemonHandle) => parseSecretKey(readFileSync(h.keys.secretFile, 'utf8'));
   type Json = Record<string, unknown>;
-  const resign = (h: DaemonHandle, st: Json): string => createBundle(Buffer.from(JSON.stringify(st)), secret(h));
+  // laut's #ca profile is signed Ed25519ph, our build type pure Ed25519 (as the daemon does)
+  const resign = (h: DaemonHandle, st: Json): string =>
+    createBundle(Buffer.from(JSON.stringify(st)), secret(h), (st as { predicate: { buildDefinition: Json } }).predicate.buildDefinition['buildType'] === BUILD_TYPE_CA ? 'ed25519ph' : 'ed25519');
   const one = { threshold: 1, of: ['A', 'B'] };
 
   test('#10 item 1: an input-addressed input with disputed content is never pooled (IA consumer)', async () => {
@@ -340,8 +342,18 @@ describe('trace-verify re-does resolution across real closures signed by three b
 
   test('#10 item 1: a CA derivation whose input-addressed input is disputed (CA consumer)', async () => {
     const capp = drv.get('capp') as string;
-    // laut's #ca lists no inputs: it cannot bind lib, so it is refused and names lib
-    const ca = await verify(capp, policy(one), dbs(A, B));
+    // the daemon writes our build type for a CA derivation with an IA input (#ca could not bind lib)
+    const own = JSON.parse(traceOf(A, 'capp').statement.toString('utf8')) as Json & { subject: (Json & { annotations: Json })[]; predicate: { buildDefinition: Json } };
+    assert.equal(own.predicate.buildDefinition['buildType'], BUILD_TYPE_IA);
+    // a #ca statement (laut's profile lists no inputs) cannot bind lib: refused, naming lib
+    const forged = new FileCache(join(dir, 'capp-ca'));
+    const asCa = { ...own, subject: own.subject.map((x) => ({ ...x, annotations: { ...x.annotations, laut_castoreEntry: 'CgA=' } })), predicate: { ...own.predicate, buildDefinition: { buildType: BUILD_TYPE_CA, externalParameters: own.predicate.buildDefinition['externalParameters'] as Json } } };
+    for (const h of [A, B]) {
+      const l = traceOf(h, 'lib');
+      await appendLines(forged, `traces/${l.rdrv_hash}`, [l.bundle]);
+    }
+    await appendLines(forged, `traces/${traceOf(A, 'capp').rdrv_hash}`, [resign(A, asCa)]);
+    const ca = await verify(capp, policy(one), ['--cache', forged.url]);
     assert.equal(ca.code, 1);
     const libPath = (traceOf(A, 'lib').outputs[0] as { path: string }).path;
     assert.ok(ca.r.problems.some((p) => p.code === 'input-missing' && p.drv === capp && p.detail.includes(libPath) && p.signer !== undefined), JSON.stringify(ca.r.problems));
