@@ -12,6 +12,7 @@ import { HttpCache } from '../src/cache/http-cache.js';
 import { CacheSource } from '../src/verify/sources.js';
 import { must, nixBuildWithHook, nixEnv, nixKeyPair, ROOT, salt, startDaemon, tempDir, VERIFY_CLI } from './helpers.js';
 import { startNginx, type NginxCache } from './nginx.js';
+import { parseLautContainer } from '../src/trace/laut-jws.js';
 
 /**
  * A cache run by an attacker: every case runs the real trace-verify as a child process under
@@ -342,7 +343,8 @@ describe('publishing: 403, missing newlines, foreign objects, credentials', () =
       assert.deepEqual(await appendLines(cache, `traces/${name}`, [bundleLine(3)]), { added: 0, key: `traces/${name}.jsonl` });
       assert.ok(readFileSync(join(root, 'traces', name)).equals(container));
       const recs = await new CacheSource(cache).bundles(name);
-      assert.deepEqual(recs, [container.toString('utf8').trim(), bundleLine(3)]);
+      // laut's container is read as its JWS units (src/trace/laut-jws.ts), then our bundle
+      assert.deepEqual(recs, [...(parseLautContainer(container.toString('utf8')) as string[]), bundleLine(3)]);
     }
     // a non-trace JSON Lines object holding something else is refused, permanently, untouched
     writeFileSync(join(file.root, 'traces', 'notes.jsonl'), 'hello\n');
