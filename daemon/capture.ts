@@ -5,7 +5,7 @@ import { resolveDerivation } from '../src/nix/resolve.js';
 import { outputPathName, parseStorePath, printStorePath } from '../src/nix/store-path.js';
 import type { TraceKind } from '../src/trace/statement.js';
 import type { DrvLoader } from '../src/store/drv-loader.js';
-import type { PathInfo, StoreInfo } from './store-info.js';
+import type { FloatingDrv, PathInfo, StoreInfo } from './store-info.js';
 
 /** One hook invocation, as the spool record states it. */
 export interface BuildRecord {
@@ -54,31 +54,49 @@ export class Capturer {
     return h === undefined ? undefined : this.store.realisation(h, output);
   };
 
+  /** The floating-CA outputs of the derivation at `drvPath`, with their hash modulo. */
+  private floating(drvPath: string): FloatingDrv | undefined {
+    const drv = this.loader.drv(drvPath);
+    const open = [...drv.outputs].filter(([, o]) => o.path === '').map(([n]) => n);
+    if (open.length === 0) return undefined;
+    const h = this.hashes.masked(drv).hashes;
+    return { drvPath, outputs: open.flatMap((n) => { const x = h.get(n); return x === undefined ? [] : [[n, x] as const]; }) };
+  }
+
   /**
-   * Without Nix's database (cli mode) there are no realisations to resolve a CA build's
-   * unresolved .drv with. Its outputs name the resolved .drv Nix built as their deriver;
-   * that .drv is taken when it is a resolution of this one: no input derivations, the
-   * same name and outputs, and exactly the given output paths.
+   * Fetches what `resolve` will ask the store about: the realisations of the floating-CA
+   * input derivations, and of the record's own outputs when the hook gave none (Nix 2.8
+   * reports a resolved CA build with empty OUT_PATHS). Needed only without Nix's database.
    */
-  async resolveViaDeriver(record: BuildRecord): Promise<Resolved | undefined> {
-    if (record.outs.length === 0) {
-      // a CA build reported with empty OUT_PATHS (Nix 2.8): ask Nix for its realisations
-      const outs = (await this.store.drvOutputs?.(record.drv)) ?? [];
-      if (outs.length === 0 || this.loader.drv(record.drv).inputDrvs.size !== 0) return undefined;
-      return this.resolve({ drv: record.drv, outs });
+  prepare(record: BuildRecord): Promise<void> {
+    return this.loadRealisationsFor(record.drv, record.outs.length === 0);
+  }
+
+  private async loadRealisationsFor(drvPath: string, ownOutputs: boolean): Promise<void> {
+    if (this.store.mode !== 'cli') return;
+    const drv = this.loader.drv(drvPath);
+    const want: FloatingDrv[] = [];
+    for (const input of drv.inputDrvs.keys()) {
+      const f = this.floating(input);
+      if (f) want.push(f);
     }
-    const infos = await this.store.pathInfos(record.outs);
-    const derivers = new Set([...infos.values()].map((i) => i.deriver));
-    const [deriver] = derivers;
-    if (derivers.size !== 1 || deriver === undefined || deriver === record.drv) return undefined;
-    const udrv = this.loader.drv(record.drv);
-    const rdrv = this.loader.drv(deriver);
-    const name = derivationName(udrv, record.drv);
-    if (rdrv.inputDrvs.size !== 0 || derivationName(rdrv, deriver) !== name) return undefined;
-    if ([...rdrv.outputs.keys()].sort().join(',') !== [...udrv.outputs.keys()].sort().join(',')) return undefined;
-    const r = this.resolve({ drv: deriver, outs: record.outs });
-    if (r.outputs.some((o) => !record.outs.includes(o.path))) return undefined;
-    return { ...r, record };
+    if (ownOutputs) {
+      const f = this.floating(drvPath);
+      if (f) want.push(f);
+    }
+    await this.store.loadRealisations(want);
+  }
+
+  /**
+   * The resolved derivation a `.drv` stands for, without its outputs: what `show` looks a
+   * trace up by when the hook never named this `.drv` (Nix >= 2.34 reports only the
+   * resolved one). RESOLUTION_FAILED when an input has no known realisation.
+   */
+  async resolvedPath(drvPath: string): Promise<{ rdrvPath: string; rdrvHash: string }> {
+    await this.loadRealisationsFor(drvPath, false);
+    const drv = this.loader.drv(drvPath);
+    const rdrvPath = drv.inputDrvs.size === 0 ? drvPath : printStorePath(resolveDerivation(drv, this.outputPath, this.storeDir).path);
+    return { rdrvPath, rdrvHash: parseStorePath(rdrvPath, this.storeDir).hashPart };
   }
 
   resolve(record: BuildRecord): Resolved {

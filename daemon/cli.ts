@@ -19,6 +19,7 @@ import { DrvLoader } from '../src/store/drv-loader.js';
 import { TraceService } from './service.js';
 import { Spool } from './spool.js';
 import { openStoreInfo } from './store-info.js';
+import { findTraces } from './show.js';
 import { TraceDb } from './trace-db.js';
 import { StateLock } from './state-lock.js';
 import { BUILDTRACE_VERSION, builderVersions } from './versions.js';
@@ -92,7 +93,7 @@ async function run(config: DaemonConfig): Promise<void> {
   for (const c of config.caches) targets.push({ url: redactUrl(c.url), backend: await openCache(c.url, { tokenFile: c.tokenFile }), uploadOutputs: c.uploadOutputs ?? config.uploadOutputs, buildTraceV2: c.buildTraceV2 ?? false });
   const publisher = new Publisher(db, targets, warn, key);
   publisher.backfill();
-  const service = new TraceService(spool, capturer, store, db, key, versions, config.batchSize, warn, config.tee.perTrace ? tee : undefined);
+  const service = new TraceService(spool, capturer, db, key, versions, config.batchSize, warn, config.tee.perTrace ? tee : undefined);
   db.onRecovered = (message) => {
     service.stats.lastError = { at: new Date().toISOString(), message };
     warn(`trace-daemon: ${message}`);
@@ -136,7 +137,7 @@ async function run(config: DaemonConfig): Promise<void> {
       }
       case 'GET /v1/trace': {
         const path = url.searchParams.get('path') ?? '';
-        const found = db.find(path);
+        const found = await findTraces(db, capturer, path);
         return found.length === 0 ? { status: 404, body: { error: `no trace for ${path}` } } : { status: 200, body: { traces: found } };
       }
       case 'GET /v1/evidence': {

@@ -9,7 +9,6 @@ import { castoreEntryBase64 } from '../src/nix/castore.js';
 import { castoreNodeOfPath } from '../src/store/castore-tree.js';
 import type { BuildRecord, Capturer, Captured, Resolved } from './capture.js';
 import type { Spool } from './spool.js';
-import type { StoreInfo } from './store-info.js';
 import type { NewTrace, TraceDb } from './trace-db.js';
 import { evidenceRecord, type TeeProvider } from './tee-provider.js';
 import { reportDataFor, traceAttestationPreimage } from '../src/tee/binding.js';
@@ -82,7 +81,6 @@ export class TraceService {
   constructor(
     private readonly spool: Spool,
     private readonly capturer: Capturer,
-    private readonly store: StoreInfo,
     private readonly db: TraceDb,
     private readonly key: NixSecretKey,
     private readonly versions: Readonly<Record<string, string>>,
@@ -231,26 +229,13 @@ export class TraceService {
     let rec: BuildRecord | undefined;
     try {
       rec = this.spool.read(name);
+      // without Nix's database: fetch the realisations resolution needs (a store failure is
+      // not the record's fault: it propagates and the batch stays in the spool)
+      await this.capturer.prepare(rec);
       return this.capturer.resolve(rec);
     } catch (err) {
       if (!(err instanceof BuildtraceError)) throw err;
       if (err.code === 'NOT_FOUND') return undefined; // already consumed
-      if (rec !== undefined && err.code === 'RESOLUTION_FAILED' && this.store.mode === 'cli') {
-        // No realisations in cli mode. Nix 2.8 reports a CA build twice: resolved with empty
-        // OUT_PATHS (nothing to go on: skipped), then unresolved with OUT_PATHS, whose
-        // outputs name the resolved .drv as deriver. Only a known, permanent reason skips.
-        let via: Resolved | undefined;
-        try {
-          via = await this.capturer.resolveViaDeriver(rec);
-        } catch (e) {
-          if (!(e instanceof BuildtraceError && PERMANENT.has(e.code))) throw e;
-        }
-        if (via === undefined) {
-          this.spool.remove(name);
-          this.stats.skipped++;
-        }
-        return via;
-      }
       if (PERMANENT.has(err.code)) {
         this.reject(name, err);
         return undefined;

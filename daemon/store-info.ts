@@ -1,10 +1,17 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
-import { BuildtraceError } from '../src/errors.js';
+import { BuildtraceError, errorMessage } from '../src/errors.js';
 import { parseHash, type Hash } from '../src/nix/hash.js';
+import { parseNixVersion, parsePathInfoJson, parseRealisationsJson, pathInfoJsonArgs, realisationInstallable, type NixVersion } from '../src/nix/nix-cli-json.js';
 
 const execFileP = promisify(execFile);
+
+/** A floating-CA derivation and the hash modulo (hex) of each of its outputs. */
+export interface FloatingDrv {
+  readonly drvPath: string;
+  readonly outputs: ReadonlyArray<readonly [name: string, hashModuloHex: string]>;
+}
 
 export interface PathInfo {
   readonly path: string;
@@ -25,8 +32,11 @@ export interface StoreInfo {
   pathInfos(paths: readonly string[]): Promise<Map<string, PathInfo>>;
   /** Output path of a realisation `sha256:<hashModulo>!<output>`, when known. */
   realisation(hashModuloHex: string, output: string): string | undefined;
-  /** cli mode only: the output paths Nix recorded for a built CA derivation. */
-  drvOutputs?(drvPath: string): Promise<string[]>;
+  /**
+   * Makes `realisation` answer for these floating-CA derivations where Nix knows their
+   * outputs (the CLI asks Nix; the database needs nothing). An unbuilt one is left unknown.
+   */
+  loadRealisations(drvs: readonly FloatingDrv[]): Promise<void>;
   close(): void;
 }
 
@@ -82,75 +92,172 @@ export class NixDbStoreInfo implements StoreInfo {
     return this.qReal.get(`sha256:${hashModuloHex}`, output)?.path;
   }
 
+  async loadRealisations(): Promise<void> {}
+
   close(): void {
     this.db.close();
   }
 }
 
-/** `nix path-info --json`, in batches, for stores the daemon cannot read directly. */
+/** `nix --version`, asked once per Nix binary. */
+const versions = new Map<string, Promise<NixVersion>>();
+export function nixVersion(nix = 'nix'): Promise<NixVersion> {
+  let v = versions.get(nix);
+  if (v === undefined) {
+    v = execFileP(nix, ['--version'], { timeout: 30_000 }).then(
+      ({ stdout }) => parseNixVersion(stdout),
+      (err: unknown) => {
+        versions.delete(nix); // a transient failure is asked again next time
+        throw new BuildtraceError('STORE_QUERY_FAILED', `cannot run ${nix} --version: ${errorMessage(err).split('\n')[0]}`, { cause: err });
+      },
+    );
+    versions.set(nix, v);
+  }
+  return v;
+}
+
+const NIX_ARGS = ['--extra-experimental-features', 'nix-command ca-derivations', '--option', 'substituters', ''];
+
+/** Nix says this about a derivation that has no realisation yet: not an error of the store. */
+const UNBUILT = /cannot operate on (?:an )?output .*unbuilt/;
+
+/**
+ * `nix path-info --json` in batches, and `nix realisation info --json` per derivation, for
+ * stores the daemon cannot read directly. Handles every JSON shape from Nix 2.8 on (see
+ * src/nix/nix-cli-json.ts) and asks for a versioned format where Nix has one.
+ */
 export class NixCliStoreInfo implements StoreInfo {
   readonly mode = 'cli' as const;
+  private jsonArgs: string[] | undefined;
+  /** `<hashModuloHex>!<output>` -> output path, filled by loadRealisations. */
+  private readonly realisations = new Map<string, string>();
   constructor(
     private readonly nix = 'nix',
     private readonly batch = 2000,
+    private readonly storeDir = '/nix/store',
   ) {}
+
+  private async exec(args: readonly string[]): Promise<string> {
+    const { stdout } = await execFileP(this.nix, [...NIX_ARGS, ...args], { maxBuffer: 256 * 1024 * 1024 });
+    return stdout;
+  }
+
+  private async pathInfoJson(chunk: readonly string[]): Promise<string> {
+    this.jsonArgs ??= pathInfoJsonArgs(await nixVersion(this.nix));
+    try {
+      return await this.exec(['path-info', ...this.jsonArgs, ...chunk]);
+    } catch (err) {
+      if (this.jsonArgs.length > 1 && /unrecognised flag '--json-format'/.test(errorMessage(err))) {
+        this.jsonArgs = ['--json'];
+        return this.pathInfoJson(chunk);
+      }
+      // A missing path is reported in the JSON, not by the exit code: a failure is the store's.
+      throw new BuildtraceError('STORE_QUERY_FAILED', `nix path-info failed: ${errorMessage(err).split('\n').slice(0, 3).join(' ')}`, { cause: err });
+    }
+  }
 
   async pathInfos(paths: readonly string[]): Promise<Map<string, PathInfo>> {
     const out = new Map<string, PathInfo>();
     const all = [...new Set(paths)];
     for (let i = 0; i < all.length; i += this.batch) {
       const chunk = all.slice(i, i + this.batch);
-      let stdout: string;
-      try {
-        ({ stdout } = await execFileP(
-          this.nix,
-          ['--extra-experimental-features', 'nix-command', '--option', 'substituters', '', 'path-info', '--json', ...chunk],
-          { maxBuffer: 256 * 1024 * 1024 },
-        ));
-      } catch (err) {
-        // Nix 2.8 reports missing paths as {"valid":false}; a failure here is the store's, not the path's.
-        throw new BuildtraceError('STORE_QUERY_FAILED', `nix path-info failed: ${(err as Error).message.split('\n')[0]}`, { cause: err });
-      }
-      for (const e of JSON.parse(stdout) as { path: string; valid?: boolean; narHash?: string; narSize?: number; references?: string[]; deriver?: string; ca?: string }[]) {
-        if (e.valid === false || e.narHash === undefined || e.narSize === undefined) continue;
-        out.set(e.path, {
-          path: e.path,
+      for (const [path, e] of parsePathInfoJson(await this.pathInfoJson(chunk))) {
+        out.set(path, {
+          path,
           narHash: parseHash(e.narHash),
           narSize: e.narSize,
-          references: [...(e.references ?? [])].sort(),
-          ...(e.deriver ? { deriver: e.deriver } : {}),
-          ...(e.ca ? { ca: e.ca } : {}),
+          references: [...e.references].sort(),
+          ...(e.deriver !== undefined ? { deriver: e.deriver } : {}),
+          ...(e.ca !== undefined ? { ca: e.ca } : {}),
         });
       }
     }
     return out;
   }
 
-  realisation(): string | undefined {
-    return undefined;
+  realisation(hashModuloHex: string, output: string): string | undefined {
+    return this.realisations.get(`${hashModuloHex}!${output}`);
   }
 
-  /** Output paths of a built floating-CA derivation: `nix realisation info --json <drv>`. */
-  async drvOutputs(drvPath: string): Promise<string[]> {
-    try {
-      const { stdout } = await execFileP(this.nix, ['--extra-experimental-features', 'nix-command ca-derivations', '--option', 'substituters', '', 'realisation', 'info', '--json', drvPath], {
-        maxBuffer: 16 << 20,
-      });
-      return (JSON.parse(stdout) as { outPath?: string }[]).flatMap((r) => (r.outPath ? [`${drvPath.slice(0, drvPath.lastIndexOf('/'))}/${r.outPath}`] : []));
-    } catch {
-      return [];
+  /** Asks Nix for the realisations of each floating-CA derivation whose outputs are not known yet. */
+  async loadRealisations(drvs: readonly FloatingDrv[]): Promise<void> {
+    const v = await nixVersion(this.nix);
+    for (const d of drvs) {
+      if (d.outputs.every(([name, hex]) => this.realisations.has(`${hex}!${name}`))) continue;
+      let stdout: string;
+      try {
+        // one derivation per call: Nix fails the whole call when any of them is unbuilt
+        stdout = await this.exec(['realisation', 'info', '--json', realisationInstallable(v, d.drvPath)]);
+      } catch (err) {
+        if (UNBUILT.test(errorMessage(err))) continue; // no realisation yet: resolution says so
+        throw new BuildtraceError('STORE_QUERY_FAILED', `nix realisation info ${d.drvPath} failed: ${errorMessage(err).split('\n').slice(0, 3).join(' ')}`, {
+          subject: d.drvPath,
+          cause: err,
+        });
+      }
+      if (this.realisations.size > 100_000) this.realisations.clear();
+      for (const r of parseRealisationsJson(stdout, this.storeDir)) this.realisations.set(`${r.drvHashHex}!${r.output}`, r.outPath);
     }
   }
 
   close(): void {}
 }
 
+/**
+ * `storeInfo: "auto"`: Nix's database when it can be read, else the CLI. On a fresh store the
+ * database appears only with the first build (Nix >= 2.26), after the daemon started: it is
+ * looked for again, at most every few seconds, until it opens.
+ */
+export class AutoStoreInfo implements StoreInfo {
+  private db: NixDbStoreInfo | undefined;
+  private readonly cli: NixCliStoreInfo;
+  private lastTry = 0;
+  constructor(
+    private readonly nixDb: string,
+    cli = new NixCliStoreInfo(),
+    private readonly retryMs = 2_000,
+  ) {
+    this.cli = cli;
+    this.current();
+  }
+
+  private current(): StoreInfo {
+    if (this.db === undefined && Date.now() - this.lastTry >= this.retryMs) {
+      this.lastTry = Date.now();
+      try {
+        this.db = new NixDbStoreInfo(this.nixDb);
+      } catch (err) {
+        // Only "cannot open" is expected here; anything else is a bug to surface.
+        if (!(err instanceof BuildtraceError && err.code === 'STORE_QUERY_FAILED')) throw err;
+      }
+    }
+    return this.db ?? this.cli;
+  }
+
+  get mode(): 'db' | 'cli' {
+    return this.current().mode;
+  }
+
+  pathInfos(paths: readonly string[]): Promise<Map<string, PathInfo>> {
+    return this.current().pathInfos(paths);
+  }
+
+  realisation(hashModuloHex: string, output: string): string | undefined {
+    return this.current().realisation(hashModuloHex, output);
+  }
+
+  loadRealisations(drvs: readonly FloatingDrv[]): Promise<void> {
+    return this.current().loadRealisations(drvs);
+  }
+
+  close(): void {
+    this.db?.close();
+    this.cli.close();
+  }
+}
+
 export function openStoreInfo(mode: 'auto' | 'db' | 'cli', nixDb: string): StoreInfo {
   if (mode === 'cli') return new NixCliStoreInfo();
-  try {
-    return new NixDbStoreInfo(nixDb);
-  } catch (err) {
-    if (mode === 'db') throw err;
-    return new NixCliStoreInfo();
-  }
+  if (mode === 'db') return new NixDbStoreInfo(nixDb);
+  return new AutoStoreInfo(nixDb);
 }

@@ -9,7 +9,7 @@ import { TRACE_ATTESTATION_DOMAIN } from '../src/tee/binding.js';
 import { checkBundle } from '../src/trace/bundle.js';
 import { DAEMON_CLI, nixBuildWithHook, nixEnv, nixKeyPair, ROOT, run, salt, startDaemon, tempDir, VERIFY_CLI } from './helpers.js';
 
-const AMD = join(ROOT, '..', 'shared', 'tee-vectors', 'amd');
+const AMD = join(ROOT, 'test', 'vectors', 'tee', 'amd');
 
 test('simulated TEE end to end: a real build, an attested key, evidence accepted under simulated roots only', async () => {
   const cacheDir = join(tempDir('tee-cache-'), 'cache');

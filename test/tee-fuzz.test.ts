@@ -10,7 +10,7 @@ import { parseSnpReport } from '../src/tee/snp-report.js';
 import { parseTdxQuote } from '../src/tee/tdx-quote.js';
 import { onlyOwnErrors, ROOT } from './helpers.js';
 
-const V = join(ROOT, '..', 'shared', 'tee-vectors');
+const V = join(ROOT, 'test', 'vectors', 'tee');
 const SNP = readFileSync(join(V, 'sev-snp/milan-v2-virtee/report.bin'));
 const VCEK = readFileSync(join(V, 'sev-snp/milan-v2-virtee/vcek.der'));
 const TDX = readFileSync(join(V, 'tdx/v4-gotdx-spr/quote.bin'));

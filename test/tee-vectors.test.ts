@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ROOT, run, tempDir, VERIFY_CLI } from './helpers.js';
 
-const V = join(ROOT, '..', 'shared', 'tee-vectors');
+const V = join(ROOT, 'test', 'vectors', 'tee');
 const manifest = JSON.parse(readFileSync(join(V, 'manifest.json'), 'utf8')) as {
   vectors: { id: string; expected: Record<string, unknown>; fields?: Record<string, unknown> }[];
 };
