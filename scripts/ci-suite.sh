@@ -33,6 +33,7 @@ trap cleanup EXIT
 mkdir -p "$run/nix" "$run/src" "$run/tmp" "${BUILDTRACE_CI_CACHE:-/var/cache/buildtrace-ci}/npm-$suite"
 chmod 1777 "$run/tmp"
 (cd "$repo" && git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done | tar --null -T - -cf -) | tar -xf - -C "$run/src"
+bash "$repo/scripts/ci-node-modules.sh" restore "$run/src" "$(basename "$root")" 2>>"$log"
 
 inner=$(cat <<'INNER'
 set -uo pipefail
@@ -72,6 +73,7 @@ unshare --mount --propagation private -- bash -euc '
     /bin/bash -c "$inner"
 ' ci-suite "$root" "$run" "$inner" "$TEST_FILES" "${BUILDTRACE_CI_CACHE:-/var/cache/buildtrace-ci}/npm-$suite" >>"$log" 2>&1 || true
 
+bash "$repo/scripts/ci-node-modules.sh" save "$run/src" "$(basename "$root")" 2>>"$log" || true
 line=$(sed -n 's/^RESULT //p' "$log" | tail -n 1)
 [ -n "$line" ] || fail_result "the chroot run ended early"
 echo "$line seconds=$(($(date +%s) - start))" > "$result"

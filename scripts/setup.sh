@@ -16,7 +16,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-echo "setup: npm ci (better-sqlite3 is built from source)" >&2
-npm ci --no-audit --no-fund
+# node_modules as `npm ci` left it for this lock file and this Node: nothing to do (CI restores
+# a cached copy; a second run of this script is quick)
+stamp="$(sha256sum package-lock.json | cut -c1-64) $(node --version) $(uname -m)"
+if [ -f node_modules/.buildtrace-stamp ] && [ "$(cat node_modules/.buildtrace-stamp)" = "$stamp" ]; then
+  echo "setup: node_modules is up to date for package-lock.json and node $(node --version)" >&2
+else
+  echo "setup: npm ci (better-sqlite3 is built from source)" >&2
+  npm ci --no-audit --no-fund
+  echo "$stamp" > node_modules/.buildtrace-stamp
+fi
 npm run build
 echo "setup: done ($(nix --version), node $(node --version))" >&2
