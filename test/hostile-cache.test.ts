@@ -212,6 +212,36 @@ describe('hostile http cache: trace-verify ends, bounded, and names the limit', 
     }
   });
 
+  test('a closure of 101 derivations against a server that never finishes: the first failure ends the run', async () => {
+    const nix = join(work, 'wide.nix');
+    writeFileSync(
+      nix,
+      `let leaf = i: derivation { name = "wide-\${toString i}"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo ${salt()} \${toString i} > $out" ]; };
+       leaves = builtins.genList leaf 100;
+       in derivation { name = "wide-top"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo \${toString leaves} > $out" ]; }\n`,
+    );
+    const top = (await must('nix-instantiate', [nix], { env: nixEnv() })).stdout.trim();
+    const timers = new Set<NodeJS.Timeout>();
+    const srv = await serve((_req, res) => {
+      res.writeHead(200);
+      const t = setInterval(() => res.write('{'), 500);
+      timers.add(t);
+      res.on('close', () => clearInterval(t));
+    });
+    try {
+      const saved = drv;
+      drv = top;
+      const r = await verifyAgainst(srv.url, ['--request-timeout-ms', '2000', '--retries', '0']).finally(() => (drv = saved));
+      assertBounded('http 101 derivations, never finishing', r, /no complete answer within 2000 ms/);
+      // 32 reads in flight at once: one round of 2 s, not four (the queued 68 are never sent)
+      assert.ok(r.seconds < 7, `${r.seconds} s`);
+      assert.ok(srv.seen.length <= 40, `${srv.seen.length} requests`);
+    } finally {
+      for (const t of timers) clearInterval(t);
+      await srv.close();
+    }
+  });
+
   test('a server that sends an endless body', async () => {
     const chunk = Buffer.alloc(1 << 16, 0x41);
     const srv = await serve((_req, res) => {
