@@ -360,7 +360,12 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     level.set(p, l);
   }
   const byLevel: string[][] = [];
-  for (const p of order) (byLevel[level.get(p) as number] ??= []).push(p);
+  for (const p of order) {
+    const l = level.get(p) as number;
+    const at = byLevel[l];
+    if (at) at.push(p);
+    else byLevel[l] = [p];
+  }
   // within a level, keep `conc` derivations in flight (signatures verify in the thread pool)
   const conc = opts.concurrency ?? (pool ? 512 : 32);
   let done = 0;

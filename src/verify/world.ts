@@ -59,7 +59,7 @@ export interface Verdict {
 const byStr = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Calls `f` for every path an entry binds, with the hash it binds it to; stops when `f` returns false. */
-function eachBinding(e: Entry, f: (path: string, sha: string) => boolean | void): boolean {
+function eachBinding(e: Entry, f: (path: string, sha: string) => unknown): boolean {
   for (const o of e.outputs.values()) if (f(o.path, o.sha256) === false) return false;
   for (const [p, h] of e.inputs) if (f(p, h) === false) return false;
   return true;
@@ -245,7 +245,7 @@ export function decide(input: DecideInput): Verdict {
   let firstFailure: Problem[] | undefined;
   for (const w of worlds) {
     const allowed = new Map(fixed);
-    branching.forEach((d, i) => allowed.set(d.path, d.viable[w[i] as number] as string));
+    for (const [i, d] of branching.entries()) allowed.set(d.path, d.viable[w[i] as number] as string);
     const consistent = (e: Entry): boolean =>
       allowed.size === 0 ||
       eachBinding(e, (p, h) => {
@@ -325,7 +325,7 @@ export function decide(input: DecideInput): Verdict {
       for (const b of bad) failing.push(b);
     }
     if (byCandidate.size === 0 && (live.get(target) ?? []).length > 0) {
-      failing.push({ drv: target, code: 'dependency-unsupported', detail: 'no claim for the target rests on one consistent set of claims for all its inputs' + (branching.length > 0 ? ' in this world' : '') });
+      failing.push({ drv: target, code: 'dependency-unsupported', detail: `no claim for the target rests on one consistent set of claims for all its inputs${branching.length > 0 ? ' in this world' : ''}` });
     }
     firstFailure ??= failing;
   }
