@@ -4,6 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { keyAttestationPreimage, reportDataFor } from '../src/tee/binding.js';
 import { createTeeProvider, evidenceRecord } from './tee-provider.js';
+import { defaultTeeKeyName, generateGuestKey, refuseRemoteBuilders, remoteBuildersProblem } from './tee-mode.js';
 import { Publisher, type PublishTarget } from './publisher.js';
 import { openCache } from '../src/cache/open.js';
 import { redactUrl } from '../src/cache/credentials.js';
@@ -36,8 +37,9 @@ Usage:
                                             the spool and the outbox are empty (exit 1 if a cache failed)
   trace-daemon retry [--cache URL] [--json]   put outbox rows that failed permanently (of one cache, or
                                             all) back in the queue, after fixing the cause
-  trace-daemon evidence [--out DIR] [--json] TEE evidence the daemon holds; --out writes report.bin,
-                                            the endorsement certificates and preimage.bin per item
+  trace-daemon evidence [--out DIR] [--json] TEE evidence the daemon holds; --out writes report.bin
+                                            and preimage.bin per item, and the certificates that came
+                                            with the evidence under evidence-certs/ (never roots)
 
 Options:
   --config FILE   daemon configuration (JSON, see schemas/daemon-config.schema.json);
@@ -64,7 +66,12 @@ function socketPath(values: Map<string, string>): string {
 }
 
 async function run(config: DaemonConfig): Promise<void> {
-  const key = parseSecretKey(readKeyFile(config.signingKeyFile), config.signingKeyFile);
+  const teeMode = config.tee.provider !== 'none';
+  if (teeMode) {
+    const remote = await remoteBuildersProblem(config.tee.machinesFile);
+    if (remote !== undefined) refuseRemoteBuilders(remote);
+  }
+  const key = teeMode ? generateGuestKey(config.tee.keyName ?? defaultTeeKeyName()) : parseSecretKey(readKeyFile(config.signingKeyFile as string), config.signingKeyFile);
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   // before anything touches the database: a second daemon on this stateDir stops here
   const lock = StateLock.acquire(config.stateDir);
@@ -87,7 +94,7 @@ async function run(config: DaemonConfig): Promise<void> {
     db.insertEvidence(rec);
     const collectedAt = rec.collectedAt;
     keyEvidence = { at: collectedAt, provider: tee.name, simulated: ev.simulated };
-    warn(`trace-daemon: key ${key.name} attested by ${tee.name} (${ev.format})${ev.simulated ? ' — SIMULATED' : ''}`);
+    warn(`trace-daemon: key ${key.name} (${key.publicKey.fingerprint.slice(0, 16)}…, generated in the guest) attested by ${tee.name} (${ev.format})${ev.simulated ? ' — SIMULATED' : ''}`);
   }
   const targets: PublishTarget[] = [];
   for (const c of config.caches) targets.push({ url: redactUrl(c.url), backend: await openCache(c.url, { tokenFile: c.tokenFile }), uploadOutputs: c.uploadOutputs ?? config.uploadOutputs, buildTraceV2: c.buildTraceV2 ?? false });
@@ -271,7 +278,10 @@ async function main(argv: string[]): Promise<number> {
           mkdirSync(d, { recursive: true });
           writeFileSync(join(d, e.format === 'tdx' ? 'quote.bin' : 'report.bin'), Buffer.from(e.report, 'base64'));
           writeFileSync(join(d, 'preimage.bin'), Buffer.from(e.preimage, 'base64'));
-          for (const c of e.certs) writeFileSync(join(d, `${c.role}.der`), Buffer.from(c.der, 'base64'));
+          // Evidence-supplied certificates go apart (and trace-verify refuses a roots directory
+          // holding them or the report): pinning what came with the evidence pins nothing.
+          if (e.certs.length > 0) mkdirSync(join(d, 'evidence-certs'), { recursive: true });
+          for (const c of e.certs) writeFileSync(join(d, 'evidence-certs', `${c.role}.der`), Buffer.from(c.der, 'base64'));
           const { report: _r, preimage: _p, certs: _c, ...meta } = e;
           writeFileSync(join(d, 'evidence.json'), JSON.stringify(meta, null, 2) + '\n');
         }

@@ -6,7 +6,8 @@ import { validateAgainst } from '../src/util/schema.js';
 import type { TeeConfig } from './tee-provider.js';
 
 export interface DaemonConfig {
-  readonly signingKeyFile: string;
+  /** Absent in TEE mode: the key is generated inside the guest (daemon/tee-mode.ts). */
+  readonly signingKeyFile?: string;
   readonly spoolDir: string;
   readonly stateDir: string;
   readonly socket: string;
@@ -33,7 +34,7 @@ const DEFAULTS: Omit<DaemonConfig, 'signingKeyFile'> = {
   maxRecordBytes: 65536,
   caches: [],
   uploadOutputs: false,
-  tee: { provider: 'none', perTrace: false, allowSimulated: false, configfsPath: '/sys/kernel/config/tsm/report', snpguest: 'snpguest', vmpl: 0 },
+  tee: { provider: 'none', perTrace: false, allowSimulated: false, configfsPath: '/sys/kernel/config/tsm/report', snpguest: 'snpguest', vmpl: 0, machinesFile: '/etc/nix/machines' },
 };
 
 export function dbFile(c: DaemonConfig): string {
@@ -42,8 +43,15 @@ export function dbFile(c: DaemonConfig): string {
 
 export function loadConfig(file: string): DaemonConfig {
   const json = parseStrictJson(readTextInput(file, 'config'), file);
-  const partial = validateAgainst<Partial<Omit<DaemonConfig, 'tee'>> & { signingKeyFile: string; tee?: Partial<TeeConfig> }>('daemon-config.schema.json', json, file, 'CONFIG_INVALID');
-  return { ...DEFAULTS, ...partial, tee: { ...DEFAULTS.tee, ...partial.tee } };
+  const partial = validateAgainst<Partial<Omit<DaemonConfig, 'tee'>> & { tee?: Partial<TeeConfig> }>('daemon-config.schema.json', json, file, 'CONFIG_INVALID');
+  const c: DaemonConfig = { ...DEFAULTS, ...partial, tee: { ...DEFAULTS.tee, ...partial.tee } };
+  // TEE mode: the key is made inside the guest; a key file would be one someone outside could hold.
+  const teeMode = c.tee.provider !== 'none';
+  if (teeMode && c.signingKeyFile !== undefined) {
+    throw new BuildtraceError('CONFIG_INVALID', `${file}: signingKeyFile must not be set with tee.provider ${JSON.stringify(c.tee.provider)}: in TEE mode the daemon generates its signing key inside the guest at start-up`, { subject: 'signingKeyFile' });
+  }
+  if (!teeMode && c.signingKeyFile === undefined) throw new BuildtraceError('CONFIG_INVALID', `${file}: signingKeyFile is required (without a TEE provider the key comes from a Nix key file)`, { subject: 'signingKeyFile' });
+  return c;
 }
 
 const MAX_KEY_BYTES = 64 * 1024;

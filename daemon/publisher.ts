@@ -210,25 +210,36 @@ export class Publisher {
         evByKey.set(key, g);
       }
       if (t.buildTraceV2 && this.signingKey) await this.publishBuildTraces(t, traceRows.map((r) => r.ref_id), this.signingKey);
-      const jobs = [...[...evByKey].map(([k, g]) => ({ key: k, ...g })), ...[...byHash].map(([h, g]) => ({ key: `traces/${h}`, ...g }))];
+      // Key attestations go first, and traces wait while one fails: a consumer who admits keys
+      // by their attestation must find it by the time it finds the key's first trace.
+      const evJobs = [...evByKey].map(([k, g]) => ({ key: k, ...g }));
+      const traceJobs = [...byHash].map(([h, g]) => ({ key: `traces/${h}`, ...g }));
       const rowById = new Map(rows.map((r) => [r.id, r]));
       let failures = 0;
       let transient = false;
-      for (let i = 0; i < jobs.length && !transient; i += 8) {
-        await Promise.all(
-          jobs.slice(i, i + 8).map(async (j) => {
-            try {
-              await appendLines(t.backend, j.key, j.lines);
-              this.db.markDone(j.ids);
-            } catch (err) {
-              failures++;
-              // an unreachable cache: stop this round, the rest waits for the backoff
-              if (failureClass(err) === 'transient') transient = true;
-              this.markFailed(j.ids.map((id) => rowById.get(id) as OutboxRow), err);
-              this.noteError(t.url, err);
-            }
-          }),
-        );
+      const jobs: typeof evJobs = [];
+      for (const list of [evJobs, traceJobs]) {
+        if (list === traceJobs && failures > 0) {
+          this.markFailed(list.flatMap((j) => j.ids.map((id) => rowById.get(id) as OutboxRow)), new Error('waiting for the key attestation to be published first'));
+          break;
+        }
+        jobs.push(...list);
+        for (let i = 0; i < list.length && !transient; i += 8) {
+          await Promise.all(
+            list.slice(i, i + 8).map(async (j) => {
+              try {
+                await appendLines(t.backend, j.key, j.lines);
+                this.db.markDone(j.ids);
+              } catch (err) {
+                failures++;
+                // an unreachable cache: stop this round, the rest waits for the backoff
+                if (failureClass(err) === 'transient') transient = true;
+                this.markFailed(j.ids.map((id) => rowById.get(id) as OutboxRow), err);
+                this.noteError(t.url, err);
+              }
+            }),
+          );
+        }
       }
       if (failures < jobs.length) this.lastSuccess.set(t.url, new Date().toISOString());
       return { rows: rows.length, failed: failures > 0 };

@@ -37,6 +37,10 @@ export interface TeeConfig {
   readonly configfsPath: string;
   readonly snpguest: string;
   readonly vmpl: number;
+  /** Name of the key generated in TEE mode (default <hostname>-tee). */
+  readonly keyName?: string;
+  /** Nix's machines file, checked for remote builders in TEE mode. */
+  readonly machinesFile: string;
 }
 
 /** GHCB certificate table GUIDs (GHCB spec 56421 §4.1.8.1). */

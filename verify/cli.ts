@@ -21,7 +21,9 @@ import { parseArgs } from '../src/util/args.js';
 import { runCli } from '../src/util/run-cli.js';
 import { verifyEvidence } from '../src/tee/evidence.js';
 import { parsePreimage, reportDataFor } from '../src/tee/binding.js';
-import { loadRoots } from '../src/tee/roots.js';
+import { loadTdxCollateral } from '../src/tee/collateral-dir.js';
+import { parseAt } from '../src/tee/evidence.js';
+import { loadRoots, refuseEvidenceInRoots } from '../src/tee/roots.js';
 import { DEFAULT_TEE_POLICY, loadTeePolicy, type EvidenceVerdict } from '../src/tee/tee-policy.js';
 
 const HELP = `trace-verify: check build traces under your own trust policy
@@ -34,8 +36,8 @@ Usage:
       TARGET: a .drv path, an output path (its deriver), or a .nix file (with --attr A).
       --cache file:///dir | http(s)://host/path | s3://bucket?endpoint=..&region=..
       --db a trace-daemon database; --output restricts the target to some outputs;
-      --at RFC3339: the time TEE endorsements must be valid at (default: the policy's choice,
-      else each key attestation's collection time).
+      --at RFC3339: the time TEE endorsements and collateral must be valid at (default: the
+      policy's fixed instant, else now; never a time taken from the evidence).
       When stderr is a terminal, one progress line: derivations read, then checked.
       Bounds on what a cache can make us read (a run that hits one stops with exit 2 and
       names it): --max-object-bytes N (64 MiB), --max-line-bytes N (1 MiB), --max-lines N
@@ -48,11 +50,18 @@ Usage:
       hash (as in a cache) must hold only claims about that resolved derivation.
 
   trace-verify evidence --report FILE [--vcek FILE | --vlek FILE] --roots DIR
-               [--policy FILE] [--at RFC3339] [--json]
+               [--policy FILE] [--at RFC3339] [--collateral DIR] [--crl FILE] [--json]
       check one SEV-SNP report or TDX quote (detected from its bytes) against pinned roots
-      (every PEM under DIR, e.g. shared/tee-vectors/amd) and a TEE policy; prints the parsed
-      fields and each step's verdict. Without --policy: signature, chain, endorsement binding
-      and validity must hold and debug is forbidden. Without --at: now.
+      (every certificate under DIR, e.g. AMD's ARK/ASK or the Intel SGX Root CA; a directory
+      holding evidence files or end-entity certificates is refused) and a TEE policy; prints
+      the parsed fields and each step's verdict. Without --policy: signature, chain,
+      endorsement binding and validity must hold, debug is forbidden, measurements and TCB
+      are shown, not judged. A policy file must list measurements or set anyMeasurement.
+      Without --at: now (an impossible date is a usage error).
+      --collateral DIR (TDX): Intel PCS collateral, offline: tcb-info.json, qe-identity.json
+      (as served), tcb-signing-chain.pem, pck-crl.der, root-crl.der; checks the QE identity,
+      FMSPC, TCB status (tdx.acceptedTcbStatuses, default UpToDate) and both CRLs.
+      --crl FILE (SEV-SNP): AMD's CRL for the product (DER, signed by the ARK).
       --preimage FILE: REPORT_DATA must equal SHA-512 of this recorded preimage (a key or
       trace attestation); with --key FILE the preimage must bind that Nix public key.
 
@@ -116,7 +125,7 @@ function printVerdict(v: EvidenceVerdict, json: boolean): void {
 }
 
 async function evidenceCommand(rest: string[]): Promise<number> {
-  const a = parseArgs(rest, { booleans: ['json'], strings: ['report', 'vcek', 'vlek', 'roots', 'policy', 'at', 'preimage', 'key'] });
+  const a = parseArgs(rest, { booleans: ['json'], strings: ['report', 'vcek', 'vlek', 'roots', 'policy', 'at', 'preimage', 'key', 'collateral', 'crl'] });
   if (a.flags.has('help')) {
     process.stdout.write(HELP + '\n');
     return EXIT_OK;
@@ -128,13 +137,12 @@ async function evidenceCommand(rest: string[]): Promise<number> {
   if (a.values.has('vcek') && a.values.has('vlek')) throw new BuildtraceError('USAGE', 'give --vcek or --vlek, not both');
   const vekFile = a.values.get('vcek') ?? a.values.get('vlek');
   const atText = a.values.get('at');
-  let at: Date | undefined;
-  if (atText !== undefined) {
-    at = new Date(atText);
-    if (!/^\d{4}-\d{2}-\d{2}T/.test(atText) || Number.isNaN(at.getTime())) throw new BuildtraceError('USAGE', `--at ${JSON.stringify(atText)} is not an RFC 3339 time`);
-  }
+  const at = atText === undefined ? undefined : parseAt(atText);
   const policyFile = a.values.get('policy');
   const policy = policyFile ? loadTeePolicy(policyFile) : DEFAULT_TEE_POLICY;
+  const collateralDir = a.values.get('collateral');
+  const crlFile = a.values.get('crl');
+  refuseEvidenceInRoots(roots, [report, ...(vekFile ? [vekFile] : []), ...(a.values.has('preimage') ? [a.values.get('preimage') as string] : [])]);
   const pinned = loadRoots(roots);
   if (pinned.length === 0) throw new BuildtraceError('USAGE', `no certificates under ${roots}`);
   // Binding: REPORT_DATA must be SHA-512 of the recorded preimage; with --key, the preimage must name that key.
@@ -158,6 +166,8 @@ async function evidenceCommand(rest: string[]): Promise<number> {
     {
       ...(expectedReportData ? { expectedReportData } : {}),
       report: readInput(report, 'report'),
+      ...(collateralDir ? { collateral: loadTdxCollateral(collateralDir) } : {}),
+      ...(crlFile ? { crl: readInput(crlFile, 'CRL') } : {}),
       ...(vekFile ? { vek: readInput(vekFile, 'endorsement certificate'), declaredKind: a.values.has('vcek') ? ('VCEK' as const) : ('VLEK' as const) } : {}),
     },
     pinned,
@@ -251,7 +261,7 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
     sources,
     loader: new DrvLoader('/nix/store', Number.POSITIVE_INFINITY),
     ...(a.lists.has('output') ? { requiredOutputs: a.lists.get('output') as string[] } : {}),
-    ...(atText ? { at: new Date(atText) } : {}),
+    ...(atText ? { at: parseAt(atText) } : {}),
     ...(tty ? { progress: showProgress } : {}),
   });
   printResult(r, a.flags.has('json'));

@@ -3,6 +3,7 @@ import type { PinnedCert } from './roots.js';
 import { verifySnp } from './snp-verify.js';
 import { detectEvidence } from './tdx-quote.js';
 import { verifyTdx } from './tdx-verify.js';
+import type { TdxCollateral } from './tdx-collateral.js';
 import type { EvidenceVerdict, TeePolicy } from './tee-policy.js';
 
 export interface EvidenceInput {
@@ -10,31 +11,48 @@ export interface EvidenceInput {
   readonly vek?: Uint8Array;
   readonly declaredKind?: 'VCEK' | 'VLEK';
   readonly expectedReportData?: Uint8Array;
-  /** When the evidence was collected (stored by the daemon); used for verificationTime "collection". */
-  readonly collectedAt?: Date;
+  /** AMD CRL for the SEV-SNP chain (--crl FILE). */
+  readonly crl?: Uint8Array;
+  /** Intel PCS collateral for a TDX quote (--collateral DIR). */
+  readonly collateral?: TdxCollateral;
 }
 
-/** The instant certificates must be valid at: explicit, the policy's choice, or now. */
-export function verificationTime(policy: TeePolicy, explicit: Date | undefined, collectedAt: Date | undefined): Date {
+/**
+ * The instant certificates, CRLs and collateral must be current at: the consumer's --at, else
+ * the policy's fixed instant, else now. Never a time from the evidence: the daemon's
+ * collectedAt is unsigned JSON that whoever serves the evidence can set.
+ */
+export function verificationTime(policy: TeePolicy, explicit: Date | undefined): Date {
   if (explicit) return explicit;
   const vt = policy.verificationTime;
-  if (vt === 'collection') {
-    if (!collectedAt) throw new BuildtraceError('USAGE', 'the policy verifies at collection time, but the evidence has no collection time; pass --at');
-    return collectedAt;
-  }
   if (vt !== undefined && vt !== 'now') return new Date(vt);
   return new Date();
 }
 
+/** Parses --at: an RFC 3339 date-time that names a real instant (2026-02-30 is a usage error). */
+export function parseAt(text: string, flag = '--at'): Date {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.exec(text);
+  const d = new Date(text);
+  const bad = (): never => {
+    throw new BuildtraceError('USAGE', `${flag} ${JSON.stringify(text)} is not an RFC 3339 date-time (e.g. 2026-01-31T12:00:00Z)`);
+  };
+  if (!m || Number.isNaN(d.getTime())) return bad();
+  const [y, mo, da, h, mi, se] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  // Date() rolls 2026-02-30 over to March; the calendar fields must survive the round trip.
+  const cal = new Date(Date.UTC(y, mo - 1, da));
+  if (cal.getUTCFullYear() !== y || cal.getUTCMonth() !== mo - 1 || cal.getUTCDate() !== da || h > 23 || mi > 59 || se > 59) return bad();
+  return d;
+}
+
 /** Checks one piece of SNP or TDX evidence, detected from its bytes. */
 export function verifyEvidence(input: EvidenceInput, roots: readonly PinnedCert[], policy: TeePolicy, at?: Date): EvidenceVerdict {
-  const when = verificationTime(policy, at, input.collectedAt);
+  const when = verificationTime(policy, at);
   const kind = detectEvidence(input.report);
-  if (kind === 'tdx') return verifyTdx(input.report, roots, when, policy, input.expectedReportData);
+  if (kind === 'tdx') return verifyTdx(input.report, roots, when, policy, input.expectedReportData, input.collateral);
   if (kind === 'sev-snp') {
     if (!input.vek) throw new BuildtraceError('USAGE', 'a SEV-SNP report needs its endorsement certificate: --vcek FILE or --vlek FILE');
     return verifySnp(
-      { report: input.report, vek: input.vek, ...(input.declaredKind ? { declaredKind: input.declaredKind } : {}), ...(input.expectedReportData ? { expectedReportData: input.expectedReportData } : {}) },
+      { report: input.report, vek: input.vek, ...(input.declaredKind ? { declaredKind: input.declaredKind } : {}), ...(input.expectedReportData ? { expectedReportData: input.expectedReportData } : {}), ...(input.crl ? { crl: input.crl } : {}) },
       roots,
       when,
       policy,

@@ -1,6 +1,6 @@
 import { X509Certificate, createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve, sep } from 'node:path';
 import { BuildtraceError } from '../errors.js';
 
 /** A certificate the verifier's owner pinned (never one that arrived with the evidence). */
@@ -16,9 +16,24 @@ export function certSha256(cert: X509Certificate): string {
   return createHash('sha256').update(cert.raw).digest('hex');
 }
 
-/** Every PEM (or .der) certificate under `dir`, recursively. */
+/** Files `trace-daemon evidence --out` writes: a directory holding one is evidence, not roots. */
+const EVIDENCE_FILES = new Set(['report.bin', 'quote.bin', 'preimage.bin', 'evidence.json']);
+
+function notRoots(dir: string, why: string): never {
+  throw new BuildtraceError('USAGE', `--roots ${dir} is not a directory of pinned roots: ${why}. Pin vendor roots you obtained yourself (e.g. AMD KDS, Intel PCS), never the certificates that came with the evidence`, { subject: dir });
+}
+
+/**
+ * Every PEM (or .der) certificate under `dir`, recursively: the roots the verifier's owner pins.
+ * Refused: a directory that holds evidence files, or end-entity certificates (a VCEK, VLEK or
+ * PCK leaf) — signs that it is evidence-supplied material rather than pinned roots.
+ */
 export function loadRoots(dir: string): PinnedCert[] {
   const out: PinnedCert[] = [];
+  const add = (cert: X509Certificate, p: string): void => {
+    if (!cert.ca) notRoots(dir, `${p} is an end-entity certificate (${cn(cert.subject) ?? cert.subject})`);
+    out.push({ cert, file: p, sha256: certSha256(cert) });
+  };
   const walk = (d: string): void => {
     let names: string[];
     try {
@@ -28,25 +43,30 @@ export function loadRoots(dir: string): PinnedCert[] {
     }
     for (const n of names.sort()) {
       const p = join(d, n);
+      if (EVIDENCE_FILES.has(n)) notRoots(dir, `it contains ${p}, written with TEE evidence`);
       const st = statSync(p);
       if (st.isDirectory()) walk(p);
       else if (/\.(pem|crt|cer)$/.test(n)) {
-        for (const m of readFileSync(p, 'utf8').match(PEM_RE) ?? []) {
-          const cert = new X509Certificate(m);
-          out.push({ cert, file: p, sha256: certSha256(cert) });
-        }
+        for (const m of readFileSync(p, 'utf8').match(PEM_RE) ?? []) add(new X509Certificate(m), p);
       } else if (n.endsWith('.der')) {
+        let cert: X509Certificate | undefined;
         try {
-          const cert = new X509Certificate(readFileSync(p));
-          if (cert.ca) out.push({ cert, file: p, sha256: certSha256(cert) });
+          cert = new X509Certificate(readFileSync(p));
         } catch {
-          // not a certificate
+          // not a certificate (a CRL, for example)
         }
+        if (cert) add(cert, p);
       }
     }
   };
   walk(dir);
   return out;
+}
+
+/** Refuses evidence files that live inside the roots directory (roots pointed at an evidence dump). */
+export function refuseEvidenceInRoots(rootsDir: string, evidenceFiles: readonly string[]): void {
+  const root = resolve(rootsDir) + sep;
+  for (const f of evidenceFiles) if (resolve(f).startsWith(root)) notRoots(rootsDir, `the evidence file ${f} is inside it`);
 }
 
 export function cn(name: string): string | undefined {
@@ -55,4 +75,42 @@ export function cn(name: string): string | undefined {
 
 export function validAt(cert: X509Certificate, at: Date): boolean {
   return Date.parse(cert.validFrom) <= at.getTime() && at.getTime() <= Date.parse(cert.validTo);
+}
+
+/** Certificates from evidence or collateral are hostile input: any OpenSSL error is a failed check. */
+export function signedBy(c: X509Certificate, issuer: X509Certificate): boolean {
+  try {
+    return c.issuer === issuer.subject && c.verify(issuer.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+export interface ChainVerdict {
+  readonly ok: boolean;
+  readonly detail: string;
+  readonly pinned: PinnedCert | undefined;
+}
+
+/**
+ * Walks leaf -> ... -> top; the top must be a pinned root (compared by DER, or signed by a
+ * pinned self-signed root), never trusted because it came along; with `fingerprints`, the
+ * pinned root must also be one of those.
+ */
+export function chainToPinned(certs: readonly X509Certificate[], roots: readonly PinnedCert[], fingerprints: readonly string[] | undefined): ChainVerdict {
+  for (let i = 0; i + 1 < certs.length; i++) {
+    const c = certs[i] as X509Certificate;
+    const issuer = certs[i + 1] as X509Certificate;
+    if (!signedBy(c, issuer)) return { ok: false, detail: `${cn(c.subject)} is not signed by ${cn(issuer.subject)}`, pinned: undefined };
+  }
+  const top = certs[certs.length - 1];
+  if (!top) return { ok: false, detail: 'no certificates', pinned: undefined };
+  const pinned = roots.find((r) => r.cert.raw.equals(top.raw) || (r.cert.subject === r.cert.issuer && signedBy(top, r.cert)));
+  if (!pinned) return { ok: false, detail: `chain ends at ${cn(top.subject)} (sha256 ${certSha256(top).slice(0, 16)}…), which is not a pinned root`, pinned: undefined };
+  if (fingerprints && !fingerprints.includes(pinned.sha256)) return { ok: false, detail: `root ${cn(pinned.cert.subject)} is not among the policy's rootFingerprints`, pinned };
+  return { ok: true, detail: certs.map((c) => cn(c.subject)).join(' ← ') + ` (pinned ${pinned.file})`, pinned };
+}
+
+export function pemCertificates(text: string): X509Certificate[] {
+  return (text.match(PEM_RE) ?? []).map((p) => new X509Certificate(p));
 }

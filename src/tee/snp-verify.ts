@@ -2,6 +2,7 @@ import { createHash, verify as cryptoVerify, type X509Certificate } from 'node:c
 import { errorMessage } from '../errors.js';
 import type { JsonValue } from '../util/strict-json.js';
 import { parseVekCert, type AmdVekCert } from './amd-cert.js';
+import { crlCurrent, crlSignedBy, isRevoked, parseCrl, type Crl } from './crl.js';
 import { cn, validAt, type PinnedCert } from './roots.js';
 import { decodeTcb, hex, parseSnpReport, productFromCpuid, SNP_SIGNED_LENGTH, type SnpProduct, type SnpReport, type TcbParts } from './snp-report.js';
 import type { EvidenceVerdict, Step, TeePolicy } from './tee-policy.js';
@@ -16,6 +17,8 @@ export interface SnpEvidence {
   readonly declaredKind?: 'VCEK' | 'VLEK';
   /** The 64 bytes REPORT_DATA must hold, when the caller knows them (binding to a key or trace). */
   readonly expectedReportData?: Uint8Array;
+  /** AMD's CRL for the product (KDS /vcek/v1/<product>/crl, DER, signed by the ARK). */
+  readonly crl?: Uint8Array;
 }
 
 /**
@@ -118,6 +121,22 @@ export function snpFields(r: SnpReport, product: SnpProduct | undefined): Record
   };
 }
 
+/** AMD's CRL: signed by the pinned ARK, current at `at`, revoking neither the ASK/ASVK nor the VEK. */
+function snpCrlStep(der: Uint8Array, certs: readonly X509Certificate[] | undefined, at: Date): Step {
+  let crl: Crl;
+  try {
+    crl = parseCrl(der);
+  } catch (err) {
+    return { step: 'crl', ok: false, detail: errorMessage(err) };
+  }
+  const ark = certs?.[2];
+  if (!certs || !ark) return { step: 'crl', ok: false, detail: 'no trusted chain to check the CRL against' };
+  if (!crlSignedBy(crl, ark)) return { step: 'crl', ok: false, detail: `CRL is not signed by ${cn(ark.subject)}` };
+  if (!crlCurrent(crl, at)) return { step: 'crl', ok: false, detail: `CRL issued ${crl.thisUpdate.toISOString()}, next update ${crl.nextUpdate?.toISOString() ?? '-'}: not current at ${at.toISOString()}` };
+  const revoked = certs.slice(0, 2).filter((c) => isRevoked(crl, c));
+  return { step: 'crl', ok: revoked.length === 0, detail: revoked.length === 0 ? `${cn(ark.subject)} CRL (${crl.revoked.size} revoked) lists neither ${certs.slice(0, 2).map((c) => cn(c.subject)).join(' nor ')}` : revoked.map((c) => `${cn(c.subject)} serial ${c.serialNumber.toLowerCase()} is revoked`).join('; ') };
+}
+
 export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Date, policy: TeePolicy): EvidenceVerdict {
   const steps: Step[] = [];
   const done = (fields: Record<string, JsonValue>): EvidenceVerdict => ({ format: 'sev-snp', ok: verdictOk(steps), verificationTime: at.toISOString(), steps, fields });
@@ -188,6 +207,8 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
     detail: expired.length === 0 ? `all certificates valid at ${at.toISOString()}` : expired.map((c) => `${cn(c.subject)} valid ${c.validFrom} to ${c.validTo}`).join('; ') + ` — not at ${at.toISOString()}`,
   });
 
+  if (ev.crl !== undefined) steps.push(snpCrlStep(ev.crl, chain.certs, at));
+
   if (ev.expectedReportData !== undefined) {
     const ok = Buffer.from(r.reportData).equals(Buffer.from(ev.expectedReportData));
     steps.push({ step: 'report-data', ok, detail: ok ? 'REPORT_DATA equals the recomputed binding' : `REPORT_DATA ${hex(r.reportData).slice(0, 32)}… is not the expected ${hex(ev.expectedReportData).slice(0, 32)}…` });
@@ -198,9 +219,10 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
   steps.push({ step: 'policy.debug', ok: allowDebug || !r.policy.debug, detail: r.policy.debug ? `guest allows debugging (POLICY.DEBUG)${allowDebug ? ', permitted by policy' : ''}` : 'debugging disabled' });
   const p = policy.snp ?? {};
   if (p.vmpl !== undefined) steps.push({ step: 'policy.vmpl', ok: r.vmpl === p.vmpl, detail: `VMPL ${r.vmpl}, required ${p.vmpl}` });
-  if (p.measurements !== undefined) {
+  if (p.measurements !== undefined || policy.anyMeasurement !== true) {
     const m = hex(r.measurement);
-    steps.push({ step: 'policy.measurement', ok: p.measurements.includes(m), detail: `MEASUREMENT ${m} ${p.measurements.includes(m) ? 'is' : 'is not'} allowed` });
+    const list = p.measurements ?? [];
+    steps.push({ step: 'policy.measurement', ok: list.includes(m), detail: list.length === 0 ? `MEASUREMENT ${m}: the policy lists no SEV-SNP measurements ("anyMeasurement": true opts out)` : `MEASUREMENT ${m} ${list.includes(m) ? 'is' : 'is not'} allowed` });
   }
   if (p.hostData !== undefined) {
     const h = hex(r.hostData);
@@ -211,6 +233,9 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
   }
   if (p.reportVersions !== undefined) {
     steps.push({ step: 'policy.report-version', ok: p.reportVersions.includes(r.version), detail: `version ${r.version}; allowed ${p.reportVersions.join(', ')}` });
+  }
+  if (p.minimumTcb === undefined && policy.anyTcb !== true) {
+    steps.push({ step: 'policy.minimum-tcb', ok: false, detail: 'the policy sets no snp.minimumTcb ("anyTcb": true opts out)' });
   }
   if (p.minimumTcb !== undefined) {
     const low = (Object.entries(p.minimumTcb) as [keyof TcbParts, number][]).filter(([k, min]) => (reported[k] ?? 0) < min);

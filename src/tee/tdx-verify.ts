@@ -1,19 +1,11 @@
 import { createHash, createPublicKey, verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import { errorMessage } from '../errors.js';
 import type { JsonValue } from '../util/strict-json.js';
-import { cn, certSha256, validAt, type PinnedCert } from './roots.js';
+import { chainToPinned, cn, validAt, type PinnedCert } from './roots.js';
+import { checkTdxCollateral, type TdxCollateral } from './tdx-collateral.js';
 import { hex } from './snp-report.js';
 import { parseTdxQuote, type TdxQuote } from './tdx-quote.js';
 import { verdictOk, type EvidenceVerdict, type Step, type TeePolicy } from './tee-policy.js';
-
-/** Certificates from the evidence are hostile input: any OpenSSL error is a failed check. */
-function signedBy(c: X509Certificate, issuer: X509Certificate): boolean {
-  try {
-    return c.issuer === issuer.subject && c.verify(issuer.publicKey);
-  } catch {
-    return false;
-  }
-}
 
 const PEM_RE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 
@@ -50,7 +42,7 @@ export function tdxFields(q: TdxQuote): Record<string, JsonValue> {
   };
 }
 
-export function verifyTdx(bytes: Uint8Array, roots: readonly PinnedCert[], at: Date, policy: TeePolicy, expectedReportData?: Uint8Array): EvidenceVerdict {
+export function verifyTdx(bytes: Uint8Array, roots: readonly PinnedCert[], at: Date, policy: TeePolicy, expectedReportData?: Uint8Array, collateral?: TdxCollateral): EvidenceVerdict {
   const steps: Step[] = [];
   let q: TdxQuote;
   try {
@@ -93,37 +85,20 @@ export function verifyTdx(bytes: Uint8Array, roots: readonly PinnedCert[], at: D
   steps.push({ step: 'qe-report-data-binding', ok: bindOk, detail: bindOk ? 'QE REPORTDATA = SHA-256(attestation key ‖ QE auth data) ‖ 0³²' : 'QE report does not vouch for this attestation key' });
 
   if (certs.length >= 2) {
-    // Walk leaf -> ... -> a root; the root must be one we pinned, compared by DER, never the copy in the quote.
-    let ok = true;
-    let detail = '';
-    for (let i = 0; i + 1 < certs.length; i++) {
-      const c = certs[i] as X509Certificate;
-      const issuer = certs[i + 1] as X509Certificate;
-      if (!signedBy(c, issuer)) {
-        ok = false;
-        detail = `${cn(c.subject)} is not signed by ${cn(issuer.subject)}`;
-        break;
-      }
-    }
-    const top = certs[certs.length - 1] as X509Certificate;
-    const pinned = roots.find((r) => r.cert.raw.equals(top.raw) || (r.cert.subject === r.cert.issuer && signedBy(top, r.cert)));
-    if (ok && !pinned) {
-      ok = false;
-      detail = `chain ends at ${cn(top.subject)} (sha256 ${certSha256(top).slice(0, 16)}…), which is not a pinned root`;
-    }
-    if (ok && pinned && policy.rootFingerprints && !policy.rootFingerprints.includes(pinned.sha256)) {
-      ok = false;
-      detail = `root ${cn(pinned.cert.subject)} is not among the policy's rootFingerprints`;
-    }
-    if (ok && pinned) detail = certs.map((c) => cn(c.subject)).join(' ← ') + ` (pinned ${pinned.file})`;
-    steps.push({ step: 'pck-chain', ok, detail });
-    const expired = [...certs, ...(pinned ? [pinned.cert] : [])].filter((c) => !validAt(c, at));
+    const chain = chainToPinned(certs, roots, policy.rootFingerprints);
+    steps.push({ step: 'pck-chain', ok: chain.ok, detail: chain.detail });
+    const expired = [...certs, ...(chain.pinned ? [chain.pinned.cert] : [])].filter((c) => !validAt(c, at));
     steps.push({
       step: 'validity',
       ok: expired.length === 0,
       detail: expired.length === 0 ? `all certificates valid at ${at.toISOString()}` : expired.map((c) => `${cn(c.subject)} valid ${c.validFrom} to ${c.validTo}`).join('; '),
     });
   } else if (certs.length > 0) steps.push({ step: 'pck-chain', ok: false, detail: 'PCK chain has no issuer certificates' });
+
+  // Without Intel's collateral nothing ties the PCK-certified key to Intel's QE or says the TCB is current.
+  if (collateral) steps.push(...checkTdxCollateral(q, certs, collateral, roots, at, policy));
+  else if (policy.anyTcb === true) steps.push({ step: 'collateral', ok: null, detail: 'not checked (no --collateral): QE identity, TCB status and CRLs are unverified' });
+  else steps.push({ step: 'collateral', ok: false, detail: 'the policy needs Intel collateral (QE identity, TCB info, CRLs) and none was given; "anyTcb": true opts out' });
 
   if (expectedReportData !== undefined) {
     const ok = Buffer.from(q.body.reportData).equals(Buffer.from(expectedReportData));
@@ -136,7 +111,13 @@ export function verifyTdx(bytes: Uint8Array, roots: readonly PinnedCert[], at: D
     if (list === undefined) return;
     steps.push({ step: `policy.${name}`, ok: list.includes(hex(v)), detail: `${name} ${hex(v)} ${list.includes(hex(v)) ? 'is' : 'is not'} allowed` });
   };
-  allow('mr-td', p.mrTd, q.body.mrTd);
+  allow('mr-td', p.mrTd ?? (policy.anyMeasurement === true ? undefined : []), q.body.mrTd);
+  allow('mr-seam', p.mrSeam, q.body.mrSeam);
+  if (p.minimumTeeTcbSvn !== undefined) {
+    const min = Buffer.from(p.minimumTeeTcbSvn, 'hex');
+    const low = [...q.body.teeTcbSvn].map((b, i) => [i, b, min[i] ?? 0] as const).filter(([, b, m]) => b < m);
+    steps.push({ step: 'policy.minimum-tee-tcb-svn', ok: low.length === 0, detail: low.length === 0 ? `TEE_TCB_SVN ${hex(q.body.teeTcbSvn)} meets ${p.minimumTeeTcbSvn}` : low.map(([i, b, m]) => `byte ${i}: ${b} < ${m}`).join(', ') });
+  }
   allow('rtmr0', p.rtmr0, q.body.rtmrs[0]);
   allow('rtmr1', p.rtmr1, q.body.rtmrs[1]);
   allow('rtmr2', p.rtmr2, q.body.rtmrs[2]);

@@ -1,9 +1,15 @@
+import { BuildtraceError } from '../errors.js';
 import { readTextInput } from '../util/read-input.js';
 import { validateAgainst } from '../util/schema.js';
 import { parseStrictJson, type JsonValue } from '../util/strict-json.js';
 
 export interface TeePolicy {
   readonly allowDebug?: boolean;
+  /** Explicit opt-out of the measurement allow-list (snp.measurements / tdx.mrTd). */
+  readonly anyMeasurement?: boolean;
+  /** Explicit opt-out of the TCB floor (snp.minimumTcb; TDX collateral and TCB status). */
+  readonly anyTcb?: boolean;
+  /** "now" or an RFC 3339 instant; never a time taken from the evidence. */
   readonly verificationTime?: string;
   readonly rootFingerprints?: readonly string[];
   readonly snp?: {
@@ -21,14 +27,38 @@ export interface TeePolicy {
     readonly rtmr2?: readonly string[];
     readonly rtmr3?: readonly string[];
     readonly quoteVersions?: readonly number[];
+    readonly mrSeam?: readonly string[];
+    /** 16 bytes hex; every byte of TEE_TCB_SVN must be at least this one's. */
+    readonly minimumTeeTcbSvn?: string;
+    /** TCB statuses accepted from Intel's TCB info and QE identity (default UpToDate only). */
+    readonly acceptedTcbStatuses?: readonly string[];
   };
 }
 
-/** Without a policy: signatures, chain, endorsement binding and validity must hold; debug is forbidden. */
-export const DEFAULT_TEE_POLICY: TeePolicy = { allowDebug: false };
+/**
+ * Inspection without a policy (trace-verify evidence, no --policy): signatures, chain,
+ * endorsement binding and validity must hold and debug is forbidden; measurements and
+ * TCB are shown, not judged. Policies from files get no such leniency (parseTeePolicy).
+ */
+export const DEFAULT_TEE_POLICY: TeePolicy = { allowDebug: false, anyMeasurement: true, anyTcb: true };
+
+/**
+ * A policy must say which guests it accepts: a measurement allow-list (snp.measurements or
+ * tdx.mrTd) unless it opts out with "anyMeasurement": true, and for SEV-SNP a minimum TCB
+ * unless "anyTcb": true. Refused at load, so a forgotten list never admits every guest.
+ */
+export function referenceValueProblem(p: TeePolicy): string | undefined {
+  const hasMeasurements = (p.snp?.measurements?.length ?? 0) > 0 || (p.tdx?.mrTd?.length ?? 0) > 0;
+  if (!hasMeasurements && p.anyMeasurement !== true) return 'lists no measurements (snp.measurements or tdx.mrTd); set "anyMeasurement": true to accept any guest image';
+  if (p.snp?.measurements && p.snp.minimumTcb === undefined && p.anyTcb !== true) return 'has SEV-SNP measurements but no snp.minimumTcb; set "anyTcb": true to accept any TCB';
+  return undefined;
+}
 
 export function parseTeePolicy(value: JsonValue, subject: string): TeePolicy {
-  return validateAgainst<TeePolicy>('tee-policy.schema.json', value, subject, 'POLICY_INVALID');
+  const p = validateAgainst<TeePolicy>('tee-policy.schema.json', value, subject, 'POLICY_INVALID');
+  const why = referenceValueProblem(p);
+  if (why !== undefined) throw new BuildtraceError('POLICY_INVALID', `${subject}: TEE policy ${why}`, { subject });
+  return p;
 }
 
 export function loadTeePolicy(file: string): TeePolicy {

@@ -47,9 +47,9 @@ async function admitByEvidence(k: AdmittedKey & { tee: NonNullable<AdmittedKey['
         }
         const vek = ev.certs.find((c) => c.role === 'vcek' || c.role === 'vlek');
         const v = verifyEvidence(
-          { report: ev.report, expectedReportData: reportDataFor(ev.preimage), collectedAt: new Date(ev.collectedAt), ...(vek ? { vek: vek.der } : {}) },
+          { report: ev.report, expectedReportData: reportDataFor(ev.preimage), ...(vek ? { vek: vek.der } : {}) },
           roots,
-          { verificationTime: 'collection', ...k.tee.policy },
+          k.tee.policy,
           at,
         );
         if (v.ok) return { admitted: true, detail: `${v.format} key attestation from ${ev.where} passes its TEE policy` };

@@ -1,7 +1,7 @@
 import { dirname, resolve } from 'node:path';
 import { BuildtraceError } from '../errors.js';
 import { parsePublicKey, type NixPublicKey } from '../nix/nix-key.js';
-import type { TeePolicy } from '../tee/tee-policy.js';
+import { referenceValueProblem, type TeePolicy } from '../tee/tee-policy.js';
 import { readTextInput } from '../util/read-input.js';
 import { validateAgainst } from '../util/schema.js';
 import { parseStrictJson } from '../util/strict-json.js';
@@ -46,6 +46,8 @@ export function loadTrustPolicy(file: string): TrustPolicy {
     // One key under two names would let one builder vote twice.
     if (dup !== undefined) fail(file, `keys.${name} and keys.${dup} are the same public key`);
     byFp.set(key.fingerprint, name);
+    const teeWhy = k.tee ? referenceValueProblem(k.tee.policy ?? {}) : undefined;
+    if (teeWhy !== undefined) fail(file, `keys.${name}.tee.policy ${teeWhy}`);
     keys.set(name, {
       name,
       key,
