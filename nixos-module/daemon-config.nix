@@ -3,8 +3,7 @@
 # schemas/daemon-config.schema.json.
 cfg:
 let
-  known = {
-    signingKeyFile = "/run/credentials/buildtrace.service/signing-key";
+  known = (if cfg.tee.provider == "none" then { signingKeyFile = "/run/credentials/buildtrace.service/signing-key"; } else { }) // {
     spoolDir = cfg.spoolDir;
     stateDir = "/var/lib/buildtrace";
     socket = "/run/buildtrace/daemon.sock";

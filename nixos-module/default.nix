@@ -28,12 +28,15 @@ in
     };
 
     signingKeyFile = mkOption {
-      type = types.path;
+      type = types.nullOr types.path;
+      default = null;
       example = "/var/lib/buildtrace-keys/builder.sec";
       description = ''
         Nix secret key file (`nix key generate-secret --key-name <host>-1 > FILE`, mode 0600) that signs the
         traces. Must be outside the Nix store; the service reads it with systemd's LoadCredential. Consumers
         admit its public half (`nix key convert-secret-to-public < FILE`) in their trace-verify policy.
+        Required without a TEE provider; must stay null with one (TEE mode: the daemon generates its key
+        inside the confidential guest at every start and attests it; consumers admit the measurement).
       '';
     };
 
@@ -111,7 +114,13 @@ in
   };
 
   config = mkIf cfg.enable {
-    assertions = import ./assertions.nix { inherit cfg; storeDir = builtins.storeDir; };
+    assertions = import ./assertions.nix {
+      inherit cfg;
+      storeDir = builtins.storeDir;
+      # TEE mode refuses remote builders: their builds would be signed as this guest's own
+      buildMachines = config.nix.buildMachines or [ ];
+      builders = config.nix.settings.builders or null;
+    };
 
     nix.settings.post-build-hook = hook;
 
@@ -129,7 +138,7 @@ in
         ExecStart = "${cfg.package}/bin/trace-daemon run --config ${configFile}";
         Restart = "on-failure";
         RestartSec = 5;
-        LoadCredential = [ "signing-key:${toString cfg.signingKeyFile}" ];
+        LoadCredential = if cfg.signingKeyFile == null then [ ] else [ "signing-key:${toString cfg.signingKeyFile}" ];
         StateDirectory = "buildtrace";
         StateDirectoryMode = "0700";
         RuntimeDirectory = "buildtrace";

@@ -28,7 +28,7 @@ const baseCfg = {
   localOnly: false,
   chainPostBuildHook: null,
   spoolDir: '/var/spool/buildtrace',
-  tee: { provider: 'sev-snp', perTrace: false, allowSimulated: false },
+  tee: { provider: 'none', perTrace: false, allowSimulated: false },
   settings: { batchSize: 200, storeInfo: 'auto' },
 };
 
@@ -70,8 +70,7 @@ test('the module evaluates; the daemon configuration it generates validates agai
   assert.equal(e.serviceConfig['ProtectSystem'], 'strict');
   assert.equal(e.serviceConfig['NoNewPrivileges'], true);
   assert.equal(e.serviceConfig['MemoryDenyWriteExecute'], false, 'V8 needs W+X pages');
-  assert.equal(e.serviceConfig['ProtectKernelTunables'], false, 'configfs-tsm lives under /sys');
-  assert.ok((e.serviceConfig['ReadWritePaths'] as string[]).includes('-/sys/kernel/config/tsm/report'));
+  assert.equal(e.serviceConfig['ProtectKernelTunables'], true, 'no TEE: /sys stays read-only');
   assert.ok((e.serviceConfig['ReadWritePaths'] as string[]).includes('-/srv/cache'));
   assert.deepEqual(e.tmpfiles, ['d /var/spool/buildtrace 0700 root root - -']);
   assert.deepEqual(e.failedAssertions, []);
@@ -84,8 +83,23 @@ test('assertions explain what is wrong', async () => {
   const noCache = await evaluate({ ...baseCfg, caches: [] });
   assert.match(noCache.failedAssertions[0] as string, /caches is empty/);
   assert.deepEqual((await evaluate({ ...baseCfg, caches: [], localOnly: true })).failedAssertions, []);
-  const sim = await evaluate({ ...baseCfg, tee: { provider: 'simulated', perTrace: false, allowSimulated: false } });
+  const sim = await evaluate({ ...baseCfg, signingKeyFile: null, tee: { provider: 'simulated', perTrace: false, allowSimulated: false } });
   assert.match(sim.failedAssertions[0] as string, /proves nothing about hardware/);
+  const noKey = await evaluate({ ...baseCfg, signingKeyFile: null });
+  assert.match(noKey.failedAssertions[0] as string, /signingKeyFile is not set/);
+});
+
+test('TEE mode: no key file (the key is born in the guest), no remote builders', async () => {
+  const tee = { ...baseCfg, signingKeyFile: null, tee: { provider: 'sev-snp', perTrace: false, allowSimulated: false } };
+  const e = await evaluate(tee);
+  assert.deepEqual(e.failedAssertions, []);
+  validateAgainst('daemon-config.schema.json', e.daemonConfig, 'generated config', 'CONFIG_INVALID');
+  assert.equal((e.daemonConfig as Record<string, unknown>)['signingKeyFile'], undefined);
+  assert.deepEqual(e.serviceConfig['LoadCredential'], []);
+  assert.equal(e.serviceConfig['ProtectKernelTunables'], false, 'configfs-tsm lives under /sys');
+  assert.ok((e.serviceConfig['ReadWritePaths'] as string[]).includes('-/sys/kernel/config/tsm/report'));
+  const withKey = await evaluate({ ...tee, signingKeyFile: '/var/lib/buildtrace-keys/builder.sec' });
+  assert.match(withKey.failedAssertions.join('\n'), /In TEE mode the\s+daemon generates its signing key inside the confidential guest/);
 });
 
 /** The module's hook, pointed at this checkout's built trace-hook instead of the package's. */
