@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmdirSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -151,8 +152,11 @@ export class SimulatedProvider implements TeeProvider {
   constructor(readonly rootsDir: string) {
     this.platform = createSimulatedPlatform();
     mkdirSync(rootsDir, { recursive: true, mode: 0o755 });
-    writeFileSync(join(rootsDir, 'ark.pem'), pem(this.platform.ark));
-    writeFileSync(join(rootsDir, 'ask.pem'), pem(this.platform.ask));
+    // Each start simulates a new platform; earlier platforms' roots stay, so evidence from
+    // earlier boots still verifies (as a real AMD ARK outlives reboots).
+    const tag = createHash('sha256').update(this.platform.ark).digest('hex').slice(0, 16);
+    writeFileSync(join(rootsDir, `ark-${tag}.pem`), pem(this.platform.ark));
+    writeFileSync(join(rootsDir, `ask-${tag}.pem`), pem(this.platform.ask));
   }
 
   async attest(reportData: Uint8Array): Promise<CollectedEvidence> {

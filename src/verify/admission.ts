@@ -1,10 +1,13 @@
 import { errorMessage } from '../errors.js';
-import type { NixPublicKey } from '../nix/nix-key.js';
-import { parsePreimage, reportDataFor } from '../tee/binding.js';
-import { verifyEvidence } from '../tee/evidence.js';
-import { loadRoots } from '../tee/roots.js';
-import type { BundleSource } from './sources.js';
-import type { AdmittedKey, TrustPolicy } from './trust-policy.js';
+import { publicKeyFromRaw, spkiFingerprint, type NixPublicKey } from '../nix/nix-key.js';
+import { parsePreimage, reportDataFor, traceAttestationPreimage } from '../tee/binding.js';
+import { loadTdxCollateral } from '../tee/collateral-dir.js';
+import { verifyEvidence, type EvidenceInput } from '../tee/evidence.js';
+import { loadRoots, type PinnedCert } from '../tee/roots.js';
+import type { TdxCollateral } from '../tee/tdx-collateral.js';
+import { isObject, parseStrictJson } from '../util/strict-json.js';
+import type { BundleSource, EvidenceRecord } from './sources.js';
+import type { AdmittedKey, MeasuredIdentity, TeeRequirement, TrustPolicy } from './trust-policy.js';
 
 /**
  * Which signer identity a verifying key stands for. An identity is a name in the policy's
@@ -12,7 +15,7 @@ import type { AdmittedKey, TrustPolicy } from './trust-policy.js';
  * e.g. keys admitted by a TEE measurement entry).
  */
 export type IdentityVerdict =
-  | { readonly identity: string; readonly key: NixPublicKey }
+  | { readonly identity: string; readonly key: NixPublicKey; readonly detail?: string }
   | { readonly rejected: string; readonly code: 'key-not-admitted' | 'tee-evidence-failed'; readonly signer?: string };
 
 export interface KeyStatus {
@@ -27,33 +30,63 @@ export interface Admission {
   identityFor(fingerprint: string): Promise<IdentityVerdict>;
   /** Per policy key name: admitted or not, and why (for the report). */
   readonly keyStatus: Readonly<Record<string, KeyStatus>>;
+  /** Keys that a bundle's key hints name and measured identities admit (for the signature check). */
+  keysForBundle(line: string): Promise<{ readonly keys: NixPublicKey[]; readonly why: string[] }>;
+  /** The TEE requirement behind an identity, if any (per-trace evidence is checked against it). */
+  teeRequirementOf(identity: string): TeeRequirement | undefined;
 }
 
 export interface AdmissionOptions {
   readonly at?: Date;
 }
 
+/** The key hints (DSSE keyid) of a bundle line; a hint only selects a key, the signature decides. */
+function bundleHints(line: string): string[] {
+  try {
+    const b = parseStrictJson(line, 'bundle');
+    const env = isObject(b) ? b['dsseEnvelope'] : undefined;
+    const sigs = isObject(env) && Array.isArray(env['signatures']) ? env['signatures'] : [];
+    return sigs.flatMap((x) => (isObject(x) && typeof x['keyid'] === 'string' && /^[0-9a-f]{64}$/.test(x['keyid']) ? [x['keyid']] : []));
+  } catch {
+    return [];
+  }
+}
+
+/** Verifies one piece of key-attestation evidence under a TEE requirement; the bound public key when it passes. */
+function keyAttestation(ev: EvidenceRecord, tee: TeeRequirement, roots: readonly PinnedCert[], at: Date | undefined): { ok: true; raw: Uint8Array; detail: string } | { ok: false; detail: string } {
+  const b = parsePreimage(ev.preimage);
+  if (b.kind !== 'key') return { ok: false, detail: `${ev.where}: not a key attestation` };
+  const v = verifyEvidence(evidenceInput(ev, reportDataFor(ev.preimage), tee), roots, tee.policy, at);
+  if (!v.ok) return { ok: false, detail: `${ev.where}: ${v.steps.filter((s) => s.ok === false).map((s) => `${s.step}: ${s.detail}`).join('; ')}` };
+  return { ok: true, raw: b.publicKey, detail: `${v.format} key attestation from ${ev.where} passes its TEE policy` };
+}
+
+/** The verifier input for stored evidence: its endorsement key and, for TDX, the policy's collateral. */
+function evidenceInput(ev: { report: Uint8Array; certs: readonly { role: string; der: Uint8Array }[] }, expectedReportData: Uint8Array, tee: TeeRequirement): EvidenceInput {
+  const vek = ev.certs.find((c) => c.role === 'vcek' || c.role === 'vlek');
+  return { report: ev.report, expectedReportData, ...(vek ? { vek: vek.der } : {}), ...(tee.collateral ? { collateral: collateralFor(tee.collateral) } : {}) };
+}
+
+const collaterals = new Map<string, TdxCollateral>();
+function collateralFor(dir: string): TdxCollateral {
+  let c = collaterals.get(dir);
+  if (!c) {
+    c = loadTdxCollateral(dir);
+    collaterals.set(dir, c);
+  }
+  return c;
+}
+
 /** A key that needs TEE evidence: admitted if some source's key attestation passes its TEE policy. */
-async function admitByEvidence(k: AdmittedKey & { tee: NonNullable<AdmittedKey['tee']> }, sources: readonly BundleSource[], at: Date | undefined): Promise<KeyStatus> {
+async function admitByEvidence(k: AdmittedKey & { tee: TeeRequirement }, sources: readonly BundleSource[], at: Date | undefined): Promise<KeyStatus> {
   const roots = loadRoots(k.tee.roots);
   const reasons: string[] = [];
   for (const src of sources) {
     for (const ev of await src.keyEvidence(k.key.fingerprint)) {
       try {
-        const b = parsePreimage(ev.preimage);
-        if (b.kind !== 'key' || !Buffer.from(b.publicKey).equals(Buffer.from(k.key.raw))) {
-          reasons.push(`${ev.where}: evidence binds another key`);
-          continue;
-        }
-        const vek = ev.certs.find((c) => c.role === 'vcek' || c.role === 'vlek');
-        const v = verifyEvidence(
-          { report: ev.report, expectedReportData: reportDataFor(ev.preimage), ...(vek ? { vek: vek.der } : {}) },
-          roots,
-          k.tee.policy,
-          at,
-        );
-        if (v.ok) return { admitted: true, detail: `${v.format} key attestation from ${ev.where} passes its TEE policy` };
-        reasons.push(`${ev.where}: ${v.steps.filter((s) => s.ok === false).map((s) => `${s.step}: ${s.detail}`).join('; ')}`);
+        const r = keyAttestation(ev, k.tee, roots, at);
+        if (r.ok && Buffer.from(r.raw).equals(Buffer.from(k.key.raw))) return { admitted: true, detail: r.detail };
+        reasons.push(r.ok ? `${ev.where}: evidence binds another key` : r.detail);
       } catch (err) {
         reasons.push(`${ev.where}: ${errorMessage(err)}`);
       }
@@ -63,8 +96,38 @@ async function admitByEvidence(k: AdmittedKey & { tee: NonNullable<AdmittedKey['
 }
 
 /**
+ * A key the policy does not name, looked up by its fingerprint (the bundle's key hint) among
+ * the measured identities: admitted as the first (by name) whose TEE requirement its key
+ * attestation passes. The attestation's preimage carries the public key; the fingerprint must
+ * be that key's, so a hint cannot borrow another key's evidence.
+ */
+async function admitByMeasurement(fp: string, measured: readonly MeasuredIdentity[], sources: readonly BundleSource[], at: Date | undefined): Promise<IdentityVerdict> {
+  const reasons: string[] = [];
+  const evidence: EvidenceRecord[] = [];
+  for (const src of sources) evidence.push(...(await src.keyEvidence(fp)));
+  if (evidence.length === 0) return { rejected: 'signed by a key the policy does not name, and no source has a key attestation for it', code: 'key-not-admitted' };
+  for (const m of measured) {
+    const roots = loadRoots(m.tee.roots);
+    for (const ev of evidence) {
+      try {
+        const r = keyAttestation(ev, m.tee, roots, at);
+        if (!r.ok) reasons.push(`${m.name}: ${r.detail}`);
+        else if (spkiFingerprint(r.raw) !== fp) reasons.push(`${m.name}: ${ev.where} binds another key`);
+        else return { identity: m.name, key: publicKeyFromRaw(m.name, r.raw), detail: r.detail };
+      } catch (err) {
+        reasons.push(`${m.name}: ${ev.where}: ${errorMessage(err)}`);
+      }
+    }
+  }
+  return { rejected: `key ${fp.slice(0, 16)}… is not admitted by measurement: ${reasons.join(' | ')}`, code: 'tee-evidence-failed' };
+}
+
+/**
  * Admits the policy's keys: a key without a TEE requirement is admitted as its policy name;
  * a key with one only if key attestation evidence from some source passes its TEE policy.
+ * Keys the policy does not name are admitted lazily by measured identities (entries without a
+ * public key): every key whose key attestation passes the entry's TEE requirement is that one
+ * identity, so fresh keys from reboots never multiply its vote.
  */
 export async function admitKeys(policy: TrustPolicy, sources: readonly BundleSource[], opts: AdmissionOptions = {}): Promise<Admission> {
   const keyStatus: Record<string, KeyStatus> = {};
@@ -74,13 +137,59 @@ export async function admitKeys(policy: TrustPolicy, sources: readonly BundleSou
     keyStatus[k.name] = status;
     byFp.set(k.key.fingerprint, { key: k, status });
   }
+  const measured = [...(policy.measured?.values() ?? [])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const m of measured) keyStatus[m.name] = { admitted: true, detail: 'admits every key whose key attestation passes its TEE policy (one signer)' };
+  const lazily = new Map<string, Promise<IdentityVerdict>>();
+  const identityFor = async (fp: string): Promise<IdentityVerdict> => {
+    const e = byFp.get(fp);
+    if (e) return e.status.admitted ? { identity: e.key.name, key: e.key.key } : { rejected: `${e.key.name}'s key is not admitted: ${e.status.detail}`, code: 'tee-evidence-failed', signer: e.key.name };
+    if (measured.length === 0) return { rejected: 'signed by a key the policy does not admit', code: 'key-not-admitted' };
+    let v = lazily.get(fp);
+    if (!v) {
+      v = admitByMeasurement(fp, measured, sources, opts.at);
+      lazily.set(fp, v);
+    }
+    return v;
+  };
   return {
     knownKeys: [...policy.keys.values()].map((k) => k.key),
     keyStatus,
-    identityFor: async (fp) => {
-      const e = byFp.get(fp);
-      if (!e) return { rejected: 'signed by a key the policy does not admit', code: 'key-not-admitted' };
-      return e.status.admitted ? { identity: e.key.name, key: e.key.key } : { rejected: `${e.key.name}'s key is not admitted: ${e.status.detail}`, code: 'tee-evidence-failed', signer: e.key.name };
+    identityFor,
+    keysForBundle: async (line) => {
+      const keys: NixPublicKey[] = [];
+      const why: string[] = [];
+      for (const h of new Set(bundleHints(line))) {
+        if (byFp.has(h) || measured.length === 0) continue;
+        const v = await identityFor(h);
+        if ('identity' in v) keys.push(v.key);
+        else why.push(v.rejected);
+      }
+      return { keys, why };
     },
+    teeRequirementOf: (identity) => policy.keys.get(identity)?.tee ?? policy.measured?.get(identity)?.tee,
   };
+}
+
+/**
+ * Per-trace evidence for one statement (when the identity's requirement asks for it): some
+ * piece of trace evidence must bind exactly these statement bytes and pass the same TEE policy.
+ */
+export async function checkTraceEvidence(statementBytes: Uint8Array, rdrvHash: string, tee: TeeRequirement, sources: readonly BundleSource[], at: Date | undefined): Promise<{ ok: true } | { ok: false; detail: string }> {
+  const preimage = traceAttestationPreimage(statementBytes);
+  const want = reportDataFor(preimage);
+  const roots = loadRoots(tee.roots);
+  const reasons: string[] = [];
+  for (const src of sources) {
+    for (const ev of await src.traceEvidence(rdrvHash)) {
+      if (!Buffer.from(ev.preimage).equals(preimage)) continue;
+      try {
+        const v = verifyEvidence(evidenceInput(ev, want, tee), roots, tee.policy, at);
+        if (v.ok) return { ok: true };
+        reasons.push(`${ev.where}: ${v.steps.filter((s) => s.ok === false).map((s) => `${s.step}: ${s.detail}`).join('; ')}`);
+      } catch (err) {
+        reasons.push(`${ev.where}: ${errorMessage(err)}`);
+      }
+    }
+  }
+  return { ok: false, detail: reasons.length === 0 ? 'the policy requires per-trace evidence and none binds this statement' : reasons.join(' | ') };
 }

@@ -5,7 +5,7 @@ import { resolveDerivation, type InputOutputLookup, type Resolution } from '../n
 import { parseStorePath, printStorePath } from '../nix/store-path.js';
 import type { DrvLoader } from '../store/drv-loader.js';
 import { checkBundleAsync, type BundleCheck } from '../trace/bundle.js';
-import { admitKeys } from './admission.js';
+import { admitKeys, checkTraceEvidence } from './admission.js';
 import { BundlePool } from './bundle-pool.js';
 import { checkClaim, depKey, type DepRef, type Entry, type InputOrigin, type Problem } from './claims.js';
 import { groupBySignedContent } from './signed-content.js';
@@ -188,7 +188,15 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   let pool: BundlePool | undefined = opts.sources.length > 0 && process.env['BUILDTRACE_POOL_MIN'] !== 'never' ? new BundlePool(allKeys) : undefined;
   // worker threads pay off once there are many bundles to check (BUILDTRACE_POOL_MIN: tests force them)
   const poolMin = Number(process.env['BUILDTRACE_POOL_MIN'] ?? 500);
-  const checkOne = (line: string): Promise<BundleCheck> => (pool ? pool.check(line) : checkBundleAsync(line, allKeys));
+  const checkKnown = (line: string): Promise<BundleCheck> => (pool ? pool.check(line) : checkBundleAsync(line, allKeys));
+  // a key the policy does not name may still be admitted by a measured identity (its hint finds its attestation)
+  const checkOne = async (line: string): Promise<BundleCheck> => {
+    const c = await checkKnown(line);
+    if (c.ok || c.reason !== 'key-not-admitted') return c;
+    const more = await admission.keysForBundle(line);
+    if (more.keys.length > 0) return checkBundleAsync(line, more.keys);
+    return more.why.length > 0 ? { ok: false, reason: 'key-not-admitted', detail: more.why.join(' | ') } : c;
+  };
 
   // Every source's bundles for a resolved derivation, read once and grouped by signed content
   // before any signature check (replays with other hints cost one check); within a group the
@@ -343,6 +351,14 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
         if ('rejected' in who) {
           problems.push({ drv: p, code: who.code, resolvedDrv: rdrvPath, ...(who.signer !== undefined ? { signer: who.signer } : {}), detail: who.rejected, where });
           continue;
+        }
+        const tee = admission.teeRequirementOf(who.identity);
+        if (tee?.requirePerTraceEvidence) {
+          const te = await checkTraceEvidence(c.value.statementBytes, h, tee, opts.sources, opts.at);
+          if (!te.ok) {
+            problems.push({ drv: p, code: 'tee-evidence-failed', resolvedDrv: rdrvPath, signer: who.identity, detail: `per-trace evidence: ${te.detail}`, where });
+            continue;
+          }
         }
         const e = checkClaim({ udrv: p, name, rdrv: res.drv, rdrvPath, rdrvHash: h, storeDir, inputOrigins, deps: depRefs }, c.value.statement, who.identity, where);
         if ('code' in e) problems.push(e);

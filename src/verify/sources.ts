@@ -27,6 +27,8 @@ export interface BundleSource {
   /** Raw bundle lines stored under a resolved input hash. */
   bundles(resolvedInputHash: string): Promise<string[]>;
   keyEvidence(keyFingerprint: string): Promise<EvidenceRecord[]>;
+  /** Per-trace evidence published for a resolved derivation (buildtrace/trace-evidence/<hash>.jsonl). */
+  traceEvidence(resolvedInputHash: string): Promise<EvidenceRecord[]>;
 }
 
 export function evidenceToJson(e: Omit<EvidenceRecord, 'where'>): string {
@@ -159,6 +161,16 @@ export class DbSource implements BundleSource {
     }
     return rows.map((r) => evidenceFromRow(r, `${this.name}#evidence/${r.id}`));
   }
+
+  async traceEvidence(h: string): Promise<EvidenceRecord[]> {
+    let rows: (EvidenceDbRow & { id: number })[];
+    try {
+      rows = this.db.prepare("SELECT e.* FROM evidence e JOIN traces t ON t.id = e.trace_id WHERE e.kind = 'trace' AND t.rdrv_hash = ?").all(h) as typeof rows;
+    } catch {
+      return [];
+    }
+    return rows.map((r) => evidenceFromRow(r, `${this.name}#evidence/${r.id}`));
+  }
 }
 
 export interface CacheSourceOptions {
@@ -235,10 +247,18 @@ export class CacheSource implements BundleSource {
   }
 
   async keyEvidence(fp: string): Promise<EvidenceRecord[]> {
+    return this.evidence(`buildtrace/keys/${fp}.jsonl`);
+  }
+
+  async traceEvidence(h: string): Promise<EvidenceRecord[]> {
+    return this.evidence(`buildtrace/trace-evidence/${h}.jsonl`);
+  }
+
+  private async evidence(key: string): Promise<EvidenceRecord[]> {
     const out: EvidenceRecord[] = [];
-    for (const [i, l] of (await this.records(`buildtrace/keys/${fp}.jsonl`)).entries()) {
+    for (const [i, l] of (await this.records(key)).entries()) {
       try {
-        out.push(evidenceFromJson(l, `${this.name}/buildtrace/keys/${fp}.jsonl:${i + 1}`));
+        out.push(evidenceFromJson(l, `${this.name}/${key}:${i + 1}`));
       } catch {
         // a malformed line counts as no evidence; the verifier reports the key as unattested
       }

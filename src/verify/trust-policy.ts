@@ -8,21 +8,42 @@ import { parseStrictJson } from '../util/strict-json.js';
 
 export type TrustNode = string | { readonly threshold: number; readonly of: readonly TrustNode[] };
 
+/** What a key's (or a measured identity's) TEE evidence must show. */
+export interface TeeRequirement {
+  readonly roots: string;
+  readonly policy: TeePolicy;
+  /** Intel PCS collateral directory for TDX evidence. */
+  readonly collateral?: string;
+  /** Every trace must also carry per-trace evidence binding its statement. */
+  readonly requirePerTraceEvidence?: boolean;
+}
+
 export interface AdmittedKey {
   readonly name: string;
   readonly key: NixPublicKey;
-  readonly tee?: { readonly roots: string; readonly policy: TeePolicy };
+  readonly tee?: TeeRequirement;
+}
+
+/**
+ * A policy entry without a public key: it admits every key whose key attestation passes its
+ * TEE requirement (a TEE builder has a fresh key each boot), and all of them are this one
+ * signer identity.
+ */
+export interface MeasuredIdentity {
+  readonly name: string;
+  readonly tee: TeeRequirement;
 }
 
 export interface TrustPolicy {
   readonly keys: ReadonlyMap<string, AdmittedKey>;
+  readonly measured: ReadonlyMap<string, MeasuredIdentity>;
   readonly trust: TrustNode;
   readonly maxResolutions: number;
   readonly file: string;
 }
 
 interface PolicyJson {
-  keys: Record<string, { publicKey: string; tee?: { roots: string; policy?: TeePolicy } }>;
+  keys: Record<string, { publicKey?: string; tee?: { roots: string; policy?: TeePolicy; collateral?: string; requirePerTraceEvidence?: boolean } }>;
   trust: TrustNode;
   maxResolutions?: number;
 }
@@ -35,7 +56,23 @@ export function loadTrustPolicy(file: string): TrustPolicy {
   const p = validateAgainst<PolicyJson>('trust-policy.schema.json', parseStrictJson(readTextInput(file, 'policy'), file), file, 'POLICY_INVALID');
   const keys = new Map<string, AdmittedKey>();
   const byFp = new Map<string, string>();
+  const measured = new Map<string, MeasuredIdentity>();
   for (const [name, k] of Object.entries(p.keys)) {
+    const teeWhy = k.tee ? referenceValueProblem(k.tee.policy ?? {}) : undefined;
+    if (teeWhy !== undefined) fail(file, `keys.${name}.tee.policy ${teeWhy}`);
+    const tee: TeeRequirement | undefined = k.tee
+      ? {
+          roots: resolve(dirname(file), k.tee.roots),
+          policy: k.tee.policy ?? { allowDebug: false },
+          ...(k.tee.collateral !== undefined ? { collateral: resolve(dirname(file), k.tee.collateral) } : {}),
+          ...(k.tee.requirePerTraceEvidence !== undefined ? { requirePerTraceEvidence: k.tee.requirePerTraceEvidence } : {}),
+        }
+      : undefined;
+    if (k.publicKey === undefined) {
+      if (!tee) fail(file, `keys.${name} has neither a publicKey nor a tee requirement that admits keys by measurement`);
+      measured.set(name, { name, tee });
+      continue;
+    }
     let key: NixPublicKey;
     try {
       key = parsePublicKey(k.publicKey, `keys.${name}.publicKey`);
@@ -46,13 +83,7 @@ export function loadTrustPolicy(file: string): TrustPolicy {
     // One key under two names would let one builder vote twice.
     if (dup !== undefined) fail(file, `keys.${name} and keys.${dup} are the same public key`);
     byFp.set(key.fingerprint, name);
-    const teeWhy = k.tee ? referenceValueProblem(k.tee.policy ?? {}) : undefined;
-    if (teeWhy !== undefined) fail(file, `keys.${name}.tee.policy ${teeWhy}`);
-    keys.set(name, {
-      name,
-      key,
-      ...(k.tee ? { tee: { roots: resolve(dirname(file), k.tee.roots), policy: k.tee.policy ?? { allowDebug: false } } } : {}),
-    });
+    keys.set(name, { name, key, ...(tee ? { tee } : {}) });
   }
   // A key counts once per derivation: naming it twice (2 of [A, A], or 2 of [A, 1 of [A, B]])
   // would let one signer meet a threshold meant for two. Iterative: the tree comes from a file.
@@ -61,7 +92,7 @@ export function loadTrustPolicy(file: string): TrustPolicy {
   while (todo.length > 0) {
     const [n, path] = todo.pop() as [TrustNode, string];
     if (typeof n === 'string') {
-      if (!keys.has(n)) fail(file, `${path} names key ${JSON.stringify(n)}, which is not in keys`);
+      if (!keys.has(n) && !measured.has(n)) fail(file, `${path} names key ${JSON.stringify(n)}, which is not in keys`);
       const first = named.get(n);
       if (first !== undefined) fail(file, `${first} and ${path} both name key ${JSON.stringify(n)}; a key may appear only once in the trust tree (it counts once per derivation)`);
       named.set(n, path);
@@ -70,7 +101,7 @@ export function loadTrustPolicy(file: string): TrustPolicy {
     if (n.threshold > n.of.length) fail(file, `${path}: threshold ${n.threshold} is more than its ${n.of.length} members`);
     for (let i = n.of.length - 1; i >= 0; i--) todo.push([n.of[i] as TrustNode, `${path}.of[${i}]`]);
   }
-  return { keys, trust: p.trust, maxResolutions: p.maxResolutions ?? 256, file };
+  return { keys, measured, trust: p.trust, maxResolutions: p.maxResolutions ?? 256, file };
 }
 
 /** Whether the set of signers (key names) satisfies the trust tree. */
