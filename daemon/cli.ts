@@ -203,6 +203,7 @@ async function run(config: DaemonConfig): Promise<void> {
     `trace-daemon ${BUILDTRACE_VERSION}: signing as ${key.name}, spool ${spool.dir}, database ${db.file}, store info via ${store.mode}, socket ${config.socket}\n`,
   );
 
+  let refusal: string | undefined;
   await new Promise<void>((resolve) => {
     const stop = (sig: string): void => {
       process.stderr.write(`trace-daemon: ${sig}, finishing the batch in progress\n`);
@@ -210,6 +211,18 @@ async function run(config: DaemonConfig): Promise<void> {
     };
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
+    // TEE mode: remote builders configured after start-up stop the daemon (the spool keeps the records)
+    if (teeMode) {
+      const t = setInterval(() => {
+        void remoteBuildersProblem(config.tee.machinesFile).then((why) => {
+          if (why === undefined || refusal !== undefined) return;
+          refusal = why;
+          clearInterval(t);
+          stop('remote builders configured');
+        });
+      }, REMOTE_BUILDERS_RECHECK_MS);
+      t.unref();
+    }
   });
   await service.stop();
   const published = await publisher.stop();
@@ -218,11 +231,15 @@ async function run(config: DaemonConfig): Promise<void> {
   db.close();
   lock.release();
   process.stderr.write('trace-daemon: stopped\n');
+  if (refusal !== undefined) refuseRemoteBuilders(refusal);
   // a request to a cache that does not answer would keep the process alive until its timeout
   if (!published) {
     process.stderr.write('trace-daemon: left unfinished publishing rounds (their rows stay in the outbox)\n', () => process.exit(0));
   }
 }
+
+/** How often TEE mode re-reads Nix's builders setting (BUILDTRACE_BUILDERS_RECHECK_MS for tests). */
+const REMOTE_BUILDERS_RECHECK_MS = Number(process.env['BUILDTRACE_BUILDERS_RECHECK_MS'] ?? 30_000);
 
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;

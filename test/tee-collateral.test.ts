@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { pem } from '../src/tee/simulated.js';
+import { subjectDer } from '../src/tee/crl.js';
+import { createSimulatedPlatform, pem } from '../src/tee/simulated.js';
 import { ROOT, run, tempDir, VERIFY_CLI } from './helpers.js';
-import { collateralDir, makeCert, makeCrl, recertifyQuote, resignDoc, sgxExtensionOf } from './tee-tdx-fixture.js';
+import { collateralDir, makeAmdCrl, makeCert, makeCrl, recertifyQuote, resignDoc, sgxExtensionOf } from './tee-tdx-fixture.js';
 
 // Real Intel collateral (go-tdx-guest testing/testdata, June 2023) and real quotes; see SOURCE.
 const V = join(ROOT, 'test', 'vectors', 'tdx-collateral');
@@ -210,4 +211,36 @@ test('a roots directory that holds evidence or end-entity certificates is refuse
   const leaf = await evidence(['--report', TRUSTEE, '--roots', leafDir]);
   assert.equal(leaf.code, 2);
   assert.match(leaf.stderr, /end-entity certificate/);
+});
+
+test('SEV-SNP: AMD CRL from a file (--crl): a revoked ASK or VCEK fails at crl, so does a forged or stale CRL', async () => {
+  const { X509Certificate, generateKeyPairSync } = await import('node:crypto');
+  const p = createSimulatedPlatform();
+  const d = tempDir();
+  const roots = join(d, 'roots');
+  mkdirSync(roots);
+  writeFileSync(join(roots, 'ark.pem'), pem(p.ark));
+  writeFileSync(join(roots, 'ask.pem'), pem(p.ask));
+  writeFileSync(join(d, 'report.bin'), p.report(Buffer.alloc(64)));
+  writeFileSync(join(d, 'vcek.der'), p.vcek);
+  const arkName = subjectDer(new X509Certificate(p.ark));
+  const now = Date.now();
+  const window = [new Date(now - 86_400_000), new Date(now + 86_400_000)] as const;
+  const crl = (name: string, der: Buffer): string => {
+    writeFileSync(join(d, name), der);
+    return join(d, name);
+  };
+  const check = (c: string) => evidence(['--report', join(d, 'report.bin'), '--vcek', join(d, 'vcek.der'), '--roots', roots, '--crl', c]);
+  const clean = await check(crl('clean.crl', makeAmdCrl(arkName, p.arkKey, ['7f'], ...window)));
+  assert.equal(clean.code, 0, JSON.stringify(clean.v.steps));
+  assert.equal(step(clean.v, 'crl'), true);
+  const askRevoked = await check(crl('ask.crl', makeAmdCrl(arkName, p.arkKey, [new X509Certificate(p.ask).serialNumber], ...window)));
+  assert.deepEqual(failing(askRevoked.v), ['crl']);
+  assert.match(askRevoked.v.steps.find((s) => s.step === 'crl')?.detail ?? '', /SEV-Milan serial .* is revoked/);
+  const vcekRevoked = await check(crl('vcek.crl', makeAmdCrl(arkName, p.arkKey, ['00'], ...window)));
+  assert.deepEqual(failing(vcekRevoked.v), ['crl'], 'the VCEK has serial 0');
+  const forged = await check(crl('forged.crl', makeAmdCrl(arkName, generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey, [], ...window)));
+  assert.match(forged.v.steps.find((s) => s.step === 'crl')?.detail ?? '', /not signed by ARK-Milan/);
+  const stale = await check(crl('stale.crl', makeAmdCrl(arkName, p.arkKey, [], new Date(now - 3 * 86_400_000), new Date(now - 2 * 86_400_000))));
+  assert.match(stale.v.steps.find((s) => s.step === 'crl')?.detail ?? '', /not current/);
 });

@@ -169,3 +169,15 @@ test('TEE mode: no key file, no remote builders', async () => {
   assert.equal(b.code, 2);
   assert.match(b.stderr, /builders setting is "ssh:\/\/other.example x86_64-linux"/);
 });
+
+test('TEE mode: remote builders configured while running stop the daemon', async () => {
+  const dir = tempDir();
+  const machines = join(dir, 'machines');
+  process.env['BUILDTRACE_BUILDERS_RECHECK_MS'] = '200';
+  const d = await startDaemon({ dir, extraConfig: { signingKeyFile: undefined, tee: { provider: 'simulated', allowSimulated: true, machinesFile: machines } } });
+  delete process.env['BUILDTRACE_BUILDERS_RECHECK_MS'];
+  const exited = new Promise<number | null>((r) => d.child.once('exit', (c) => r(c)));
+  writeFileSync(machines, 'ssh://late.example x86_64-linux\n');
+  assert.equal(await exited, 2);
+  assert.match(d.stderr(), /refuses to trace while Nix may build on remote builders: .*machines lists remote builders/);
+});

@@ -75,6 +75,8 @@ export interface SimulatedPlatform {
   readonly chipId: Buffer;
   readonly tcb: TcbParts;
   readonly measurement: Buffer;
+  /** The simulated ARK's private key (tests sign CRLs with it). */
+  readonly arkKey: KeyObject;
   /** Signs a report for `reportData`. */
   report(reportData: Uint8Array, opts?: { debug?: boolean; vmpl?: number }): Buffer;
 }
@@ -128,6 +130,7 @@ export function createSimulatedPlatform(opts: { rsaBits?: number; now?: Date; tc
     chipId,
     tcb,
     measurement,
+    arkKey: ark.privateKey,
     report(reportData, ro = {}) {
       if (reportData.length !== 64) throw new Error('REPORT_DATA must be 64 bytes');
       const r = Buffer.alloc(SNP_REPORT_SIZE);
