@@ -207,3 +207,13 @@ test('CacheSource: the first failure abandons requests in flight and answers eve
     server.close();
   }
 });
+
+test("statusError: 403 is permanent and 'forbidden'; S3's RequestTimeTooSkewed 403 is neither", async () => {
+  const { statusError } = await import('../src/cache/http-request.js');
+  const u = new URL('https://alice:pw@cache.example.org/traces/x');
+  const denied = statusError('GET', u, { status: 403, headers: {}, body: Buffer.from('<Error><Code>AccessDenied</Code></Error>') });
+  assert.ok(denied.permanent && denied.reason === 'forbidden' && /not "absent"/.test(denied.message));
+  const skew = statusError('GET', u, { status: 403, headers: {}, body: Buffer.from('<Error><Code>RequestTimeTooSkewed</Code></Error>') });
+  assert.ok(!skew.permanent && skew.reason === undefined && /RequestTimeTooSkewed/.test(skew.message));
+  for (const e of [denied, skew]) assert.doesNotMatch(e.message, /alice|pw@/);
+});

@@ -139,8 +139,10 @@ export function putOptions(limits: { readonly requestTimeoutMs: number }): SendO
 /** 408, 409, 412, 425, 429 and 5xx are worth retrying; other 4xx are permanent. */
 export function statusError(method: string, url: URL, res: HttpResponse): CacheError {
   const s = res.status;
-  const permanent = s >= 400 && s < 500 && ![408, 409, 412, 425, 429].includes(s);
   const text = res.body.toString('utf8').slice(0, 200).replace(/\s+/g, ' ').trim();
-  const hint = s === 403 && method === 'GET' ? ' — access denied, which is not "absent" (on S3, grant s3:ListBucket so a missing key answers 404)' : '';
-  return new CacheError(`${method} ${shown(url)}: HTTP ${s}${text ? ` (${text})` : ''}${hint}`, permanent, s, s === 403 ? 'forbidden' : undefined);
+  // S3's 403 for a wrong clock is no verdict on access: transient, and never read as "absent"
+  const skewed = s === 403 && /RequestTimeTooSkewed/.test(text);
+  const permanent = s >= 400 && s < 500 && ![408, 409, 412, 425, 429].includes(s) && !skewed;
+  const hint = s === 403 && !skewed && method === 'GET' ? ' — access denied, which is not "absent" (on S3, grant s3:ListBucket so a missing key answers 404)' : '';
+  return new CacheError(`${method} ${shown(url)}: HTTP ${s}${text ? ` (${text})` : ''}${hint}`, permanent, s, s === 403 && !skewed ? 'forbidden' : undefined);
 }
