@@ -8,7 +8,7 @@ import { derivationKind, derivationName, parseOutputHashAlgo } from '../src/nix/
 import { formatHash, parseHash, sha256Hex } from '../src/nix/hash.js';
 import { DrvHashCache } from '../src/nix/hash-modulo.js';
 import { formatPublicKey, parseSecretKey, signFingerprint, verifyFingerprintSig, parsePublicKey } from '../src/nix/nix-key.js';
-import { narInfoFingerprint, parseNarInfo, pathInfoFingerprint, serializeNarInfo } from '../src/nix/narinfo.js';
+import { parseNarInfo } from '../src/nix/narinfo.js';
 import { nix32Decode, nix32Encode } from '../src/nix/nix32.js';
 import { derivationStorePath } from '../src/nix/resolve.js';
 import { makeFixedOutputPath, makeOutputPath, makeTextPath, outputPathName, parseStorePath, printStorePath, hashPlaceholder } from '../src/nix/store-path.js';
@@ -150,13 +150,14 @@ test('Nix keys: our public key and signatures equal nix key / nix store sign', a
   await must('nix', ['store', 'sign', '--key-file', keys.secretFile, path], { env });
   const info = (await pathInfo([path], ['--sigs'])).get(path);
   assert.ok(info?.signatures);
-  const fp = pathInfoFingerprint(path, parseHash(info.narHash), info.narSize, info.references);
+  // ValidPathInfo::fingerprint: 1;<path>;<sha256:nix32 NAR hash>;<NAR size>;<sorted references>
+  const fp = `1;${path};${formatHash(parseHash(info.narHash), 'nix32')};${info.narSize};${[...info.references].sort().join(',')}`;
   const ours = signFingerprint(sk, fp);
   assert.ok(info.signatures.includes(ours), `nix store sign wrote ${info.signatures.join(', ')}, we computed ${ours}`);
   assert.ok(verifyFingerprintSig(parsePublicKey(keys.publicKey), fp, ours));
   assert.ok(!verifyFingerprintSig(parsePublicKey(keys.publicKey), fp.replace(';1;', ';2;') + 'x', ours));
 
-  // narinfo written by nix copy: parse, fingerprint, signature, serialize round trip
+  // narinfo written by nix copy: the fields the last mile compares
   const cache = join(dir, 'cache');
   await must('nix', ['copy', '--to', `file://${cache}`, path], { env });
   const narinfoFile = readdirSync(cache).find((f) => f === `${parseStorePath(path).hashPart}.narinfo`);
@@ -164,8 +165,9 @@ test('Nix keys: our public key and signatures equal nix key / nix store sign', a
   const text = readFileSync(join(cache, narinfoFile), 'utf8');
   const ni = parseNarInfo(text);
   assert.equal(ni.storePath, path);
-  assert.equal(narInfoFingerprint(ni), fp);
+  assert.equal(formatHash(ni.narHash, 'sri'), formatHash(parseHash(info.narHash), 'sri'));
+  assert.equal(ni.narSize, info.narSize);
+  assert.deepEqual(ni.references, info.references.map((r) => r.slice('/nix/store/'.length)));
   assert.ok(ni.sigs.includes(ours));
-  assert.equal(serializeNarInfo(ni), text);
   assert.throws(() => parseNarInfo(text.replace(/NarSize: .*\n/, '')), { code: 'NARINFO_INVALID' });
 });

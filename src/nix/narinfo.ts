@@ -1,6 +1,6 @@
 import { BuildtraceError } from '../errors.js';
-import { formatHash, parseHash, type Hash } from './hash.js';
-import { parseBaseName, parseStorePath, printStorePath } from './store-path.js';
+import { parseHash, type Hash } from './hash.js';
+import { parseBaseName, parseStorePath } from './store-path.js';
 
 export interface NarInfo {
   readonly storePath: string;
@@ -28,7 +28,11 @@ function int(v: string, field: string, subject: string): number {
   return n;
 }
 
-/** Parses a .narinfo (src/libstore/nar-info.cc): unknown keys are ignored, as Nix does. */
+/**
+ * Parses a .narinfo (src/libstore/nar-info.cc): unknown keys are ignored, as Nix does. The
+ * last mile (verify/store-facts.ts) compares its NarHash, NarSize, References and CA with
+ * what the verified traces attest.
+ */
 export function parseNarInfo(text: string, storeDir = '/nix/store', subject = 'narinfo'): NarInfo {
   const fields = new Map<string, string>();
   const sigs: string[] = [];
@@ -70,27 +74,4 @@ export function parseNarInfo(text: string, storeDir = '/nix/store', subject = 'n
     sigs,
     ...(ca !== undefined ? { ca } : {}),
   };
-}
-
-/** Writes fields in Nix's order. */
-export function serializeNarInfo(n: NarInfo): string {
-  const lines = [`StorePath: ${n.storePath}`, `URL: ${n.url}`, `Compression: ${n.compression}`];
-  if (n.fileHash) lines.push(`FileHash: ${formatHash(n.fileHash, 'nix32')}`);
-  if (n.fileSize !== undefined) lines.push(`FileSize: ${n.fileSize}`);
-  lines.push(`NarHash: ${formatHash(n.narHash, 'nix32')}`, `NarSize: ${n.narSize}`, `References: ${n.references.join(' ')}`);
-  if (n.deriver !== undefined) lines.push(`Deriver: ${n.deriver}`);
-  for (const s of n.sigs) lines.push(`Sig: ${s}`);
-  if (n.ca !== undefined) lines.push(`CA: ${n.ca}`);
-  return lines.join('\n') + '\n';
-}
-
-/** `1;<path>;<sha256:nix32 NAR hash>;<NAR size>;<sorted full reference paths>` (ValidPathInfo::fingerprint). */
-export function pathInfoFingerprint(storePath: string, narHash: Hash, narSize: number, references: readonly string[], storeDir = '/nix/store'): string {
-  if (narSize === 0) throw new BuildtraceError('NARINFO_INVALID', `${storePath}: cannot make a fingerprint with NAR size 0`);
-  const full = references.map((r) => (r.startsWith('/') ? r : printStorePath(parseBaseName(r, storeDir)))).sort();
-  return `1;${storePath};${formatHash(narHash, 'nix32')};${narSize};${full.join(',')}`;
-}
-
-export function narInfoFingerprint(n: NarInfo, storeDir = '/nix/store'): string {
-  return pathInfoFingerprint(n.storePath, n.narHash, n.narSize, n.references, storeDir);
 }

@@ -86,7 +86,12 @@ function makeType(kind: string, references: readonly string[], hasSelfReference 
 
 /** Text-addressed path (.drv files, builtins.toFile): references are full store paths. */
 export function makeTextPath(name: string, content: Uint8Array | string, references: readonly string[], storeDir = DEFAULT_STORE_DIR): StorePath {
-  return makeStorePath(makeType('text', references), sha256Hex(content), name, storeDir);
+  return makeTextPathFromHash(name, sha256Hex(content), references, storeDir);
+}
+
+/** The same, from the SHA-256 (hex) of the content, as a `text:sha256:` content address gives it. */
+export function makeTextPathFromHash(name: string, sha256HexOfContent: string, references: readonly string[], storeDir = DEFAULT_STORE_DIR): StorePath {
+  return makeStorePath(makeType('text', references), sha256HexOfContent, name, storeDir);
 }
 
 /** Output path of an input-addressed derivation, from its hash modulo. */
@@ -102,11 +107,12 @@ export function makeFixedOutputPath(
   name: string,
   references: readonly string[] = [],
   storeDir = DEFAULT_STORE_DIR,
+  hasSelfReference = false,
 ): StorePath {
   if (algo === 'sha256' && method === 'recursive') {
-    return makeStorePath(makeType('source', references), hashHex, name, storeDir);
+    return makeStorePath(makeType('source', references, hasSelfReference), hashHex, name, storeDir);
   }
-  if (references.length > 0) {
+  if (references.length > 0 || hasSelfReference) {
     throw new BuildtraceError('STORE_PATH_INVALID', 'only recursive sha256 content addresses may have references');
   }
   const inner = sha256Hex(`fixed:out:${method === 'recursive' ? 'r:' : ''}${algo}:${hashHex}:`);
