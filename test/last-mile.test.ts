@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { before, describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { NixDbStoreInfo } from '../daemon/store-info.js';
 import { FileCache } from '../src/cache/file-cache.js';
 import { contentAddressedPath, parseContentAddress } from '../src/nix/content-address.js';
@@ -9,7 +11,9 @@ import { formatHash, parseHash, sha256Hex } from '../src/nix/hash.js';
 import { makeFixedOutputPath, makeOutputPath, parseStorePath, printStorePath } from '../src/nix/store-path.js';
 import { decideLastMile, lastMileProblems, narHashText, type Attestation, type PathAnswers, type PathFact } from '../src/verify/last-mile.js';
 import { gatherFacts, LocalStoreFacts, NarInfoFacts, NARINFO_MAX_BYTES, type FactSource } from '../src/verify/store-facts.js';
-import { FIXTURES, must, nixEnv, pathInfo, salt, tempDir } from './helpers.js';
+import { parseSecretKey } from '../src/nix/nix-key.js';
+import { createBundle } from '../src/trace/bundle.js';
+import { FIXTURES, must, nixBuildWithHook, nixEnv, pathInfo, run, salt, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
 
 // --- the rules, on paths made with Nix's own path arithmetic ---
 
@@ -218,10 +222,12 @@ describe('gathering narinfo facts from a file:// cache', () => {
     assert.deepEqual(r.errors.map((e) => e.path), [lib]);
     assert.match(r.errors[0]?.reason ?? '', /describes .*-other/);
 
-    // malformed, oversized: errors
+    // malformed, oversized, a link to /dev/zero, a FIFO: errors, never a hang
     for (const [name, make] of [
       ['malformed', (d: string) => put(d, lib, 'StorePath ' + lib)],
       ['huge', (d: string) => put(d, lib, narinfo(lib, libHex) + `X-Pad: ${'a'.repeat(NARINFO_MAX_BYTES)}\n`)],
+      ['zero', (d: string) => symlinkSync('/dev/zero', join(d, `${parseStorePath(lib).hashPart}.narinfo`))],
+      ['fifo', (d: string) => execFileSync('mkfifo', [join(d, `${parseStorePath(lib).hashPart}.narinfo`)])],
     ] as const) {
       const d = tempDir(`lm-${name}-`);
       make(d);
@@ -335,5 +341,175 @@ describe('last mile on real Nix outputs (nix copy to file://, the local db.sqlit
     const r3 = decideLastMile(world, [out.get('app') as string], (p) => g3.get(p));
     assert.deepEqual(r3.unchecked.map((u) => [u.path, u.runtime]), [[top, true]]);
     assert.deepEqual(r3.mismatches, []);
+  });
+});
+
+// --- acceptance: trace-verify on real builds, traces signed by a daemon, outputs in a file:// cache ---
+
+interface CliResult {
+  verified: boolean;
+  problems: { drv: string; code: string; detail: string; where?: string }[];
+  lastMile: null | {
+    required: boolean;
+    sources: string[];
+    checked: { path: string; drv?: string; against: string[]; runtime: boolean }[];
+    unchecked: { path: string; runtime: boolean; reason: string }[];
+    mismatches: { path: string; drv?: string; field: string; attested: string; found: string; where: string }[];
+    unattested: { path: string }[];
+    errors: unknown[];
+    runtimeClosure: string[];
+  };
+}
+
+describe('trace-verify: the last mile on real builds', () => {
+  let A: DaemonHandle;
+  let dir: string;
+  let cache: string;
+  let pol: string;
+  const drv = new Map<string, string>();
+  const out = new Map<string, string>();
+  const env = nixEnv();
+
+  /** A's row for a derivation name. */
+  const trace = (name: string): { rdrv_hash: string; bundle: string; statement: Buffer } => {
+    const db = new Database(A.dbFile, { readonly: true });
+    const row = db.prepare('SELECT rdrv_hash, bundle, statement FROM traces WHERE drv_name = ?').get(`lm-${name}`) as { rdrv_hash: string; bundle: string; statement: Buffer };
+    db.close();
+    assert.ok(row, name);
+    return row;
+  };
+  /** A copy of the honest cache in which `name`'s trace claims another NAR hash for its output, re-signed by A. */
+  const lyingCache = async (name: string, lie: string): Promise<string> => {
+    const d = join(tempDir('lm-lie-'), 'cache');
+    await must('cp', ['-r', cache, d]);
+    const t = trace(name);
+    const st = JSON.parse(t.statement.toString('utf8')) as { subject: { digest: { sha256: string } }[] };
+    (st.subject[0] as { digest: { sha256: string } }).digest.sha256 = lie;
+    const key = parseSecretKey(readFileSync(A.keys.secretFile, 'utf8'));
+    writeFileSync(join(d, 'traces', t.rdrv_hash), createBundle(Buffer.from(JSON.stringify(st)), key) + '\n');
+    return `file://${d}`;
+  };
+  const verify = async (target: string, extra: string[]): Promise<{ code: number; r: CliResult; text: string }> => {
+    const p = await run(VERIFY_CLI, [target, '--policy', pol, ...extra, '--json']);
+    assert.ok(p.code === 0 || p.code === 1, `exit ${p.code}: ${p.stderr}`);
+    const t = await run(VERIFY_CLI, [target, '--policy', pol, ...extra]);
+    assert.equal(t.code, p.code, t.stdout);
+    return { code: p.code, r: JSON.parse(p.stdout) as CliResult, text: t.stdout };
+  };
+
+  before(async () => {
+    dir = tempDir('lm-accept-');
+    const s = salt();
+    const args = [join(FIXTURES, 'last-mile.nix'), '--argstr', 'salt', s];
+    const attrs = ['dep', 'top', 'self', 'flat', 'app'];
+    const drvs = (await must('nix-instantiate', [...args, ...attrs.flatMap((a) => ['-A', a])], { env })).stdout.trim().split('\n');
+    attrs.forEach((a, i) => drv.set(a, drvs[i] as string));
+    cache = join(dir, 'cache');
+    A = await startDaemon({ keyName: 'lm-builder-a', extraConfig: { caches: [{ url: `file://${cache}` }] } });
+    const staging = join(dir, 'staging');
+    mkdirSync(staging);
+    const b = await nixBuildWithHook(staging, [...args, ...attrs.flatMap((a) => ['-A', a])]);
+    assert.equal(b.code, 0, b.stderr);
+    b.stdout.trim().split('\n').forEach((p, i) => out.set(attrs[i] as string, p));
+    for (const f of readdirSync(staging)) copyFileSync(join(staging, f), join(A.spool, f));
+    const r = await A.cli(['push', '--wait']);
+    assert.equal(r.code, 0, r.stderr);
+    await must('nix', ['copy', '--to', `file://${cache}`, out.get('app') as string], { env });
+    pol = join(dir, 'policy.json');
+    writeFileSync(pol, JSON.stringify({ keys: { A: { publicKey: A.keys.publicKey } }, trust: 'A' }));
+  });
+
+  after(async () => {
+    await A.stop();
+  });
+
+  test('honest: VERIFIED, every path checked against the cache and the local store', async () => {
+    const { code, r, text } = await verify(drv.get('app') as string, ['--cache', `file://${cache}`]);
+    assert.equal(code, 0, JSON.stringify(r.problems));
+    const lm = r.lastMile;
+    assert.ok(lm);
+    assert.deepEqual(lm.runtimeClosure, [...out.values()].sort());
+    assert.deepEqual(lm.checked.map((c) => c.path).sort(), [...out.values()].sort());
+    for (const c of lm.checked) {
+      assert.equal(c.runtime, true);
+      assert.deepEqual(c.against.map((w) => w.replace(/ \(content address\)$/, '')), [`file://${cache}`, 'local store (/nix/var/nix/db/db.sqlite)'], c.path);
+    }
+    assert.deepEqual([lm.unchecked, lm.mismatches, lm.unattested, lm.errors], [[], [], [], []]);
+    assert.match(text, /^VERIFIED /);
+    assert.match(text, /last mile: 5 paths checked, 0 mismatching, 0 not known to any source; runtime closure 5 paths: 5 checked, 0 unchecked/);
+    assert.match(text, new RegExp(`checked against: file://${cache}: 5; local store \\(/nix/var/nix/db/db.sqlite\\): 5`));
+  });
+
+  test('a content-addressed output whose trace lies about its NAR hash (validly re-signed): content-mismatch, both hashes', async () => {
+    const lie = 'cd'.repeat(32);
+    const c = await lyingCache('top', lie);
+    const real = trace('top');
+    const realHex = (JSON.parse(real.statement.toString('utf8')) as { subject: { digest: { sha256: string } }[] }).subject[0]?.digest.sha256 as string;
+    for (const extra of [[], ['--no-local-store']]) {
+      const { code, r, text } = await verify(drv.get('top') as string, ['--cache', c, ...extra]);
+      assert.equal(code, 1, JSON.stringify(r));
+      const ms = (r.lastMile?.mismatches ?? []).filter((m) => m.field === 'narHash');
+      assert.deepEqual(ms.map((m) => [m.path, m.drv, m.attested, m.found]), (extra.length ? [c] : [c, 'local']).map(() => [out.get('top'), drv.get('top'), narHashText(lie), narHashText(realHex)]));
+      assert.ok(r.lastMile?.mismatches.some((m) => m.field === 'storePath'), 'the lie does not give the CA path');
+      const p = r.problems.find((x) => x.code === 'content-mismatch' && x.where === c);
+      assert.ok(p, JSON.stringify(r.problems));
+      assert.equal(p.drv, drv.get('top'));
+      assert.ok(p.detail.includes(narHashText(lie)) && p.detail.includes(narHashText(realHex)));
+      assert.match(text, /^NOT VERIFIED /);
+      assert.match(text, /content-mismatch/);
+    }
+  });
+
+  test('an input-addressed output whose trace lies: content-mismatch against the cache, and against the local store alone', async () => {
+    const lie = 'ef'.repeat(32);
+    const c = await lyingCache('app', lie);
+    const { code, r } = await verify(drv.get('app') as string, ['--cache', c]);
+    assert.equal(code, 1);
+    assert.deepEqual(r.lastMile?.mismatches.map((m) => [m.path, m.field, m.where.split(' ')[0]]), [[out.get('app'), 'narHash', c], [out.get('app'), 'narHash', 'local']]);
+    // the same lie with no narinfo anywhere: the local store database catches it
+    const bare = join(tempDir('lm-bare-'), 'cache');
+    mkdirSync(bare);
+    await must('cp', ['-r', join(new URL(c).pathname, 'traces'), join(bare, 'traces')]);
+    const local = await verify(drv.get('app') as string, ['--cache', `file://${bare}`]);
+    assert.equal(local.code, 1);
+    assert.deepEqual(local.r.lastMile?.mismatches.map((m) => [m.path, m.where]), [[out.get('app'), 'local store (/nix/var/nix/db/db.sqlite)']]);
+  });
+
+  test('no narinfo and no local store: VERIFIED with every path listed as unchecked; --require-last-mile fails', async () => {
+    const bare = join(tempDir('lm-bare-'), 'cache');
+    mkdirSync(bare);
+    await must('cp', ['-r', join(cache, 'traces'), join(bare, 'traces')]);
+    const loose = await verify(drv.get('app') as string, ['--cache', `file://${bare}`, '--no-local-store']);
+    assert.equal(loose.code, 0, JSON.stringify(loose.r.problems));
+    assert.deepEqual(loose.r.lastMile?.checked, []);
+    assert.deepEqual(loose.r.lastMile?.unchecked.map((u) => u.path).sort(), [...out.values()].sort());
+    // what the runtime closure is cannot be known beyond the target's own outputs
+    assert.deepEqual(loose.r.lastMile?.runtimeClosure, [out.get('app')]);
+    assert.match(loose.text, /not known to any source; runtime closure 1 paths: 0 checked, 1 unchecked/);
+    const strict = await verify(drv.get('app') as string, ['--cache', `file://${bare}`, '--no-local-store', '--require-last-mile']);
+    assert.equal(strict.code, 1);
+    assert.deepEqual(strict.r.problems.map((p) => [p.code, p.drv]), [['unchecked-path', drv.get('app')]]);
+    // the local store alone checks everything
+    const local = await verify(drv.get('app') as string, ['--cache', `file://${bare}`, '--require-last-mile']);
+    assert.equal(local.code, 0, JSON.stringify(local.r.problems));
+    assert.equal(local.r.lastMile?.checked.length, 5);
+  });
+
+  test('a hostile cache: a narinfo with an invented reference, and one describing another path', async () => {
+    const d = join(tempDir('lm-hostile-'), 'cache');
+    await must('cp', ['-r', cache, d]);
+    const f = join(d, `${parseStorePath(out.get('app') as string).hashPart}.narinfo`);
+    const stranger = `${'0'.repeat(32)}-lm-stranger`;
+    writeFileSync(f, readFileSync(f, 'utf8').replace(/^References: (.*)$/m, `References: $1 ${stranger}`));
+    const { code, r } = await verify(drv.get('app') as string, ['--cache', `file://${d}`]);
+    assert.equal(code, 1);
+    assert.deepEqual(r.problems.map((p) => p.code), ['unattested-path']);
+    assert.match(r.problems[0]?.detail ?? '', new RegExp(`/nix/store/${stranger} is in the runtime closure`));
+    const g = join(d, `${parseStorePath(out.get('top') as string).hashPart}.narinfo`);
+    writeFileSync(g, readFileSync(g, 'utf8').replace(/^StorePath: .*$/m, `StorePath: ${out.get('dep')}`));
+    writeFileSync(f, readFileSync(f, 'utf8').replace(` ${stranger}`, ''));
+    const other = await verify(drv.get('app') as string, ['--cache', `file://${d}`]);
+    assert.equal(other.code, 1);
+    assert.deepEqual(other.r.problems.map((p) => [p.code, p.drv]), [['source-unreadable', drv.get('top')]]);
   });
 });

@@ -10,10 +10,12 @@ import { LIMIT_FLAGS, readLimitsFrom } from '../src/cache/limits.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
 import { verifyClosure, type VerifyResult } from '../src/verify/closure.js';
 import { CacheSource, DbSource, type BundleSource } from '../src/verify/sources.js';
+import { decideLastMile, lastMileProblems, type LastMileReport } from '../src/verify/last-mile.js';
+import { gatherFacts, heldContent, LocalStoreFacts, NarInfoFacts, type FactSource } from '../src/verify/store-facts.js';
 import { loadTrustPolicy } from '../src/verify/trust-policy.js';
 import type Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
-import { BuildtraceError, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
+import { BuildtraceError, errorMessage, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
 import { parsePublicKey, type NixPublicKey } from '../src/nix/nix-key.js';
 import { checkBundle } from '../src/trace/bundle.js';
 import { splitTraceObject } from '../src/trace/laut-jws.js';
@@ -42,6 +44,14 @@ Usage:
       Bounds on what a cache can make us read (a run that hits one stops with exit 2 and
       names it): --max-object-bytes N (64 MiB), --max-line-bytes N (1 MiB), --max-lines N
       (100000 per object), --request-timeout-ms N (15000, total per request), --retries N (2).
+      The last mile: after the trust verdict, every path of the verified closure and of the
+      target's runtime closure (narinfo References / the local store's references) that a
+      --cache's narinfo or the local Nix database knows must have exactly the attested NAR
+      hash and size, and a content-addressed path must be the one its hash gives; otherwise
+      content-mismatch (exit 1). A runtime path no verified claim attests fails; one that no
+      source knows is listed as unchecked and fails only with --require-last-mile.
+      --nix-db FILE: the local Nix database (default /nix/var/nix/db/db.sqlite, read-only;
+      skipped with a note when absent); --no-local-store: consult only the caches.
 
   trace-verify bundles (--db FILE | --file FILE)... --key FILE... [--json]
       check the signature and shape of every bundle in daemon databases or cache objects
@@ -69,7 +79,8 @@ Options:
   --db FILE     a trace-daemon database (read-only)
   --file FILE   a cache object: JSON Lines of bundles or a laut JWS container
   --key FILE    a Nix public key file (name:base64), as written by nix key convert-secret-to-public
-  --json        machine-readable output
+  --json        machine-readable output (lastMile: checked, unchecked, mismatches, unattested, errors)
+  --require-last-mile  fail (exit 1) when a runtime-closure path could not be checked
   -h, --help    this text
 
 Exit codes: 0 verified, 1 not verified, 2 usage or input error.`;
@@ -203,7 +214,33 @@ async function resolveTarget(t: string, attr: string | undefined): Promise<strin
   throw new BuildtraceError('USAGE', `${JSON.stringify(t)} is not a .drv path, a store path or a .nix file`);
 }
 
-function printResult(r: VerifyResult, json: boolean): void {
+const DEFAULT_NIX_DB = '/nix/var/nix/db/db.sqlite';
+
+type VerifyOutput = VerifyResult & {
+  /** null when the trust verdict already failed (there is no verified world to compare). */
+  readonly lastMile: (LastMileReport & { readonly required: boolean; readonly sources: string[]; readonly notes: string[] }) | null;
+};
+
+function lastMileLines(m: NonNullable<VerifyOutput['lastMile']>): string[] {
+  const lines: string[] = [];
+  const per = new Map<string, number>();
+  for (const c of m.checked) for (const w of c.against) per.set(w, (per.get(w) ?? 0) + 1);
+  const rtUnchecked = m.unchecked.filter((u) => u.runtime);
+  const rtChecked = m.checked.filter((c) => c.runtime).length;
+  lines.push(
+    `  last mile: ${m.checked.length} paths checked, ${m.mismatches.length} mismatching, ${m.unchecked.length} not known to any source; ` +
+      `runtime closure ${m.runtimeClosure.length} paths: ${rtChecked} checked, ${rtUnchecked.length} unchecked${m.unattested.length > 0 ? `, ${m.unattested.length} unattested` : ''}` +
+      (m.required ? ' (--require-last-mile)' : ''),
+  );
+  if (per.size > 0) lines.push(`    checked against: ${[...per].map(([w, n]) => `${w}: ${n}`).join('; ')}`);
+  if (m.sources.length === 0) lines.push('    no cache or local store to check against');
+  for (const u of rtUnchecked.slice(0, 10)) lines.push(`    unchecked (runtime): ${u.path}: ${u.reason}`);
+  if (rtUnchecked.length > 10) lines.push(`    … ${rtUnchecked.length - 10} more (--json lists all)`);
+  for (const n of m.notes) lines.push(`    note: ${n}`);
+  return lines;
+}
+
+function printResult(r: VerifyOutput, json: boolean): void {
   if (json) {
     process.stdout.write(JSON.stringify(r, null, 2) + '\n');
     return;
@@ -215,7 +252,7 @@ function printResult(r: VerifyResult, json: boolean): void {
     lines.push(`  ${r.derivationsChecked} derivations checked; signers: ${r.signers.join(', ') || '(none needed: fixed-output)'}; trust: ${r.trust}`);
   } else {
     lines.push(`NOT VERIFIED ${r.target}`);
-    lines.push(`  ${r.derivationsChecked} derivations checked; trust: ${r.trust}; ${r.candidates} candidate output map(s) for the target`);
+    lines.push(`  ${r.derivationsChecked} derivations checked; trust: ${r.trust}; ${r.candidates} candidate output map(s) for the target${r.lastMile ? '; the trust verdict held, the last mile did not' : ''}`);
     const seen = new Set<string>();
     for (const p of r.problems) {
       const line = `  ${p.drv}: ${p.code}: ${p.detail}${p.resolvedDrv ? ` [resolved ${p.resolvedDrv}]` : ''}${p.signer ? ` [signer ${p.signer}]` : ''}${p.where ? ` [${p.where}]` : ''}`;
@@ -228,8 +265,20 @@ function printResult(r: VerifyResult, json: boolean): void {
       }
     }
   }
+  if (r.lastMile) lines.push(...lastMileLines(r.lastMile));
   for (const [k, s] of Object.entries(r.keyStatus)) if (!s.admitted) lines.push(`  key ${k} not admitted: ${s.detail}`);
   process.stdout.write(lines.join('\n') + '\n');
+}
+
+/** The last mile over a verified result: the sources' view of the world and the runtime closure, decided. */
+async function withLastMile(r: VerifyResult, facts: readonly FactSource[], required: boolean, notes: string[]): Promise<VerifyOutput> {
+  if (!r.verified) return { ...r, lastMile: null };
+  const world = new Map(Object.entries(r.world));
+  const roots = Object.values(r.outputs);
+  const answers = await gatherFacts(world, roots, facts);
+  const report = decideLastMile(world, roots, (p) => answers.get(p));
+  const problems = lastMileProblems(report, r.target, required);
+  return { ...r, verified: problems.length === 0, problems: [...r.problems, ...problems], lastMile: { required, sources: facts.map((f) => f.name), notes, ...report } };
 }
 
 /** One line on the terminal, rewritten in place (\x1b[K clears what a longer line left). */
@@ -239,7 +288,7 @@ function showProgress(phase: 'load' | 'check', done: number, total?: number): vo
 }
 
 async function verifyCommand(target: string, rest: string[]): Promise<number> {
-  const a = parseArgs(rest, { booleans: ['json'], strings: ['policy', 'attr', 'at', ...LIMIT_FLAGS], repeated: ['cache', 'db', 'output'] });
+  const a = parseArgs(rest, { booleans: ['json', 'require-last-mile', 'no-local-store'], strings: ['policy', 'attr', 'at', 'nix-db', ...LIMIT_FLAGS], repeated: ['cache', 'db', 'output'] });
   if (a.flags.has('help')) {
     process.stdout.write(HELP + '\n');
     return EXIT_OK;
@@ -250,9 +299,30 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
   const policy = loadTrustPolicy(policyFile);
   const sources: BundleSource[] = [];
   const limits = readLimitsFrom((f) => a.values.get(f));
-  for (const u of a.lists.get('cache') ?? []) sources.push(new CacheSource(await openCache(u, { limits }), { limits }));
+  const facts: FactSource[] = [];
+  for (const u of a.lists.get('cache') ?? []) {
+    const cache = await openCache(u, { limits });
+    sources.push(new CacheSource(cache, { limits }));
+    facts.push(new NarInfoFacts(cache));
+  }
   for (const f of a.lists.get('db') ?? []) sources.push(new DbSource(f, limits));
   if (sources.length === 0) throw new BuildtraceError('USAGE', 'give at least one --cache URL or --db FILE');
+  if (a.flags.has('no-local-store') && a.values.has('nix-db')) throw new BuildtraceError('USAGE', 'give --nix-db or --no-local-store, not both');
+  const notes: string[] = [];
+  let store: { close(): void } | undefined;
+  if (!a.flags.has('no-local-store')) {
+    const nixDb = a.values.get('nix-db') ?? DEFAULT_NIX_DB;
+    try {
+      const { NixDbStoreInfo } = await import('../daemon/store-info.js');
+      const s = new NixDbStoreInfo(nixDb);
+      store = s;
+      facts.push(new LocalStoreFacts(s, `local store (${nixDb})`));
+    } catch (err) {
+      // named explicitly: an error; the default: a consumer without a readable store still verifies against caches
+      if (a.values.has('nix-db')) throw err;
+      notes.push(`local store not consulted: ${errorMessage(err)}`);
+    }
+  }
   const drv = await resolveTarget(target, a.values.get('attr'));
   const tty = process.stderr.isTTY === true;
   const atText = a.values.get('at');
@@ -263,9 +333,11 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
     ...(a.lists.has('output') ? { requiredOutputs: a.lists.get('output') as string[] } : {}),
     ...(atText ? { at: parseAt(atText) } : {}),
     ...(tty ? { progress: showProgress } : {}),
+    ...(facts.length > 0 ? { heldContent: (paths: readonly string[]) => heldContent(paths, facts) } : {}),
   });
-  printResult(r, a.flags.has('json'));
-  return r.verified ? EXIT_OK : EXIT_REJECTED;
+  const out = await withLastMile(r, facts, a.flags.has('require-last-mile'), notes).finally(() => store?.close());
+  printResult(out, a.flags.has('json'));
+  return out.verified ? EXIT_OK : EXIT_REJECTED;
 }
 
 async function main(argv: string[]): Promise<number> {

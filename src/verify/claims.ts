@@ -1,6 +1,7 @@
 import type { Derivation } from '../nix/derivation.js';
 import { parseStorePath } from '../nix/store-path.js';
 import type { ParsedStatement } from '../trace/statement.js';
+import type { LastMileProblemCode } from './last-mile.js';
 
 /** Why a position (a derivation, possibly a specific resolution of it) does not verify. */
 export type ProblemCode =
@@ -19,7 +20,8 @@ export type ProblemCode =
   | 'equivocation'
   | 'content-disputed'
   | 'bound-hit'
-  | 'derivation-unreadable';
+  | 'derivation-unreadable'
+  | LastMileProblemCode;
 
 export interface Problem {
   readonly drv: string;

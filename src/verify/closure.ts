@@ -11,7 +11,7 @@ import { checkClaim, depKey, type DepRef, type Entry, type InputOrigin, type Pro
 import { groupBySignedContent } from './signed-content.js';
 import type { BundleSource } from './sources.js';
 import { describeTrust, type TrustPolicy } from './trust-policy.js';
-import { decide, type FodLeaf, type Node, type WorldPath } from './world.js';
+import { decide, eachBinding, type FodLeaf, type Node, type WorldPath } from './world.js';
 
 export type { Problem, ProblemCode } from './claims.js';
 
@@ -49,6 +49,8 @@ export interface VerifyOptions {
   /** 'load': derivations read so far (total unknown yet); 'check': derivations checked of all. */
   readonly progress?: (phase: 'load' | 'check', done: number, total?: number) => void;
   readonly concurrency?: number;
+  /** The content (NAR sha256) the consumer's sources hold for some of these disputed paths (the last mile's view). */
+  readonly heldContent?: (paths: readonly string[]) => Promise<ReadonlyMap<string, string>>;
 }
 
 /**
@@ -405,7 +407,23 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const rootDrv = loader.drv(target);
   const required = opts.requiredOutputs ?? [...rootDrv.outputs.keys()];
   for (const o of required) if (!rootDrv.outputs.has(o)) throw new BuildtraceError('USAGE', `${target} has no output ${JSON.stringify(o)}`);
-  const v = decide({ target, required, order, nodes, trust: policy.trust, maxWorlds: policy.maxResolutions });
+  // paths claimed with two contents: the world the consumer's sources agree with goes first
+  let held: ReadonlyMap<string, string> | undefined;
+  if (opts.heldContent) {
+    const hashes = new Map<string, string>();
+    const disputed = new Set<string>();
+    for (const n of nodes.values()) {
+      for (const e of n.entries) {
+        eachBinding(e, (p, h) => {
+          const first = hashes.get(p);
+          if (first === undefined) hashes.set(p, h);
+          else if (first !== h) disputed.add(p);
+        });
+      }
+    }
+    if (disputed.size > 0) held = await opts.heldContent([...disputed].sort());
+  }
+  const v = decide({ target, required, order, nodes, trust: policy.trust, maxWorlds: policy.maxResolutions, ...(held ? { held } : {}) });
   const base = { target, derivationsChecked: order.length, trust: describeTrust(policy.trust), keyStatus, candidates: v.candidates };
   if (v.verified) {
     const entries = v.entries

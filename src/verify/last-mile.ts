@@ -14,8 +14,8 @@ export interface Attestation {
   /** Lowercase hex SHA-256 of the NAR; absent where nothing binds it (a flat fixed output binds only its file hash). */
   readonly narSha256?: string | undefined;
   readonly narSize?: number | undefined;
-  /** The derivation whose verified claim (or declared hash) binds the path. */
-  readonly producerDrv: string;
+  /** The derivation that produces the path; absent for sources (inputSrcs), bound by the claims that consumed them. */
+  readonly producerDrv?: string | undefined;
 }
 export type World = ReadonlyMap<string, Attestation>;
 
@@ -40,7 +40,8 @@ export interface PathAnswers {
 
 export interface CheckedPath {
   readonly path: string;
-  readonly drv: string;
+  /** The producing derivation; absent for a source. */
+  readonly drv?: string;
   /** `sha256:<nix32>`, as narinfo writes it; for a flat fixed output checked by its content address, that address. */
   readonly narHash: string;
   readonly against: string[];
@@ -49,7 +50,8 @@ export interface CheckedPath {
 
 export interface UncheckedPath {
   readonly path: string;
-  readonly drv: string;
+  /** The producing derivation; absent for a source. */
+  readonly drv?: string;
   readonly runtime: boolean;
   readonly reason: string;
 }
@@ -58,7 +60,8 @@ export type MismatchField = 'narHash' | 'narSize' | 'contentAddress' | 'storePat
 
 export interface ContentMismatch {
   readonly path: string;
-  readonly drv: string;
+  /** The producing derivation; absent for a source. */
+  readonly drv?: string;
   /** narHash/narSize: the source disagrees with the attestation; contentAddress: the source's `CA` does not give this path or
    * contradicts its own NarHash; storePath: the attested NAR hash, with the references the source lists, gives another path. */
   readonly field: MismatchField;
@@ -79,7 +82,8 @@ export interface UnattestedPath {
 /** A source that could not answer for a path (malformed or oversized narinfo, cache error): it might serve other bytes. */
 export interface SourceError {
   readonly path: string;
-  readonly drv: string;
+  /** The producing derivation; absent for a source. */
+  readonly drv?: string;
   readonly where: string;
   readonly reason: string;
 }
@@ -148,16 +152,17 @@ export function decideLastMile(world: World, roots: readonly string[], answersOf
   for (const [path, att] of world) {
     const isRuntime = runtime.has(path);
     const answers = answersOf(path) ?? { facts: [], unusable: [] };
-    for (const u of answers.unusable) errors.push({ path, drv: att.producerDrv, where: u.where, reason: u.reason });
+    const drv = att.producerDrv !== undefined ? { drv: att.producerDrv } : {};
+    for (const u of answers.unusable) errors.push({ path, ...drv, where: u.where, reason: u.reason });
     const found = checkPath(path, att, answers.facts, storeDir);
     mismatches.push(...found.mismatches);
     if (found.mismatches.length > 0) continue;
     if (found.against.length > 0) {
-      checked.push({ path, drv: att.producerDrv, narHash: found.narHash, against: found.against, runtime: isRuntime });
+      checked.push({ path, ...drv, narHash: found.narHash, against: found.against, runtime: isRuntime });
       continue;
     }
     const why = answers.facts.length > 0 ? found.why : answers.unusable.length > 0 ? 'no source that answered knows it' : 'no named cache and not the local store knows it';
-    unchecked.push({ path, drv: att.producerDrv, runtime: isRuntime, reason: why });
+    unchecked.push({ path, ...drv, runtime: isRuntime, reason: why });
   }
   return {
     checked: byPath(checked),
@@ -180,12 +185,13 @@ function checkPath(path: string, att: Attestation, facts: readonly PathFact[], s
   const mismatches: ContentMismatch[] = [];
   const against: string[] = [];
   const drv = att.producerDrv;
+  const by = drv !== undefined ? `built by ${drv}` : 'a source';
   const self = parseStorePath(path, storeDir);
   const attestedText = att.narSha256 !== undefined ? narHashText(att.narSha256) : '';
   let narHash = attestedText;
   let storePathChecked = false;
   const mismatch = (field: MismatchField, attested: string, found: string, where: string, detail: string): void => {
-    mismatches.push({ path, drv, field, attested, found, where, detail: `${path} (built by ${drv}): ${detail}` });
+    mismatches.push({ path, ...(drv !== undefined ? { drv } : {}), field, attested, found, where, detail: `${path} (${by}): ${detail}` });
   };
   for (const f of facts) {
     let ok = true;
@@ -262,14 +268,14 @@ export interface LastMileProblem {
  */
 export function lastMileProblems(r: LastMileReport, target: string, requireRuntimeChecked: boolean): LastMileProblem[] {
   const out: LastMileProblem[] = [];
-  for (const m of r.mismatches) out.push({ drv: m.drv, code: 'content-mismatch', detail: m.detail, where: m.where });
+  for (const m of r.mismatches) out.push({ drv: m.drv ?? target, code: 'content-mismatch', detail: m.detail, where: m.where });
   for (const u of r.unattested) {
     const by = u.referrers.length > 0 ? `referenced by ${u.referrers.join(', ')}${u.where.length > 0 ? ` according to ${u.where.join(', ')}` : ''}` : 'a target output';
     out.push({ drv: target, code: 'unattested-path', detail: `${u.path} is in the runtime closure (${by}) but no verified claim attests its content` });
   }
-  for (const e of r.errors) out.push({ drv: e.drv, code: 'source-unreadable', detail: `${e.path}: ${e.reason}`, where: e.where });
+  for (const e of r.errors) out.push({ drv: e.drv ?? target, code: 'source-unreadable', detail: `${e.path}: ${e.reason}`, where: e.where });
   if (requireRuntimeChecked) {
-    for (const u of r.unchecked) if (u.runtime) out.push({ drv: u.drv, code: 'unchecked-path', detail: `${u.path} is in the runtime closure and could not be checked: ${u.reason}` });
+    for (const u of r.unchecked) if (u.runtime) out.push({ drv: u.drv ?? target, code: 'unchecked-path', detail: `${u.path} is in the runtime closure and could not be checked: ${u.reason}` });
   }
   return out;
 }

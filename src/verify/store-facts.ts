@@ -4,7 +4,7 @@
  * each source once; reads of a cache go through its own limiter.
  */
 import { BuildtraceError, errorMessage } from '../errors.js';
-import type { CacheBackend } from '../cache/backend.js';
+import { CacheError, type CacheBackend, type CacheObject } from '../cache/backend.js';
 import { formatHash, type Hash } from '../nix/hash.js';
 import { parseNarInfo } from '../nix/narinfo.js';
 import { parseStorePath, printStorePath, parseBaseName } from '../nix/store-path.js';
@@ -41,10 +41,16 @@ export class NarInfoFacts implements FactSource {
 
   async fact(path: string): Promise<PathFact | undefined> {
     const key = `${parseStorePath(path, this.storeDir).hashPart}.narinfo`;
-    const o = await this.limiter.run(() => this.cache.get(key));
+    let o: CacheObject | undefined;
+    try {
+      o = await this.limiter.run(() => this.cache.get(key, { maxBytes: NARINFO_MAX_BYTES }));
+    } catch (err) {
+      // Nix reads a 403 on a narinfo as "not there" (S3 without ListBucket) and substitutes nothing from it
+      if (err instanceof CacheError && err.reason === 'forbidden') return undefined;
+      throw err;
+    }
     if (!o) return undefined;
     const subject = `${this.name}/${key}`;
-    if (o.body.length > NARINFO_MAX_BYTES) throw new BuildtraceError('NARINFO_INVALID', `${subject}: larger than ${NARINFO_MAX_BYTES} bytes`, { subject });
     const ni = parseNarInfo(o.body.toString('utf8'), this.storeDir, subject);
     // a narinfo under this hash part that describes another path is no answer for this one
     if (ni.storePath !== path) throw new BuildtraceError('NARINFO_INVALID', `${subject}: describes ${ni.storePath}, not ${path}`, { subject });
@@ -126,4 +132,19 @@ export async function gatherFacts(world: World, roots: readonly string[], source
   // the walk adds to `pending` while it runs
   for (let i = 0; i < pending.length; i++) await pending[i];
   return answers;
+}
+
+/**
+ * The NAR sha256 the consumer would get for each of `paths` that a source knows: the local
+ * store's first (Nix substitutes nothing over a valid path), else the first cache's.
+ */
+export async function heldContent(paths: readonly string[], sources: readonly FactSource[]): Promise<Map<string, string>> {
+  const ordered = [...sources.filter((s) => s instanceof LocalStoreFacts), ...sources.filter((s) => !(s instanceof LocalStoreFacts))];
+  const answers = await gatherFacts(new Map(paths.map((p) => [p, {}])), [], ordered);
+  const out = new Map<string, string>();
+  for (const [p, a] of answers) {
+    const f = a.facts[0];
+    if (f) out.set(p, f.narSha256);
+  }
+  return out;
 }

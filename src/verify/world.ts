@@ -37,6 +37,8 @@ export interface DecideInput {
   readonly trust: TrustNode;
   /** Bound on the worlds tried. */
   readonly maxWorlds: number;
+  /** NAR sha256 the consumer's local store or caches hold for disputed paths: that world is tried first (the last mile refuses others). */
+  readonly held?: ReadonlyMap<string, string>;
 }
 
 export interface WorldPath {
@@ -59,7 +61,7 @@ export interface Verdict {
 const byStr = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Calls `f` for every path an entry binds, with the hash it binds it to; stops when `f` returns false. */
-function eachBinding(e: Entry, f: (path: string, sha: string) => unknown): boolean {
+export function eachBinding(e: Entry, f: (path: string, sha: string) => unknown): boolean {
   for (const o of e.outputs.values()) if (f(o.path, o.sha256) === false) return false;
   for (const [p, h] of e.inputs) if (f(p, h) === false) return false;
   return true;
@@ -207,6 +209,8 @@ export function decide(input: DecideInput): Verdict {
     seen.add(k);
     worlds.push(w);
   };
+  const held = input.held;
+  if (held) addWorld(branching.map((d) => Math.max(0, d.viable.indexOf(held.get(d.path) ?? ''))));
   for (const id of [...identities].sort(byStr)) {
     addWorld(
       branching.map((d) => {
