@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, createPublicKey, generateKeyPairSync, verify as nodeVerify } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -289,7 +289,9 @@ function checkLautProfile(line: string, publicRaw: Buffer, h: string, outputs: M
 
 describe("our traces for a real Nix build: laut's profile where it applies, our build type elsewhere", () => {
   let D: DaemonHandle;
+  let E: DaemonHandle | undefined;
   let dir: string;
+  let staging: string;
   const drvs = new Map<string, string>();
   const rows = new Map<string, { rdrv_hash: string; rdrv_path: string; bundle: string; kind: string }>();
   let raw: Buffer;
@@ -304,8 +306,12 @@ describe("our traces for a real Nix build: laut's profile where it applies, our 
       if (m?.[1]) drvs.set(m[1], p);
     }
     D = await startDaemon({ keyName: 'laut-interop-1' });
-    const b = await nixBuildWithHook(D.spool, [...args, ...attrs.flatMap((a) => ['-A', a])]);
+    // the hook's records are kept, so a second builder can trace the same builds later
+    staging = join(dir, 'staging');
+    mkdirSync(staging);
+    const b = await nixBuildWithHook(staging, [...args, ...attrs.flatMap((a) => ['-A', a])]);
     assert.equal(b.code, 0, b.stderr);
+    for (const f of readdirSync(staging)) copyFileSync(join(staging, f), join(D.spool, f));
     const r = await D.cli(['push', '--wait']);
     assert.equal(r.code, 0, r.stderr);
     const db = new Database(D.dbFile, { readonly: true });
@@ -316,6 +322,7 @@ describe("our traces for a real Nix build: laut's profile where it applies, our 
 
   after(async () => {
     await D?.stop();
+    await E?.stop();
   });
 
   const outputsOf = (name: string): Map<string, string> => {
@@ -323,6 +330,30 @@ describe("our traces for a real Nix build: laut's profile where it applies, our 
     assert.ok(r, `trace for l-${name}: have ${[...rows.keys()].join(', ')}`);
     const st = JSON.parse(Buffer.from((JSON.parse(r.bundle) as { dsseEnvelope: { payload: string } }).dsseEnvelope.payload, 'base64').toString()) as { subject: { name: string; annotations: { laut_storePath: string } }[] };
     return new Map(st.subject.map((s) => [s.name, s.annotations.laut_storePath]));
+  };
+
+  const lautKeys = (): Record<string, { publicKey: string }> => ({
+    builderA: { publicKey: readFileSync(join(VEC, 'builderA_key.public'), 'utf8').trim() },
+    builderB: { publicKey: readFileSync(join(VEC, 'builderB_key.public'), 'utf8').trim() },
+  });
+
+  /** laut's exact container for each resolved derivation of link's closure, from our build's facts. */
+  const writeLautContainers = (cache: string): void => {
+    for (const name of ['tree', 'user', 'link']) {
+      const r = rows.get(name);
+      assert.ok(r);
+      const nix: Record<string, JsonValue> = {};
+      const ce: Record<string, JsonValue> = {};
+      for (const [o, path] of outputsOf(name)) {
+        const sha = Buffer.from(narHex(path), 'hex');
+        nix[o] = { hashAlgo: 'sha256', method: 'nar', path, hash: `sha256:${nix32Encode(sha)}` };
+        ce[o] = Buffer.from(castoreFromNar(execFileSync('nix-store', ['--dump', path], { maxBuffer: 64 << 20 }))).toString('base64url');
+      }
+      const payload = (rebuild: number): JsonValue => ({ in: { rdrv_aterm_ca: r.rdrv_hash }, out: { 'castore-entry': ce, nix }, builder: { rebuild_id: rebuild, store_root: '/nix/store', nix_flavor: 'nix', nix_version: '2.8.0' } });
+      // builder A in the current header generation, builder B in the older one (typ: JWT)
+      const container = { signatures: [signLautJws(payload(1), secA), signLautJws(payload(2), secB, true)] };
+      writeFileSync(join(cache, 'traces', r.rdrv_hash), JSON.stringify(container, null, 2));
+    }
   };
 
   test('CA derivations whose inputs are all content-addressed or fixed (tree, user, link, onfod) pass laut\'s profile, checked independently', () => {
@@ -380,23 +411,9 @@ describe("our traces for a real Nix build: laut's profile where it applies, our 
     const cache = join(dir, 'laut-cache');
     mkdirSync(join(cache, 'traces'), { recursive: true });
     writeFileSync(join(cache, 'nix-cache-info'), 'StoreDir: /nix/store\n');
-    for (const name of ['tree', 'user', 'link']) {
-      const r = rows.get(name);
-      assert.ok(r);
-      const nix: Record<string, JsonValue> = {};
-      const ce: Record<string, JsonValue> = {};
-      for (const [o, path] of outputsOf(name)) {
-        const sha = Buffer.from(narHex(path), 'hex');
-        nix[o] = { hashAlgo: 'sha256', method: 'nar', path, hash: `sha256:${nix32Encode(sha)}` };
-        ce[o] = Buffer.from(castoreFromNar(execFileSync('nix-store', ['--dump', path], { maxBuffer: 64 << 20 }))).toString('base64url');
-      }
-      const payload = (rebuild: number): JsonValue => ({ in: { rdrv_aterm_ca: r.rdrv_hash }, out: { 'castore-entry': ce, nix }, builder: { rebuild_id: rebuild, store_root: '/nix/store', nix_flavor: 'nix', nix_version: '2.8.0' } });
-      // builder A in the current header generation, builder B in the older one (typ: JWT)
-      const container = { signatures: [signLautJws(payload(1), secA), signLautJws(payload(2), secB, true)] };
-      writeFileSync(join(cache, 'traces', r.rdrv_hash), JSON.stringify(container, null, 2));
-    }
+    writeLautContainers(cache);
     const pol = join(dir, 'laut-policy.json');
-    writeFileSync(pol, JSON.stringify({ keys: { builderA: { publicKey: readFileSync(join(VEC, 'builderA_key.public'), 'utf8').trim() }, builderB: { publicKey: readFileSync(join(VEC, 'builderB_key.public'), 'utf8').trim() } }, trust: { threshold: 2, of: ['builderA', 'builderB'] } }));
+    writeFileSync(pol, JSON.stringify({ keys: lautKeys(), trust: { threshold: 2, of: ['builderA', 'builderB'] } }));
     const v = await run(VERIFY_CLI, [drvs.get('link') as string, '--policy', pol, '--cache', `file://${cache}`]);
     assert.equal(v.code, 0, v.stdout + v.stderr);
     assert.match(v.stdout, /VERIFIED/);
@@ -408,5 +425,25 @@ describe("our traces for a real Nix build: laut's profile where it applies, our 
     writeFileSync(join(cache, 'traces', h), JSON.stringify(obj, null, 2));
     const bad = await run(VERIFY_CLI, [drvs.get('link') as string, '--policy', pol, '--cache', `file://${cache}`]);
     assert.equal(bad.code, 1, bad.stdout);
+  });
+
+  test("one cache, laut's containers and our daemon's bundles for the same resolved derivations: laut's files stay byte-identical, and 3 of 3 (laut's two keys and ours) verify", async () => {
+    const cache = join(dir, 'shared-cache');
+    mkdirSync(join(cache, 'traces'), { recursive: true });
+    writeLautContainers(cache);
+    const before = new Map(readdirSync(join(cache, 'traces')).map((f) => [f, readFileSync(join(cache, 'traces', f))]));
+    // a second builder traces the same builds and publishes into that cache
+    E = await startDaemon({ keyName: 'laut-interop-2', extraConfig: { caches: [{ url: `file://${cache}` }] } });
+    for (const f of readdirSync(staging)) copyFileSync(join(staging, f), join(E.spool, f));
+    const p = await E.cli(['push', '--wait']);
+    assert.equal(p.code, 0, p.stdout + p.stderr);
+    for (const [f, bytes] of before) assert.ok(readFileSync(join(cache, 'traces', f)).equals(bytes), `laut's traces/${f} is byte-identical`);
+    const pol = join(dir, 'shared-policy.json');
+    writeFileSync(pol, JSON.stringify({ keys: { ...lautKeys(), E: { publicKey: E.keys.publicKey } }, trust: { threshold: 3, of: ['builderA', 'builderB', 'E'] } }));
+    const v = await run(VERIFY_CLI, [drvs.get('link') as string, '--policy', pol, '--cache', `file://${cache}`]);
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+    assert.match(v.stdout, /signers: E, builderA, builderB|signers: builderA, builderB, E/);
+    // laut's containers still hold exactly laut's two signatures each
+    for (const f of before.keys()) assert.equal(splitTraceObject(readFileSync(join(cache, 'traces', f), 'utf8')).length, 2);
   });
 });
