@@ -96,6 +96,8 @@ describe('reading files that are not what their names say', () => {
         const { drvs, args } = await many(3, 'devdrv');
         writeFileSync(join(d.spool, 'fifo.json'), JSON.stringify({ v: 1, drv: fifo, outs: [] }));
         writeFileSync(join(d.spool, 'dev.json'), JSON.stringify({ v: 1, drv: dev, outs: [] }));
+        // and a spool record that is itself a FIFO
+        await must('mkfifo', [join(d.spool, 'fifo-record.json')]);
         const b = await nixBuildWithHook(d.spool, args);
         assert.equal(b.code, 0, b.stderr);
         await statusAnswersWithin(d, 2000);
@@ -104,8 +106,9 @@ describe('reading files that are not what their names say', () => {
         const reason = (n: string): string => readFileSync(join(d.spool, 'rejected', `${n}.reason`), 'utf8');
         assert.match(reason('fifo.json'), /FIFO/);
         assert.match(reason('dev.json'), /character device/);
+        assert.match(reason('fifo-record.json'), /not a regular file \(a FIFO\)/);
         const st = await status(d);
-        assert.equal(st.rejected, 2);
+        assert.equal(st.rejected, 3);
         assert.equal(st.database.traces, drvs.length);
         assert.deepEqual(spoolRecords(d.spool), []);
       } finally {
