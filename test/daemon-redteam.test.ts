@@ -389,6 +389,8 @@ describe('publishing: caches are independent, failed rows can be requeued', () =
       assert.equal(st?.failed, drvs.length);
       assert.equal(st?.pending, 0);
       assert.match(st?.lastError?.message ?? '', /HTTP 403/);
+      const human = await d.cli(['status']);
+      assert.match(human.stdout, new RegExp(`${drvs.length} failed[\\s\\S]*failed rows wait for: trace-daemon retry --cache ${url.replace(/[.]/g, '\\.')}`));
       // nothing comes back by itself
       await new Promise((r) => setTimeout(r, 3000));
       assert.equal((await status(d)).caches[0]?.failed, drvs.length);
