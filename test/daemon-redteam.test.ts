@@ -375,6 +375,31 @@ describe('publishing: caches are independent, failed rows can be requeued', () =
     }
   });
 
+  test('SIGTERM while a cache stalls: the daemon stops within seconds, the rows wait in the outbox', { timeout: 120_000 }, async () => {
+    const slow = new TestCache();
+    slow.mode = 'stall';
+    const url = await slow.listen();
+    const d = await startDaemon({ extraConfig: { caches: [{ url }] } });
+    try {
+      const { drvs, args } = await many(2, 'stallstop');
+      assert.equal((await nixBuildWithHook(d.spool, args)).code, 0);
+      await waitFor(async () => (await status(d)).database.traces === drvs.length, 20_000, 'the traces');
+      await new Promise((r) => setTimeout(r, 1500)); // a publishing round is now waiting on the cache
+      const t0 = Date.now();
+      assert.equal(await d.stop(), 0);
+      const took = Date.now() - t0;
+      assert.ok(took < 15_000, `stopped in ${took} ms`);
+      assert.match(d.stderr(), /left unfinished publishing rounds/);
+      const db = new Database(d.dbFile, { readonly: true });
+      const rows = db.prepare("SELECT state, count(*) AS n FROM outbox GROUP BY state").all() as { state: string; n: number }[];
+      db.close();
+      assert.deepEqual(rows, [{ state: 'pending', n: drvs.length }]);
+    } finally {
+      await d.stop();
+      await slow.close();
+    }
+  });
+
   test('rows failed permanently (403) are requeued by `trace-daemon retry`; RequestTimeTooSkewed is retried by itself', { timeout: 300_000 }, async () => {
     const cache = new TestCache();
     cache.mode = 'forbidden';
