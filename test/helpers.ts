@@ -144,7 +144,9 @@ export interface DaemonHandle {
   restart: () => Promise<void>;
 }
 
-export async function startDaemon(opts: { keyName?: string; batchSize?: number; dir?: string; extraConfig?: Record<string, unknown> } = {}): Promise<DaemonHandle> {
+export async function startDaemon(
+  opts: { keyName?: string; batchSize?: number; dir?: string; extraConfig?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {},
+): Promise<DaemonHandle> {
   const dir = opts.dir ?? tempDir('buildtrace-daemon-');
   const spool = join(dir, 'spool');
   mkdirSync(spool, { recursive: true });
@@ -189,7 +191,7 @@ export async function startDaemon(opts: { keyName?: string; batchSize?: number; 
   };
   const launch = async (): Promise<void> => {
     // the bin itself, so its shebang's V8 flags apply as they do for users
-    const child = spawn(DAEMON_CLI, ['run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(DAEMON_CLI, ['run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], ...(opts.env ? { env: opts.env } : {}) });
     child.stderr?.on('data', (c: Buffer) => (errText += c.toString('utf8')));
     handle.child = child;
     const deadline = Date.now() + 15_000;

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -7,7 +7,7 @@ import { Capturer } from '../daemon/capture.js';
 import { AutoStoreInfo, NixCliStoreInfo, NixDbStoreInfo } from '../daemon/store-info.js';
 import { parseNixVersion, parsePathInfoJson, parseRealisationsJson, pathInfoJsonArgs, realisationInstallable } from '../src/nix/nix-cli-json.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
-import { FIXTURES, hookReportsUnresolved, must, nixBuildWithHook, nixEnv, nixVersionNow, run, salt, sha256HexOf, startDaemon, tempDir } from './helpers.js';
+import { FIXTURES, hookReportsUnresolved, must, nixBuildWithHook, nixEnv, nixVersionNow, run, salt, sha256HexOf, startDaemon, tempDir, waitFor } from './helpers.js';
 
 // What each Nix prints, as measured on Debian's 2.8.0, 2.26.3 and 2.34.8 (README, "Supported Nix versions").
 const P = '/nix/store/acr20r4gyz86mhizpj9h1vpkyn1c7r6g-ia-3';
@@ -37,9 +37,9 @@ describe('Nix CLI JSON in every shape', () => {
     });
   }
 
-  test('path-info: malformed output is a JSON_INVALID error naming the field, never a TypeError', () => {
+  test('path-info: malformed output is a STORE_QUERY_FAILED error naming the field (the store failed, not the record), never a TypeError', () => {
     for (const bad of ['', 'null', '42', '[{"valid":true}]', JSON.stringify({ [P]: { narHash: 1, narSize: 1 } }), JSON.stringify({ [P]: { narHash: 'x', narSize: -1 } }), JSON.stringify({ [P]: 'x' })]) {
-      assert.throws(() => parsePathInfoJson(bad), { code: 'JSON_INVALID' }, bad);
+      assert.throws(() => parsePathInfoJson(bad), { code: 'STORE_QUERY_FAILED' }, bad);
     }
   });
 
@@ -64,7 +64,7 @@ describe('Nix CLI JSON in every shape', () => {
     const text = JSON.stringify([{ opaquePath: `${P}.drv` }, { dependentRealisations: {}, id: `sha256:${hex}!out`, outPath: 'z0ajbjdi5wzxlsxxxsl94gsp1jkn84sc-ca-2', signatures: [] }]);
     assert.deepEqual(parseRealisationsJson(text, '/nix/store'), [{ drvHashHex: hex, output: 'out', outPath: '/nix/store/z0ajbjdi5wzxlsxxxsl94gsp1jkn84sc-ca-2' }]);
     for (const bad of ['{}', '[1]', '[{"id":"sha256:xyz!out","outPath":"a"}]', '[{"id":"sha256:' + hex + '!out"}]']) {
-      assert.throws(() => parseRealisationsJson(bad, '/nix/store'), { code: 'JSON_INVALID' }, bad);
+      assert.throws(() => parseRealisationsJson(bad, '/nix/store'), { code: 'STORE_QUERY_FAILED' }, bad);
     }
   });
 });
@@ -222,5 +222,44 @@ describe('store info on this Nix', () => {
     const b = await nixBuildWithHook(spool, [join(FIXTURES, 'scope.nix'), '--argstr', 'salt', s, '--argstr', 'fodHash', sha256HexOf(`fixed-${s}\n`), '-A', 'ia3', '-A', 'deferred', '-A', 'multi', '-A', 'uses-dev', '-A', 'fod']);
     assert.equal(b.code, 0, b.stderr);
     assert.equal(readdirSync(spool).length, (await hookReportsUnresolved()) ? 13 : 10);
+  });
+});
+
+describe('a store failure never costs a record', () => {
+  test('cli mode without a working nix: records stay in the spool, counted, and are traced once nix is back', async () => {
+    const c = await buildClosure();
+    // a PATH with node and no nix: every store query fails
+    const bin = tempDir('no-nix-');
+    symlinkSync(process.execPath, join(bin, 'node'));
+    const d = await startDaemon({ extraConfig: { storeInfo: 'cli' }, env: { ...process.env, PATH: bin } });
+    try {
+      const [u, r] = [...c.resolvedOf][0] as [string, string];
+      writeFileSync(join(d.spool, 'a.json'), JSON.stringify({ v: 1, drv: r, outs: c.outs.get(r) }));
+      writeFileSync(join(d.spool, 'b.json'), JSON.stringify({ v: 1, drv: u, outs: c.outs.get(r) }));
+      d.cli(['push']).catch(() => undefined);
+      await waitFor(async () => {
+        const st = JSON.parse((await d.cli(['status', '--json'])).stdout) as { transientErrors: number };
+        return st.transientErrors > 0;
+      }, 30_000, 'the store failure in status');
+      const st = JSON.parse((await d.cli(['status', '--json'])).stdout) as { lastError?: { message: string }; rejected: number; skipped: number; database: { traces: number } };
+      assert.match(st.lastError?.message ?? '', /nix/);
+      assert.equal(st.rejected, 0);
+      assert.equal(st.skipped, 0);
+      assert.equal(st.database.traces, 0);
+      assert.deepEqual(readdirSync(d.spool).filter((n) => n.endsWith('.json')).sort(), ['a.json', 'b.json'], 'nothing deleted, nothing moved aside');
+    } finally {
+      await d.stop();
+    }
+    // the same state directory with nix on PATH again: both records end as one trace
+    const d2 = await startDaemon({ dir: d.dir, extraConfig: { storeInfo: 'cli' } });
+    try {
+      assert.equal((await d2.cli(['push', '--wait'])).code, 0);
+      const st = JSON.parse((await d2.cli(['status', '--json'])).stdout) as { database: { traces: number }; rejected: number };
+      assert.equal(st.database.traces, 1);
+      assert.equal(st.rejected, 0);
+      assert.deepEqual(readdirSync(d2.spool).filter((n) => n.endsWith('.json')), []);
+    } finally {
+      await d2.stop();
+    }
   });
 });

@@ -61,8 +61,10 @@ function isObject(x: unknown): x is Record<string, unknown> {
   return typeof x === 'object' && x !== null && !Array.isArray(x);
 }
 
+// Output Nix should not print is the store's failure (STORE_QUERY_FAILED), never a spool
+// record's: the daemon then keeps the record and retries instead of rejecting it.
 function bad(what: string): BuildtraceError {
-  return new BuildtraceError('JSON_INVALID', `nix path-info --json: ${what}`);
+  return new BuildtraceError('STORE_QUERY_FAILED', `nix path-info --json: ${what}`);
 }
 
 function entry(path: string, e: Record<string, unknown>, storeDir: string | undefined): PathInfoJson {
@@ -97,7 +99,7 @@ export function parsePathInfoJson(stdout: string): Map<string, PathInfoJson> {
   try {
     doc = JSON.parse(stdout);
   } catch (err) {
-    throw new BuildtraceError('JSON_INVALID', `nix path-info --json printed something that is not JSON: ${(err as Error).message}`, { cause: err });
+    throw new BuildtraceError('STORE_QUERY_FAILED', `nix path-info --json printed something that is not JSON: ${(err as Error).message}`, { cause: err });
   }
   const out = new Map<string, PathInfoJson>();
   if (Array.isArray(doc)) {
@@ -145,17 +147,17 @@ export function parseRealisationsJson(stdout: string, storeDir: string): Realisa
   try {
     doc = JSON.parse(stdout);
   } catch (err) {
-    throw new BuildtraceError('JSON_INVALID', `nix realisation info --json printed something that is not JSON: ${(err as Error).message}`, { cause: err });
+    throw new BuildtraceError('STORE_QUERY_FAILED', `nix realisation info --json printed something that is not JSON: ${(err as Error).message}`, { cause: err });
   }
-  if (!Array.isArray(doc)) throw new BuildtraceError('JSON_INVALID', 'nix realisation info --json: not an array');
+  if (!Array.isArray(doc)) throw new BuildtraceError('STORE_QUERY_FAILED', 'nix realisation info --json: not an array');
   const out: RealisationJson[] = [];
   for (const e of doc) {
-    if (!isObject(e)) throw new BuildtraceError('JSON_INVALID', 'nix realisation info --json: an entry is not an object');
+    if (!isObject(e)) throw new BuildtraceError('STORE_QUERY_FAILED', 'nix realisation info --json: an entry is not an object');
     if ('opaquePath' in e) continue;
     const id = e['id'];
     const outPath = e['outPath'];
     const m = typeof id === 'string' ? /^sha256:([0-9a-f]{64})!([^/!\s]+)$/.exec(id) : null;
-    if (!m || typeof outPath !== 'string') throw new BuildtraceError('JSON_INVALID', `nix realisation info --json: bad entry ${JSON.stringify(e).slice(0, 200)}`);
+    if (!m || typeof outPath !== 'string') throw new BuildtraceError('STORE_QUERY_FAILED', `nix realisation info --json: bad entry ${JSON.stringify(e).slice(0, 200)}`);
     out.push({ drvHashHex: m[1] as string, output: m[2] as string, outPath: outPath.startsWith('/') ? outPath : `${storeDir}/${outPath}` });
   }
   return out;
