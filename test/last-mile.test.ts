@@ -13,6 +13,7 @@ import { decideLastMile, lastMileProblems, narHashText, type Attestation, type P
 import { gatherFacts, LocalStoreFacts, NarInfoFacts, NARINFO_MAX_BYTES, type FactSource } from '../src/verify/store-facts.js';
 import { parseSecretKey } from '../src/nix/nix-key.js';
 import { createBundle } from '../src/trace/bundle.js';
+import { BUILD_TYPE_CA } from '../src/trace/statement.js';
 import { FIXTURES, must, nixBuildWithHook, nixEnv, pathInfo, run, salt, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
 
 // --- the rules, on paths made with Nix's own path arithmetic ---
@@ -383,10 +384,12 @@ describe('trace-verify: the last mile on real builds', () => {
     const d = join(tempDir('lm-lie-'), 'cache');
     await must('cp', ['-r', cache, d]);
     const t = trace(name);
-    const st = JSON.parse(t.statement.toString('utf8')) as { subject: { digest: { sha256: string } }[] };
+    const st = JSON.parse(t.statement.toString('utf8')) as { subject: { digest: { sha256: string } }[]; predicate: { buildDefinition: { buildType: string } } };
     (st.subject[0] as { digest: { sha256: string } }).digest.sha256 = lie;
     const key = parseSecretKey(readFileSync(A.keys.secretFile, 'utf8'));
-    writeFileSync(join(d, 'traces', t.rdrv_hash), createBundle(Buffer.from(JSON.stringify(st)), key) + '\n');
+    // signed as the daemon signs it: laut's profile with Ed25519ph
+    const scheme = st.predicate.buildDefinition.buildType === BUILD_TYPE_CA ? 'ed25519ph' : 'ed25519';
+    writeFileSync(join(d, 'traces', t.rdrv_hash), createBundle(Buffer.from(JSON.stringify(st)), key, scheme) + '\n');
     return `file://${d}`;
   };
   const verify = async (target: string, extra: string[]): Promise<{ code: number; r: CliResult; text: string }> => {
@@ -449,7 +452,7 @@ describe('trace-verify: the last mile on real builds', () => {
       const { code, r, text } = await verify(drv.get('top') as string, ['--cache', c, ...extra]);
       assert.equal(code, 1, JSON.stringify(r));
       const ms = (r.lastMile?.mismatches ?? []).filter((m) => m.field === 'narHash');
-      assert.deepEqual(ms.map((m) => [m.path, m.drv, m.attested, m.found]), (extra.length ? [c] : [c, 'local']).map(() => [out.get('top'), drv.get('top'), narHashText(lie), narHashText(realHex)]));
+      assert.deepEqual(ms.map((m) => [m.path, m.drv, m.attested, m.found]), (extra.length ? [c] : [c, 'local']).map(() => [out.get('top'), drv.get('top'), narHashText(lie), narHashText(realHex)]), JSON.stringify(r.problems));
       assert.ok(r.lastMile?.mismatches.some((m) => m.field === 'storePath'), 'the lie does not give the CA path');
       const p = r.problems.find((x) => x.code === 'content-mismatch' && x.where === c);
       assert.ok(p, JSON.stringify(r.problems));

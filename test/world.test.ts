@@ -63,6 +63,18 @@ describe('world: claims are pooled only within one consistent world', () => {
     assert.equal(r1.entries.length, 2);
   });
 
+  test('held content: the world whose disputed contents the consumer holds is tried first (the last mile refuses others)', () => {
+    const order = ['lib', 'app'];
+    const nodes = new Map<string, Node>(order.map((u) => [u, { drv: u, entries: item1().filter((e) => e.udrv === u) }]));
+    const held = (h: string) => decide({ target: 'app', required: ['out'], order, nodes, trust: one, maxWorlds: 256, held: new Map([[P('lib'), h]]) });
+    assert.deepEqual([held(H('b')).signers, held(H('b')).world[P('lib')]?.narSha256], [['B'], H('b')]);
+    assert.deepEqual([held(H('a')).signers, held(H('a')).world[P('lib')]?.narSha256], [['A'], H('a')]);
+    // content no viable world has changes nothing: the last mile then reports the mismatch
+    assert.deepEqual(held(H('e')).signers, ['A']);
+    // never a way around the policy: under 2-of-2 no world verifies, whatever is held
+    assert.equal(decide({ target: 'app', required: ['out'], order, nodes, trust: both, maxWorlds: 256, held: new Map([[P('lib'), H('b')]]) }).verified, false);
+  });
+
   test('a claim that does not mention a disputed path is compatible with either content', () => {
     // C signs app as laut's #ca would (no inputs): it may join either side
     const es = [...item1(), entry({ udrv: 'app', signer: 'C', out: [P('app'), H('c')], deps: [{ drv: 'lib', path: P('lib') }] })];

@@ -47,7 +47,7 @@ Usage:
       The last mile: after the trust verdict, every path of the verified closure and of the
       target's runtime closure (narinfo References / the local store's references) that a
       --cache's narinfo or the local Nix database knows must have exactly the attested NAR
-      hash and size, and a content-addressed path must be the one its hash gives; otherwise
+      hash, and a content-addressed path must be the one its hash gives; otherwise
       content-mismatch (exit 1). A runtime path no verified claim attests fails; one that no
       source knows is listed as unchecked and fails only with --require-last-mile.
       --nix-db FILE: the local Nix database (default /nix/var/nix/db/db.sqlite, read-only;
