@@ -3,7 +3,7 @@ import { signDetached, signDetachedPh, verifyDetached, verifyDetachedAsync, veri
 import { isObject, parseStrictJson, type JsonValue } from '../util/strict-json.js';
 import { IN_TOTO_PAYLOAD_TYPE, pae } from './dsse.js';
 import { checkLautJws, isCompactJws } from './laut-jws.js';
-import { builderId, parseStatement, type ParsedStatement } from './statement.js';
+import { BUILD_TYPE_CA, builderId, parseStatement, type ParsedStatement } from './statement.js';
 
 export const BUNDLE_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 
@@ -27,12 +27,24 @@ export const ACCEPTED_BUNDLE_MEDIA_TYPES: ReadonlySet<string> = new Set([
  */
 export type SignatureScheme = 'ed25519' | 'ed25519ph';
 
+/** The scheme a statement's build type calls for: Ed25519ph for laut's profile, else pure Ed25519. */
+export function schemeForStatement(statementBytes: Uint8Array): SignatureScheme {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(statementBytes).toString('utf8'));
+  } catch {
+    return 'ed25519';
+  }
+  const bd = (v as { predicate?: { buildDefinition?: { buildType?: unknown } } } | null)?.predicate?.buildDefinition;
+  return bd?.buildType === BUILD_TYPE_CA ? 'ed25519ph' : 'ed25519';
+}
+
 /**
  * A Sigstore bundle v0.3 holding one DSSE envelope, signed by a Nix key over the PAE
  * bytes, with the same key hint in the envelope and the verification material.
  * Returns the bundle as one JSON line (no newline).
  */
-export function createBundle(statementBytes: Uint8Array, key: NixSecretKey, scheme: SignatureScheme = 'ed25519'): string {
+export function createBundle(statementBytes: Uint8Array, key: NixSecretKey, scheme: SignatureScheme = schemeForStatement(statementBytes)): string {
   const signed = pae(IN_TOTO_PAYLOAD_TYPE, statementBytes);
   const sig = scheme === 'ed25519ph' ? signDetachedPh(key, signed) : signDetached(key, signed);
   const hint = key.publicKey.fingerprint;
