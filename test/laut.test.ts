@@ -418,6 +418,9 @@ describe("our traces for a real Nix build: laut's profile where it applies, our 
     assert.equal(v.code, 0, v.stdout + v.stderr);
     assert.match(v.stdout, /VERIFIED/);
     assert.match(v.stdout, /builderA, builderB/);
+    // the worker-thread path (large closures) reads laut's JWS the same way
+    const w = await run(VERIFY_CLI, [drvs.get('link') as string, '--policy', pol, '--cache', `file://${cache}`], { env: { ...process.env, BUILDTRACE_POOL_MIN: '0' } });
+    assert.equal(w.code, 0, w.stdout + w.stderr);
     // and with one of laut's signatures tampered, 2-of-2 no longer holds
     const h = (rows.get('user') as { rdrv_hash: string }).rdrv_hash;
     const obj = JSON.parse(readFileSync(join(cache, 'traces', h), 'utf8')) as { signatures: string[] };
