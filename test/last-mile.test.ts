@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -10,6 +12,7 @@ import { contentAddressedPath, parseContentAddress } from '../src/nix/content-ad
 import { formatHash, parseHash, sha256Hex } from '../src/nix/hash.js';
 import { makeFixedOutputPath, makeOutputPath, parseStorePath, printStorePath } from '../src/nix/store-path.js';
 import { decideLastMile, lastMileProblems, narHashText, type Attestation, type PathAnswers, type PathFact } from '../src/verify/last-mile.js';
+import { CacheSource } from '../src/verify/sources.js';
 import { gatherFacts, LocalStoreFacts, NarInfoFacts, NARINFO_MAX_BYTES, type FactSource } from '../src/verify/store-facts.js';
 import { parseSecretKey } from '../src/nix/nix-key.js';
 import { createBundle } from '../src/trace/bundle.js';
@@ -195,7 +198,7 @@ describe('gathering narinfo facts from a file:// cache', () => {
       asked.push(key);
       return get(key, ...rest);
     };
-    return { src: new NarInfoFacts(c, 4), asked };
+    return { src: new NarInfoFacts(new CacheSource(c)), asked };
   };
 
   test('honest narinfo files: both paths known, each narinfo read once', async () => {
@@ -232,14 +235,14 @@ describe('gathering narinfo facts from a file:// cache', () => {
     ] as const) {
       const d = tempDir(`lm-${name}-`);
       make(d);
-      const g = await gatherFacts(world, [lib], [new NarInfoFacts(new FileCache(d))]);
+      const g = await gatherFacts(world, [lib], [new NarInfoFacts(new CacheSource(new FileCache(d)))]);
       const e = decideLastMile(world, [lib], (p) => g.get(p)).errors;
       assert.equal(e.length, 1, name);
     }
 
     // absent: unchecked
     const empty = tempDir('lm-empty-');
-    const g = await gatherFacts(world, [app], [new NarInfoFacts(new FileCache(empty))]);
+    const g = await gatherFacts(world, [app], [new NarInfoFacts(new CacheSource(new FileCache(empty)))]);
     const u = decideLastMile(world, [app], (p) => g.get(p));
     assert.deepEqual(u.unchecked.map((x) => x.path).sort(), [app, lib].sort());
     assert.deepEqual(u.errors, []);
@@ -274,7 +277,7 @@ describe('last mile on real Nix outputs (nix copy to file://, the local db.sqlit
       world.set(p, a === 'flat' ? { producerDrv: drvOf(a) } : { narSha256: hex, narSize: i.narSize, producerDrv: drvOf(a) });
     }
     store = new NixDbStoreInfo('/nix/var/nix/db/db.sqlite');
-    sources = [new NarInfoFacts(new FileCache(cacheDir)), new LocalStoreFacts(store, LOCAL)];
+    sources = [new NarInfoFacts(new CacheSource(new FileCache(cacheDir))), new LocalStoreFacts(store, LOCAL)];
   });
 
   test('honest: every output checked against the cache and the local store, CA paths recomputed from their NAR hashes', async () => {
@@ -315,7 +318,7 @@ describe('last mile on real Nix outputs (nix copy to file://, the local db.sqlit
   });
 
   test('the local store alone (no narinfo in any cache) checks too', async () => {
-    const got = await gatherFacts(world, [out.get('app') as string], [new NarInfoFacts(new FileCache(tempDir('lm-none-'))), new LocalStoreFacts(store, LOCAL)]);
+    const got = await gatherFacts(world, [out.get('app') as string], [new NarInfoFacts(new CacheSource(new FileCache(tempDir('lm-none-')))), new LocalStoreFacts(store, LOCAL)]);
     const r = decideLastMile(world, [out.get('app') as string], (p) => got.get(p));
     assert.equal(r.checked.length, 5);
     assert.ok(r.checked.every((c) => c.against.length === 1 && c.against[0]?.startsWith('local store')));
@@ -329,16 +332,16 @@ describe('last mile on real Nix outputs (nix copy to file://, the local db.sqlit
     const depInfo = readFileSync(join(dir, `${parseStorePath(out.get('dep') as string).hashPart}.narinfo`), 'utf8');
     const depHash = /NarHash: (.*)/.exec(depInfo)?.[1] as string;
     writeFileSync(f, readFileSync(f, 'utf8').replace(/NarHash: .*/, `NarHash: ${depHash}`));
-    const got = await gatherFacts(world, [out.get('app') as string], [new NarInfoFacts(new FileCache(dir))]);
+    const got = await gatherFacts(world, [out.get('app') as string], [new NarInfoFacts(new CacheSource(new FileCache(dir)))]);
     const r = decideLastMile(world, [out.get('app') as string], (p) => got.get(p));
     assert.ok(r.mismatches.some((m) => m.path === top && m.field === 'narHash' && m.found === depHash));
     // and the cache's own CA field no longer matches its NarHash
     assert.ok(r.mismatches.some((m) => m.path === top && m.field === 'contentAddress'));
     writeFileSync(f, '');
-    const g2 = await gatherFacts(world, [out.get('app') as string], [new NarInfoFacts(new FileCache(dir))]);
+    const g2 = await gatherFacts(world, [out.get('app') as string], [new NarInfoFacts(new CacheSource(new FileCache(dir)))]);
     assert.equal(decideLastMile(world, [out.get('app') as string], (p) => g2.get(p)).errors.length, 1, 'an empty narinfo is malformed, an error');
     rmSync(f);
-    const g3 = await gatherFacts(world, [out.get('app') as string], [new NarInfoFacts(new FileCache(dir))]);
+    const g3 = await gatherFacts(world, [out.get('app') as string], [new NarInfoFacts(new CacheSource(new FileCache(dir)))]);
     const r3 = decideLastMile(world, [out.get('app') as string], (p) => g3.get(p));
     assert.deepEqual(r3.unchecked.map((u) => [u.path, u.runtime]), [[top, true]]);
     assert.deepEqual(r3.mismatches, []);
@@ -496,6 +499,42 @@ describe('trace-verify: the last mile on real builds', () => {
     const local = await verify(drv.get('app') as string, ['--cache', `file://${bare}`, '--require-last-mile']);
     assert.equal(local.code, 0, JSON.stringify(local.r.problems));
     assert.equal(local.r.lastMile?.checked.length, 5);
+  });
+
+  test('a cache that trickles its narinfo files: the run ends after one request deadline, NOT VERIFIED naming the limit', async () => {
+    const server = createServer((req, res) => {
+      const key = decodeURIComponent((req.url ?? '/').slice(1));
+      if (key.endsWith('.narinfo')) {
+        // one byte every half second, for ever
+        res.writeHead(200, { 'content-type': 'text/x-nix-narinfo' });
+        const t = setInterval(() => res.write('S'), 500);
+        res.on('close', () => clearInterval(t));
+        return;
+      }
+      try {
+        if (key.split('/').includes('..')) throw new Error('no');
+        const body = readFileSync(join(cache, key));
+        res.writeHead(200);
+        res.end(body);
+      } catch {
+        res.writeHead(404);
+        res.end();
+      }
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const t0 = Date.now();
+      const { code, r } = await verify(drv.get('app') as string, ['--cache', url, '--no-local-store', '--request-timeout-ms', '2000', '--retries', '0']);
+      assert.equal(code, 1);
+      assert.ok(r.problems.length > 0 && r.problems.every((p) => p.code === 'source-unreadable' && p.where === url), JSON.stringify(r.problems));
+      assert.match(r.problems[0]?.detail ?? '', /requestTimeoutMs/);
+      // two runs (--json and text), each one 2 s deadline: the first failure abandons the other reads
+      assert.ok(Date.now() - t0 < 20_000, `took ${Date.now() - t0} ms`);
+    } finally {
+      server.closeAllConnections();
+      server.close();
+    }
   });
 
   test('a hostile cache: a narinfo with an invented reference, and one describing another path', async () => {

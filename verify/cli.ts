@@ -301,8 +301,8 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
   const limits = readLimitsFrom((f) => a.values.get(f));
   const facts: FactSource[] = [];
   for (const u of a.lists.get('cache') ?? []) {
-    const cache = await openCache(u, { limits });
-    sources.push(new CacheSource(cache, { limits }));
+    const cache = new CacheSource(await openCache(u, { limits }), { limits });
+    sources.push(cache);
     facts.push(new NarInfoFacts(cache));
   }
   for (const f of a.lists.get('db') ?? []) sources.push(new DbSource(f, limits));

@@ -4,11 +4,10 @@
  * each source once; reads of a cache go through its own limiter.
  */
 import { BuildtraceError, errorMessage } from '../errors.js';
-import { CacheError, type CacheBackend, type CacheObject } from '../cache/backend.js';
+import type { CacheObject } from '../cache/backend.js';
 import { formatHash, type Hash } from '../nix/hash.js';
 import { parseNarInfo } from '../nix/narinfo.js';
 import { parseStorePath, printStorePath, parseBaseName } from '../nix/store-path.js';
-import { Limiter } from '../util/limiter.js';
 import { runtimeSuccessors, type PathAnswers, type PathFact, type World } from './last-mile.js';
 
 /** One place that may know a store path. */
@@ -26,29 +25,26 @@ function hex(h: Hash, subject: string): string {
   return formatHash(h, 'base16', false);
 }
 
+/** What a cache offers the last mile: CacheSource (sources.ts), so narinfo reads share its limiter, bounds and fail-fast. */
+export interface ObjectReader {
+  readonly name: string;
+  readObject(key: string, maxBytes: number): Promise<CacheObject | undefined>;
+}
+
 /** A binary cache's `<hash part>.narinfo`. */
 export class NarInfoFacts implements FactSource {
   readonly name: string;
-  private readonly limiter: Limiter;
   constructor(
-    private readonly cache: CacheBackend,
-    maxInFlight = 32,
+    private readonly cache: ObjectReader,
     private readonly storeDir = '/nix/store',
   ) {
-    this.name = cache.url;
-    this.limiter = new Limiter(maxInFlight);
+    this.name = cache.name;
   }
 
   async fact(path: string): Promise<PathFact | undefined> {
     const key = `${parseStorePath(path, this.storeDir).hashPart}.narinfo`;
-    let o: CacheObject | undefined;
-    try {
-      o = await this.limiter.run(() => this.cache.get(key, { maxBytes: NARINFO_MAX_BYTES }));
-    } catch (err) {
-      // Nix reads a 403 on a narinfo as "not there" (S3 without ListBucket) and substitutes nothing from it
-      if (err instanceof CacheError && err.reason === 'forbidden') return undefined;
-      throw err;
-    }
+    // absent (404, and 403 as Nix reads it) is undefined; a failed read fails every later one of this cache at once
+    const o = await this.cache.readObject(key, NARINFO_MAX_BYTES);
     if (!o) return undefined;
     const subject = `${this.name}/${key}`;
     const ni = parseNarInfo(o.body.toString('utf8'), this.storeDir, subject);
