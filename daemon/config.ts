@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { BuildtraceError } from '../src/errors.js';
 import { parseStrictJson } from '../src/util/strict-json.js';
-import { readRegularFile, readTextInput } from '../src/util/read-input.js';
+import { readRegularFile } from '../src/util/read-input.js';
 import { validateAgainst } from '../src/util/schema.js';
 import type { TeeConfig } from './tee-provider.js';
 
@@ -37,12 +37,15 @@ const DEFAULTS: Omit<DaemonConfig, 'signingKeyFile'> = {
   tee: { provider: 'none', perTrace: false, allowSimulated: false, configfsPath: '/sys/kernel/config/tsm/report', snpguest: 'snpguest', vmpl: 0, machinesFile: '/etc/nix/machines' },
 };
 
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
 export function dbFile(c: DaemonConfig): string {
   return join(c.stateDir, 'buildtrace.db');
 }
 
 export function loadConfig(file: string): DaemonConfig {
-  const json = parseStrictJson(readTextInput(file, 'config'), file);
+  // a FIFO or a device named as the config must not hang or flood the start (symlinks are fine: NixOS /etc)
+  const json = parseStrictJson(readRegularFile(file, 'config', { maxBytes: MAX_CONFIG_BYTES, noFollow: false, invalidCode: 'CONFIG_INVALID' }).toString('utf8'), file);
   const partial = validateAgainst<Partial<Omit<DaemonConfig, 'tee'>> & { tee?: Partial<TeeConfig> }>('daemon-config.schema.json', json, file, 'CONFIG_INVALID');
   const c: DaemonConfig = { ...DEFAULTS, ...partial, tee: { ...DEFAULTS.tee, ...partial.tee } };
   // TEE mode: the key is made inside the guest; a key file would be one someone outside could hold.

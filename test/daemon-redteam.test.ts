@@ -120,7 +120,7 @@ describe('reading files that are not what their names say', () => {
     }
   });
 
-  test('key files: a FIFO or a device is refused at once; any group or other read/write bit is refused', async () => {
+  test('key files (and the config): a FIFO or a device is refused at once; any group or other read/write bit is refused', async () => {
     const dir = tempDir();
     const k = await nixKeyPair(dir, 'keyperm-1');
     const text = readFileSync(k.secretFile, 'utf8');
@@ -152,6 +152,12 @@ describe('reading files that are not what their names say', () => {
       assert.match(r.stderr, /not a regular file/);
       assert.ok(Date.now() - t0 < 10_000);
     }
+    // nor does a config that is a FIFO hang the start
+    const cfgFifo = join(dir, 'c.fifo');
+    await must('mkfifo', [cfgFifo]);
+    const rc = await run(DAEMON_CLI, ['run', '--config', cfgFifo]);
+    assert.equal(rc.code, 2, rc.stderr);
+    assert.match(rc.stderr, /config .* is not a regular file \(a FIFO\)/);
   });
 });
 
