@@ -76,6 +76,7 @@ test('identity by measurement: keys from two boots are one signer; 2-of-2 with a
     const alone = await verify(policy({ tee }, "tee"), [cacheT]);
     assert.equal(alone.code, 0, JSON.stringify(alone.r.problems));
     assert.deepEqual(alone.r.signers, ['tee']);
+    assert.match(alone.r.keyStatus['tee']?.detail ?? '', /2 key\(s\) admitted/);
 
     // one identity, however many keys: 2-of-2 with B is not met by two boots of the TEE builder
     const both = { threshold: 2, of: ['tee', 'B'] };
@@ -129,6 +130,9 @@ test('identity by measurement: per-trace evidence, when required, is checked aga
     const gone = await run(VERIFY_CLI, [drv, '--policy', f, '--cache', `file://${cache}`, '--json']);
     assert.equal(gone.code, 1);
     assert.match(gone.stdout, /per-trace evidence/);
+    // the daemon's database is a source too: key and per-trace evidence found there
+    const fromDb = await run(VERIFY_CLI, [drv, '--policy', f, '--db', T.dbFile]);
+    assert.equal(fromDb.code, 0, fromDb.stdout + fromDb.stderr);
   } finally {
     await T.stop();
   }

@@ -140,6 +140,7 @@ export async function admitKeys(policy: TrustPolicy, sources: readonly BundleSou
   const measured = [...(policy.measured?.values() ?? [])].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const m of measured) keyStatus[m.name] = { admitted: true, detail: 'admits every key whose key attestation passes its TEE policy (one signer)' };
   const lazily = new Map<string, Promise<IdentityVerdict>>();
+  const admittedCount = new Map<string, number>();
   const identityFor = async (fp: string): Promise<IdentityVerdict> => {
     const e = byFp.get(fp);
     if (e) return e.status.admitted ? { identity: e.key.name, key: e.key.key } : { rejected: `${e.key.name}'s key is not admitted: ${e.status.detail}`, code: 'tee-evidence-failed', signer: e.key.name };
@@ -148,6 +149,12 @@ export async function admitKeys(policy: TrustPolicy, sources: readonly BundleSou
     if (!v) {
       v = admitByMeasurement(fp, measured, sources, opts.at);
       lazily.set(fp, v);
+      const got = await v;
+      if ('identity' in got) {
+        const n = (admittedCount.get(got.identity) ?? 0) + 1;
+        admittedCount.set(got.identity, n);
+        keyStatus[got.identity] = { admitted: true, detail: `admits every key whose key attestation passes its TEE policy (one signer); ${n} key(s) admitted so far` };
+      }
     }
     return v;
   };

@@ -182,7 +182,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const problems: Problem[] = [];
 
   const admission = await admitKeys(policy, opts.sources, opts.at ? { at: opts.at } : {});
-  const keyStatus = { ...admission.keyStatus };
+  const keyStatus = admission.keyStatus; // measured identities add to it as they admit keys
   const allKeys = admission.knownKeys;
   const knownFps = new Set(allKeys.map((k) => k.fingerprint));
 
