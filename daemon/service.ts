@@ -318,8 +318,17 @@ export class TraceService {
       return { sha256: Buffer.from(i.narHash.bytes).toString('hex'), narSize: i.narSize };
     };
     // laut's #ca profile only where the rdrv pins every input's content (all inputs CA or fixed)
-    const laut = useLautProfile(c.kind, c.inputs.every((p) => c.inputInfo.get(p)?.ca !== undefined));
-    const castore = laut ? await Promise.all(c.outputs.map(async (o) => castoreEntryBase64(await castoreNodeOfPath(o.path)))) : [];
+    let laut = useLautProfile(c.kind, c.inputs.every((p) => c.inputInfo.get(p)?.ca !== undefined));
+    let castore: string[] = [];
+    if (laut) {
+      try {
+        castore = await Promise.all(c.outputs.map(async (o) => castoreEntryBase64(await castoreNodeOfPath(o.path))));
+      } catch (err) {
+        // an output tree we cannot walk still gets a trace: our build type needs no castore entry
+        this.noteError(`${c.rdrvPath}: no castore entry (${errorMessage(err)}); traced with our build type`);
+        laut = false;
+      }
+    }
     const outputs = c.outputs.map((o, i) => ({ name: o.name, path: o.path, declared: o.declared, ...sha(o.path), ...(laut ? { castoreEntry: castore[i] as string } : {}) }));
     const inputs = c.inputs.map((p) => ({ path: p, ...sha(p) }));
     const invocationId = randomBytes(16).toString('hex');
