@@ -34,19 +34,25 @@ function b64urlDecode(s: string, what: string): Buffer {
   return b;
 }
 
-/** A laut container's signatures, or undefined when `text` is not a container object. */
+/**
+ * A laut container's signatures, or undefined when `text` is not a well-formed container
+ * (then its lines are read as they are, and each is judged on its own). Throws only when a
+ * container holds more signatures than MAX_JWS_PER_CONTAINER: checked before any crypto.
+ */
 export function parseLautContainer(text: string, where = 'laut container'): string[] | undefined {
   if (!CONTAINER_START.test(text)) return undefined;
-  const v = parseStrictJson(text, where);
-  if (!isObject(v) || !Array.isArray(v['signatures'])) return undefined;
-  const sigs = v['signatures'];
+  let v: JsonValue;
+  try {
+    v = parseStrictJson(text, where);
+  } catch {
+    return undefined;
+  }
+  const sigs = isObject(v) ? v['signatures'] : undefined;
+  if (!Array.isArray(sigs)) return undefined;
   if (sigs.length > MAX_JWS_PER_CONTAINER) {
     throw new BuildtraceError('BUNDLE_INVALID', `${where}: ${sigs.length} signatures, more than the limit of ${MAX_JWS_PER_CONTAINER}`, { subject: where });
   }
-  return sigs.map((s, i) => {
-    if (typeof s !== 'string') throw new BuildtraceError('BUNDLE_INVALID', `${where}: signatures[${i}] is not a string`, { subject: where });
-    return s;
-  });
+  return sigs.every((s): s is string => typeof s === 'string') ? sigs : undefined;
 }
 
 /**
@@ -55,7 +61,7 @@ export function parseLautContainer(text: string, where = 'laut container'): stri
  * older buildtrace wrote into laut's object) still yields both.
  */
 export function splitTraceObject(text: string, where = 'trace object'): string[] {
-  const whole = parseLautContainerSafe(text, where);
+  const whole = parseLautContainer(text, where);
   if (whole) return whole;
   const lines = text.split('\n');
   const out: string[] = [];
@@ -65,7 +71,7 @@ export function splitTraceObject(text: string, where = 'trace object'): string[]
     for (let end = 0, tries = 0; end < lines.length && tries < 64; end++) {
       if (!(lines[end] as string).trimEnd().endsWith('}')) continue;
       tries++;
-      const c = parseLautContainerSafe(lines.slice(0, end + 1).join('\n'), where);
+      const c = parseLautContainer(lines.slice(0, end + 1).join('\n'), where);
       if (c) {
         out.push(...c);
         i = end + 1;
@@ -76,20 +82,11 @@ export function splitTraceObject(text: string, where = 'trace object'): string[]
   for (; i < lines.length; i++) {
     const line = lines[i] as string;
     if (line.trim() === '') continue;
-    const c = parseLautContainerSafe(line, where);
+    const c = parseLautContainer(line, where);
     if (c) out.push(...c);
     else out.push(line);
   }
   return out;
-}
-
-function parseLautContainerSafe(text: string, where: string): string[] | undefined {
-  try {
-    return parseLautContainer(text, where);
-  } catch (err) {
-    if (err instanceof BuildtraceError && /more than the limit/.test(err.message)) throw err;
-    return undefined;
-  }
 }
 
 export interface LautJwsHeader {
