@@ -1,10 +1,18 @@
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
+import { appendLines } from '../src/cache/backend.js';
+import { FileCache } from '../src/cache/file-cache.js';
+import { parsePublicKey } from '../src/nix/nix-key.js';
+import { keyAttestationPreimage, reportDataFor } from '../src/tee/binding.js';
+import { subjectDer } from '../src/tee/crl.js';
+import { createSimulatedPlatform, pem } from '../src/tee/simulated.js';
+import { evidenceToJson } from '../src/verify/sources.js';
+import { makeAmdCrl } from './tee-tdx-fixture.js';
 
 const SIM_MEASUREMENT = createHash('sha384').update('buildtrace simulated launch measurement').digest('hex');
 const SIM_POLICY = { snp: { measurements: [SIM_MEASUREMENT], minimumTcb: { bootloader: 4, snp: 22, microcode: 213 }, vmpl: 0 } };
@@ -102,7 +110,6 @@ test('identity by measurement: keys from two boots are one signer; 2-of-2 with a
     // a measured entry whose evidence lookup cannot find anything for B's key does not admit B
     const onlyB = await verify(policy({ tee }, 'tee'), [cacheB]);
     assert.equal(onlyB.code, 1);
-    void readFileSync;
   } finally {
     await T.stop();
     await B.stop();
@@ -135,5 +142,47 @@ test('identity by measurement: per-trace evidence, when required, is checked aga
     assert.equal(fromDb.code, 0, fromDb.stdout + fromDb.stderr);
   } finally {
     await T.stop();
+  }
+});
+
+test('trust policy tee.crl: a key whose SEV-SNP chain has a revoked ASK is not admitted', async () => {
+  const dir = tempDir('tee-crl-');
+  const A = await startDaemon({ dir: join(dir, 'a'), keyName: 'crl-a' });
+  try {
+    const s = salt();
+    const expr = `derivation { name = "tee-crl-${s}"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo ${s} > $out"]; }`;
+    const b = await nixBuildWithHook(A.spool, ['-E', expr]);
+    assert.equal(b.code, 0, b.stderr);
+    assert.equal((await A.cli(['push', '--wait'])).code, 0);
+    const drv = (await must('nix-instantiate', ['-E', expr], { env: nixEnv() })).stdout.trim();
+    // key attestation for A's key from a simulated platform made here (so the test can sign its CRLs)
+    const p = createSimulatedPlatform();
+    const roots = join(dir, 'roots');
+    mkdirSync(roots);
+    writeFileSync(join(roots, 'ark.pem'), pem(p.ark));
+    writeFileSync(join(roots, 'ask.pem'), pem(p.ask));
+    const key = parsePublicKey(A.keys.publicKey);
+    const preimage = keyAttestationPreimage(key.raw, Buffer.alloc(32, 7));
+    const cache = new FileCache(join(dir, 'evidence-cache'));
+    await appendLines(cache, `buildtrace/keys/${key.fingerprint}.jsonl`, [
+      evidenceToJson({ kind: 'key', keyFingerprint: key.fingerprint, format: 'sev-snp', simulated: true, collectedAt: new Date().toISOString(), report: p.report(reportDataFor(preimage)), preimage, certs: [{ role: 'vcek', der: p.vcek }] }),
+    ]);
+    const arkName = subjectDer(new X509Certificate(p.ark));
+    const window = [new Date(Date.now() - 86_400_000), new Date(Date.now() + 86_400_000)] as const;
+    const verifyWith = async (revoked: string[]): Promise<{ code: number; r: Result }> => {
+      const crl = join(dir, `crl-${revoked.length}.der`);
+      writeFileSync(crl, makeAmdCrl(arkName, p.arkKey, revoked, ...window));
+      const f = join(dir, `policy-${revoked.length}.json`);
+      writeFileSync(f, JSON.stringify({ keys: { A: { publicKey: A.keys.publicKey, tee: { roots, crl, policy: { anyMeasurement: true, anyTcb: true } } } }, trust: 'A' }));
+      const r = await run(VERIFY_CLI, [drv, '--policy', f, '--db', A.dbFile, '--cache', cache.url, '--json']);
+      return { code: r.code, r: JSON.parse(r.stdout) as Result };
+    };
+    const clean = await verifyWith([]);
+    assert.equal(clean.code, 0, JSON.stringify(clean.r.keyStatus));
+    const revoked = await verifyWith([new X509Certificate(p.ask).serialNumber]);
+    assert.equal(revoked.code, 1);
+    assert.match(revoked.r.keyStatus['A']?.detail ?? '', /crl: SEV-Milan serial .* is revoked/);
+  } finally {
+    await A.stop();
   }
 });

@@ -1,5 +1,5 @@
 import { constants, generateKeyPairSync, sign, X509Certificate, type KeyObject } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bitString, certificateExtensions, ctx, generalizedTime, int, nullDer, octets, oid, seq, set, tlv, utf8 } from '../src/tee/der.js';
 import { pem } from '../src/tee/simulated.js';
@@ -113,4 +113,3 @@ export function collateralDir(dir: string, from: string, replace: Partial<Record
   return dir;
 }
 
-export { readFileSync };

@@ -4,7 +4,7 @@ import { parsePreimage, reportDataFor, traceAttestationPreimage } from '../tee/b
 import { loadTdxCollateral } from '../tee/collateral-dir.js';
 import { verifyEvidence, type EvidenceInput } from '../tee/evidence.js';
 import { loadRoots, type PinnedCert } from '../tee/roots.js';
-import type { TdxCollateral } from '../tee/tdx-collateral.js';
+import { readInput } from '../util/read-input.js';
 import { isObject, parseStrictJson } from '../util/strict-json.js';
 import type { BundleSource, EvidenceRecord } from './sources.js';
 import type { AdmittedKey, MeasuredIdentity, TeeRequirement, TrustPolicy } from './trust-policy.js';
@@ -64,17 +64,20 @@ function keyAttestation(ev: EvidenceRecord, tee: TeeRequirement, roots: readonly
 /** The verifier input for stored evidence: its endorsement key and, for TDX, the policy's collateral. */
 function evidenceInput(ev: { report: Uint8Array; certs: readonly { role: string; der: Uint8Array }[] }, expectedReportData: Uint8Array, tee: TeeRequirement): EvidenceInput {
   const vek = ev.certs.find((c) => c.role === 'vcek' || c.role === 'vlek');
-  return { report: ev.report, expectedReportData, ...(vek ? { vek: vek.der } : {}), ...(tee.collateral ? { collateral: collateralFor(tee.collateral) } : {}) };
+  return {
+    report: ev.report,
+    expectedReportData,
+    ...(vek ? { vek: vek.der } : {}),
+    ...(tee.collateral ? { collateral: once(tee.collateral, loadTdxCollateral) } : {}),
+    ...(tee.crl ? { crl: once(tee.crl, (f) => readInput(f, 'CRL')) } : {}),
+  };
 }
 
-const collaterals = new Map<string, TdxCollateral>();
-function collateralFor(dir: string): TdxCollateral {
-  let c = collaterals.get(dir);
-  if (!c) {
-    c = loadTdxCollateral(dir);
-    collaterals.set(dir, c);
-  }
-  return c;
+/** Collateral and CRL files, read once per run. */
+const loaded = new Map<string, unknown>();
+function once<T>(file: string, load: (f: string) => T): T {
+  if (!loaded.has(file)) loaded.set(file, load(file));
+  return loaded.get(file) as T;
 }
 
 /** A key that needs TEE evidence: admitted if some source's key attestation passes its TEE policy. */

@@ -14,6 +14,8 @@ export interface TeeRequirement {
   readonly policy: TeePolicy;
   /** Intel PCS collateral directory for TDX evidence. */
   readonly collateral?: string;
+  /** SEV-SNP: AMD's CRL for the product (DER file, signed by the ARK). */
+  readonly crl?: string;
   /** Every trace must also carry per-trace evidence binding its statement. */
   readonly requirePerTraceEvidence?: boolean;
 }
@@ -43,7 +45,7 @@ export interface TrustPolicy {
 }
 
 interface PolicyJson {
-  keys: Record<string, { publicKey?: string; tee?: { roots: string; policy?: TeePolicy; collateral?: string; requirePerTraceEvidence?: boolean } }>;
+  keys: Record<string, { publicKey?: string; tee?: { roots: string; policy?: TeePolicy; collateral?: string; crl?: string; requirePerTraceEvidence?: boolean } }>;
   trust: TrustNode;
   maxResolutions?: number;
 }
@@ -65,6 +67,7 @@ export function loadTrustPolicy(file: string): TrustPolicy {
           roots: resolve(dirname(file), k.tee.roots),
           policy: k.tee.policy ?? { allowDebug: false },
           ...(k.tee.collateral !== undefined ? { collateral: resolve(dirname(file), k.tee.collateral) } : {}),
+          ...(k.tee.crl !== undefined ? { crl: resolve(dirname(file), k.tee.crl) } : {}),
           ...(k.tee.requirePerTraceEvidence !== undefined ? { requirePerTraceEvidence: k.tee.requirePerTraceEvidence } : {}),
         }
       : undefined;
