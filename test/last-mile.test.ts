@@ -155,7 +155,7 @@ describe('last mile rules', () => {
     const w = new Map([[fod, { producerDrv: drvOf('src.tar') }]]);
     const ca = `fixed:sha256:${formatHash({ algo: 'sha256', bytes: Buffer.from(fileHex, 'hex') }, 'nix32', false)}`;
     const ok = decideLastMile(w, [fod], answers({ [fod]: [fact(fod, h('nar of file'), { ca })] }));
-    assert.deepEqual(ok.checked.map((c) => [c.path, c.narHash, c.against]), [[fod, ca, [`${CACHE} (content address)`]]]);
+    assert.deepEqual(ok.checked.map((c) => [c.path, c.narSha256, c.contentAddress, c.against]), [[fod, undefined, ca, [`${CACHE} (content address)`]]]);
     const wrong = decideLastMile(w, [fod], answers({ [fod]: [fact(fod, h('nar of file'), { ca: ca.replace(/.$/, (c) => (c === '0' ? '1' : '0')) })] }));
     assert.deepEqual(wrong.mismatches.map((m) => m.field), ['contentAddress']);
     const none = decideLastMile(w, [fod], answers({ [fod]: [fact(fod, h('nar of file'))] }));
@@ -206,7 +206,7 @@ describe('gathering narinfo facts from a file:// cache', () => {
     put(dir, app, narinfo(app, appHex, [lib]));
     put(dir, lib, narinfo(lib, libHex, [], `CA: ${caOf(libHex)}\n`));
     const { src, asked } = counted(dir);
-    const got = await gatherFacts(world, [app], [src]);
+    const got = await gatherFacts(world, [src]);
     const r = decideLastMile(world, [app], (p) => got.get(p));
     assert.deepEqual(r.checked.map((c) => c.path).sort(), [app, lib].sort());
     assert.equal(asked.length, 2, asked.join(' '));
@@ -219,7 +219,7 @@ describe('gathering narinfo facts from a file:// cache', () => {
     // lib's narinfo describes another path under lib's hash part
     put(dir, lib, narinfo(`/nix/store/${parseStorePath(lib).hashPart}-other`, libHex));
     const { src, asked } = counted(dir);
-    const got = await gatherFacts(world, [app], [src]);
+    const got = await gatherFacts(world, [src]);
     assert.equal(asked.length, 2, 'only the two attested paths were read');
     const r = decideLastMile(world, [app], (p) => got.get(p));
     assert.equal(r.unattested.length, 200);
@@ -235,14 +235,14 @@ describe('gathering narinfo facts from a file:// cache', () => {
     ] as const) {
       const d = tempDir(`lm-${name}-`);
       make(d);
-      const g = await gatherFacts(world, [lib], [new NarInfoFacts(new CacheSource(new FileCache(d)))]);
+      const g = await gatherFacts(world, [new NarInfoFacts(new CacheSource(new FileCache(d)))]);
       const e = decideLastMile(world, [lib], (p) => g.get(p)).errors;
       assert.equal(e.length, 1, name);
     }
 
     // absent: unchecked
     const empty = tempDir('lm-empty-');
-    const g = await gatherFacts(world, [app], [new NarInfoFacts(new CacheSource(new FileCache(empty)))]);
+    const g = await gatherFacts(world, [new NarInfoFacts(new CacheSource(new FileCache(empty)))]);
     const u = decideLastMile(world, [app], (p) => g.get(p));
     assert.deepEqual(u.unchecked.map((x) => x.path).sort(), [app, lib].sort());
     assert.deepEqual(u.errors, []);
@@ -281,7 +281,7 @@ describe('last mile on real Nix outputs (nix copy to file://, the local db.sqlit
   });
 
   test('honest: every output checked against the cache and the local store, CA paths recomputed from their NAR hashes', async () => {
-    const got = await gatherFacts(world, [out.get('app') as string], sources);
+    const got = await gatherFacts(world, sources);
     const r = decideLastMile(world, [out.get('app') as string], (p) => got.get(p));
     assert.deepEqual(r.mismatches, []);
     assert.deepEqual(r.errors, []);
@@ -306,7 +306,7 @@ describe('last mile on real Nix outputs (nix copy to file://, the local db.sqlit
       const lying = new Map(world);
       const lie = 'ab'.repeat(32);
       lying.set(p, { ...(world.get(p) as Attestation), narSha256: lie });
-      const got = await gatherFacts(lying, [out.get('app') as string], sources);
+      const got = await gatherFacts(lying, sources);
       const r = decideLastMile(lying, [out.get('app') as string], (x) => got.get(x));
       const real = narHashText((world.get(p) as Attestation).narSha256 as string);
       const hashMs = r.mismatches.filter((m) => m.field === 'narHash');
@@ -318,7 +318,7 @@ describe('last mile on real Nix outputs (nix copy to file://, the local db.sqlit
   });
 
   test('the local store alone (no narinfo in any cache) checks too', async () => {
-    const got = await gatherFacts(world, [out.get('app') as string], [new NarInfoFacts(new CacheSource(new FileCache(tempDir('lm-none-')))), new LocalStoreFacts(store, LOCAL)]);
+    const got = await gatherFacts(world, [new NarInfoFacts(new CacheSource(new FileCache(tempDir('lm-none-')))), new LocalStoreFacts(store, LOCAL)]);
     const r = decideLastMile(world, [out.get('app') as string], (p) => got.get(p));
     assert.equal(r.checked.length, 5);
     assert.ok(r.checked.every((c) => c.against.length === 1 && c.against[0]?.startsWith('local store')));
@@ -332,16 +332,16 @@ describe('last mile on real Nix outputs (nix copy to file://, the local db.sqlit
     const depInfo = readFileSync(join(dir, `${parseStorePath(out.get('dep') as string).hashPart}.narinfo`), 'utf8');
     const depHash = /NarHash: (.*)/.exec(depInfo)?.[1] as string;
     writeFileSync(f, readFileSync(f, 'utf8').replace(/NarHash: .*/, `NarHash: ${depHash}`));
-    const got = await gatherFacts(world, [out.get('app') as string], [new NarInfoFacts(new CacheSource(new FileCache(dir)))]);
+    const got = await gatherFacts(world, [new NarInfoFacts(new CacheSource(new FileCache(dir)))]);
     const r = decideLastMile(world, [out.get('app') as string], (p) => got.get(p));
     assert.ok(r.mismatches.some((m) => m.path === top && m.field === 'narHash' && m.found === depHash));
     // and the cache's own CA field no longer matches its NarHash
     assert.ok(r.mismatches.some((m) => m.path === top && m.field === 'contentAddress'));
     writeFileSync(f, '');
-    const g2 = await gatherFacts(world, [out.get('app') as string], [new NarInfoFacts(new CacheSource(new FileCache(dir)))]);
+    const g2 = await gatherFacts(world, [new NarInfoFacts(new CacheSource(new FileCache(dir)))]);
     assert.equal(decideLastMile(world, [out.get('app') as string], (p) => g2.get(p)).errors.length, 1, 'an empty narinfo is malformed, an error');
     rmSync(f);
-    const g3 = await gatherFacts(world, [out.get('app') as string], [new NarInfoFacts(new CacheSource(new FileCache(dir)))]);
+    const g3 = await gatherFacts(world, [new NarInfoFacts(new CacheSource(new FileCache(dir)))]);
     const r3 = decideLastMile(world, [out.get('app') as string], (p) => g3.get(p));
     assert.deepEqual(r3.unchecked.map((u) => [u.path, u.runtime]), [[top, true]]);
     assert.deepEqual(r3.mismatches, []);

@@ -275,7 +275,7 @@ async function withLastMile(r: VerifyResult, facts: readonly FactSource[], requi
   if (!r.verified) return { ...r, lastMile: null };
   const world = new Map(Object.entries(r.world));
   const roots = Object.values(r.outputs);
-  const answers = await gatherFacts(world, roots, facts);
+  const answers = await gatherFacts(world, facts);
   const report = decideLastMile(world, roots, (p) => answers.get(p));
   const problems = lastMileProblems(report, r.target, required);
   return { ...r, verified: problems.length === 0, problems: [...r.problems, ...problems], lastMile: { required, sources: facts.map((f) => f.name), notes, ...report } };

@@ -42,8 +42,10 @@ export interface CheckedPath {
   readonly path: string;
   /** The producing derivation; absent for a source. */
   readonly drv?: string;
-  /** `sha256:<nix32>`, as narinfo writes it; for a flat fixed output checked by its content address, that address. */
-  readonly narHash: string;
+  /** The attested NAR sha256 (hex, as the world gives it); absent for a flat fixed output checked by its content address. */
+  readonly narSha256?: string;
+  /** The content address it was checked by (a flat fixed output). */
+  readonly contentAddress?: string;
   readonly against: string[];
   readonly runtime: boolean;
 }
@@ -109,7 +111,9 @@ export function narHashText(hex: string): string {
  * would let a hostile cache grow the work with invented references.
  */
 export function runtimeSuccessors(world: World, path: string, answers: PathAnswers | undefined): string[] {
-  if (!world.has(path) || !answers) return [];
+  if (!world.has(path) || !answers || answers.facts.length === 0) return [];
+  // one source (the usual case): its list as is, no set
+  if (answers.facts.length === 1) return (answers.facts[0] as PathFact).references.filter((r) => r !== path);
   const out = new Set<string>();
   for (const f of answers.facts) for (const r of f.references) if (r !== path) out.add(r);
   return [...out];
@@ -158,7 +162,7 @@ export function decideLastMile(world: World, roots: readonly string[], answersOf
     mismatches.push(...found.mismatches);
     if (found.mismatches.length > 0) continue;
     if (found.against.length > 0) {
-      checked.push({ path, ...drv, narHash: found.narHash, against: found.against, runtime: isRuntime });
+      checked.push({ path, ...drv, ...(att.narSha256 !== undefined ? { narSha256: att.narSha256 } : {}), ...(found.contentAddress !== undefined ? { contentAddress: found.contentAddress } : {}), against: found.against, runtime: isRuntime });
       continue;
     }
     const why = answers.facts.length > 0 ? found.why : answers.unusable.length > 0 ? 'no source that answered knows it' : 'no named cache and not the local store knows it';
@@ -177,7 +181,7 @@ export function decideLastMile(world: World, roots: readonly string[], answersOf
 interface PathCheck {
   readonly mismatches: ContentMismatch[];
   readonly against: string[];
-  readonly narHash: string;
+  readonly contentAddress: string | undefined;
   readonly why: string;
 }
 
@@ -187,8 +191,9 @@ function checkPath(path: string, att: Attestation, facts: readonly PathFact[], s
   const drv = att.producerDrv;
   const by = drv !== undefined ? `built by ${drv}` : 'a source';
   const self = parseStorePath(path, storeDir);
-  const attestedText = att.narSha256 !== undefined ? narHashText(att.narSha256) : '';
-  let narHash = attestedText;
+  // formatted only for messages: 10,000 Nix32 encodings are a measurable share of a big closure
+  const attestedText = (): string => (att.narSha256 !== undefined ? narHashText(att.narSha256) : '');
+  let contentAddress: string | undefined;
   let storePathChecked = false;
   const mismatch = (field: MismatchField, attested: string, found: string, where: string, detail: string): void => {
     mismatches.push({ path, ...(drv !== undefined ? { drv } : {}), field, attested, found, where, detail: `${path} (${by}): ${detail}` });
@@ -197,7 +202,7 @@ function checkPath(path: string, att: Attestation, facts: readonly PathFact[], s
     let ok = true;
     if (att.narSha256 !== undefined) {
       if (f.narSha256 !== att.narSha256) {
-        mismatch('narHash', attestedText, narHashText(f.narSha256), f.where, `attested NAR hash ${attestedText}, ${f.where} has NarHash ${narHashText(f.narSha256)}`);
+        mismatch('narHash', attestedText(), narHashText(f.narSha256), f.where, `attested NAR hash ${attestedText()}, ${f.where} has NarHash ${narHashText(f.narSha256)}`);
         ok = false;
       } else if (att.narSize !== undefined && f.narSize !== att.narSize) {
         mismatch('narSize', String(att.narSize), String(f.narSize), f.where, `attested NAR size ${att.narSize}, ${f.where} has NarSize ${f.narSize}`);
@@ -230,7 +235,7 @@ function checkPath(path: string, att: Attestation, facts: readonly PathFact[], s
       // a flat fixed output: nothing attests its NAR hash, but its path (fixed by the declared
       // hash) equals the one its content address gives, and Nix checks that address on import
       if (caOk && att.narSha256 === undefined && caPath === path) {
-        narHash = f.ca;
+        contentAddress = f.ca;
         against.push(`${f.where} (content address)`);
         continue;
       }
@@ -242,14 +247,14 @@ function checkPath(path: string, att: Attestation, facts: readonly PathFact[], s
       const others = f.references.filter((r) => r !== path);
       const want = printStorePath(makeFixedOutputPath('recursive', 'sha256', att.narSha256, self.name, others, storeDir));
       if (want !== path) {
-        mismatch('storePath', attestedText, want, f.where, `the attested NAR hash ${attestedText} with the references ${f.where} lists is the store path ${want}, not this one`);
+        mismatch('storePath', attestedText(), want, f.where, `the attested NAR hash ${attestedText()} with the references ${f.where} lists is the store path ${want}, not this one`);
         ok = false;
       }
     }
     if (ok && att.narSha256 !== undefined) against.push(f.where);
   }
   const why = att.narSha256 === undefined ? `nothing attests its NAR hash and no source gives a content address for it (${facts.map((f) => f.where).join(', ')})` : '';
-  return { mismatches, against, narHash, why };
+  return { mismatches, against, contentAddress, why };
 }
 
 export type LastMileProblemCode = 'content-mismatch' | 'unattested-path' | 'source-unreadable' | 'unchecked-path';

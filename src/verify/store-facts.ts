@@ -8,13 +8,27 @@ import type { CacheObject } from '../cache/backend.js';
 import { formatHash, type Hash } from '../nix/hash.js';
 import { parseNarInfo } from '../nix/narinfo.js';
 import { parseStorePath, printStorePath, parseBaseName } from '../nix/store-path.js';
-import { runtimeSuccessors, type PathAnswers, type PathFact, type World } from './last-mile.js';
+import type { PathAnswers, PathFact, World } from './last-mile.js';
 
-/** One place that may know a store path. */
+/** One place that may know store paths. */
 export interface FactSource {
   readonly name: string;
-  /** The source's view of `path`; undefined when it does not know it; throws when it cannot say. */
-  fact(path: string): Promise<PathFact | undefined>;
+  /** The source's view of each path it knows; an Error where it cannot say; paths it does not know are absent. */
+  facts(paths: readonly string[]): Promise<Map<string, PathFact | Error>>;
+}
+
+/** Per path, concurrently (each source bounds its own reads). */
+async function eachPath(paths: readonly string[], fact: (p: string) => Promise<PathFact | undefined>): Promise<Map<string, PathFact | Error>> {
+  const out = new Map<string, PathFact | Error>();
+  await Promise.all(
+    paths.map((p) =>
+      fact(p).then(
+        (f) => void (f && out.set(p, f)),
+        (err: unknown) => void out.set(p, err instanceof Error ? err : new Error(String(err))),
+      ),
+    ),
+  );
+  return out;
 }
 
 /** A narinfo far beyond any real one (a path with 15,000 references) is refused unread. */
@@ -41,7 +55,11 @@ export class NarInfoFacts implements FactSource {
     this.name = cache.name;
   }
 
-  async fact(path: string): Promise<PathFact | undefined> {
+  facts(paths: readonly string[]): Promise<Map<string, PathFact | Error>> {
+    return eachPath(paths, (p) => this.fact(p));
+  }
+
+  private async fact(path: string): Promise<PathFact | undefined> {
     const key = `${parseStorePath(path, this.storeDir).hashPart}.narinfo`;
     // absent (404, and 403 as Nix reads it) is undefined; a failed read fails every later one of this cache at once
     const o = await this.cache.readObject(key, NARINFO_MAX_BYTES);
@@ -73,60 +91,46 @@ export class LocalStoreFacts implements FactSource {
     readonly name: string,
   ) {}
 
-  async fact(path: string): Promise<PathFact | undefined> {
-    const i = (await this.store.pathInfos([path])).get(path);
-    if (!i) return undefined;
-    return { path, narSha256: hex(i.narHash, `${this.name} ${path}`), narSize: i.narSize, references: i.references, ...(i.ca ? { ca: i.ca } : {}), where: this.name };
+  /** One batch: the database answers synchronously, so no promise per path. */
+  async facts(paths: readonly string[]): Promise<Map<string, PathFact | Error>> {
+    const out = new Map<string, PathFact | Error>();
+    let infos: Awaited<ReturnType<PathInfoReader['pathInfos']>>;
+    try {
+      infos = await this.store.pathInfos(paths);
+    } catch (err) {
+      for (const p of paths) out.set(p, err instanceof Error ? err : new Error(String(err)));
+      return out;
+    }
+    for (const [path, i] of infos) {
+      try {
+        out.set(path, { path, narSha256: hex(i.narHash, `${this.name} ${path}`), narSize: i.narSize, references: i.references, ...(i.ca ? { ca: i.ca } : {}), where: this.name });
+      } catch (err) {
+        out.set(path, err as Error);
+      }
+    }
+    return out;
   }
 }
 
 /**
- * Asks every source about every world path and about the target's runtime closure, walked
- * from `roots` along the references the sources list (only through attested paths, see
- * runtimeSuccessors). Work: one question per path and source.
+ * Asks every source about every path of the world. That is all the last mile needs: the
+ * runtime closure is walked only through attested paths (runtimeSuccessors), which are all
+ * world paths, and unattested ones need no answer. Work: one question per path and source.
  */
-export async function gatherFacts(world: World, roots: readonly string[], sources: readonly FactSource[]): Promise<Map<string, PathAnswers>> {
+export async function gatherFacts(world: World, sources: readonly FactSource[]): Promise<Map<string, PathAnswers>> {
+  const paths = [...world.keys()];
+  const bySource = await Promise.all(sources.map((s) => s.facts(paths)));
   const answers = new Map<string, PathAnswers>();
-  const asked = new Map<string, Promise<PathAnswers>>();
-  const ask = (p: string): Promise<PathAnswers> => {
-    let a = asked.get(p);
-    if (!a) {
-      a = (async () => {
-        const facts: PathFact[] = [];
-        const unusable: { where: string; reason: string }[] = [];
-        await Promise.all(
-          sources.map(async (s) => {
-            try {
-              const f = await s.fact(p);
-              if (f) facts.push(f);
-            } catch (err) {
-              unusable.push({ where: s.name, reason: errorMessage(err) });
-            }
-          }),
-        );
-        // source order, whatever order the answers came in
-        const order = (w: string): number => sources.findIndex((s) => s.name === w);
-        const r = { facts: facts.sort((x, y) => order(x.where) - order(y.where)), unusable: unusable.sort((x, y) => order(x.where) - order(y.where)) };
-        answers.set(p, r);
-        return r;
-      })();
-      asked.set(p, a);
-    }
-    return a;
-  };
-  const inRuntime = new Set<string>();
-  const pending: Promise<unknown>[] = [];
-  const reach = (p: string): void => {
-    if (inRuntime.has(p)) return;
-    inRuntime.add(p);
-    // an unattested path is not asked about: its verdict needs no answer
-    if (!world.has(p)) return;
-    pending.push(ask(p).then((a) => runtimeSuccessors(world, p, a).forEach(reach)));
-  };
-  for (const p of world.keys()) pending.push(ask(p));
-  for (const r of roots) reach(r);
-  // the walk adds to `pending` while it runs
-  for (let i = 0; i < pending.length; i++) await pending[i];
+  for (const p of paths) {
+    const facts: PathFact[] = [];
+    const unusable: { where: string; reason: string }[] = [];
+    bySource.forEach((m, i) => {
+      const a = m.get(p);
+      if (a instanceof Error) unusable.push({ where: (sources[i] as FactSource).name, reason: errorMessage(a) });
+      else if (a) facts.push(a);
+    });
+    answers.set(p, { facts, unusable });
+  }
   return answers;
 }
 
@@ -136,7 +140,7 @@ export async function gatherFacts(world: World, roots: readonly string[], source
  */
 export async function heldContent(paths: readonly string[], sources: readonly FactSource[]): Promise<Map<string, string>> {
   const ordered = [...sources.filter((s) => s instanceof LocalStoreFacts), ...sources.filter((s) => !(s instanceof LocalStoreFacts))];
-  const answers = await gatherFacts(new Map(paths.map((p) => [p, {}])), [], ordered);
+  const answers = await gatherFacts(new Map(paths.map((p) => [p, {}])), ordered);
   const out = new Map<string, string>();
   for (const [p, a] of answers) {
     const f = a.facts[0];
