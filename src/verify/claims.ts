@@ -110,10 +110,13 @@ export function checkClaim(ctx: ClaimContext, st: ParsedStatement, signer: strin
   const { udrv: drv, rdrvPath: resolvedDrv } = ctx;
   const fail = (code: ProblemCode, detail: string): Problem => ({ drv, code, resolvedDrv, signer, detail, where });
   if (st.resolvedInputHash !== ctx.rdrvHash) return { drv, code: 'replayed', resolvedDrv, signer, detail: `bundle stored under ${ctx.rdrvHash} is for resolved derivation ${st.resolvedInputHash}`, where };
-  const floating = [...ctx.rdrv.outputs.values()].some((o) => o.path === '');
+  let floating = false;
+  for (const o of ctx.rdrv.outputs.values()) if (o.path === '') floating = true;
   const wantKind = floating ? 'ca' : 'ia';
-  const names = [...ctx.rdrv.outputs.keys()].sort();
-  if (st.kind !== wantKind || [...st.outputs.keys()].sort().join(',') !== names.join(',')) {
+  let sameNames = st.outputs.size === ctx.rdrv.outputs.size;
+  for (const n of ctx.rdrv.outputs.keys()) if (!st.outputs.has(n)) sameNames = false;
+  if (st.kind !== wantKind || !sameNames) {
+    const names = [...ctx.rdrv.outputs.keys()].sort();
     return fail('output-mismatch', `statement (${st.kind}: ${[...st.outputs.keys()].join(', ')}) does not describe this ${wantKind} derivation (${names.join(', ')})`);
   }
   for (const [on, o] of ctx.rdrv.outputs) {
@@ -133,9 +136,10 @@ export function checkClaim(ctx: ClaimContext, st: ParsedStatement, signer: strin
   // hash its producer can have. laut's #ca lists none: acceptable only when every input's path
   // pins its content (floating-CA output, fixed-output output, source); an input-addressed
   // input would be unbound.
-  const listed = new Map(st.inputs.map((i) => [i.path, i.sha256]));
   const listsInputs = st.inputsListed;
   const inputs = new Map<string, string>();
+  if (ctx.inputOrigins.size === 0) return { udrv: drv, rdrvHash: ctx.rdrvHash, rdrvPath: resolvedDrv, signer, where, outputs: st.outputs, inputs, deps: ctx.deps };
+  const listed = new Map(st.inputs.map((i) => [i.path, i.sha256]));
   for (const [path, origin] of [...ctx.inputOrigins].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     if (!listsInputs) {
       if (origin.kind === 'output' && !origin.contentAddressed) {
@@ -153,6 +157,5 @@ export function checkClaim(ctx: ClaimContext, st: ParsedStatement, signer: strin
     }
     inputs.set(path, got);
   }
-  const outputs = new Map([...st.outputs].map(([on, o]) => [on, { path: o.path, sha256: o.sha256 }]));
-  return { udrv: drv, rdrvHash: ctx.rdrvHash, rdrvPath: resolvedDrv, signer, where, outputs, inputs, deps: ctx.deps };
+  return { udrv: drv, rdrvHash: ctx.rdrvHash, rdrvPath: resolvedDrv, signer, where, outputs: st.outputs, inputs, deps: ctx.deps };
 }

@@ -211,7 +211,9 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
         const from = new Map<string, string>();
         for (const src of opts.sources) for (const line of await src.bundles(h)) if (!from.has(line)) from.set(line, src.name);
         const out: Lookup[] = [];
-        for (const variants of groupBySignedContent(from.keys(), knownFps, allKeys.length + 1)) {
+        // one line needs no grouping (the common case: one builder's trace)
+        const groups = from.size === 1 ? [[...from.keys()]] : groupBySignedContent(from.keys(), knownFps, allKeys.length + 1);
+        for (const variants of groups) {
           const check = (async (): Promise<BundleCheck> => {
             let first: BundleCheck | undefined;
             for (const v of variants) {
@@ -310,10 +312,13 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
       }
       deps.push({ drv: d, outs, options, contentAddressed: derivationKind(loader.drv(d), d) === 'floating', fod: n.fod !== undefined });
     }
-    const { combos, total } = combinations(
-      deps.map((d) => d.options),
-      policy.maxResolutions,
-    );
+    // most derivations of a closure have one resolution: skip the enumeration for them
+    const { combos, total } = deps.every((d) => d.options.length === 1)
+      ? { combos: [deps.map(() => 0)], total: 1 }
+      : combinations(
+          deps.map((d) => d.options),
+          policy.maxResolutions,
+        );
     if (total > combos.length) {
       problems.push({ drv: p, code: 'bound-hit', detail: `${total} combinations of input resolutions; ${combos.length} were tried (each signer's own, then in path order; raise maxResolutions)` });
     }
@@ -426,9 +431,8 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const v = decide({ target, required, order, nodes, trust: policy.trust, maxWorlds: policy.maxResolutions, ...(held ? { held } : {}) });
   const base = { target, derivationsChecked: order.length, trust: describeTrust(policy.trust), keyStatus, candidates: v.candidates };
   if (v.verified) {
-    const entries = v.entries
-      .map((e) => ({ drv: e.udrv, resolvedDrv: e.rdrvPath, signer: e.signer, where: e.where }))
-      .sort((a, b) => byStr(`${a.drv} ${a.resolvedDrv} ${a.signer}`, `${b.drv} ${b.resolvedDrv} ${b.signer}`));
+    // in the order the verdict reached them
+    const entries = v.entries.map((e) => ({ drv: e.udrv, resolvedDrv: e.rdrvPath, signer: e.signer, where: e.where }));
     return { ...base, verified: true, outputs: v.outputs, signers: v.signers, problems: [], world: v.world, entries };
   }
   const all = [...v.problems, ...problems];

@@ -245,6 +245,21 @@ export function decide(input: DecideInput): Verdict {
     }
   }
 
+  // Which entries can meet each dependency resolution (the same in every world).
+  const producers = new Map<string, Map<string, Entry[]>>();
+  for (const [u, outsSets] of usedOuts) {
+    const idx = new Map<string, Entry[]>();
+    for (const e of live.get(u) ?? []) {
+      for (const { outs, names } of outsSets) {
+        const k = names.length === 1 ? `${outs}=${e.outputs.get(outs)?.path ?? ''}` : `${outs}=${names.map((x) => e.outputs.get(x)?.path ?? '').join(',')}`;
+        const l = idx.get(k);
+        if (l) l.push(e);
+        else idx.set(k, [e]);
+      }
+    }
+    producers.set(u, idx);
+  }
+
   let candidates = 0;
   let firstFailure: Problem[] | undefined;
   for (const w of worlds) {
@@ -257,41 +272,26 @@ export function decide(input: DecideInput): Verdict {
         return a === undefined || a === h;
       });
     // supports, bottom-up: an entry whose every dependency resolution some supported entry meets
-    const supported = new Map<string, Map<string, Entry[]>>();
+    const supported = new Set<Entry>();
     for (const u of order) {
-      const n = nodes.get(u) as Node;
-      if (n.fod) continue;
-      const idx = new Map<string, Entry[]>();
-      const outsSets = usedOuts.get(u) ?? [];
+      if ((nodes.get(u) as Node).fod) continue;
       for (const e of live.get(u) ?? []) {
         if (!consistent(e)) continue;
         let ok = true;
         for (const d of e.deps) {
           if ((nodes.get(d.drv) as Node).fod) continue;
-          if (!supported.get(d.drv)?.has(d.key)) {
+          if (!(producers.get(d.drv)?.get(d.key) ?? []).some((f) => supported.has(f))) {
             ok = false;
             break;
           }
         }
-        if (!ok) continue;
-        for (const { outs, names } of outsSets) {
-          const k = names.length === 1 ? `${outs}=${e.outputs.get(outs)?.path ?? ''}` : `${outs}=${names.map((x) => e.outputs.get(x)?.path ?? '').join(',')}`;
-          const l = idx.get(k);
-          if (l) l.push(e);
-          else idx.set(k, [e]);
-        }
-        if (u === target) {
-          const l = idx.get('\0root');
-          if (l) l.push(e);
-          else idx.set('\0root', [e]);
-        }
+        if (ok) supported.add(e);
       }
-      supported.set(u, idx);
     }
     // candidate targets: the required outputs of supported target entries, in hash order
     const byCandidate = new Map<string, { outputs: OutputMap; entries: Entry[] }>();
-    for (const e of supported.get(target)?.get('\0root') ?? []) {
-      if (!required.every((o) => e.outputs.has(o))) continue;
+    for (const e of live.get(target) ?? []) {
+      if (!supported.has(e) || !required.every((o) => e.outputs.has(o))) continue;
       const outputs: OutputMap = new Map(required.map((o) => [o, e.outputs.get(o) as { path: string; sha256: string }]));
       const k = claimKey(outputs);
       const c = byCandidate.get(k) ?? { outputs, entries: [] };
@@ -313,7 +313,7 @@ export function decide(input: DecideInput): Verdict {
         const s = evidence.get(e.udrv);
         if (!s) evidence.set(e.udrv, [e.signer]);
         else if (!s.includes(e.signer)) s.push(e.signer);
-        for (const d of e.deps) for (const f of supported.get(d.drv)?.get(d.key) ?? []) if (!inB.has(f)) stack.push(f);
+        for (const d of e.deps) for (const f of producers.get(d.drv)?.get(d.key) ?? []) if (supported.has(f) && !inB.has(f)) stack.push(f);
       }
       const bad: Problem[] = [];
       for (const [u, list] of evidence) {
@@ -355,7 +355,8 @@ function worldOf(entries: readonly Entry[], nodes: ReadonlyMap<string, Node>): R
   }
   for (const e of entries) eachBinding(e, (p, h) => void hash.set(p, h));
   const out: Record<string, WorldPath> = {};
-  for (const p of [...hash.keys()].sort(byStr)) {
+  // store paths are ASCII: the default sort is byte order
+  for (const p of [...hash.keys()].sort()) {
     const h = hash.get(p);
     const prod = producer.get(p);
     out[p] = h === undefined ? (prod === undefined ? {} : { producerDrv: prod }) : prod === undefined ? { narSha256: h } : { narSha256: h, producerDrv: prod };
