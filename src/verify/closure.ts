@@ -11,7 +11,7 @@ import { checkClaim, depKey, type DepRef, type Entry, type InputOrigin, type Pro
 import { groupBySignedContent } from './signed-content.js';
 import type { BundleSource } from './sources.js';
 import { describeTrust, type TrustPolicy } from './trust-policy.js';
-import { decide, eachBinding, type FodLeaf, type Node, type WorldPath } from './world.js';
+import { decide, disputedPaths, type FodLeaf, type Node, type WorldPath } from './world.js';
 
 export type { Problem, ProblemCode } from './claims.js';
 
@@ -415,17 +415,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   // paths claimed with two contents: the world the consumer's sources agree with goes first
   let held: ReadonlyMap<string, string> | undefined;
   if (opts.heldContent) {
-    const hashes = new Map<string, string>();
-    const disputed = new Set<string>();
-    for (const n of nodes.values()) {
-      for (const e of n.entries) {
-        eachBinding(e, (p, h) => {
-          const first = hashes.get(p);
-          if (first === undefined) hashes.set(p, h);
-          else if (first !== h) disputed.add(p);
-        });
-      }
-    }
+    const disputed = disputedPaths([...nodes.values()].map((n) => n.entries));
     if (disputed.size > 0) held = await opts.heldContent([...disputed].sort());
   }
   const v = decide({ target, required, order, nodes, trust: policy.trust, maxWorlds: policy.maxResolutions, ...(held ? { held } : {}) });

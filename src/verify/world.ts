@@ -72,6 +72,22 @@ function hashFor(e: Entry, path: string): string | undefined {
   return e.inputs.get(path);
 }
 
+/** The paths some entries bind to two different NAR hashes. */
+export function disputedPaths(lists: Iterable<readonly Entry[]>): Set<string> {
+  const firstHash = new Map<string, string>();
+  const disputed = new Set<string>();
+  for (const es of lists) {
+    for (const e of es) {
+      eachBinding(e, (p, h) => {
+        const f = firstHash.get(p);
+        if (f === undefined) firstHash.set(p, h);
+        else if (f !== h) disputed.add(p);
+      });
+    }
+  }
+  return disputed;
+}
+
 /** Drops every entry of a signer that made two different claims for one resolved derivation. */
 function dropEquivocations(nodes: ReadonlyMap<string, Node>, problems: Problem[]): Map<string, Entry[]> {
   const live = new Map<string, Entry[]>();
@@ -129,17 +145,7 @@ export function decide(input: DecideInput): Verdict {
   const live = dropEquivocations(nodes, problems);
 
   // Which hashes each disputed path is given, by which entries (a first pass finds the disputes).
-  const firstHash = new Map<string, string>();
-  const disputed = new Set<string>();
-  for (const u of order) {
-    for (const e of live.get(u) ?? []) {
-      eachBinding(e, (p, h) => {
-        const f = firstHash.get(p);
-        if (f === undefined) firstHash.set(p, h);
-        else if (f !== h) disputed.add(p);
-      });
-    }
-  }
+  const disputed = disputedPaths(live.values());
   const claimed = new Map<string, Map<string, Entry[]>>();
   if (disputed.size > 0) {
     for (const u of order) {
