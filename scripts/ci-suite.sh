@@ -14,7 +14,7 @@ result="$logdir/$suite.result"
 : > "$log"
 start=$(date +%s)
 # The Nix-dependent suites (those present are run; a missing one is not an error).
-TEST_FILES=${BUILDTRACE_CI_TESTS:-"nix-formats hook daemon nix-versions crash publish verify"}
+TEST_FILES=${BUILDTRACE_CI_TESTS:-"nix-formats hook daemon daemon-redteam nix-versions crash publish verify"}
 
 fail_result() {
   echo "nix=? node=? pass=0 fail=1 quickstart=not-run seconds=$(($(date +%s) - start)) note=$1" > "$result"
