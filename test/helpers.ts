@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { after } from 'node:test';
 import { BuildtraceError } from '../src/errors.js';
 import { nixAtLeast, parsePathInfoJson, pathInfoJsonArgs, type NixVersion, type PathInfoJson } from '../src/nix/nix-cli-json.js';
 import { nixVersion } from '../daemon/store-info.js';
@@ -144,6 +145,16 @@ export interface DaemonHandle {
   restart: () => Promise<void>;
 }
 
+/** Daemons started by startDaemon and not yet exited. */
+const liveDaemons = new Set<ChildProcess>();
+// A test that fails before stopping its daemon must not keep its test file running for ever
+// (the runner waits for the file's process, which waits for the daemon): kill what is left.
+if (process.env['NODE_TEST_CONTEXT'] !== undefined) {
+  after(() => {
+    for (const c of liveDaemons) c.kill('SIGKILL');
+  });
+}
+
 export async function startDaemon(
   opts: { keyName?: string; batchSize?: number; dir?: string; extraConfig?: Record<string, unknown>; env?: NodeJS.ProcessEnv } = {},
 ): Promise<DaemonHandle> {
@@ -194,6 +205,8 @@ export async function startDaemon(
     const child = spawn(DAEMON_CLI, ['run', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], ...(opts.env ? { env: opts.env } : {}) });
     child.stderr?.on('data', (c: Buffer) => (errText += c.toString('utf8')));
     handle.child = child;
+    liveDaemons.add(child);
+    child.once('exit', () => liveDaemons.delete(child));
     const deadline = Date.now() + 15_000;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`trace-daemon exited ${child.exitCode}: ${errText}`);
