@@ -57,7 +57,8 @@ INNER
 )
 
 # A private mount namespace: every mount below disappears with it, however this script ends.
-unshare --mount --propagation private -- bash -euc '
+# at most 45 minutes: a hung test fails the suite instead of eating CI's time
+timeout --kill-after=30 2700 unshare --mount --propagation private -- bash -euc '
   root=$1; run=$2; inner=$3; tests=$4
   mkdir -p "$root/nix" "$root/buildtrace" "$root/root/.npm"
   mount --bind "$run/nix" "$root/nix"
