@@ -70,6 +70,10 @@ function fakeStorePath(name: string): string {
 }
 
 /** Times one status call: it must answer while the daemon deals with the rest. */
+// A blocked daemon never answers; a busy CI machine (a fresh node process per call) can take
+// a few seconds. 10 s tells the two apart without failing on load.
+const STATUS_DEADLINE_MS = 10_000;
+
 async function statusAnswersWithin(d: DaemonHandle, ms: number): Promise<void> {
   const t0 = Date.now();
   await status(d);
@@ -100,7 +104,7 @@ describe('reading files that are not what their names say', () => {
         await must('mkfifo', [join(d.spool, 'fifo-record.json')]);
         const b = await nixBuildWithHook(d.spool, args);
         assert.equal(b.code, 0, b.stderr);
-        await statusAnswersWithin(d, 2000);
+        await statusAnswersWithin(d, STATUS_DEADLINE_MS);
         const p = await d.cli(['push', '--wait']);
         assert.equal(p.code, 0, p.stderr + p.stdout);
         const reason = (n: string): string => readFileSync(join(d.spool, 'rejected', `${n}.reason`), 'utf8');
@@ -170,7 +174,7 @@ describe('the database deleted while the daemon runs', () => {
     for (const n of readdirSync(join(d.dir, 'state'))) if (n.startsWith('buildtrace.db')) unlinkSync(join(d.dir, 'state', n));
     const b = await build;
     assert.equal(b.code, 0, b.stderr);
-    await statusAnswersWithin(d, 2000);
+    await statusAnswersWithin(d, STATUS_DEADLINE_MS);
     const p = await d.cli(['push', '--wait']);
     assert.equal(p.code, 0, p.stderr + p.stdout);
     assert.match(d.stderr(), /buildtrace\.db was deleted while the daemon ran; wrote its contents back and reopened it/);
@@ -239,7 +243,7 @@ describe('trace-daemon on a full disk', () => {
       assert.match(st.lastError?.message ?? '', /full|SQLITE_FULL|ENOSPC/i);
       assert.equal(d.stderr().match(/left in the spool/g)?.length, 1, 'one log line for the failing state');
       assert.equal(spoolRecords(d.spool).length, 25, 'nothing consumed, nothing lost');
-      await statusAnswersWithin(d, 2000);
+      await statusAnswersWithin(d, STATUS_DEADLINE_MS);
       unlinkSync(filler);
       unlinkSync(`${filler}-2`);
       const p = await d.cli(['push', '--wait']);
@@ -282,7 +286,7 @@ describe('the socket and the stateDir belong to one daemon', () => {
       const r2 = await run(DAEMON_CLI, ['run', '--config', other]);
       assert.equal(r2.code, 2, r2.stderr);
       assert.match(r2.stderr, /already listening on/);
-      await statusAnswersWithin(d, 2000);
+      await statusAnswersWithin(d, STATUS_DEADLINE_MS);
       // kill -9 leaves the socket and the lock file: a new daemon takes both
       await d.kill9();
       assert.ok(existsSync(d.socket));
@@ -364,7 +368,7 @@ describe('publishing: caches are independent, failed rows can be requeued', () =
       assert.equal(slowSt?.done, 0, 'the stalled cache got nothing');
       assert.ok((slowSt?.pending ?? 0) >= drvs.length);
       assert.equal(readdirSync(join(fastDir, 'traces')).length, drvs.length);
-      await statusAnswersWithin(d, 2000);
+      await statusAnswersWithin(d, STATUS_DEADLINE_MS);
       t.diagnostic(`the file:// cache had all ${drvs.length} traces ${took} ms after the build started`);
       // the slow cache comes back: its stalled requests fail, it catches up, nothing twice
       slow.mode = 'ok';
