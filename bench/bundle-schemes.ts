@@ -22,13 +22,25 @@ const key = parseSecretKey(`bench-1:${Buffer.concat([seed, pub]).toString('base6
 function bundles(laut: boolean, scheme: SignatureScheme): string[] {
   const out: string[] = [];
   for (let i = 0; i < N; i++) {
-    const h = i.toString(32).padStart(32, '0').replace(/[eotu]/g, '1');
+    const h = i
+      .toString(32)
+      .padStart(32, '0')
+      .replace(/[eotu]/g, '1');
     const st = buildStatement({
       kind: 'ca',
       lautProfile: laut,
       resolvedInputHash: h,
       drvName: `b-${i}`,
-      outputs: [{ name: 'out', path: `/nix/store/${h}-b-${i}`, sha256: 'ab'.repeat(32), narSize: 128, declared: { hashAlgo: 'r:sha256' }, castoreEntry: 'CiQSIM8OfLGwH425XlEhfAAWX0J4zgZ1Qz+0dFm7APS9RKEdGDA=' }],
+      outputs: [
+        {
+          name: 'out',
+          path: `/nix/store/${h}-b-${i}`,
+          sha256: 'ab'.repeat(32),
+          narSize: 128,
+          declared: { hashAlgo: 'r:sha256' },
+          castoreEntry: 'CiQSIM8OfLGwH425XlEhfAAWX0J4zgZ1Qz+0dFm7APS9RKEdGDA=',
+        },
+      ],
       inputs: [],
       keyFingerprint: key.publicKey.fingerprint,
       versions: { buildtrace: '0.1.0', nixVersion: '2.8.0' },
@@ -62,5 +74,7 @@ process.stdout.write(`${N} bundles per scheme; Ed25519 backend: ${ed25519Backend
 for (const [name, lines] of Object.entries(sets)) {
   const inline = Math.min(timeInline(lines), timeInline(lines), timeInline(lines));
   const pool = Math.min(await timePool(lines), await timePool(lines), await timePool(lines));
-  process.stdout.write(`${name.padEnd(28)} inline ${((inline / N) * 1000).toFixed(0)} µs/bundle; worker pool ${pool.toFixed(0)} ms (${((pool / N) * 1000).toFixed(0)} µs/bundle)\n`);
+  process.stdout.write(
+    `${name.padEnd(28)} inline ${((inline / N) * 1000).toFixed(0)} µs/bundle; worker pool ${pool.toFixed(0)} ms (${((pool / N) * 1000).toFixed(0)} µs/bundle)\n`,
+  );
 }

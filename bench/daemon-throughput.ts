@@ -38,14 +38,25 @@ if (!templateOk()) {
   process.stderr.write(`building ${K} derivations in chunks of ${CHUNK} (once; reused from ${cache})\n`);
   for (let c = 0; c * CHUNK < K; c++) {
     const n = Math.min(CHUNK, K - c * CHUNK);
-    const r = await nixBuildWithHook(template, [join(FIXTURES, 'many.nix'), '--argstr', 'salt', `${s}-${c}`, '--arg', 'n', String(n), '--argstr', 'prefix', `tp${c}`]);
+    const r = await nixBuildWithHook(template, [
+      join(FIXTURES, 'many.nix'),
+      '--argstr',
+      'salt',
+      `${s}-${c}`,
+      '--arg',
+      'n',
+      String(n),
+      '--argstr',
+      'prefix',
+      `tp${c}`,
+    ]);
     if (r.code !== 0) throw new Error(r.stderr.slice(-2000));
   }
   writeFileSync(join(cache, 'stamp.json'), JSON.stringify({ records: K, salt: s }));
 }
 const names = readdirSync(template).filter((n) => n.endsWith('.json'));
 
-const d = await startDaemon({ batchSize: Number(process.env["BENCH_BATCH"] ?? 500) });
+const d = await startDaemon({ batchSize: Number(process.env['BENCH_BATCH'] ?? 500) });
 const staging = join(d.dir, 'staging');
 mkdirSync(staging);
 for (const n of names) copyFileSync(join(template, n), join(staging, n));
@@ -59,7 +70,11 @@ const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
 const status = readFileSync(`/proc/${d.child.pid}/status`, 'utf8');
 const hwmKb = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? NaN);
 const st = JSON.parse((await d.cli(['status', '--json'])).stdout) as { traced: number; rejected: number; memory: Record<string, number> };
-process.stderr.write(`daemon memory after the run (MB): ${Object.entries(st.memory).map(([k, v]) => `${k} ${(v / 1048576).toFixed(1)}`).join(', ')}\n`);
+process.stderr.write(
+  `daemon memory after the run (MB): ${Object.entries(st.memory)
+    .map(([k, v]) => `${k} ${(v / 1048576).toFixed(1)}`)
+    .join(', ')}\n`,
+);
 const outs = (db.prepare('SELECT path FROM outputs').all() as { path: string }[]).map((r) => r.path);
 db.close();
 await d.stop();

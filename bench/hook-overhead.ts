@@ -58,14 +58,21 @@ for (let r = 0; r < ROUNDS; r++) {
   for (const m of order) got[m] = (await buildOnce(m)) / N;
   for (const m of modes) perBuild[m].push(got[m]);
   for (const m of ['noop', 'trace-hook', 'template'] as const) added[m].push(got[m] - got.none);
-  process.stderr.write(`round ${r + 1}/${ROUNDS}: none ${got.none.toFixed(2)} ms/build, noop ${got.noop.toFixed(2)}, trace-hook ${got['trace-hook'].toFixed(2)}, template ${got.template.toFixed(2)}\n`);
+  process.stderr.write(
+    `round ${r + 1}/${ROUNDS}: none ${got.none.toFixed(2)} ms/build, noop ${got.noop.toFixed(2)}, trace-hook ${got['trace-hook'].toFixed(2)}, template ${got.template.toFixed(2)}\n`,
+  );
 }
 const records = readdirSync(spool).length;
 const result = {
   builds_per_run: N,
   rounds: ROUNDS,
   hook: HOOK,
-  ms_per_build_median: { none: median(perBuild.none), noop_hook: median(perBuild.noop), trace_hook: median(perBuild['trace-hook']), template_sh_bin_mv: median(perBuild.template) },
+  ms_per_build_median: {
+    none: median(perBuild.none),
+    noop_hook: median(perBuild.noop),
+    trace_hook: median(perBuild['trace-hook']),
+    template_sh_bin_mv: median(perBuild.template),
+  },
   ms_added_per_build_median: { noop_hook: median(added.noop), trace_hook: median(added['trace-hook']), template_sh_bin_mv: median(added.template) },
   ratio_trace_hook_vs_none: median(perBuild['trace-hook']) / median(perBuild.none),
   spool_records_written: records,

@@ -16,7 +16,9 @@ const N = argv.includes('--records') ? Number(argv[argv.indexOf('--records') + 1
 let template = join(ROOT, '.bench', 'throughput-5000', 'spool');
 let names: string[] = [];
 try {
-  names = readdirSync(template).filter((n) => n.endsWith('.json')).slice(0, N);
+  names = readdirSync(template)
+    .filter((n) => n.endsWith('.json'))
+    .slice(0, N);
   const rec = JSON.parse(readFileSync(join(template, names[0] as string), 'utf8')) as { drv: string };
   (await import('node:fs')).statSync(rec.drv);
 } catch {
@@ -25,7 +27,18 @@ try {
 if (names.length < N) {
   template = tempDir('bench-publish-spool-');
   for (let c = 0; c * 250 < N; c++) {
-    const r = await nixBuildWithHook(template, [join(FIXTURES, 'many.nix'), '--argstr', 'salt', `${salt()}-${c}`, '--arg', 'n', String(Math.min(250, N - c * 250)), '--argstr', 'prefix', `pb${c}`]);
+    const r = await nixBuildWithHook(template, [
+      join(FIXTURES, 'many.nix'),
+      '--argstr',
+      'salt',
+      `${salt()}-${c}`,
+      '--arg',
+      'n',
+      String(Math.min(250, N - c * 250)),
+      '--argstr',
+      'prefix',
+      `pb${c}`,
+    ]);
     if (r.code !== 0) throw new Error(r.stderr);
   }
   names = readdirSync(template).filter((n) => n.endsWith('.json'));
@@ -39,7 +52,10 @@ await d0.stop();
 
 const nginx = await startNginx();
 const results: Record<string, number> = {};
-for (const [label, url] of [['file', `file://${join(dir, 'file-cache')}`], ['nginx', nginx.url]] as const) {
+for (const [label, url] of [
+  ['file', `file://${join(dir, 'file-cache')}`],
+  ['nginx', nginx.url],
+] as const) {
   const cfg = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
   writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...cfg, caches: [{ url }] }));
   const d = await startDaemon({ dir, extraConfig: { caches: [{ url }] } });
@@ -59,6 +75,14 @@ db.close();
 const tb = process.hrtime.bigint();
 await must('nix', ['copy', '--to', `file://${join(dir, 'nix-copy-cache')}`, ...outs], { env: nixEnv() });
 const nixCopyRate = outs.length / (Number(process.hrtime.bigint() - tb) / 1e9);
-const result = { traces: names.length, file_traces_per_s: results['file'], nginx_traces_per_s: results['nginx'], nix_copy_file_paths_per_s: nixCopyRate, ratio_file_vs_nix_copy: (results['file'] ?? 0) / nixCopyRate };
+const result = {
+  traces: names.length,
+  file_traces_per_s: results['file'],
+  nginx_traces_per_s: results['nginx'],
+  nix_copy_file_paths_per_s: nixCopyRate,
+  ratio_file_vs_nix_copy: (results['file'] ?? 0) / nixCopyRate,
+};
 console.log(JSON.stringify(result, null, 2));
-console.log(`publishing: ${(results['file'] ?? 0).toFixed(0)} traces/s to file://, ${(results['nginx'] ?? 0).toFixed(0)} traces/s to nginx; nix copy --to file:// of the same outputs: ${nixCopyRate.toFixed(0)} paths/s`);
+console.log(
+  `publishing: ${(results['file'] ?? 0).toFixed(0)} traces/s to file://, ${(results['nginx'] ?? 0).toFixed(0)} traces/s to nginx; nix copy --to file:// of the same outputs: ${nixCopyRate.toFixed(0)} paths/s`,
+);

@@ -34,7 +34,8 @@ function rawRate(): number {
   });
   const t0 = process.hrtime.bigint();
   for (let k = 0; k < N; k++) {
-    if (!verify('sha384', (reports[k] as Buffer).subarray(0, SNP_SIGNED_LENGTH), { key, dsaEncoding: 'ieee-p1363' }, sigs[k] as Buffer)) throw new Error('raw verify failed');
+    if (!verify('sha384', (reports[k] as Buffer).subarray(0, SNP_SIGNED_LENGTH), { key, dsaEncoding: 'ieee-p1363' }, sigs[k] as Buffer))
+      throw new Error('raw verify failed');
   }
   return N / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
@@ -55,4 +56,6 @@ const raw = Math.max(rawRate(), rawRate(), rawRate());
 const ours = Math.max(oursRate(), oursRate(), oursRate());
 const result = { reports: N, raw_p384_verifies_per_s: raw, snp_reports_verified_per_s: ours, ratio: ours / raw };
 console.log(JSON.stringify(result, null, 2));
-console.log(`SEV-SNP: ${ours.toFixed(0)} reports/s fully verified vs ${raw.toFixed(0)} raw P-384 verifies/s: ${(100 * result.ratio).toFixed(1)}% of the raw rate`);
+console.log(
+  `SEV-SNP: ${ours.toFixed(0)} reports/s fully verified vs ${raw.toFixed(0)} raw P-384 verifies/s: ${(100 * result.ratio).toFixed(1)}% of the raw rate`,
+);

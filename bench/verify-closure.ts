@@ -57,9 +57,18 @@ if (!stamp) {
   if (p.code !== 0) throw new Error(p.stdout + p.stderr);
   await d.stop();
   const top = (await must('nix-instantiate', [...args, '-A', 'top'], { env: nixEnv() })).stdout.trim();
-  const outputs = (await must('nix-store', ['--query', '--requisites', (await must('nix-store', ['--query', '--outputs', top], { env: nixEnv() })).stdout.trim()], { env: nixEnv() })).stdout.trim().split('\n');
+  const outputs = (
+    await must('nix-store', ['--query', '--requisites', (await must('nix-store', ['--query', '--outputs', top], { env: nixEnv() })).stdout.trim()], {
+      env: nixEnv(),
+    })
+  ).stdout
+    .trim()
+    .split('\n');
   // all built outputs of the closure: the top's output references only the groups, so take every output of every drv
-  const drvs = (await must('nix-store', ['--query', '--requisites', top], { env: nixEnv() })).stdout.trim().split('\n').filter((p) => p.endsWith('.drv'));
+  const drvs = (await must('nix-store', ['--query', '--requisites', top], { env: nixEnv() })).stdout
+    .trim()
+    .split('\n')
+    .filter((p) => p.endsWith('.drv'));
   const allOuts = (await must('nix-store', ['--query', '--outputs', ...drvs], { env: nixEnv() })).stdout.trim().split('\n');
   await must('nix', ['store', 'sign', '--key-file', d.keys.secretFile, ...allOuts], { env: nixEnv() });
   stamp = { salt: s, top, outputs: [...new Set([...allOuts, ...outputs])], cache, publicKey: d.keys.publicKey, keyFile: d.keys.secretFile };

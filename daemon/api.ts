@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { BuildtraceError, errorMessage } from '../src/errors.js';
 
 /** The daemon's control API: HTTP/1.1 over a unix socket, JSON bodies. */
-export type Handler = (url: URL, method: string) => Promise<{ status: number; body: unknown }>;
+type Handler = (url: URL, method: string) => Promise<{ status: number; body: unknown }>;
 
 function isAlive(socket: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -29,7 +29,9 @@ export async function listenOnSocket(socket: string, handler: Handler): Promise<
   if (st !== undefined) {
     // Only a socket nobody answers on is ours to remove (left by a killed daemon).
     if (!st.isSocket()) {
-      throw new BuildtraceError('DAEMON_CONFLICT', `socket ${socket} exists and is not a socket; refusing to remove it (check the "socket" setting)`, { subject: socket });
+      throw new BuildtraceError('DAEMON_CONFLICT', `socket ${socket} exists and is not a socket; refusing to remove it (check the "socket" setting)`, {
+        subject: socket,
+      });
     }
     if (await isAlive(socket)) {
       throw new BuildtraceError('DAEMON_CONFLICT', `another trace-daemon is already listening on ${socket}`, { subject: socket });
@@ -60,7 +62,7 @@ export async function listenOnSocket(socket: string, handler: Handler): Promise<
 }
 
 /** Calls the daemon; DAEMON_NOT_RUNNING when nothing answers on the socket. */
-export function callDaemon(socket: string, method: string, path: string, timeoutMs = 0): Promise<{ status: number; body: unknown }> {
+function callDaemon(socket: string, method: string, path: string, timeoutMs = 0): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath: socket, method, path, headers: { accept: 'application/json' } }, (res) => {
       const chunks: Buffer[] = [];
@@ -76,7 +78,13 @@ export function callDaemon(socket: string, method: string, path: string, timeout
     if (timeoutMs > 0) req.setTimeout(timeoutMs, () => req.destroy(new Error('timed out')));
     req.on('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT' || err.code === 'ECONNREFUSED') {
-        reject(new BuildtraceError('DAEMON_NOT_RUNNING', `trace-daemon is not running (nothing listens on ${socket}); start it with: trace-daemon run --config FILE`, { subject: socket }));
+        reject(
+          new BuildtraceError(
+            'DAEMON_NOT_RUNNING',
+            `trace-daemon is not running (nothing listens on ${socket}); start it with: trace-daemon run --config FILE`,
+            { subject: socket },
+          ),
+        );
       } else if (err.code === 'EACCES') {
         reject(new BuildtraceError('DAEMON_NOT_RUNNING', `no permission to talk to trace-daemon on ${socket}`, { subject: socket }));
       } else reject(new BuildtraceError('DAEMON_ERROR', `talking to trace-daemon on ${socket}: ${err.message}`, { subject: socket }));
@@ -93,8 +101,11 @@ export async function callDaemonOk(socket: string, method: string, path: string,
   const r = await callDaemon(socket, method, path);
   if (!ok.includes(r.status)) {
     const said = (r.body as { error?: unknown } | null)?.error;
-    throw new BuildtraceError('DAEMON_ERROR', `trace-daemon failed (HTTP ${r.status}): ${typeof said === 'string' ? said : JSON.stringify(r.body)}`, { subject: socket });
+    throw new BuildtraceError('DAEMON_ERROR', `trace-daemon failed (HTTP ${r.status}): ${typeof said === 'string' ? said : JSON.stringify(r.body)}`, {
+      subject: socket,
+    });
   }
-  if (typeof r.body !== 'object' || r.body === null) throw new BuildtraceError('DAEMON_ERROR', `trace-daemon answered ${JSON.stringify(r.body)}, not an object`, { subject: socket });
+  if (typeof r.body !== 'object' || r.body === null)
+    throw new BuildtraceError('DAEMON_ERROR', `trace-daemon answered ${JSON.stringify(r.body)}, not an object`, { subject: socket });
   return r;
 }

@@ -60,7 +60,13 @@ export class Capturer {
     const open = [...drv.outputs].filter(([, o]) => o.path === '').map(([n]) => n);
     if (open.length === 0) return undefined;
     const h = this.hashes.masked(drv).hashes;
-    return { drvPath, outputs: open.flatMap((n) => { const x = h.get(n); return x === undefined ? [] : [[n, x] as const]; }) };
+    return {
+      drvPath,
+      outputs: open.flatMap((n) => {
+        const x = h.get(n);
+        return x === undefined ? [] : [[n, x] as const];
+      }),
+    };
   }
 
   /**
@@ -128,10 +134,13 @@ export class Capturer {
         floatingHash ??= this.hashes.masked(rdrv).hashes.get(name);
         path = (floatingHash !== undefined ? this.store.realisation(floatingHash, name) : undefined) ?? byName.get(outputPathName(drvName, name)) ?? '';
         if (path === '') {
-          throw new BuildtraceError('RESOLUTION_FAILED', `${record.drv}: output ${name} has no known path (no realisation and not in OUT_PATHS)`, { subject: record.drv });
+          throw new BuildtraceError('RESOLUTION_FAILED', `${record.drv}: output ${name} has no known path (no realisation and not in OUT_PATHS)`, {
+            subject: record.drv,
+          });
         }
       }
-      const declared: { hashAlgo?: string; hash?: string } = o.hashAlgo === '' ? {} : o.hash === '' ? { hashAlgo: o.hashAlgo } : { hashAlgo: o.hashAlgo, hash: o.hash };
+      const declared: { hashAlgo?: string; hash?: string } =
+        o.hashAlgo === '' ? {} : o.hash === '' ? { hashAlgo: o.hashAlgo } : { hashAlgo: o.hashAlgo, hash: o.hash };
       return { name, path, declared };
     });
     return {

@@ -71,7 +71,9 @@ async function run(config: DaemonConfig): Promise<void> {
     const remote = await remoteBuildersProblem(config.tee.machinesFile);
     if (remote !== undefined) refuseRemoteBuilders(remote);
   }
-  const key = teeMode ? generateGuestKey(config.tee.keyName ?? defaultTeeKeyName()) : parseSecretKey(readKeyFile(config.signingKeyFile as string), config.signingKeyFile);
+  const key = teeMode
+    ? generateGuestKey(config.tee.keyName ?? defaultTeeKeyName())
+    : parseSecretKey(readKeyFile(config.signingKeyFile as string), config.signingKeyFile);
   mkdirSync(config.stateDir, { recursive: true, mode: 0o700 });
   // before anything touches the database: a second daemon on this stateDir stops here
   const lock = StateLock.acquire(config.stateDir);
@@ -80,7 +82,7 @@ async function run(config: DaemonConfig): Promise<void> {
   const spool = new Spool(config.spoolDir, config.storeDir, config.maxRecordBytes);
   const capturer = new Capturer(new DrvLoader(config.storeDir), store, config.storeDir);
   const versions = await builderVersions();
-  const warn = (m: string): void => void process.stderr.write(m + '\n');
+  const warn = (m: string): void => void process.stderr.write(`${m}\n`);
   // caches must be known before evidence is recorded, so it is queued for them
   db.caches = config.caches.map((c) => redactUrl(c.url));
   const tee = createTeeProvider(config.tee, config.stateDir, warn);
@@ -94,10 +96,18 @@ async function run(config: DaemonConfig): Promise<void> {
     db.insertEvidence(rec);
     const collectedAt = rec.collectedAt;
     keyEvidence = { at: collectedAt, provider: tee.name, simulated: ev.simulated };
-    warn(`trace-daemon: key ${key.name} (${key.publicKey.fingerprint.slice(0, 16)}…, generated in the guest) attested by ${tee.name} (${ev.format})${ev.simulated ? ' — SIMULATED' : ''}`);
+    warn(
+      `trace-daemon: key ${key.name} (${key.publicKey.fingerprint.slice(0, 16)}…, generated in the guest) attested by ${tee.name} (${ev.format})${ev.simulated ? ' — SIMULATED' : ''}`,
+    );
   }
   const targets: PublishTarget[] = [];
-  for (const c of config.caches) targets.push({ url: redactUrl(c.url), backend: await openCache(c.url, { tokenFile: c.tokenFile }), uploadOutputs: c.uploadOutputs ?? config.uploadOutputs, buildTraceV2: c.buildTraceV2 ?? false });
+  for (const c of config.caches)
+    targets.push({
+      url: redactUrl(c.url),
+      backend: await openCache(c.url, { tokenFile: c.tokenFile }),
+      uploadOutputs: c.uploadOutputs ?? config.uploadOutputs,
+      buildTraceV2: c.buildTraceV2 ?? false,
+    });
   const publisher = new Publisher(db, targets, warn, key);
   publisher.backfill();
   const service = new TraceService(spool, capturer, db, key, versions, config.batchSize, warn, config.tee.perTrace ? tee : undefined);
@@ -182,14 +192,20 @@ async function run(config: DaemonConfig): Promise<void> {
         service.retryNow();
         if (url.searchParams.get('wait') !== '1') {
           void publisher.kick(true);
-          return { status: 200, body: { pending: spool.list().length, rejected: spool.rejectedCount(), traces: db.count(), outbox: { pending: publisher.pendingCount() } } };
+          return {
+            status: 200,
+            body: { pending: spool.list().length, rejected: spool.rejectedCount(), traces: db.count(), outbox: { pending: publisher.pendingCount() } },
+          };
         }
         await service.idle();
         const outbox = await publisher.flush();
         const pending = spool.list().length;
         // why records are still waiting, when batches are failing
         const spoolError = pending > 0 && service.backingOff ? service.stats.lastError?.message : undefined;
-        return { status: 200, body: { pending, ...(spoolError !== undefined ? { spoolError } : {}), rejected: spool.rejectedCount(), traces: db.count(), outbox } };
+        return {
+          status: 200,
+          body: { pending, ...(spoolError !== undefined ? { spoolError } : {}), rejected: spool.rejectedCount(), traces: db.count(), outbox },
+        };
       }
       default:
         return { status: 404, body: { error: `no such endpoint ${method} ${url.pathname}` } };
@@ -244,21 +260,21 @@ const REMOTE_BUILDERS_RECHECK_MS = Number(process.env['BUILDTRACE_BUILDERS_RECHE
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '--help' || cmd === '-h' || cmd === 'help') {
-    process.stdout.write(HELP + '\n');
+    process.stdout.write(`${HELP}\n`);
     return cmd === undefined ? 2 : EXIT_OK;
   }
   if (cmd === '--version') {
-    process.stdout.write(BUILDTRACE_VERSION + '\n');
+    process.stdout.write(`${BUILDTRACE_VERSION}\n`);
     return EXIT_OK;
   }
   const args = parseArgs(rest, { booleans: ['json', 'wait'], strings: ['config', 'socket', 'limit', 'out', 'cache'] });
   if (args.flags.has('help')) {
-    process.stdout.write(HELP + '\n');
+    process.stdout.write(`${HELP}\n`);
     return EXIT_OK;
   }
   const json = args.flags.has('json');
   const out = (body: unknown, human: () => string): void => {
-    process.stdout.write((json ? JSON.stringify(body, null, 2) : human()) + '\n');
+    process.stdout.write(`${json ? JSON.stringify(body, null, 2) : human()}\n`);
   };
   switch (cmd) {
     case 'run':
@@ -287,7 +303,21 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'evidence': {
       const r = await callDaemonOk(socketPath(args.values), 'GET', '/v1/evidence');
-      const body = r.body as { evidence: { id: number; kind: string; provider: string; format: string; simulated: boolean; collectedAt: string; keyFingerprint: string; traceId: number | null; report: string; preimage: string; certs: { role: string; der: string }[] }[] };
+      const body = r.body as {
+        evidence: {
+          id: number;
+          kind: string;
+          provider: string;
+          format: string;
+          simulated: boolean;
+          collectedAt: string;
+          keyFingerprint: string;
+          traceId: number | null;
+          report: string;
+          preimage: string;
+          certs: { role: string; der: string }[];
+        }[];
+      };
       const outDir = args.values.get('out');
       if (outDir) {
         for (const e of body.evidence) {
@@ -300,23 +330,30 @@ async function main(argv: string[]): Promise<number> {
           if (e.certs.length > 0) mkdirSync(join(d, 'evidence-certs'), { recursive: true });
           for (const c of e.certs) writeFileSync(join(d, 'evidence-certs', `${c.role}.der`), Buffer.from(c.der, 'base64'));
           const { report: _r, preimage: _p, certs: _c, ...meta } = e;
-          writeFileSync(join(d, 'evidence.json'), JSON.stringify(meta, null, 2) + '\n');
+          writeFileSync(join(d, 'evidence.json'), `${JSON.stringify(meta, null, 2)}\n`);
         }
       }
-      out(
-        { evidence: body.evidence.map(({ report: _r, preimage: _p, certs, ...m }) => ({ ...m, certs: certs.map((c) => c.role) })) },
-        () =>
-          body.evidence.length === 0
-            ? 'no TEE evidence (tee.provider is "none")'
-            : body.evidence
-                .map((e) => `${e.id}: ${e.kind} attestation by ${e.provider} (${e.format})${e.simulated ? ' SIMULATED' : ''} at ${e.collectedAt}${e.traceId !== null ? ` for trace ${e.traceId}` : ''}${outDir ? ` -> ${join(outDir, String(e.id))}` : ''}`)
-                .join('\n'),
+      out({ evidence: body.evidence.map(({ report: _r, preimage: _p, certs, ...m }) => ({ ...m, certs: certs.map((c) => c.role) })) }, () =>
+        body.evidence.length === 0
+          ? 'no TEE evidence (tee.provider is "none")'
+          : body.evidence
+              .map(
+                (e) =>
+                  `${e.id}: ${e.kind} attestation by ${e.provider} (${e.format})${e.simulated ? ' SIMULATED' : ''} at ${e.collectedAt}${e.traceId !== null ? ` for trace ${e.traceId}` : ''}${outDir ? ` -> ${join(outDir, String(e.id))}` : ''}`,
+              )
+              .join('\n'),
       );
       return EXIT_OK;
     }
     case 'push': {
       const r = await callDaemonOk(socketPath(args.values), 'POST', `/v1/push${args.flags.has('wait') ? '?wait=1' : ''}`);
-      const b = r.body as { pending: number; spoolError?: string; rejected: number; traces: number; outbox: { pending: number; failed?: number; errors?: { cache: string; error: string }[] } };
+      const b = r.body as {
+        pending: number;
+        spoolError?: string;
+        rejected: number;
+        traces: number;
+        outbox: { pending: number; failed?: number; errors?: { cache: string; error: string }[] };
+      };
       if (b.spoolError !== undefined) process.stderr.write(`trace-daemon: ${b.pending} records wait in the spool: ${b.spoolError}\n`);
       out(r.body, () =>
         [

@@ -34,7 +34,15 @@ const DEFAULTS: Omit<DaemonConfig, 'signingKeyFile'> = {
   maxRecordBytes: 65536,
   caches: [],
   uploadOutputs: false,
-  tee: { provider: 'none', perTrace: false, allowSimulated: false, configfsPath: '/sys/kernel/config/tsm/report', snpguest: 'snpguest', vmpl: 0, machinesFile: '/etc/nix/machines' },
+  tee: {
+    provider: 'none',
+    perTrace: false,
+    allowSimulated: false,
+    configfsPath: '/sys/kernel/config/tsm/report',
+    snpguest: 'snpguest',
+    vmpl: 0,
+    machinesFile: '/etc/nix/machines',
+  },
 };
 
 const MAX_CONFIG_BYTES = 1024 * 1024;
@@ -45,15 +53,25 @@ export function dbFile(c: DaemonConfig): string {
 
 export function loadConfig(file: string): DaemonConfig {
   // a FIFO or a device named as the config must not hang or flood the start (symlinks are fine: NixOS /etc)
-  const json = parseStrictJson(readRegularFile(file, 'config', { maxBytes: MAX_CONFIG_BYTES, noFollow: false, invalidCode: 'CONFIG_INVALID' }).toString('utf8'), file);
+  const json = parseStrictJson(
+    readRegularFile(file, 'config', { maxBytes: MAX_CONFIG_BYTES, noFollow: false, invalidCode: 'CONFIG_INVALID' }).toString('utf8'),
+    file,
+  );
   const partial = validateAgainst<Partial<Omit<DaemonConfig, 'tee'>> & { tee?: Partial<TeeConfig> }>('daemon-config.schema.json', json, file, 'CONFIG_INVALID');
   const c: DaemonConfig = { ...DEFAULTS, ...partial, tee: { ...DEFAULTS.tee, ...partial.tee } };
   // TEE mode: the key is made inside the guest; a key file would be one someone outside could hold.
   const teeMode = c.tee.provider !== 'none';
   if (teeMode && c.signingKeyFile !== undefined) {
-    throw new BuildtraceError('CONFIG_INVALID', `${file}: signingKeyFile must not be set with tee.provider ${JSON.stringify(c.tee.provider)}: in TEE mode the daemon generates its signing key inside the guest at start-up`, { subject: 'signingKeyFile' });
+    throw new BuildtraceError(
+      'CONFIG_INVALID',
+      `${file}: signingKeyFile must not be set with tee.provider ${JSON.stringify(c.tee.provider)}: in TEE mode the daemon generates its signing key inside the guest at start-up`,
+      { subject: 'signingKeyFile' },
+    );
   }
-  if (!teeMode && c.signingKeyFile === undefined) throw new BuildtraceError('CONFIG_INVALID', `${file}: signingKeyFile is required (without a TEE provider the key comes from a Nix key file)`, { subject: 'signingKeyFile' });
+  if (!teeMode && c.signingKeyFile === undefined)
+    throw new BuildtraceError('CONFIG_INVALID', `${file}: signingKeyFile is required (without a TEE provider the key comes from a Nix key file)`, {
+      subject: 'signingKeyFile',
+    });
   return c;
 }
 
@@ -78,7 +96,11 @@ export function readKeyFile(file: string): string {
           loose & 0o040 ? 'readable by its group' : '',
           loose & 0o020 ? 'writable by its group' : '',
         ].filter(Boolean);
-        throw new BuildtraceError('KEY_INVALID', `signing key ${file} is ${who.join(', ')} (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); run: chmod 600 ${file}`, { subject: file });
+        throw new BuildtraceError(
+          'KEY_INVALID',
+          `signing key ${file} is ${who.join(', ')} (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); run: chmod 600 ${file}`,
+          { subject: file },
+        );
       }
     },
   }).toString('utf8');

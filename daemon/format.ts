@@ -33,13 +33,17 @@ export function formatStatus(b: StatusBody): string {
     `  since start  ${b.traced} traced, ${b.duplicates} duplicate records, ${b.rejected} rejected, ${b.skipped} skipped, ${b.transientErrors} retried batches${b.unexpectedErrors > 0 ? `, ${b.unexpectedErrors} unexpected errors (records left in the spool)` : ''}`,
   ];
   for (const c of b.caches) {
-    lines.push(`  cache        ${c.url}: ${c.done} published, ${c.pending} pending, ${c.failed} failed${c.lastSuccessAt ? `, last success ${ago(c.lastSuccessAt)}` : ''}`);
+    lines.push(
+      `  cache        ${c.url}: ${c.done} published, ${c.pending} pending, ${c.failed} failed${c.lastSuccessAt ? `, last success ${ago(c.lastSuccessAt)}` : ''}`,
+    );
     if (c.lastError && (c.pending > 0 || c.failed > 0)) lines.push(`               last error ${ago(c.lastError.at)}: ${c.lastError.message}`);
     if (c.failed > 0) lines.push(`               failed rows wait for: trace-daemon retry --cache ${c.url}   (after fixing the cause)`);
   }
   if (b.tee.provider !== 'none') {
     const k = b.tee.keyEvidence;
-    lines.push(`  tee          ${b.tee.provider}${b.tee.perTrace ? ', every trace attested' : ''}; key attested ${k ? ago(k.at) : 'never'}${k?.simulated ? ' (SIMULATED: proves nothing about hardware)' : ''}`);
+    lines.push(
+      `  tee          ${b.tee.provider}${b.tee.perTrace ? ', every trace attested' : ''}; key attested ${k ? ago(k.at) : 'never'}${k?.simulated ? ' (SIMULATED: proves nothing about hardware)' : ''}`,
+    );
   }
   if (b.lastError) lines.push(`  last error   ${ago(b.lastError.at)}: ${b.lastError.message}`);
   return lines.join('\n');
@@ -61,7 +65,16 @@ export function formatList(body: unknown): string {
 }
 
 export function formatShow(body: unknown): string {
-  const traces = (body as { traces: (Row & { rdrv_hash: string; drvs: string[]; outputs: { name: string; path: string; nar_hash: string; nar_size: number }[]; inputs: { path: string; nar_hash: string }[] })[] }).traces;
+  const traces = (
+    body as {
+      traces: (Row & {
+        rdrv_hash: string;
+        drvs: string[];
+        outputs: { name: string; path: string; nar_hash: string; nar_size: number }[];
+        inputs: { path: string; nar_hash: string }[];
+      })[];
+    }
+  ).traces;
   return traces
     .map((t) =>
       [

@@ -17,7 +17,7 @@ export interface PublishTarget {
   readonly buildTraceV2?: boolean;
 }
 
-export interface CacheStatus {
+interface CacheStatus {
   url: string;
   pending: number;
   failed: number;
@@ -29,7 +29,7 @@ export interface CacheStatus {
 const MAX_BACKOFF_MS = 10 * 60_000;
 
 /** Exponential backoff with full jitter: the n-th failure waits up to 2^n seconds (capped). */
-export function backoffMs(attempts: number): number {
+function backoffMs(attempts: number): number {
   const cap = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.min(attempts, 20));
   return Math.round(cap / 2 + (Math.random() * cap) / 2);
 }
@@ -40,7 +40,7 @@ export function backoffMs(attempts: number): number {
  * permissions, a bad URL) wait for `trace-daemon retry` after the cause is fixed. S3's
  * RequestTimeTooSkewed (a 403) is a wrong clock, which NTP fixes without anyone asking: transient.
  */
-export function failureClass(err: unknown): 'transient' | 'permanent' {
+function failureClass(err: unknown): 'transient' | 'permanent' {
   if (!(err instanceof CacheError) || !err.permanent) return 'transient';
   return /RequestTimeTooSkewed/.test(err.message) ? 'transient' : 'permanent';
 }
@@ -173,11 +173,27 @@ export class Publisher {
           // one attempt: the outbox's own backoff retries, and a dead cache must not hold the publisher
           await execFileP(
             this.nix,
-            ['--extra-experimental-features', 'nix-command', 'copy', '--option', 'download-attempts', '1', '--option', 'connect-timeout', '10', '--to', t.url, ...paths],
+            [
+              '--extra-experimental-features',
+              'nix-command',
+              'copy',
+              '--option',
+              'download-attempts',
+              '1',
+              '--option',
+              'connect-timeout',
+              '10',
+              '--to',
+              t.url,
+              ...paths,
+            ],
             { maxBuffer: 64 << 20 },
           );
         } catch (err) {
-          const lines = ((err as { stderr?: string }).stderr ?? errorMessage(err)).split('\n').map((l) => l.trim()).filter(Boolean);
+          const lines = ((err as { stderr?: string }).stderr ?? errorMessage(err))
+            .split('\n')
+            .map((l) => l.trim())
+            .filter(Boolean);
           const why = lines.find((l) => l.startsWith('error:')) ?? lines[lines.length - 1] ?? 'failed';
           throw new CacheError(`nix copy --to ${t.url}: ${why.slice(0, 300)}`, false);
         }
@@ -202,14 +218,20 @@ export class Publisher {
           this.db.markDone([r.id]);
           continue;
         }
-        const key = e.kind === 'key' ? `buildtrace/keys/${e.key_fp}.jsonl` : `buildtrace/trace-evidence/${this.db.rdrvHashOf(e.trace_id ?? -1) ?? 'unknown'}.jsonl`;
+        const key =
+          e.kind === 'key' ? `buildtrace/keys/${e.key_fp}.jsonl` : `buildtrace/trace-evidence/${this.db.rdrvHashOf(e.trace_id ?? -1) ?? 'unknown'}.jsonl`;
         const line = evidenceToJson(evidenceFromRow(e, ''));
         const g = evByKey.get(key) ?? { ids: [], lines: [] };
         g.ids.push(r.id);
         g.lines.push(line);
         evByKey.set(key, g);
       }
-      if (t.buildTraceV2 && this.signingKey) await this.publishBuildTraces(t, traceRows.map((r) => r.ref_id), this.signingKey);
+      if (t.buildTraceV2 && this.signingKey)
+        await this.publishBuildTraces(
+          t,
+          traceRows.map((r) => r.ref_id),
+          this.signingKey,
+        );
       // Key attestations go first, and traces wait while one fails: a consumer who admits keys
       // by their attestation must find it by the time it finds the key's first trace.
       const evJobs = [...evByKey].map(([k, g]) => ({ key: k, ...g }));
@@ -220,7 +242,10 @@ export class Publisher {
       const jobs: typeof evJobs = [];
       for (const list of [evJobs, traceJobs]) {
         if (list === traceJobs && failures > 0) {
-          this.markFailed(list.flatMap((j) => j.ids.map((id) => rowById.get(id) as OutboxRow)), new Error('waiting for the key attestation to be published first'));
+          this.markFailed(
+            list.flatMap((j) => j.ids.map((id) => rowById.get(id) as OutboxRow)),
+            new Error('waiting for the key attestation to be published first'),
+          );
           break;
         }
         jobs.push(...list);
@@ -234,7 +259,10 @@ export class Publisher {
                 failures++;
                 // an unreachable cache: stop this round, the rest waits for the backoff
                 if (failureClass(err) === 'transient') transient = true;
-                this.markFailed(j.ids.map((id) => rowById.get(id) as OutboxRow), err);
+                this.markFailed(
+                  j.ids.map((id) => rowById.get(id) as OutboxRow),
+                  err,
+                );
                 this.noteError(t.url, err);
               }
             }),

@@ -85,7 +85,7 @@ export class TraceService {
     private readonly key: NixSecretKey,
     private readonly versions: Readonly<Record<string, string>>,
     private readonly batchSize: number,
-    private readonly log: (msg: string) => void = (m) => process.stderr.write(m + '\n'),
+    private readonly log: (msg: string) => void = (m) => process.stderr.write(`${m}\n`),
     /** Attest every statement with this provider (tee.perTrace). */
     private readonly perTrace?: TeeProvider,
   ) {}
@@ -314,11 +314,14 @@ export class TraceService {
   private async sign(c: Captured): Promise<NewTrace> {
     const sha = (p: string): { sha256: string; narSize: number } => {
       const i = c.outputInfo.get(p) ?? c.inputInfo.get(p);
-      if (!i || i.narHash.algo !== 'sha256') throw new BuildtraceError('STORE_QUERY_FAILED', `${p}: no SHA-256 NAR hash`);
+      if (i?.narHash.algo !== 'sha256') throw new BuildtraceError('STORE_QUERY_FAILED', `${p}: no SHA-256 NAR hash`);
       return { sha256: Buffer.from(i.narHash.bytes).toString('hex'), narSize: i.narSize };
     };
     // laut's #ca profile only where the rdrv pins every input's content (all inputs CA or fixed)
-    let laut = useLautProfile(c.kind, c.inputs.every((p) => c.inputInfo.get(p)?.ca !== undefined));
+    let laut = useLautProfile(
+      c.kind,
+      c.inputs.every((p) => c.inputInfo.get(p)?.ca !== undefined),
+    );
     let castore: string[] = [];
     if (laut) {
       try {
@@ -329,7 +332,13 @@ export class TraceService {
         laut = false;
       }
     }
-    const outputs = c.outputs.map((o, i) => ({ name: o.name, path: o.path, declared: o.declared, ...sha(o.path), ...(laut ? { castoreEntry: castore[i] as string } : {}) }));
+    const outputs = c.outputs.map((o, i) => ({
+      name: o.name,
+      path: o.path,
+      declared: o.declared,
+      ...sha(o.path),
+      ...(laut ? { castoreEntry: castore[i] as string } : {}),
+    }));
     const inputs = c.inputs.map((p) => ({ path: p, ...sha(p) }));
     const invocationId = randomBytes(16).toString('hex');
     const createdAt = new Date().toISOString();

@@ -9,7 +9,7 @@ import type { BuildRecord } from './capture.js';
 
 /** Names trace-hook gives finished records; its temp files start with a dot. */
 const RECORD_NAME = /^[A-Za-z0-9_-]{1,200}\.json$/;
-export const REJECTED_DIR = 'rejected';
+const REJECTED_DIR = 'rejected';
 
 /**
  * The spool: one file per hook invocation. The daemon never follows a symlink
@@ -39,7 +39,12 @@ export class Spool {
     const subject = join(this.dir, name);
     if (!RECORD_NAME.test(name)) throw new BuildtraceError('SPOOL_RECORD_INVALID', `${subject}: not a spool record name`, { subject });
     // a scan can queue a name again while its batch commits: a missing record is NOT_FOUND (already consumed)
-    const text = readRegularFile(subject, 'spool record', { maxBytes: this.maxBytes, noFollow: true, invalidCode: 'SPOOL_RECORD_INVALID', missingCode: 'NOT_FOUND' }).toString('utf8');
+    const text = readRegularFile(subject, 'spool record', {
+      maxBytes: this.maxBytes,
+      noFollow: true,
+      invalidCode: 'SPOOL_RECORD_INVALID',
+      missingCode: 'NOT_FOUND',
+    }).toString('utf8');
     const json = parseStrictJson(text, subject, 8);
     const rec = validateAgainst<BuildRecord>('spool-record.schema.json', json, subject, 'SPOOL_RECORD_INVALID');
     try {
@@ -57,7 +62,7 @@ export class Spool {
     const to = join(this.dir, REJECTED_DIR, name);
     try {
       renameSync(join(this.dir, name), to);
-      writeFileSync(`${to}.reason`, reason + '\n', { mode: 0o600 });
+      writeFileSync(`${to}.reason`, `${reason}\n`, { mode: 0o600 });
     } catch {
       // A record that cannot even be moved is left where it is; it is retried at the next scan.
     }

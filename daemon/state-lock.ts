@@ -33,9 +33,13 @@ export class StateLock {
       } catch {
         // no pid note: the message names the lock alone
       }
-      throw new BuildtraceError('DAEMON_CONFLICT', `another trace-daemon${holder} is using stateDir ${stateDir} (it holds ${file}); two daemons must not share one database`, {
-        subject: stateDir,
-      });
+      throw new BuildtraceError(
+        'DAEMON_CONFLICT',
+        `another trace-daemon${holder} is using stateDir ${stateDir} (it holds ${file}); two daemons must not share one database`,
+        {
+          subject: stateDir,
+        },
+      );
     }
     // for people and for the message above; the lock itself is what counts
     writeFileSync(pidFile, `${process.pid}\n`, { mode: 0o644 });

@@ -3,7 +3,14 @@ import { promisify } from 'node:util';
 import Database from 'better-sqlite3';
 import { BuildtraceError, errorMessage } from '../src/errors.js';
 import { parseHash, type Hash } from '../src/nix/hash.js';
-import { parseNixVersion, parsePathInfoJson, parseRealisationsJson, pathInfoJsonArgs, realisationInstallable, type NixVersion } from '../src/nix/nix-cli-json.js';
+import {
+  parseNixVersion,
+  parsePathInfoJson,
+  parseRealisationsJson,
+  pathInfoJsonArgs,
+  realisationInstallable,
+  type NixVersion,
+} from '../src/nix/nix-cli-json.js';
 
 const execFileP = promisify(execFile);
 
@@ -65,7 +72,10 @@ export class NixDbStoreInfo implements StoreInfo {
       // read; "auto" must then fall back to the CLI instead of retrying forever.
       this.db.prepare('SELECT id FROM ValidPaths LIMIT 1').get();
     } catch (err) {
-      throw new BuildtraceError('STORE_QUERY_FAILED', `cannot open the Nix database ${dbPath} read-only: ${(err as Error).message}`, { subject: dbPath, cause: err });
+      throw new BuildtraceError('STORE_QUERY_FAILED', `cannot open the Nix database ${dbPath} read-only: ${(err as Error).message}`, {
+        subject: dbPath,
+        cause: err,
+      });
     }
   }
 
@@ -80,7 +90,10 @@ export class NixDbStoreInfo implements StoreInfo {
         path: p,
         narHash,
         narSize: row.narSize,
-        references: this.qRefs.all(row.id).map((r) => r.path).sort(),
+        references: this.qRefs
+          .all(row.id)
+          .map((r) => r.path)
+          .sort(),
         ...(row.deriver ? { deriver: row.deriver } : {}),
         ...(row.ca ? { ca: row.ca } : {}),
       });

@@ -46,10 +46,13 @@ function machineLines(text: string): string[] {
  */
 export async function remoteBuildersProblem(machinesFile: string): Promise<string | undefined> {
   let builders: string | undefined;
-  for (const args of [['config', 'show', 'builders'], ['--extra-experimental-features', 'nix-command', 'show-config']]) {
+  for (const args of [
+    ['config', 'show', 'builders'],
+    ['--extra-experimental-features', 'nix-command', 'show-config'],
+  ]) {
     try {
       const { stdout } = await execFileP('nix', args, { maxBuffer: 4 << 20 });
-      builders = args[0] === 'config' ? stdout.trim() : /^builders = (.*)$/m.exec(stdout)?.[1]?.trim() ?? '';
+      builders = args[0] === 'config' ? stdout.trim() : (/^builders = (.*)$/m.exec(stdout)?.[1]?.trim() ?? '');
       break;
     } catch {
       // older or newer Nix: try the other spelling

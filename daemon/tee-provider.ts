@@ -11,14 +11,14 @@ import type { NewEvidence } from './trace-db.js';
 
 const execFileP = promisify(execFile);
 
-export type TeeProviderName = 'none' | 'sev-snp' | 'tdx' | 'snpguest' | 'simulated';
+type TeeProviderName = 'none' | 'sev-snp' | 'tdx' | 'snpguest' | 'simulated';
 
-export interface EvidenceCert {
+interface EvidenceCert {
   readonly role: 'vcek' | 'vlek' | 'ask' | 'asvk' | 'ark';
   readonly der: Uint8Array;
 }
 
-export interface CollectedEvidence {
+interface CollectedEvidence {
   readonly format: 'sev-snp' | 'tdx';
   readonly report: Uint8Array;
   readonly certs: readonly EvidenceCert[];
@@ -58,7 +58,7 @@ function guidString(b: Uint8Array): string {
 }
 
 /** Parses the SEV auxblob certificate table: {GUID, offset, length} entries, all-zero terminated. */
-export function parseCertTable(aux: Uint8Array): EvidenceCert[] {
+function parseCertTable(aux: Uint8Array): EvidenceCert[] {
   const out: EvidenceCert[] = [];
   const dv = new DataView(aux.buffer, aux.byteOffset, aux.byteLength);
   for (let p = 0; p + 24 <= aux.length; p += 24) {
@@ -87,7 +87,11 @@ class ConfigfsProvider implements TeeProvider {
     try {
       dir = mkdtempSync(join(this.root, 'buildtrace-'));
     } catch (err) {
-      throw new BuildtraceError('TEE_UNAVAILABLE', `configfs-tsm is not available at ${this.root} (${(err as NodeJS.ErrnoException).code}); is this a confidential VM with Linux >= 6.7?`, { subject: this.root });
+      throw new BuildtraceError(
+        'TEE_UNAVAILABLE',
+        `configfs-tsm is not available at ${this.root} (${(err as NodeJS.ErrnoException).code}); is this a confidential VM with Linux >= 6.7?`,
+        { subject: this.root },
+      );
     }
     try {
       const provider = readFileSync(join(dir, 'provider'), 'utf8').trim();
@@ -104,7 +108,8 @@ class ConfigfsProvider implements TeeProvider {
       const report = readFileSync(join(dir, 'outblob'));
       const aux = this.name === 'sev-snp' && existsSync(join(dir, 'auxblob')) ? readFileSync(join(dir, 'auxblob')) : Buffer.alloc(0);
       const gen1 = Number(readFileSync(join(dir, 'generation'), 'utf8'));
-      if (gen1 !== gen0 + writes) throw new BuildtraceError('TEE_UNAVAILABLE', `configfs-tsm generation moved from ${gen0} to ${gen1}: another writer interfered`);
+      if (gen1 !== gen0 + writes)
+        throw new BuildtraceError('TEE_UNAVAILABLE', `configfs-tsm generation moved from ${gen0} to ${gen1}: another writer interfered`);
       const format = detectEvidence(report);
       if (format === undefined) throw new BuildtraceError('EVIDENCE_INVALID', `configfs-tsm returned ${report.length} bytes that are not a report or quote`);
       return { format, report, certs: aux.length > 0 ? parseCertTable(aux) : [], simulated: false };
@@ -146,7 +151,7 @@ class SnpguestProvider implements TeeProvider {
 }
 
 /** Test provider: real SNP byte layout, roots generated at start-up and written to `rootsDir`. */
-export class SimulatedProvider implements TeeProvider {
+class SimulatedProvider implements TeeProvider {
   readonly name = 'simulated' as const;
   readonly platform: SimulatedPlatform;
   constructor(readonly rootsDir: string) {
@@ -163,7 +168,11 @@ export class SimulatedProvider implements TeeProvider {
     return {
       format: 'sev-snp',
       report: this.platform.report(reportData),
-      certs: [{ role: 'vcek', der: this.platform.vcek }, { role: 'ask', der: this.platform.ask }, { role: 'ark', der: this.platform.ark }],
+      certs: [
+        { role: 'vcek', der: this.platform.vcek },
+        { role: 'ask', der: this.platform.ask },
+        { role: 'ark', der: this.platform.ark },
+      ],
       simulated: true,
     };
   }
@@ -180,14 +189,20 @@ export function createTeeProvider(c: TeeConfig, stateDir: string, warn: (m: stri
       return new SnpguestProvider(c.snpguest, c.vmpl);
     case 'simulated': {
       if (!c.allowSimulated) {
-        throw new BuildtraceError('CONFIG_INVALID', 'tee.provider "simulated" also needs tee.allowSimulated: true — it is for tests and demos, never for production builders', { subject: 'tee.provider' });
+        throw new BuildtraceError(
+          'CONFIG_INVALID',
+          'tee.provider "simulated" also needs tee.allowSimulated: true — it is for tests and demos, never for production builders',
+          { subject: 'tee.provider' },
+        );
       }
       const p = new SimulatedProvider(join(stateDir, 'simulated-tee', 'roots'));
       warn(
         '\n' +
           '*************************************************************************\n' +
           '* WARNING: SIMULATED TEE. Evidence from this daemon proves NOTHING about *\n' +
-          '* the hardware. Its roots are self-made: ' + p.rootsDir.padEnd(31).slice(0, 31) + ' *\n' +
+          '* the hardware. Its roots are self-made: ' +
+          p.rootsDir.padEnd(31).slice(0, 31) +
+          ' *\n' +
           '* Never enable tee.provider "simulated" on a production builder.       *\n' +
           '*************************************************************************\n',
       );
@@ -197,7 +212,14 @@ export function createTeeProvider(c: TeeConfig, stateDir: string, warn: (m: stri
 }
 
 /** The database row for evidence just collected: what it binds, and how to recompute it. */
-export function evidenceRecord(kind: 'key' | 'trace', keyFp: string, provider: TeeProvider, ev: CollectedEvidence, preimage: Buffer, reportData: Buffer): NewEvidence {
+export function evidenceRecord(
+  kind: 'key' | 'trace',
+  keyFp: string,
+  provider: TeeProvider,
+  ev: CollectedEvidence,
+  preimage: Buffer,
+  reportData: Buffer,
+): NewEvidence {
   return {
     kind,
     keyFp,

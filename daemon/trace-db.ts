@@ -88,7 +88,7 @@ export interface NewEvidence {
   readonly collectedAt: string;
 }
 
-export interface EvidenceRow {
+interface EvidenceRow {
   id: number;
   kind: string;
   trace_id: number | null;
@@ -120,7 +120,7 @@ export interface NewTrace {
   readonly evidence?: NewEvidence;
 }
 
-export interface TraceRow {
+interface TraceRow {
   id: number;
   rdrv_path: string;
   rdrv_hash: string;
@@ -147,7 +147,7 @@ export interface OutboxRow {
   attempts: number;
 }
 
-export interface OutboxCounts {
+interface OutboxCounts {
   pending: number;
   failed: number;
   done: number;
@@ -233,7 +233,9 @@ export class TraceDb {
       const v = db.prepare<[], { v: string }>("SELECT v FROM meta WHERE k = 'schema'").get();
       if (v === undefined) db.prepare("INSERT INTO meta (k, v) VALUES ('schema', ?)").run(String(SCHEMA_VERSION));
       else if (Number(v.v) > SCHEMA_VERSION) {
-        throw new BuildtraceError('CONFIG_INVALID', `${this.file} has schema ${v.v}, newer than this buildtrace understands (${SCHEMA_VERSION})`, { subject: this.file });
+        throw new BuildtraceError('CONFIG_INVALID', `${this.file} has schema ${v.v}, newer than this buildtrace understands (${SCHEMA_VERSION})`, {
+          subject: this.file,
+        });
       }
       this.st = prepareAll(db);
     } catch (err) {
@@ -272,7 +274,10 @@ export class TraceDb {
       } catch {
         // nothing written
       }
-      throw new BuildtraceError('DATABASE_ERROR', `database ${this.file} ${why} while the daemon ran, and saving its contents failed: ${errorMessage(err)}`, { subject: this.file, cause: err });
+      throw new BuildtraceError('DATABASE_ERROR', `database ${this.file} ${why} while the daemon ran, and saving its contents failed: ${errorMessage(err)}`, {
+        subject: this.file,
+        cause: err,
+      });
     }
     const main = fileId(this.file);
     const ours = main === undefined || main === this.ids.main;
@@ -317,9 +322,13 @@ export class TraceDb {
   /** Throws when the file is known to be corrupt (see `noteError`). */
   assertUsable(): void {
     if (this.corrupt !== undefined) {
-      throw new BuildtraceError('DATABASE_ERROR', `${this.file}: ${this.corrupt}; stop trace-daemon and move the file aside or restore a backup (the spool keeps what was not committed)`, {
-        subject: this.file,
-      });
+      throw new BuildtraceError(
+        'DATABASE_ERROR',
+        `${this.file}: ${this.corrupt}; stop trace-daemon and move the file aside or restore a backup (the spool keeps what was not committed)`,
+        {
+          subject: this.file,
+        },
+      );
     }
   }
 
@@ -330,15 +339,29 @@ export class TraceDb {
 
   insertEvidence(e: NewEvidence, traceId: number | null = null): number {
     const certs = JSON.stringify(e.certs.map((c) => ({ role: c.role, der: Buffer.from(c.der).toString('base64') })));
-    const r = this.st.insEv.run(e.kind, traceId, e.keyFp, e.provider, e.format, e.simulated ? 1 : 0, Buffer.from(e.report), certs, Buffer.from(e.preimage), e.reportData, e.collectedAt);
+    const r = this.st.insEv.run(
+      e.kind,
+      traceId,
+      e.keyFp,
+      e.provider,
+      e.format,
+      e.simulated ? 1 : 0,
+      Buffer.from(e.report),
+      certs,
+      Buffer.from(e.preimage),
+      e.reportData,
+      e.collectedAt,
+    );
     const id = Number(r.lastInsertRowid);
     this.enqueue('evidence', id);
     return id;
   }
 
   evidence(filter: { keyFp?: string; traceId?: number } = {}): EvidenceRow[] {
-    if (filter.traceId !== undefined) return this.conn.prepare<[number], EvidenceRow>('SELECT * FROM evidence WHERE trace_id = ? ORDER BY id').all(filter.traceId);
-    if (filter.keyFp !== undefined) return this.conn.prepare<[string], EvidenceRow>("SELECT * FROM evidence WHERE key_fp = ? AND kind = 'key' ORDER BY id").all(filter.keyFp);
+    if (filter.traceId !== undefined)
+      return this.conn.prepare<[number], EvidenceRow>('SELECT * FROM evidence WHERE trace_id = ? ORDER BY id').all(filter.traceId);
+    if (filter.keyFp !== undefined)
+      return this.conn.prepare<[string], EvidenceRow>("SELECT * FROM evidence WHERE key_fp = ? AND kind = 'key' ORDER BY id").all(filter.keyFp);
     return this.conn.prepare<[], EvidenceRow>('SELECT * FROM evidence ORDER BY id').all();
   }
 
@@ -426,9 +449,16 @@ export class TraceDb {
     if (!row) return undefined;
     return {
       ...row,
-      drvs: this.conn.prepare<[number], { drv_path: string }>('SELECT drv_path FROM trace_drvs WHERE trace_id = ? ORDER BY drv_path').all(id).map((r) => r.drv_path),
-      outputs: this.conn.prepare<[number], TraceDetail['outputs'][number]>('SELECT name, path, nar_hash, nar_size FROM outputs WHERE trace_id = ? ORDER BY name').all(id),
-      inputs: this.conn.prepare<[number], TraceDetail['inputs'][number]>('SELECT path, nar_hash, nar_size FROM inputs WHERE trace_id = ? ORDER BY path').all(id),
+      drvs: this.conn
+        .prepare<[number], { drv_path: string }>('SELECT drv_path FROM trace_drvs WHERE trace_id = ? ORDER BY drv_path')
+        .all(id)
+        .map((r) => r.drv_path),
+      outputs: this.conn
+        .prepare<[number], TraceDetail['outputs'][number]>('SELECT name, path, nar_hash, nar_size FROM outputs WHERE trace_id = ? ORDER BY name')
+        .all(id),
+      inputs: this.conn
+        .prepare<[number], TraceDetail['inputs'][number]>('SELECT path, nar_hash, nar_size FROM inputs WHERE trace_id = ? ORDER BY path')
+        .all(id),
     };
   }
 
@@ -452,7 +482,9 @@ export class TraceDb {
 
   outputPaths(traceIds: readonly number[]): string[] {
     if (traceIds.length === 0) return [];
-    return (this.conn.prepare(`SELECT DISTINCT path FROM outputs WHERE trace_id IN (${traceIds.map(() => '?').join(',')})`).all(...traceIds) as { path: string }[]).map((r) => r.path);
+    return (
+      this.conn.prepare(`SELECT DISTINCT path FROM outputs WHERE trace_id IN (${traceIds.map(() => '?').join(',')})`).all(...traceIds) as { path: string }[]
+    ).map((r) => r.path);
   }
 
   traceBundle(id: number): { rdrv_hash: string; bundle: string } | undefined {
@@ -499,9 +531,15 @@ export class TraceDb {
   /** Pending rows (all caches, or one), with when each is next tried and why it last failed. */
   pendingRows(cache?: string): { cache: string; next_attempt_at: number; last_error: string | null }[] {
     return cache === undefined
-      ? this.conn.prepare<[], { cache: string; next_attempt_at: number; last_error: string | null }>("SELECT cache, next_attempt_at, last_error FROM outbox WHERE state = 'pending'").all()
+      ? this.conn
+          .prepare<[], { cache: string; next_attempt_at: number; last_error: string | null }>(
+            "SELECT cache, next_attempt_at, last_error FROM outbox WHERE state = 'pending'",
+          )
+          .all()
       : this.conn
-          .prepare<[string], { cache: string; next_attempt_at: number; last_error: string | null }>("SELECT cache, next_attempt_at, last_error FROM outbox WHERE state = 'pending' AND cache = ?")
+          .prepare<[string], { cache: string; next_attempt_at: number; last_error: string | null }>(
+            "SELECT cache, next_attempt_at, last_error FROM outbox WHERE state = 'pending' AND cache = ?",
+          )
           .all(cache);
   }
 

@@ -15,7 +15,9 @@ import { COMPILED_SCHEMA_DIR, SCHEMA_DIR, newAjv } from '../src/util/schema.js';
 const require = createRequire(import.meta.url);
 const standaloneCode = (require('ajv/dist/standalone/index.js') as { default: (ajv: Ajv2020Type, fn: unknown) => string }).default;
 
-const names = readdirSync(SCHEMA_DIR).filter((n) => n.endsWith('.schema.json')).sort();
+const names = readdirSync(SCHEMA_DIR)
+  .filter((n) => n.endsWith('.schema.json'))
+  .sort();
 const texts = new Map(names.map((n) => [n, readFileSync(SCHEMA_DIR + n, 'utf8')]));
 const ajv = newAjv({ code: { source: true } });
 // every schema is known by its $id, so $refs between them resolve
@@ -27,7 +29,10 @@ for (const [name, text] of texts) {
   if (!validate) throw new Error(`schemas/${name} has no $id`);
   const sha = createHash('sha256').update(text).digest('hex');
   const out = `${COMPILED_SCHEMA_DIR}${name.replace(/\.json$/, '')}.cjs`;
-  writeFileSync(`${out}.tmp`, `// generated from schemas/${name} by scripts/schema-compile.ts; do not edit\n${standaloneCode(ajv, validate)}\nmodule.exports.schemaSha256 = ${JSON.stringify(sha)};\n`);
+  writeFileSync(
+    `${out}.tmp`,
+    `// generated from schemas/${name} by scripts/schema-compile.ts; do not edit\n${standaloneCode(ajv, validate)}\nmodule.exports.schemaSha256 = ${JSON.stringify(sha)};\n`,
+  );
   renameSync(`${out}.tmp`, out);
 }
 process.stderr.write(`schema-compile: ${names.length} validators in ${COMPILED_SCHEMA_DIR}\n`);

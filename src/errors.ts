@@ -13,7 +13,6 @@ export type ErrorCode =
   | 'RESOLUTION_FAILED'
   | 'NARINFO_INVALID'
   | 'KEY_INVALID'
-  | 'SIGNATURE_INVALID'
   | 'JSON_INVALID'
   | 'BUNDLE_INVALID'
   | 'CERT_INVALID'
@@ -33,7 +32,6 @@ export type ErrorCode =
   /** The daemon's database is corrupt, missing or replaced. */
   | 'DATABASE_ERROR'
   | 'NOT_FOUND'
-  | 'VERIFICATION_FAILED'
   | 'TEE_UNAVAILABLE'
   | 'CACHE_ERROR'
   /** a bound on untrusted input (object bytes, line bytes, lines, request time) was hit */
@@ -57,15 +55,14 @@ export const EXIT_OK = 0;
 /** The thing asked about is not acceptable (verification failed, not found). */
 export const EXIT_REJECTED = 1;
 /** Usage error, unreadable or malformed input, daemon unreachable. */
-export const EXIT_USAGE = 2;
+const EXIT_USAGE = 2;
 
 /** trace-daemon is not running or not reachable. */
-export const EXIT_DAEMON = 3;
+const EXIT_DAEMON = 3;
 
 export function exitCodeFor(err: unknown): number {
   if (err instanceof BuildtraceError) {
     switch (err.code) {
-      case 'VERIFICATION_FAILED':
       case 'NOT_FOUND':
         return EXIT_REJECTED;
       case 'LIMIT_EXCEEDED':

@@ -17,7 +17,8 @@ import { CacheSource, DbSource, recordsOf } from '../src/verify/sources.js';
 import { tempDir } from './helpers.js';
 
 const small = { maxLineBytes: 100, maxLines: 3 };
-const isLimit = (name: string) => (e: unknown) => e instanceof BuildtraceError && e.code === 'LIMIT_EXCEEDED' && e.message.includes(`limit ${name}`) && exitCodeFor(e) === 2;
+const isLimit = (name: string) => (e: unknown) =>
+  e instanceof BuildtraceError && e.code === 'LIMIT_EXCEEDED' && e.message.includes(`limit ${name}`) && exitCodeFor(e) === 2;
 
 test('recordsOf: JSON Lines split, identical lines once, blank lines ignored', () => {
   assert.deepEqual(recordsOf('{"a":1}\n\n{"a":1}\r\n{"b":2}\n', small, 'traces/h', 'file:///c'), ['{"a":1}', '{"b":2}']);
@@ -32,7 +33,10 @@ test('recordsOf: a document that is not JSON Lines (a laut container) is one rec
 });
 
 test('recordsOf: lines and line bytes are capped (bytes, not UTF-16 units), naming object and cache', () => {
-  assert.throws(() => recordsOf('{}\n{}\n{}\n{}\n', small, 'traces/h', 'file:///c'), (e: unknown) => isLimit('maxLines')(e) && /file:\/\/\/c\/traces\/h/.test((e as Error).message));
+  assert.throws(
+    () => recordsOf('{}\n{}\n{}\n{}\n', small, 'traces/h', 'file:///c'),
+    (e: unknown) => isLimit('maxLines')(e) && /file:\/\/\/c\/traces\/h/.test((e as Error).message),
+  );
   assert.throws(() => recordsOf(`{"x":"${'a'.repeat(200)}"}`, small, 'traces/h', 'c'), isLimit('maxLineBytes'));
   // 40 three-byte characters: 46 UTF-16 units but 126 bytes
   assert.throws(() => recordsOf(`{"x":"${'€'.repeat(40)}"}`, small, 'traces/h', 'c'), isLimit('maxLineBytes'));
@@ -44,7 +48,10 @@ test('readLimitsFrom: flags override defaults; bad values name their flag', () =
     ['max-lines', '5'],
     ['retries', '0'],
   ]);
-  assert.deepEqual(readLimitsFrom((f) => v.get(f)), { ...DEFAULT_READ_LIMITS, maxLines: 5, retries: 0 });
+  assert.deepEqual(
+    readLimitsFrom((f) => v.get(f)),
+    { ...DEFAULT_READ_LIMITS, maxLines: 5, retries: 0 },
+  );
   for (const [flag, bad] of [
     ['max-object-bytes', '-1'],
     ['max-line-bytes', '1e6'],
@@ -146,7 +153,10 @@ test('S3: 403 (a wrong key) is an error for readers and writers, 404 is absence'
     process.env['AWS_ACCESS_KEY_ID'] = 'NOBODY';
     const wrong = S3Cache.fromUrl(url);
     await assert.rejects(wrong.get('traces/absent'), (e: unknown) => e instanceof CacheError && e.status === 403 && e.reason === 'forbidden');
-    await assert.rejects(appendLines(wrong, 'traces/x', ['{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}']), (e: unknown) => e instanceof CacheError && e.status === 403 && e.permanent);
+    await assert.rejects(
+      appendLines(wrong, 'traces/x', ['{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}']),
+      (e: unknown) => e instanceof CacheError && e.status === 403 && e.permanent,
+    );
   } finally {
     for (const [k, v] of [
       ['AWS_ACCESS_KEY_ID', saved.id],
@@ -193,7 +203,9 @@ test('CacheSource: the first failure abandons requests in flight and answers eve
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   try {
-    const src = new CacheSource(new HttpCache(url, { limits: { requestTimeoutMs: 30_000, retries: 0 } }), { limits: { ...DEFAULT_READ_LIMITS, maxObjectBytes: 1 << 20 } });
+    const src = new CacheSource(new HttpCache(url, { limits: { requestTimeoutMs: 30_000, retries: 0 } }), {
+      limits: { ...DEFAULT_READ_LIMITS, maxObjectBytes: 1 << 20 },
+    });
     const t0 = Date.now();
     const b = src.bundles('b');
     await new Promise((r) => setTimeout(r, 100));

@@ -62,7 +62,11 @@ export function castoreFromNar(nar: Buffer): Uint8Array {
       const c = str();
       expect(')');
       const d = blake3(c);
-      return { kind: 2, size: 0n, msg: (name) => [...fld(1, name), ...fld(2, d), ...(c.length ? [0x18, ...vi(BigInt(c.length))] : []), ...(exec ? [0x20, 1] : [])] };
+      return {
+        kind: 2,
+        size: 0n,
+        msg: (name) => [...fld(1, name), ...fld(2, d), ...(c.length ? [0x18, ...vi(BigInt(c.length))] : []), ...(exec ? [0x20, 1] : [])],
+      };
     }
     const kids: { name: Buffer; n: N }[] = [];
     for (;;) {
@@ -86,4 +90,3 @@ export function castoreFromNar(nar: Buffer): Uint8Array {
   const root = node();
   return Uint8Array.from(fld(root.kind, Uint8Array.from(root.msg(new Uint8Array(0)))));
 }
-

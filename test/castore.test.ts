@@ -22,7 +22,10 @@ describe('snix castore encoding', () => {
     assert.equal(encodeDirectory([]).length, 0);
     assert.equal(Buffer.from(directoryNode([]).type === 'directory' ? (directoryNode([]) as { digest: Uint8Array }).digest : []).toString('hex'), B3_EMPTY);
     // snix/store/README.md: BlobService.Put of "x86_64-linux" answers this digest
-    assert.equal(Buffer.from((fileNode(utf8('x86_64-linux'), false) as { digest: Uint8Array }).digest).toString('base64'), 'KOM3/IHEx7YfInAnlJpAElYezq0Sxn9fRz7xuClwNfA=');
+    assert.equal(
+      Buffer.from((fileNode(utf8('x86_64-linux'), false) as { digest: Uint8Array }).digest).toString('base64'),
+      'KOM3/IHEx7YfInAnlJpAElYezq0Sxn9fRz7xuClwNfA=',
+    );
     // snix/castore/src/fixtures.rs DIRECTORY_WITH_KEEP: one empty, non-executable file ".keep",
     // encoded by hand from castore.proto: Directory.files(2){ name(1) ".keep", digest(2) b3("") }
     const keep: CastoreChild[] = [{ name: utf8('.keep'), node: fileNode(new Uint8Array(0), false) }];
@@ -40,7 +43,17 @@ describe('snix castore encoding', () => {
     const dirEntry = Buffer.concat([hex('0a04'), Buffer.from('keep'), hex('1220'), keepDigest, hex('18'), Buffer.from([Number(size)])]);
     const fileEntry = Buffer.concat([hex('0a05'), Buffer.from('.keep'), hex('1220'), hex(B3_EMPTY)]);
     const linkEntry = Buffer.concat([hex('0a02'), Buffer.from('aa'), hex('1218'), Buffer.from('/nix/store/somewhereelse')]);
-    const want = Buffer.concat([hex('0a'), Buffer.from([dirEntry.length]), dirEntry, hex('12'), Buffer.from([fileEntry.length]), fileEntry, hex('1a'), Buffer.from([linkEntry.length]), linkEntry]);
+    const want = Buffer.concat([
+      hex('0a'),
+      Buffer.from([dirEntry.length]),
+      dirEntry,
+      hex('12'),
+      Buffer.from([fileEntry.length]),
+      fileEntry,
+      hex('1a'),
+      Buffer.from([linkEntry.length]),
+      linkEntry,
+    ]);
     assert.equal(Buffer.from(encodeDirectory(complicated)).toString('hex'), want.toString('hex'));
     // the order of the input does not matter: each list is sorted by name bytes
     assert.deepEqual(encodeDirectory([...complicated].reverse()), encodeDirectory(complicated));
@@ -72,7 +85,9 @@ function vectorEntries(): VectorEntry[] {
   const out: VectorEntry[] = [];
   for (const f of readdirSync(dir).sort()) {
     for (const s of parseLautContainer(readFileSync(join(dir, f), 'utf8'), f) ?? []) {
-      const p = JSON.parse(Buffer.from(s.split('.')[1] as string, 'base64url').toString()) as { out: { 'castore-entry': Record<string, string>; nix: Record<string, { path: string; hash: string }> } };
+      const p = JSON.parse(Buffer.from(s.split('.')[1] as string, 'base64url').toString()) as {
+        out: { 'castore-entry': Record<string, string>; nix: Record<string, { path: string; hash: string }> };
+      };
       for (const [o, e] of Object.entries(p.out['castore-entry'])) {
         const n = p.out.nix[o];
         if (n) out.push({ file: f, output: o, path: n.path, narHash: n.hash, entry: Buffer.from(e, 'base64url') });
@@ -85,7 +100,7 @@ function vectorEntries(): VectorEntry[] {
 describe("castore entries against laut's vectors", () => {
   const entries = vectorEntries();
 
-  test('every symlink output in the vectors: our walk of a real symlink gives laut\'s entry, and its NAR hash is laut\'s out.nix hash', async () => {
+  test("every symlink output in the vectors: our walk of a real symlink gives laut's entry, and its NAR hash is laut's out.nix hash", async () => {
     const dir = tempDir('castore-link-');
     const links = entries.filter((e) => e.entry[0] === 0x1a);
     assert.ok(links.length >= 10, `${links.length} symlink entries`);
@@ -97,7 +112,9 @@ describe("castore entries against laut's vectors", () => {
       const ours = await castoreNodeOfPath(p);
       assert.equal(castoreEntryBase64(ours), e.entry.toString('base64'), `${e.file} ${e.output}`);
       // laut's `hash` is the NAR SHA-256 in Nix32 with a sha256: prefix
-      const nar = createHash('sha256').update(narOfSymlink((target as { target: Uint8Array }).target)).digest();
+      const nar = createHash('sha256')
+        .update(narOfSymlink((target as { target: Uint8Array }).target))
+        .digest();
       assert.equal(nar.toString('hex'), Buffer.from(nix32Decode(e.narHash.replace(/^sha256:/, ''), 32)).toString('hex'), `${e.file} ${e.output}`);
     }
   });

@@ -49,7 +49,12 @@ test(`kill -9 during a burst of ${N} builds: every build ends with exactly one t
   assert.equal(p.code, 0, p.stderr);
 
   const db = new Database(d.dbFile, { readonly: true });
-  const rows = db.prepare('SELECT id, rdrv_path, rdrv_hash, bundle FROM traces').all() as { id: number; rdrv_path: string; rdrv_hash: string; bundle: string }[];
+  const rows = db.prepare('SELECT id, rdrv_path, rdrv_hash, bundle FROM traces').all() as {
+    id: number;
+    rdrv_path: string;
+    rdrv_hash: string;
+    bundle: string;
+  }[];
   const ours = rows.filter((r) => drvs.includes(r.rdrv_path));
   assert.equal(ours.length, N, 'one trace per build');
   assert.equal(new Set(ours.map((r) => r.rdrv_hash)).size, N, 'no duplicate');
@@ -63,7 +68,11 @@ test(`kill -9 during a burst of ${N} builds: every build ends with exactly one t
   const aliases = db.prepare('SELECT drv_path, count(*) AS n FROM trace_drvs GROUP BY drv_path HAVING n > 1').all();
   assert.deepEqual(aliases, []);
   db.close();
-  assert.deepEqual(readdirSync(d.spool).filter((n) => n !== 'rejected'), [], 'spool drained, no temp files left');
+  assert.deepEqual(
+    readdirSync(d.spool).filter((n) => n !== 'rejected'),
+    [],
+    'spool drained, no temp files left',
+  );
   assert.deepEqual(readdirSync(join(d.spool, 'rejected')), [], 'nothing rejected');
   assert.equal(await d.stop(), 0);
 });

@@ -16,7 +16,21 @@ import { readKeyFile } from '../daemon/config.js';
 import { BuildtraceError } from '../src/errors.js';
 import { nix32Encode } from '../src/nix/nix32.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
-import { DAEMON_CLI, FIXTURES, must, nixBuildWithHook, nixEnv, nixKeyPair, run, salt, sha256HexOf, startDaemon, tempDir, waitFor, type DaemonHandle } from './helpers.js';
+import {
+  DAEMON_CLI,
+  FIXTURES,
+  must,
+  nixBuildWithHook,
+  nixEnv,
+  nixKeyPair,
+  run,
+  salt,
+  sha256HexOf,
+  startDaemon,
+  tempDir,
+  waitFor,
+  type DaemonHandle,
+} from './helpers.js';
 
 interface Status {
   pid: number;
@@ -92,7 +106,10 @@ describe('reading files that are not what their names say', () => {
         [fifo, /not a regular file \(a FIFO\)/],
         [dev, /not a regular file \(a character device\)/],
       ] as const) {
-        assert.throws(() => loader.load(p), (e: unknown) => e instanceof BuildtraceError && e.code === 'DERIVATION_INVALID' && what.test(e.message));
+        assert.throws(
+          () => loader.load(p),
+          (e: unknown) => e instanceof BuildtraceError && e.code === 'DERIVATION_INVALID' && what.test(e.message),
+        );
       }
       // and through the daemon: both records rejected with their reason, a good one traced, status answering
       const d = await startDaemon();
@@ -139,7 +156,11 @@ describe('reading files that are not what their names say', () => {
       [0o640, /readable by its group/],
     ] as const) {
       chmodSync(k.secretFile, mode);
-      assert.throws(() => readKeyFile(k.secretFile), (e: unknown) => e instanceof BuildtraceError && e.code === 'KEY_INVALID' && why.test(e.message), `mode ${mode.toString(8)}`);
+      assert.throws(
+        () => readKeyFile(k.secretFile),
+        (e: unknown) => e instanceof BuildtraceError && e.code === 'KEY_INVALID' && why.test(e.message),
+        `mode ${mode.toString(8)}`,
+      );
     }
     chmodSync(k.secretFile, 0o600);
     const fifo = join(dir, 'fifo.sec');
@@ -358,10 +379,14 @@ describe('publishing: caches are independent, failed rows can be requeued', () =
       const { drvs, args } = await many(6, 'slowfast');
       const t0 = Date.now();
       assert.equal((await nixBuildWithHook(d.spool, args)).code, 0);
-      await waitFor(async () => {
-        const c = (await status(d)).caches.find((x) => x.url === fastUrl);
-        return (c?.done ?? 0) >= drvs.length;
-      }, 25_000, 'the fast cache to have every trace (before the slow one times out)');
+      await waitFor(
+        async () => {
+          const c = (await status(d)).caches.find((x) => x.url === fastUrl);
+          return (c?.done ?? 0) >= drvs.length;
+        },
+        25_000,
+        'the fast cache to have every trace (before the slow one times out)',
+      );
       const took = Date.now() - t0;
       const st = await status(d);
       const slowSt = st.caches.find((x) => x.url === slowUrl);
@@ -401,7 +426,7 @@ describe('publishing: caches are independent, failed rows can be requeued', () =
       assert.ok(took < 15_000, `stopped in ${took} ms`);
       assert.match(d.stderr(), /left unfinished publishing rounds/);
       const db = new Database(d.dbFile, { readonly: true });
-      const rows = db.prepare("SELECT state, count(*) AS n FROM outbox GROUP BY state").all() as { state: string; n: number }[];
+      const rows = db.prepare('SELECT state, count(*) AS n FROM outbox GROUP BY state').all() as { state: string; n: number }[];
       db.close();
       assert.deepEqual(rows, [{ state: 'pending', n: drvs.length }]);
     } finally {
@@ -489,7 +514,15 @@ describe('a corrupt database', () => {
       const [late] = spoolRecords(lateSpool);
       assert.ok(late);
       writeFileSync(join(d.spool, late), readFileSync(join(lateSpool, late)));
-      for (const cmd of [['status'], ['status', '--json'], ['list'], ['list', '--json'], ['show', '/nix/store/00000000000000000000000000000000-x.drv'], ['push', '--wait'], ['retry']]) {
+      for (const cmd of [
+        ['status'],
+        ['status', '--json'],
+        ['list'],
+        ['list', '--json'],
+        ['show', '/nix/store/00000000000000000000000000000000-x.drv'],
+        ['push', '--wait'],
+        ['retry'],
+      ]) {
         const r = await d.cli(cmd);
         assert.notEqual(r.code, 0, `${cmd.join(' ')} exits non-zero: ${r.stdout} ${r.stderr}`);
         assert.match(r.stderr, /malformed|not a database/i, `${cmd.join(' ')}: ${r.stderr}`);
@@ -498,7 +531,7 @@ describe('a corrupt database', () => {
         if (cmd[0] !== 'push') assert.equal(r.stdout, '', `${cmd.join(' ')} prints no data`);
       }
       assert.deepEqual(spoolRecords(d.spool), [late], 'the record waits in the spool');
-          } finally {
+    } finally {
       child.kill('SIGTERM');
       await new Promise((r) => child.once('exit', r));
     }

@@ -6,7 +6,23 @@ import Database from 'better-sqlite3';
 import { parsePublicKey } from '../src/nix/nix-key.js';
 import { nix32Encode } from '../src/nix/nix32.js';
 import { checkBundle } from '../src/trace/bundle.js';
-import { DAEMON_CLI, FIXTURES, hookReportsUnresolved, must, nixBuildWithHook, nixEnv, nixKeyPair, pathInfo, run, salt, sha256HexOf, sriToHex, startDaemon, tempDir, waitFor, type DaemonHandle } from './helpers.js';
+import {
+  DAEMON_CLI,
+  FIXTURES,
+  hookReportsUnresolved,
+  must,
+  nixBuildWithHook,
+  nixEnv,
+  nixKeyPair,
+  pathInfo,
+  run,
+  salt,
+  sha256HexOf,
+  sriToHex,
+  startDaemon,
+  tempDir,
+  type DaemonHandle,
+} from './helpers.js';
 
 interface TraceJson {
   id: number;
@@ -37,7 +53,10 @@ describe('trace-daemon captures real Nix builds', () => {
     const args = [join(FIXTURES, 'scope.nix'), '--argstr', 'salt', s, '--argstr', 'fodHash', fodHash];
     const inst = await must('nix-instantiate', [...args, ...ATTRS.flatMap((a) => ['-A', a])], { env: nixEnv() });
     const roots = inst.stdout.trim().split('\n');
-    closureDrvs = (await must('nix-store', ['-qR', ...roots], { env: nixEnv() })).stdout.trim().split('\n').filter((p) => p.endsWith('.drv'));
+    closureDrvs = (await must('nix-store', ['-qR', ...roots], { env: nixEnv() })).stdout
+      .trim()
+      .split('\n')
+      .filter((p) => p.endsWith('.drv'));
     drvs = new Map(closureDrvs.map((p) => [p.replace(/^.*?-/, '').replace(/\.drv$/, ''), p]));
     const b = await nixBuildWithHook(d.spool, [...args, ...ATTRS.flatMap((a) => ['-A', a])]);
     assert.equal(b.code, 0, b.stderr);
@@ -101,7 +120,10 @@ describe('trace-daemon captures real Nix builds', () => {
     assert.equal(kind('ca-1'), 'ca');
     assert.equal(kind('ca-3'), 'ca');
     assert.equal(kind('ia-deferred'), 'ia');
-    assert.deepEqual(byName.get('multi')?.outputs.map((o) => o.name), ['dev', 'out']);
+    assert.deepEqual(
+      byName.get('multi')?.outputs.map((o) => o.name),
+      ['dev', 'out'],
+    );
     const paths = [...byName.values()].flatMap((t) => [...t.outputs.map((o) => o.path), ...t.inputs.map((i) => i.path)]);
     const infos = await pathInfo([...new Set(paths)]);
     for (const t of byName.values()) {
@@ -125,7 +147,13 @@ describe('trace-daemon captures real Nix builds', () => {
     const pub = parsePublicKey(d.keys.publicKey);
     const other = parsePublicKey((await nixKeyPair(tempDir(), 'other-1')).publicKey);
     const db = new Database(d.dbFile, { readonly: true });
-    const rows = db.prepare('SELECT id, rdrv_hash, kind, bundle, statement FROM traces').all() as { id: number; rdrv_hash: string; kind: string; bundle: string; statement: Buffer }[];
+    const rows = db.prepare('SELECT id, rdrv_hash, kind, bundle, statement FROM traces').all() as {
+      id: number;
+      rdrv_hash: string;
+      kind: string;
+      bundle: string;
+      statement: Buffer;
+    }[];
     assert.equal(rows.length, closureDrvs.length);
     for (const r of rows) {
       const c = checkBundle(r.bundle, [pub]);
@@ -156,7 +184,10 @@ describe('trace-daemon captures real Nix builds', () => {
     const afterSt = JSON.parse((await d.cli(['status', '--json'])).stdout) as { database: { traces: number }; duplicates: number };
     assert.equal(afterSt.database.traces, before.database.traces);
     assert.equal(afterSt.duplicates, before.duplicates + 3);
-    assert.deepEqual(readdirSync(d.spool).filter((n) => n !== 'rejected'), []);
+    assert.deepEqual(
+      readdirSync(d.spool).filter((n) => n !== 'rejected'),
+      [],
+    );
   });
 
   test('human-readable status, list and show', async () => {
@@ -180,9 +211,18 @@ describe('trace-daemon survives hostile spool records', () => {
     try {
       const s = salt();
       // a real derivation to trace after the garbage
-      const good = await nixBuildWithHook(tempDir(), ['-E', `derivation { name = "good-${s}"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo ${s} > $out"]; }`]);
+      const good = await nixBuildWithHook(tempDir(), [
+        '-E',
+        `derivation { name = "good-${s}"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo ${s} > $out"]; }`,
+      ]);
       assert.equal(good.code, 0, good.stderr);
-      const goodDrv = (await must('nix-instantiate', ['-E', `derivation { name = "good-${s}"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo ${s} > $out"]; }`], { env: nixEnv() })).stdout.trim();
+      const goodDrv = (
+        await must(
+          'nix-instantiate',
+          ['-E', `derivation { name = "good-${s}"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo ${s} > $out"]; }`],
+          { env: nixEnv() },
+        )
+      ).stdout.trim();
 
       // a truncated copy of a real .drv under a store-path name
       const fakeDrv = `/nix/store/${nix32Encode(Buffer.from(sha256HexOf(s), 'hex').subarray(0, 20))}-truncated-${s}.drv`;
@@ -237,11 +277,17 @@ describe('trace-daemon survives hostile spool records', () => {
     const dir = tempDir();
     const k = await nixKeyPair(dir, 'perm-1');
     const cfg = join(dir, 'c.json');
-    writeFileSync(cfg, JSON.stringify({ signingKeyFile: k.secretFile, spoolDir: join(dir, 's'), stateDir: join(dir, 'st'), socket: join(dir, 'sock'), batchSize: 'many' }));
+    writeFileSync(
+      cfg,
+      JSON.stringify({ signingKeyFile: k.secretFile, spoolDir: join(dir, 's'), stateDir: join(dir, 'st'), socket: join(dir, 'sock'), batchSize: 'many' }),
+    );
     const r1 = await run(DAEMON_CLI, ['run', '--config', cfg]);
     assert.equal(r1.code, 2);
     assert.match(r1.stderr, /batchSize: must be integer/);
-    writeFileSync(cfg, JSON.stringify({ signingKeyFile: k.secretFile, spoolDir: join(dir, 's'), stateDir: join(dir, 'st'), socket: join(dir, 'sock'), spoolDri: 'x' }));
+    writeFileSync(
+      cfg,
+      JSON.stringify({ signingKeyFile: k.secretFile, spoolDir: join(dir, 's'), stateDir: join(dir, 'st'), socket: join(dir, 'sock'), spoolDri: 'x' }),
+    );
     const r2 = await run(DAEMON_CLI, ['run', '--config', cfg]);
     assert.match(r2.stderr, /unknown field "spoolDri"/);
     const { chmodSync } = await import('node:fs');
@@ -264,14 +310,17 @@ void copyFileSync;
 // The full-disk test lives in daemon-redteam.test.ts (with the retry-chain and log-line checks).
 
 describe('trace-daemon without access to Nix\'s database (storeInfo "cli")', () => {
-  test('every derivation still gets exactly one trace, CA builds through their outputs\' deriver', async () => {
+  test("every derivation still gets exactly one trace, CA builds through their outputs' deriver", async () => {
     const d = await startDaemon({ extraConfig: { storeInfo: 'cli' } });
     try {
       const s = salt();
       const fodHash = sha256HexOf(`fixed-${s}\n`);
       const args = [join(FIXTURES, 'scope.nix'), '--argstr', 'salt', s, '--argstr', 'fodHash', fodHash, '-A', 'ia3', '-A', 'deferred'];
       const inst = (await must('nix-instantiate', args, { env: nixEnv() })).stdout.trim().split('\n');
-      const closure = (await must('nix-store', ['-qR', ...inst], { env: nixEnv() })).stdout.trim().split('\n').filter((p) => p.endsWith('.drv'));
+      const closure = (await must('nix-store', ['-qR', ...inst], { env: nixEnv() })).stdout
+        .trim()
+        .split('\n')
+        .filter((p) => p.endsWith('.drv'));
       const b = await nixBuildWithHook(d.spool, args);
       assert.equal(b.code, 0, b.stderr);
       assert.equal((await d.cli(['push', '--wait'])).code, 0);

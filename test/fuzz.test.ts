@@ -13,7 +13,6 @@ import { onlyOwnErrors } from './helpers.js';
 
 const RUNS = Number(process.env['FUZZ_RUNS'] ?? 2000);
 
-
 const SAMPLE =
   'Derive([("dev","/nix/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-x-dev","",""),("out","/nix/store/1mdqa9w1p6cmli6976v4wi0sw9r4p5pr-x","","")],' +
   '[("/nix/store/2mdqa9w1p6cmli6976v4wi0sw9r4p5pr-y.drv",["out"])],["/nix/store/3mdqa9w1p6cmli6976v4wi0sw9r4p5pr-src"],' +
@@ -21,23 +20,25 @@ const SAMPLE =
 
 const bytesStr = fc.uint8Array({ maxLength: 40 }).map((b) => Buffer.from(b).toString('latin1'));
 
-const derivationArb: fc.Arbitrary<Derivation> = fc.record({
-  outputs: fc.dictionary(fc.stringMatching(/^[a-z]{1,6}$/), fc.record({ path: bytesStr, hashAlgo: bytesStr, hash: bytesStr }), { minKeys: 1, maxKeys: 3 }),
-  inputDrvs: fc.dictionary(bytesStr, fc.uniqueArray(bytesStr, { maxLength: 3 }), { maxKeys: 3 }),
-  inputSrcs: fc.uniqueArray(bytesStr, { maxLength: 4 }),
-  platform: bytesStr,
-  builder: bytesStr,
-  args: fc.array(bytesStr, { maxLength: 4 }),
-  env: fc.dictionary(bytesStr, bytesStr, { maxKeys: 5 }),
-}).map((r) => ({
-  outputs: new Map(Object.entries(r.outputs)),
-  inputDrvs: new Map(Object.entries(r.inputDrvs).map(([k, v]) => [k, [...v].sort()])),
-  inputSrcs: [...r.inputSrcs].sort(),
-  platform: r.platform,
-  builder: r.builder,
-  args: r.args,
-  env: new Map(Object.entries(r.env)),
-}));
+const derivationArb: fc.Arbitrary<Derivation> = fc
+  .record({
+    outputs: fc.dictionary(fc.stringMatching(/^[a-z]{1,6}$/), fc.record({ path: bytesStr, hashAlgo: bytesStr, hash: bytesStr }), { minKeys: 1, maxKeys: 3 }),
+    inputDrvs: fc.dictionary(bytesStr, fc.uniqueArray(bytesStr, { maxLength: 3 }), { maxKeys: 3 }),
+    inputSrcs: fc.uniqueArray(bytesStr, { maxLength: 4 }),
+    platform: bytesStr,
+    builder: bytesStr,
+    args: fc.array(bytesStr, { maxLength: 4 }),
+    env: fc.dictionary(bytesStr, bytesStr, { maxKeys: 5 }),
+  })
+  .map((r) => ({
+    outputs: new Map(Object.entries(r.outputs)),
+    inputDrvs: new Map(Object.entries(r.inputDrvs).map(([k, v]) => [k, [...v].sort()])),
+    inputSrcs: [...r.inputSrcs].sort(),
+    platform: r.platform,
+    builder: r.builder,
+    args: r.args,
+    env: new Map(Object.entries(r.env)),
+  }));
 
 test('Nix32 round-trips any bytes', () => {
   fc.assert(
@@ -54,7 +55,10 @@ test('ATerm: serialize then parse is the identity on any derivation (arbitrary b
       const text = serializeDerivation(d);
       const back = parseDerivation(text);
       assert.equal(serializeDerivation(back), text);
-      assert.deepEqual([...back.env], [...d.env].sort((a, b) => (a[0] < b[0] ? -1 : 1)));
+      assert.deepEqual(
+        [...back.env],
+        [...d.env].sort((a, b) => (a[0] < b[0] ? -1 : 1)),
+      );
     }),
     { numRuns: RUNS },
   );
@@ -75,7 +79,10 @@ test('ATerm parser: mutated and random input only ever raises ATERM_INVALID', ()
     }),
     { numRuns: RUNS * 5 },
   );
-  fc.assert(fc.property(fc.string({ maxLength: 200 }), (s) => onlyOwnErrors(() => parseDerivation('Derive(' + s))), { numRuns: RUNS });
+  fc.assert(
+    fc.property(fc.string({ maxLength: 200 }), (s) => onlyOwnErrors(() => parseDerivation(`Derive(${s}`))),
+    { numRuns: RUNS },
+  );
 });
 
 test('strict JSON agrees with JSON.parse on valid JSON and rejects duplicate keys', () => {
@@ -86,43 +93,61 @@ test('strict JSON agrees with JSON.parse on valid JSON and rejects duplicate key
     }),
     { numRuns: RUNS },
   );
-  fc.assert(fc.property(fc.string({ maxLength: 100 }), (s) => onlyOwnErrors(() => parseStrictJson(s))), { numRuns: RUNS });
+  fc.assert(
+    fc.property(fc.string({ maxLength: 100 }), (s) => onlyOwnErrors(() => parseStrictJson(s))),
+    { numRuns: RUNS },
+  );
   assert.throws(() => parseStrictJson('{"a":1,"a":2}'), { code: 'JSON_INVALID' });
   // the fast path (native parse + colon arithmetic) must never let a repeated key through,
   // whatever colons or \u escapes the strings around it hold
   fc.assert(
-    fc.property(fc.dictionary(fc.string({ maxLength: 6 }), fc.jsonValue({ maxDepth: 2 }), { minKeys: 1, maxKeys: 5 }), fc.nat(), fc.jsonValue({ maxDepth: 1 }), (obj, pick, extra) => {
-      const keys = Object.keys(obj);
-      const k = keys[pick % keys.length] as string;
-      const body = JSON.stringify(obj);
-      const dup = body.slice(0, -1) + (body.length > 2 ? ',' : '') + JSON.stringify(k) + ':' + JSON.stringify(extra) + '}';
-      assert.throws(() => parseStrictJson(dup), { code: 'JSON_INVALID' });
-      const escaped = dup.replace(/:"/, ':"\\u003a');
-      assert.throws(() => parseStrictJson(escaped), { code: 'JSON_INVALID' });
-    }),
+    fc.property(
+      fc.dictionary(fc.string({ maxLength: 6 }), fc.jsonValue({ maxDepth: 2 }), { minKeys: 1, maxKeys: 5 }),
+      fc.nat(),
+      fc.jsonValue({ maxDepth: 1 }),
+      (obj, pick, extra) => {
+        const keys = Object.keys(obj);
+        const k = keys[pick % keys.length] as string;
+        const body = JSON.stringify(obj);
+        const dup = `${body.slice(0, -1) + (body.length > 2 ? ',' : '') + JSON.stringify(k)}:${JSON.stringify(extra)}}`;
+        assert.throws(() => parseStrictJson(dup), { code: 'JSON_INVALID' });
+        const escaped = dup.replace(/:"/, ':"\\u003a');
+        assert.throws(() => parseStrictJson(escaped), { code: 'JSON_INVALID' });
+      },
+    ),
     { numRuns: RUNS },
   );
   assert.throws(() => parseStrictJson('['.repeat(100) + ']'.repeat(100)), { code: 'JSON_INVALID' });
 });
 
 test('store path, hash, narinfo and bundle parsers only raise their own errors', () => {
-  fc.assert(fc.property(fc.string({ maxLength: 80 }), (s) => onlyOwnErrors(() => parseStorePath('/nix/store/' + s))), { numRuns: RUNS });
+  fc.assert(
+    fc.property(fc.string({ maxLength: 80 }), (s) => onlyOwnErrors(() => parseStorePath(`/nix/store/${s}`))),
+    { numRuns: RUNS },
+  );
   fc.assert(
     fc.property(fc.string({ maxLength: 80 }), (s) => {
       onlyOwnErrors(() => {
-        const p = parseStorePath('/nix/store/' + s);
+        const p = parseStorePath(`/nix/store/${s}`);
         assert.ok(!p.name.includes('/') && !p.name.startsWith('.'));
-      })
+      });
     }),
     { numRuns: RUNS },
   );
-  fc.assert(fc.property(fc.string({ maxLength: 80 }), (s) => onlyOwnErrors(() => parseHash(s))), { numRuns: RUNS });
   fc.assert(
-    fc.property(fc.array(fc.tuple(fc.constantFrom('StorePath', 'URL', 'NarHash', 'NarSize', 'References', 'Sig', 'X'), fc.string({ maxLength: 60 })), { maxLength: 8 }), (kv) =>
-      onlyOwnErrors(() => parseNarInfo(kv.map(([k, v]) => `${k}: ${v}`).join('\n'))),
+    fc.property(fc.string({ maxLength: 80 }), (s) => onlyOwnErrors(() => parseHash(s))),
+    { numRuns: RUNS },
+  );
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.constantFrom('StorePath', 'URL', 'NarHash', 'NarSize', 'References', 'Sig', 'X'), fc.string({ maxLength: 60 })), { maxLength: 8 }),
+      (kv) => onlyOwnErrors(() => parseNarInfo(kv.map(([k, v]) => `${k}: ${v}`).join('\n'))),
     ),
     { numRuns: RUNS },
   );
   // checkBundle reports, it never throws
-  fc.assert(fc.property(fc.string({ maxLength: 200 }), (s) => assert.equal(checkBundle(s, []).ok, false)), { numRuns: RUNS });
+  fc.assert(
+    fc.property(fc.string({ maxLength: 200 }), (s) => assert.equal(checkBundle(s, []).ok, false)),
+    { numRuns: RUNS },
+  );
 });

@@ -82,7 +82,7 @@ export async function nixKeyPair(dir: string, name: string): Promise<{ secretFil
   writeFileSync(secretFile, sec, { mode: 0o600 });
   const pub = (await must('nix', ['key', 'convert-secret-to-public'], { env, input: sec })).stdout.trim();
   const publicFile = join(dir, `${name}.pub`);
-  writeFileSync(publicFile, pub + '\n');
+  writeFileSync(publicFile, `${pub}\n`);
   return { secretFile, publicFile, publicKey: pub };
 }
 
@@ -170,7 +170,14 @@ export async function startDaemon(
   const config = join(dir, 'config.json');
   writeFileSync(
     config,
-    JSON.stringify({ signingKeyFile: keys.secretFile, spoolDir: spool, stateDir: join(dir, 'state'), socket, batchSize: opts.batchSize ?? 500, ...opts.extraConfig }),
+    JSON.stringify({
+      signingKeyFile: keys.secretFile,
+      spoolDir: spool,
+      stateDir: join(dir, 'state'),
+      socket,
+      batchSize: opts.batchSize ?? 500,
+      ...opts.extraConfig,
+    }),
   );
   let errText = '';
   const handle: DaemonHandle = {

@@ -98,7 +98,6 @@ for (const { name, argv0 } of VARIANTS) {
       assert.equal(r.code, 0);
     }
   });
-
 }
 
 test('build-hook.sh: busybox shell with its own mv, else /bin/sh with /bin/mv', async () => {
@@ -118,7 +117,10 @@ test('build-hook.sh: busybox shell with its own mv, else /bin/sh with /bin/mv', 
   assert.match(b, /^#!\/bin\/sh\n/);
   assert.match(b, /^mv=\/bin\/mv$/m);
   assert.equal(statSync(without).mode & 0o777, 0o755);
-  for (const [h, spool] of [[withBb, join(dir, 'spool-a')], [without, join(dir, 'spool-b')]] as const) {
+  for (const [h, spool] of [
+    [withBb, join(dir, 'spool-a')],
+    [without, join(dir, 'spool-b')],
+  ] as const) {
     mkdirSync(spool);
     const r = await run(h, [], { env: { DRV_PATH: DRV, OUT_PATHS: OUT, BUILDTRACE_SPOOL: spool } });
     assert.equal(r.code, 0, r.stderr);

@@ -35,10 +35,12 @@ const work = tempDir('hostile-');
 const measurements: string[] = [];
 
 /** trace-verify against one cache, measured; killed (and the test failed) after 90 s. */
-function verifyAgainst(cacheUrl: string, extra: readonly string[] = [], env: Record<string, string> = {}): Promise<Measured> {
+function verifyAgainst(cacheUrl: string, extra: readonly string[] = [], _env: Record<string, string> = {}): Promise<Measured> {
   const timeFile = join(work, `time-${Math.random().toString(36).slice(2)}`);
   return new Promise((resolve, reject) => {
-    const child = spawn('/usr/bin/time', ['-o', timeFile, '-f', '%M %e', VERIFY_CLI, drv, '--policy', policy, '--cache', cacheUrl, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/usr/bin/time', ['-o', timeFile, '-f', '%M %e', VERIFY_CLI, drv, '--policy', policy, '--cache', cacheUrl, ...extra], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => out.push(c));
@@ -48,7 +50,13 @@ function verifyAgainst(cacheUrl: string, extra: readonly string[] = [], env: Rec
     child.on('close', (code) => {
       clearTimeout(killer);
       const [rssKb, secs] = readFileSync(timeFile, 'utf8').trim().split('\n').pop()?.split(' ') ?? [];
-      resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString(), seconds: Number(secs), rssMb: Number(rssKb) / 1024 });
+      resolve({
+        code: code ?? -1,
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+        seconds: Number(secs),
+        rssMb: Number(rssKb) / 1024,
+      });
     });
   });
 }
@@ -106,7 +114,10 @@ function fileCacheWith(object: (path: string) => void): string {
 before(async () => {
   // one derivation without inputs: its own resolution, so traces/<its hash> is what is read
   const nix = join(work, 'one.nix');
-  writeFileSync(nix, `derivation { name = "hostile-target"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo ${salt()} > $out" ]; }\n`);
+  writeFileSync(
+    nix,
+    `derivation { name = "hostile-target"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo ${salt()} > $out" ]; }\n`,
+  );
   drv = (await must('nix-instantiate', [nix], { env: nixEnv() })).stdout.trim();
   hash = drv.slice('/nix/store/'.length, '/nix/store/'.length + 32);
   const k = await nixKeyPair(work, 'hostile-test');
@@ -130,7 +141,7 @@ describe('hostile file:// cache: trace-verify ends, bounded, and names the limit
     const root = join(tempDir('hostile-file-'), 'cache');
     mkdirSync(root);
     symlinkSync(elsewhere, join(root, 'traces'));
-    writeFileSync(join(elsewhere, hash), bundleLine(1) + '\n');
+    writeFileSync(join(elsewhere, hash), `${bundleLine(1)}\n`);
     assertBounded('file:// traces/ a symlink', await verifyAgainst(`file://${root}`), /never follow links/);
   });
 
@@ -154,7 +165,7 @@ describe('hostile file:// cache: trace-verify ends, bounded, and names the limit
   });
 
   test('traces/<h> holds one 2 MiB line (under the object cap)', async () => {
-    const url = fileCacheWith((p) => writeFileSync(p, bundleLine(0, 2 << 20) + '\n'));
+    const url = fileCacheWith((p) => writeFileSync(p, `${bundleLine(0, 2 << 20)}\n`));
     assertBounded('file:// 2 MiB line', await verifyAgainst(url), /limit maxLineBytes \(1048576\) exceeded: line 1/);
   });
 
@@ -163,7 +174,7 @@ describe('hostile file:// cache: trace-verify ends, bounded, and names the limit
       const fd = openSync(p, 'w');
       let batch = '';
       for (let i = 0; i < 200_000; i++) {
-        batch += bundleLine(i) + '\n';
+        batch += `${bundleLine(i)}\n`;
         if (batch.length > 1 << 20) {
           writeSync(fd, batch);
           batch = '';
@@ -265,14 +276,18 @@ describe('hostile http cache: trace-verify ends, bounded, and names the limit', 
       res.write('{');
     });
     try {
-      assertBounded('http Content-Length 1 GiB', await verifyAgainst(srv.url), /limit maxObjectBytes \(67108864\) exceeded: the server announces 1073741824 bytes/);
+      assertBounded(
+        'http Content-Length 1 GiB',
+        await verifyAgainst(srv.url),
+        /limit maxObjectBytes \(67108864\) exceeded: the server announces 1073741824 bytes/,
+      );
     } finally {
       await srv.close();
     }
   });
 
   test('503 then 200: retried, and the answer is read', async () => {
-    const srv = await serve((req, res, n) => {
+    const srv = await serve((_req, res, n) => {
       if (n === 1) {
         res.writeHead(503).end('busy');
         return;
@@ -329,7 +344,10 @@ describe('publishing: 403, missing newlines, foreign objects, credentials', () =
   test('403 on GET is an error for a writer, never "absent" followed by a create', async () => {
     const srv = await serve((req, res) => void res.writeHead(req.method === 'GET' ? 403 : 201).end());
     try {
-      await assert.rejects(appendLines(new HttpCache(srv.url), 'traces/x', [bundleLine(1)]), (e: unknown) => e instanceof CacheError && e.status === 403 && e.permanent);
+      await assert.rejects(
+        appendLines(new HttpCache(srv.url), 'traces/x', [bundleLine(1)]),
+        (e: unknown) => e instanceof CacheError && e.status === 403 && e.permanent,
+      );
       assert.deepEqual(
         srv.seen.map((s) => s.method),
         ['GET'],
@@ -380,7 +398,10 @@ describe('publishing: 403, missing newlines, foreign objects, credentials', () =
     writeFileSync(join(file.root, 'traces', 'notes.jsonl'), 'hello\n');
     mkdirSync(join(file.root, 'buildtrace', 'keys'), { recursive: true });
     writeFileSync(join(file.root, 'buildtrace', 'keys', 'k.jsonl'), '[1,2]\n');
-    await assert.rejects(appendLines(file, 'buildtrace/keys/k.jsonl', ['{"a":1}']), (e: unknown) => e instanceof CacheError && e.permanent && e.reason === 'foreign-object');
+    await assert.rejects(
+      appendLines(file, 'buildtrace/keys/k.jsonl', ['{"a":1}']),
+      (e: unknown) => e instanceof CacheError && e.permanent && e.reason === 'foreign-object',
+    );
     assert.equal(readFileSync(join(file.root, 'buildtrace', 'keys', 'k.jsonl'), 'utf8'), '[1,2]\n');
   });
 
@@ -400,9 +421,18 @@ describe('publishing: 403, missing newlines, foreign objects, credentials', () =
       const withPassword = c.url.replace('http://', 'http://alice:s3cret-pw@');
       const caches = [new HttpCache(a.url), new HttpCache(b.url, { tokenFile }), new HttpCache(withPassword)];
       for (const cache of caches) assert.equal(await cache.get('traces/x'), undefined);
-      assert.deepEqual(a.seen.map((s) => s.auth), ['Bearer env-token-for-a']);
-      assert.deepEqual(b.seen.map((s) => s.auth), ['Bearer file-token-for-b']);
-      assert.deepEqual(c.seen.map((s) => s.auth), [`Basic ${Buffer.from('alice:s3cret-pw').toString('base64')}`]);
+      assert.deepEqual(
+        a.seen.map((s) => s.auth),
+        ['Bearer env-token-for-a'],
+      );
+      assert.deepEqual(
+        b.seen.map((s) => s.auth),
+        ['Bearer file-token-for-b'],
+      );
+      assert.deepEqual(
+        c.seen.map((s) => s.auth),
+        [`Basic ${Buffer.from('alice:s3cret-pw').toString('base64')}`],
+      );
       // the password is in no URL we show and in no error message
       const third = caches[2] as HttpCache;
       assert.equal(third.url, c.url);
@@ -454,8 +484,14 @@ describe('publishing: 403, missing newlines, foreign objects, credentials', () =
       assert.equal(p.code, 0, p.stdout + p.stderr);
       const basic = `Basic ${Buffer.from('builder:hunter2-pw').toString('base64')}`;
       assert.ok(a.seen.length > 0 && b.seen.length > 0);
-      assert.ok(a.seen.every((x) => x.auth === basic), JSON.stringify(a.seen));
-      assert.ok(b.seen.every((x) => x.auth === 'Bearer daemon-token-b'), JSON.stringify(b.seen));
+      assert.ok(
+        a.seen.every((x) => x.auth === basic),
+        JSON.stringify(a.seen),
+      );
+      assert.ok(
+        b.seen.every((x) => x.auth === 'Bearer daemon-token-b'),
+        JSON.stringify(b.seen),
+      );
       const st = await d.cli(['status', '--json']);
       const human = await d.cli(['status']);
       for (const text of [st.stdout, human.stdout, d.stderr()]) assert.doesNotMatch(text, /hunter2|daemon-token-b/);

@@ -28,10 +28,19 @@ const drvOf = (n: string): string => `/nix/store/${'1'.repeat(32)}-${n}.drv`;
 /** A content-addressed (recursive SHA-256) path for this NAR hash and references. */
 const caPath = (name: string, narHex: string, refs: string[] = []): string => printStorePath(makeFixedOutputPath('recursive', 'sha256', narHex, name, refs));
 const iaPath = (name: string): string => printStorePath(makeOutputPath('out', h(`drv ${name}`), name));
-const fact = (path: string, narHex: string, more: Partial<PathFact> = {}): PathFact => ({ path, narSha256: narHex, narSize: 100, references: [], where: CACHE, ...more });
+const fact = (path: string, narHex: string, more: Partial<PathFact> = {}): PathFact => ({
+  path,
+  narSha256: narHex,
+  narSize: 100,
+  references: [],
+  where: CACHE,
+  ...more,
+});
 const caOf = (narHex: string): string => `fixed:r:sha256:${formatHash({ algo: 'sha256', bytes: Buffer.from(narHex, 'hex') }, 'nix32', false)}`;
-const answers = (m: Record<string, PathFact[]>, unusable: Record<string, { where: string; reason: string }[]> = {}) => (p: string): PathAnswers | undefined =>
-  m[p] || unusable[p] ? { facts: m[p] ?? [], unusable: unusable[p] ?? [] } : undefined;
+const answers =
+  (m: Record<string, PathFact[]>, unusable: Record<string, { where: string; reason: string }[]> = {}) =>
+  (p: string): PathAnswers | undefined =>
+    m[p] || unusable[p] ? { facts: m[p] ?? [], unusable: unusable[p] ?? [] } : undefined;
 
 describe('last mile rules', () => {
   const libHex = h('lib nar');
@@ -47,7 +56,13 @@ describe('last mile rules', () => {
     const r = decideLastMile(world, [app], answers({ [app]: [fact(app, appHex, { references: [lib] })], [lib]: [fact(lib, libHex, { ca: caOf(libHex) })] }));
     assert.deepEqual(r.mismatches, []);
     assert.deepEqual(r.unattested, []);
-    assert.deepEqual(r.checked.map((c) => [c.path, c.against, c.runtime]), [[app, [CACHE], true], [lib, [CACHE], true]].sort((a, b) => (String(a[0]) < String(b[0]) ? -1 : 1)));
+    assert.deepEqual(
+      r.checked.map((c) => [c.path, c.against, c.runtime]),
+      [
+        [app, [CACHE], true],
+        [lib, [CACHE], true],
+      ].sort((a, b) => (String(a[0]) < String(b[0]) ? -1 : 1)),
+    );
     assert.deepEqual(r.runtimeClosure, [app, lib].sort());
     assert.deepEqual(lastMileProblems(r, drvOf('app'), true), []);
   });
@@ -66,36 +81,58 @@ describe('last mile rules', () => {
     assert.ok(m.detail.includes(narHashText(appHex)) && m.detail.includes(narHashText(other)) && m.detail.includes(app));
     assert.ok(!r.checked.some((c) => c.path === app), 'a mismatching path is not "checked"');
     const ps = lastMileProblems(r, drvOf('app'), false);
-    assert.deepEqual(ps.map((p) => p.code), ['content-mismatch']);
+    assert.deepEqual(
+      ps.map((p) => p.code),
+      ['content-mismatch'],
+    );
   });
 
   test('one source agreeing does not outvote another that disagrees', () => {
     const r = decideLastMile(world, [app], answers({ [app]: [fact(app, appHex), fact(app, h('local'), { where: LOCAL })] }));
-    assert.deepEqual(r.mismatches.map((m) => [m.path, m.where]), [[app, LOCAL]]);
+    assert.deepEqual(
+      r.mismatches.map((m) => [m.path, m.where]),
+      [[app, LOCAL]],
+    );
   });
 
   test('a NarSize lie with the right hash is a mismatch too', () => {
     const r = decideLastMile(world, [app], answers({ [app]: [fact(app, appHex, { narSize: 101 })] }));
-    assert.deepEqual(r.mismatches.map((m) => [m.field, m.attested, m.found]), [['narSize', '100', '101']]);
+    assert.deepEqual(
+      r.mismatches.map((m) => [m.field, m.attested, m.found]),
+      [['narSize', '100', '101']],
+    );
   });
 
   test('a cache that omits the narinfo: unchecked (not verified by fiat), a problem only when required', () => {
     const r = decideLastMile(world, [app], answers({ [app]: [fact(app, appHex, { references: [lib] })] }));
-    assert.deepEqual(r.unchecked.map((u) => [u.path, u.runtime]), [[lib, true]]);
+    assert.deepEqual(
+      r.unchecked.map((u) => [u.path, u.runtime]),
+      [[lib, true]],
+    );
     assert.match(r.unchecked[0]?.reason ?? '', /no named cache and not the local store knows it/);
     assert.deepEqual(lastMileProblems(r, drvOf('app'), false), []);
     const req = lastMileProblems(r, drvOf('app'), true);
-    assert.deepEqual(req.map((p) => [p.code, p.drv]), [['unchecked-path', drvOf('lib')]]);
+    assert.deepEqual(
+      req.map((p) => [p.code, p.drv]),
+      [['unchecked-path', drvOf('lib')]],
+    );
     // a build-time path (not in the runtime closure) nobody knows never fails the run
     const bt = decideLastMile(world, [lib], answers({ [lib]: [fact(lib, libHex)] }));
-    assert.deepEqual(bt.unchecked.map((u) => [u.path, u.runtime]), [[app, false]]);
+    assert.deepEqual(
+      bt.unchecked.map((u) => [u.path, u.runtime]),
+      [[app, false]],
+    );
     assert.deepEqual(lastMileProblems(bt, drvOf('lib'), true), []);
   });
 
   test('a runtime reference the world does not attest fails the run; it is not followed further', () => {
     const stranger = iaPath('stranger');
     const seen: string[] = [];
-    const base = answers({ [app]: [fact(app, appHex, { references: [lib, stranger] })], [lib]: [fact(lib, libHex)], [stranger]: [fact(stranger, h('x'), { references: [iaPath('beyond')] })] });
+    const base = answers({
+      [app]: [fact(app, appHex, { references: [lib, stranger] })],
+      [lib]: [fact(lib, libHex)],
+      [stranger]: [fact(stranger, h('x'), { references: [iaPath('beyond')] })],
+    });
     const r = decideLastMile(world, [app], (p) => {
       seen.push(p);
       return base(p);
@@ -103,20 +140,39 @@ describe('last mile rules', () => {
     assert.deepEqual(r.unattested, [{ path: stranger, referrers: [app], where: [CACHE] }]);
     assert.ok(!r.runtimeClosure.includes(iaPath('beyond')));
     const ps = lastMileProblems(r, drvOf('app'), false);
-    assert.deepEqual(ps.map((p) => p.code), ['unattested-path']);
+    assert.deepEqual(
+      ps.map((p) => p.code),
+      ['unattested-path'],
+    );
     assert.match(ps[0]?.detail ?? '', /referenced by .*-app according to file:\/\/\/cache/);
   });
 
   test('references are the union over sources: one source dropping a reference cannot hide it', () => {
     const stranger = iaPath('stranger');
-    const r = decideLastMile(world, [app], answers({ [app]: [fact(app, appHex, { references: [lib] }), fact(app, appHex, { references: [lib, stranger], where: LOCAL })], [lib]: [fact(lib, libHex)] }));
-    assert.deepEqual(r.unattested.map((u) => [u.path, u.where]), [[stranger, [LOCAL]]]);
+    const r = decideLastMile(
+      world,
+      [app],
+      answers({
+        [app]: [fact(app, appHex, { references: [lib] }), fact(app, appHex, { references: [lib, stranger], where: LOCAL })],
+        [lib]: [fact(lib, libHex)],
+      }),
+    );
+    assert.deepEqual(
+      r.unattested.map((u) => [u.path, u.where]),
+      [[stranger, [LOCAL]]],
+    );
   });
 
   test('a source that cannot answer fails the run (it might serve other bytes)', () => {
     const r = decideLastMile(world, [app], answers({ [app]: [fact(app, appHex)] }, { [lib]: [{ where: CACHE, reason: 'malformed line' }] }));
-    assert.deepEqual(r.errors.map((e) => [e.path, e.where]), [[lib, CACHE]]);
-    assert.deepEqual(lastMileProblems(r, drvOf('app'), false).map((p) => p.code), ['source-unreadable']);
+    assert.deepEqual(
+      r.errors.map((e) => [e.path, e.where]),
+      [[lib, CACHE]],
+    );
+    assert.deepEqual(
+      lastMileProblems(r, drvOf('app'), false).map((p) => p.code),
+      ['source-unreadable'],
+    );
   });
 
   test('content addresses: a hostile cache that agrees with a lying trace is still caught by the store path', () => {
@@ -144,9 +200,15 @@ describe('last mile rules', () => {
     const w = new Map([[selfPath, { narSha256: narHex, producerDrv: drvOf('selfish') }]]);
     const ok = decideLastMile(w, [selfPath], answers({ [selfPath]: [fact(selfPath, narHex, { ca: caOf(modulo), references: [selfPath] })] }));
     assert.deepEqual(ok.mismatches, []);
-    assert.deepEqual(ok.checked.map((c) => c.path), [selfPath]);
+    assert.deepEqual(
+      ok.checked.map((c) => c.path),
+      [selfPath],
+    );
     const bad = decideLastMile(w, [selfPath], answers({ [selfPath]: [fact(selfPath, narHex, { ca: caOf(h('not it')), references: [selfPath] })] }));
-    assert.deepEqual(bad.mismatches.map((m) => m.field), ['contentAddress']);
+    assert.deepEqual(
+      bad.mismatches.map((m) => m.field),
+      ['contentAddress'],
+    );
   });
 
   test('a flat fixed output: no attested NAR hash, checked by its content address, refused when the address is another', () => {
@@ -155,9 +217,15 @@ describe('last mile rules', () => {
     const w = new Map([[fod, { producerDrv: drvOf('src.tar') }]]);
     const ca = `fixed:sha256:${formatHash({ algo: 'sha256', bytes: Buffer.from(fileHex, 'hex') }, 'nix32', false)}`;
     const ok = decideLastMile(w, [fod], answers({ [fod]: [fact(fod, h('nar of file'), { ca })] }));
-    assert.deepEqual(ok.checked.map((c) => [c.path, c.narSha256, c.contentAddress, c.against]), [[fod, undefined, ca, [`${CACHE} (content address)`]]]);
+    assert.deepEqual(
+      ok.checked.map((c) => [c.path, c.narSha256, c.contentAddress, c.against]),
+      [[fod, undefined, ca, [`${CACHE} (content address)`]]],
+    );
     const wrong = decideLastMile(w, [fod], answers({ [fod]: [fact(fod, h('nar of file'), { ca: ca.replace(/.$/, (c) => (c === '0' ? '1' : '0')) })] }));
-    assert.deepEqual(wrong.mismatches.map((m) => m.field), ['contentAddress']);
+    assert.deepEqual(
+      wrong.mismatches.map((m) => m.field),
+      ['contentAddress'],
+    );
     const none = decideLastMile(w, [fod], answers({ [fod]: [fact(fod, h('nar of file'))] }));
     assert.match(none.unchecked[0]?.reason ?? '', /nothing attests its NAR hash/);
   });
@@ -167,7 +235,8 @@ describe('last mile rules', () => {
     assert.equal(parseContentAddress('fixed:sha256:1srpbcr3vlbla7fbv55j0x9ag2z457vp0p8sdbk1bmfprcihixhm').method, 'flat');
     assert.equal(parseContentAddress(`text:sha256:${'0'.repeat(52)}`).method, 'text');
     assert.equal(parseContentAddress(`fixed:git:sha1:${'0'.repeat(40)}`).method, 'git');
-    for (const bad of ['', 'fixed:', 'fixed:r:sha257:00', 'text:sha1:' + '0'.repeat(40), 'source:sha256:' + '0'.repeat(64)]) assert.throws(() => parseContentAddress(bad), { code: 'HASH_INVALID' });
+    for (const bad of ['', 'fixed:', 'fixed:r:sha257:00', `text:sha1:${'0'.repeat(40)}`, `source:sha256:${'0'.repeat(64)}`])
+      assert.throws(() => parseContentAddress(bad), { code: 'HASH_INVALID' });
     // text with a self-reference and flat with references have no store path
     const p = parseStorePath(iaPath('t'));
     assert.throws(() => contentAddressedPath(parseContentAddress(`text:sha256:${'0'.repeat(52)}`), p, [printStorePath(p)]));
@@ -223,13 +292,16 @@ describe('gathering narinfo facts from a file:// cache', () => {
     assert.equal(asked.length, 2, 'only the two attested paths were read');
     const r = decideLastMile(world, [app], (p) => got.get(p));
     assert.equal(r.unattested.length, 200);
-    assert.deepEqual(r.errors.map((e) => e.path), [lib]);
+    assert.deepEqual(
+      r.errors.map((e) => e.path),
+      [lib],
+    );
     assert.match(r.errors[0]?.reason ?? '', /describes .*-other/);
 
     // malformed, oversized, a link to /dev/zero, a FIFO: errors, never a hang
     for (const [name, make] of [
-      ['malformed', (d: string) => put(d, lib, 'StorePath ' + lib)],
-      ['huge', (d: string) => put(d, lib, narinfo(lib, libHex) + `X-Pad: ${'a'.repeat(NARINFO_MAX_BYTES)}\n`)],
+      ['malformed', (d: string) => put(d, lib, `StorePath ${lib}`)],
+      ['huge', (d: string) => put(d, lib, `${narinfo(lib, libHex)}X-Pad: ${'a'.repeat(NARINFO_MAX_BYTES)}\n`)],
       ['zero', (d: string) => symlinkSync('/dev/zero', join(d, `${parseStorePath(lib).hashPart}.narinfo`))],
       ['fifo', (d: string) => execFileSync('mkfifo', [join(d, `${parseStorePath(lib).hashPart}.narinfo`)])],
     ] as const) {
@@ -263,8 +335,12 @@ describe('last mile on real Nix outputs (nix copy to file://, the local db.sqlit
     const s = salt();
     const file = join(FIXTURES, 'last-mile.nix');
     const attrs = ['dep', 'top', 'self', 'flat', 'app'];
-    const paths = (await must('nix-build', ['--no-out-link', file, '--argstr', 'salt', s, ...attrs.flatMap((a) => ['-A', a])], { env })).stdout.trim().split('\n');
-    attrs.forEach((a, i) => out.set(a, paths[i] as string));
+    const paths = (await must('nix-build', ['--no-out-link', file, '--argstr', 'salt', s, ...attrs.flatMap((a) => ['-A', a])], { env })).stdout
+      .trim()
+      .split('\n');
+    attrs.forEach((a, i) => {
+      out.set(a, paths[i] as string);
+    });
     cacheDir = join(tempDir('lm-nix-'), 'cache');
     await must('nix', ['copy', '--to', `file://${cacheDir}`, out.get('app') as string], { env });
     const info = await pathInfo([...out.values()]);
@@ -310,10 +386,24 @@ describe('last mile on real Nix outputs (nix copy to file://, the local db.sqlit
       const r = decideLastMile(lying, [out.get('app') as string], (x) => got.get(x));
       const real = narHashText((world.get(p) as Attestation).narSha256 as string);
       const hashMs = r.mismatches.filter((m) => m.field === 'narHash');
-      assert.deepEqual(hashMs.map((m) => [m.path, m.attested, m.found]), [[p, narHashText(lie), real], [p, narHashText(lie), real]], a);
-      assert.deepEqual(hashMs.map((m) => m.where.split(' ')[0]), [`file://${cacheDir}`, 'local']);
+      assert.deepEqual(
+        hashMs.map((m) => [m.path, m.attested, m.found]),
+        [
+          [p, narHashText(lie), real],
+          [p, narHashText(lie), real],
+        ],
+        a,
+      );
+      assert.deepEqual(
+        hashMs.map((m) => m.where.split(' ')[0]),
+        [`file://${cacheDir}`, 'local'],
+      );
       // the CA output's path is not what the lie would give
-      assert.equal(r.mismatches.some((m) => m.field === 'storePath'), a === 'top', a);
+      assert.equal(
+        r.mismatches.some((m) => m.field === 'storePath'),
+        a === 'top',
+        a,
+      );
     }
   });
 
@@ -343,7 +433,10 @@ describe('last mile on real Nix outputs (nix copy to file://, the local db.sqlit
     rmSync(f);
     const g3 = await gatherFacts(world, [new NarInfoFacts(new CacheSource(new FileCache(dir)))]);
     const r3 = decideLastMile(world, [out.get('app') as string], (p) => g3.get(p));
-    assert.deepEqual(r3.unchecked.map((u) => [u.path, u.runtime]), [[top, true]]);
+    assert.deepEqual(
+      r3.unchecked.map((u) => [u.path, u.runtime]),
+      [[top, true]],
+    );
     assert.deepEqual(r3.mismatches, []);
   });
 });
@@ -377,7 +470,11 @@ describe('trace-verify: the last mile on real builds', () => {
   /** A's row for a derivation name. */
   const trace = (name: string): { rdrv_hash: string; bundle: string; statement: Buffer } => {
     const db = new Database(A.dbFile, { readonly: true });
-    const row = db.prepare('SELECT rdrv_hash, bundle, statement FROM traces WHERE drv_name = ?').get(`lm-${name}`) as { rdrv_hash: string; bundle: string; statement: Buffer };
+    const row = db.prepare('SELECT rdrv_hash, bundle, statement FROM traces WHERE drv_name = ?').get(`lm-${name}`) as {
+      rdrv_hash: string;
+      bundle: string;
+      statement: Buffer;
+    };
     db.close();
     assert.ok(row, name);
     return row;
@@ -392,7 +489,7 @@ describe('trace-verify: the last mile on real builds', () => {
     const key = parseSecretKey(readFileSync(A.keys.secretFile, 'utf8'));
     // signed as the daemon signs it: laut's profile with Ed25519ph
     const scheme = st.predicate.buildDefinition.buildType === BUILD_TYPE_CA ? 'ed25519ph' : 'ed25519';
-    writeFileSync(join(d, 'traces', t.rdrv_hash), createBundle(Buffer.from(JSON.stringify(st)), key, scheme) + '\n');
+    writeFileSync(join(d, 'traces', t.rdrv_hash), `${createBundle(Buffer.from(JSON.stringify(st)), key, scheme)}\n`);
     return `file://${d}`;
   };
   const verify = async (target: string, extra: string[]): Promise<{ code: number; r: CliResult; text: string }> => {
@@ -409,14 +506,21 @@ describe('trace-verify: the last mile on real builds', () => {
     const args = [join(FIXTURES, 'last-mile.nix'), '--argstr', 'salt', s];
     const attrs = ['dep', 'top', 'self', 'flat', 'app'];
     const drvs = (await must('nix-instantiate', [...args, ...attrs.flatMap((a) => ['-A', a])], { env })).stdout.trim().split('\n');
-    attrs.forEach((a, i) => drv.set(a, drvs[i] as string));
+    attrs.forEach((a, i) => {
+      drv.set(a, drvs[i] as string);
+    });
     cache = join(dir, 'cache');
     A = await startDaemon({ keyName: 'lm-builder-a', extraConfig: { caches: [{ url: `file://${cache}` }] } });
     const staging = join(dir, 'staging');
     mkdirSync(staging);
     const b = await nixBuildWithHook(staging, [...args, ...attrs.flatMap((a) => ['-A', a])]);
     assert.equal(b.code, 0, b.stderr);
-    b.stdout.trim().split('\n').forEach((p, i) => out.set(attrs[i] as string, p));
+    b.stdout
+      .trim()
+      .split('\n')
+      .forEach((p, i) => {
+        out.set(attrs[i] as string, p);
+      });
     for (const f of readdirSync(staging)) copyFileSync(join(staging, f), join(A.spool, f));
     const r = await A.cli(['push', '--wait']);
     assert.equal(r.code, 0, r.stderr);
@@ -438,7 +542,11 @@ describe('trace-verify: the last mile on real builds', () => {
     assert.deepEqual(lm.checked.map((c) => c.path).sort(), [...out.values()].sort());
     for (const c of lm.checked) {
       assert.equal(c.runtime, true);
-      assert.deepEqual(c.against.map((w) => w.replace(/ \(content address\)$/, '')), [`file://${cache}`, 'local store (/nix/var/nix/db/db.sqlite)'], c.path);
+      assert.deepEqual(
+        c.against.map((w) => w.replace(/ \(content address\)$/, '')),
+        [`file://${cache}`, 'local store (/nix/var/nix/db/db.sqlite)'],
+        c.path,
+      );
     }
     assert.deepEqual([lm.unchecked, lm.mismatches, lm.unattested, lm.errors], [[], [], [], []]);
     assert.match(text, /^VERIFIED /);
@@ -455,8 +563,15 @@ describe('trace-verify: the last mile on real builds', () => {
       const { code, r, text } = await verify(drv.get('top') as string, ['--cache', c, ...extra]);
       assert.equal(code, 1, JSON.stringify(r));
       const ms = (r.lastMile?.mismatches ?? []).filter((m) => m.field === 'narHash');
-      assert.deepEqual(ms.map((m) => [m.path, m.drv, m.attested, m.found]), (extra.length ? [c] : [c, 'local']).map(() => [out.get('top'), drv.get('top'), narHashText(lie), narHashText(realHex)]), JSON.stringify(r.problems));
-      assert.ok(r.lastMile?.mismatches.some((m) => m.field === 'storePath'), 'the lie does not give the CA path');
+      assert.deepEqual(
+        ms.map((m) => [m.path, m.drv, m.attested, m.found]),
+        (extra.length ? [c] : [c, 'local']).map(() => [out.get('top'), drv.get('top'), narHashText(lie), narHashText(realHex)]),
+        JSON.stringify(r.problems),
+      );
+      assert.ok(
+        r.lastMile?.mismatches.some((m) => m.field === 'storePath'),
+        'the lie does not give the CA path',
+      );
       const p = r.problems.find((x) => x.code === 'content-mismatch' && x.where === c);
       assert.ok(p, JSON.stringify(r.problems));
       assert.equal(p.drv, drv.get('top'));
@@ -471,14 +586,23 @@ describe('trace-verify: the last mile on real builds', () => {
     const c = await lyingCache('app', lie);
     const { code, r } = await verify(drv.get('app') as string, ['--cache', c]);
     assert.equal(code, 1);
-    assert.deepEqual(r.lastMile?.mismatches.map((m) => [m.path, m.field, m.where.split(' ')[0]]), [[out.get('app'), 'narHash', c], [out.get('app'), 'narHash', 'local']]);
+    assert.deepEqual(
+      r.lastMile?.mismatches.map((m) => [m.path, m.field, m.where.split(' ')[0]]),
+      [
+        [out.get('app'), 'narHash', c],
+        [out.get('app'), 'narHash', 'local'],
+      ],
+    );
     // the same lie with no narinfo anywhere: the local store database catches it
     const bare = join(tempDir('lm-bare-'), 'cache');
     mkdirSync(bare);
     await must('cp', ['-r', join(new URL(c).pathname, 'traces'), join(bare, 'traces')]);
     const local = await verify(drv.get('app') as string, ['--cache', `file://${bare}`]);
     assert.equal(local.code, 1);
-    assert.deepEqual(local.r.lastMile?.mismatches.map((m) => [m.path, m.where]), [[out.get('app'), 'local store (/nix/var/nix/db/db.sqlite)']]);
+    assert.deepEqual(
+      local.r.lastMile?.mismatches.map((m) => [m.path, m.where]),
+      [[out.get('app'), 'local store (/nix/var/nix/db/db.sqlite)']],
+    );
   });
 
   test('no narinfo and no local store: VERIFIED with every path listed as unchecked; --require-last-mile fails', async () => {
@@ -494,7 +618,10 @@ describe('trace-verify: the last mile on real builds', () => {
     assert.match(loose.text, /not known to any source; runtime closure 1 paths: 0 checked, 1 unchecked/);
     const strict = await verify(drv.get('app') as string, ['--cache', `file://${bare}`, '--no-local-store', '--require-last-mile']);
     assert.equal(strict.code, 1);
-    assert.deepEqual(strict.r.problems.map((p) => [p.code, p.drv]), [['unchecked-path', drv.get('app')]]);
+    assert.deepEqual(
+      strict.r.problems.map((p) => [p.code, p.drv]),
+      [['unchecked-path', drv.get('app')]],
+    );
     // the local store alone checks everything
     const local = await verify(drv.get('app') as string, ['--cache', `file://${bare}`, '--require-last-mile']);
     assert.equal(local.code, 0, JSON.stringify(local.r.problems));
@@ -545,13 +672,19 @@ describe('trace-verify: the last mile on real builds', () => {
     writeFileSync(f, readFileSync(f, 'utf8').replace(/^References: (.*)$/m, `References: $1 ${stranger}`));
     const { code, r } = await verify(drv.get('app') as string, ['--cache', `file://${d}`]);
     assert.equal(code, 1);
-    assert.deepEqual(r.problems.map((p) => p.code), ['unattested-path']);
+    assert.deepEqual(
+      r.problems.map((p) => p.code),
+      ['unattested-path'],
+    );
     assert.match(r.problems[0]?.detail ?? '', new RegExp(`/nix/store/${stranger} is in the runtime closure`));
     const g = join(d, `${parseStorePath(out.get('top') as string).hashPart}.narinfo`);
     writeFileSync(g, readFileSync(g, 'utf8').replace(/^StorePath: .*$/m, `StorePath: ${out.get('dep')}`));
     writeFileSync(f, readFileSync(f, 'utf8').replace(` ${stranger}`, ''));
     const other = await verify(drv.get('app') as string, ['--cache', `file://${d}`]);
     assert.equal(other.code, 1);
-    assert.deepEqual(other.r.problems.map((p) => [p.code, p.drv]), [['source-unreadable', drv.get('top')]]);
+    assert.deepEqual(
+      other.r.problems.map((p) => [p.code, p.drv]),
+      [['source-unreadable', drv.get('top')]],
+    );
   });
 });

@@ -25,7 +25,8 @@ const secB = parseSecretKey(readFileSync(join(VEC, 'builderB_key.private'), 'utf
 const keys = [pubA, pubB];
 
 const jwsOf = (f: string): string[] => parseLautContainer(readFileSync(join(TRACES, f), 'utf8'), f) as string[];
-const payloadOf = (jws: string): { [k: string]: JsonValue } => JSON.parse(Buffer.from(jws.split('.')[1] as string, 'base64url').toString('utf8')) as { [k: string]: JsonValue };
+const payloadOf = (jws: string): { [k: string]: JsonValue } =>
+  JSON.parse(Buffer.from(jws.split('.')[1] as string, 'base64url').toString('utf8')) as { [k: string]: JsonValue };
 
 /** Another character at one position of a base64url part (still base64url). */
 function flipAt(jws: string, pos: number): string {
@@ -34,7 +35,7 @@ function flipAt(jws: string, pos: number): string {
 }
 
 describe("laut's JWS traces (real vectors from mschwaig/laut)", () => {
-  test('all 314 signatures of the 157 vector files verify under laut\'s two test keys, with laut\'s semantics', () => {
+  test("all 314 signatures of the 157 vector files verify under laut's two test keys, with laut's semantics", () => {
     assert.equal(files.length, 157);
     let n = 0;
     for (const f of files) {
@@ -66,7 +67,15 @@ describe("laut's JWS traces (real vectors from mschwaig/laut)", () => {
   });
 
   test('trace-verify bundles accepts every vector file and names the count', async () => {
-    const r = await run(VERIFY_CLI, ['bundles', ...files.flatMap((f) => ['--file', join(TRACES, f)]), '--key', join(VEC, 'builderA_key.public'), '--key', join(VEC, 'builderB_key.public'), '--json']);
+    const r = await run(VERIFY_CLI, [
+      'bundles',
+      ...files.flatMap((f) => ['--file', join(TRACES, f)]),
+      '--key',
+      join(VEC, 'builderA_key.public'),
+      '--key',
+      join(VEC, 'builderB_key.public'),
+      '--json',
+    ]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const j = JSON.parse(r.stdout) as { verified: boolean; checked: number };
     assert.equal(j.verified, true);
@@ -121,7 +130,7 @@ describe("laut's JWS traces (real vectors from mschwaig/laut)", () => {
         const key = i === 0 ? secA : secB;
         const legacy = JSON.parse(Buffer.from(s.split('.')[0] as string, 'base64url').toString()).typ === 'JWT';
         const p = payloadOf(s) as { in: { rdrv_aterm_ca: string; debug?: unknown } };
-        const other = (files[(files.indexOf(f) + 1) % files.length] as string);
+        const other = files[(files.indexOf(f) + 1) % files.length] as string;
         // signed by laut's own key in laut's format, but about another rdrv than its ATerm preimage
         const lie = signLautJws({ ...p, in: { ...p.in, rdrv_aterm_ca: other } } as unknown as JsonValue, key, legacy);
         const c1 = checkLautJws(lie, keys);
@@ -135,7 +144,7 @@ describe("laut's JWS traces (real vectors from mschwaig/laut)", () => {
     }
   });
 
-  test("the current header generation (no typ, payload without rdrv_json and debug) verifies", () => {
+  test('the current header generation (no typ, payload without rdrv_json and debug) verifies', () => {
     const s = jwsOf(files[3] as string)[1] as string;
     const p = payloadOf(s) as { in: { rdrv_aterm_ca: string }; out: JsonValue; builder: JsonValue };
     const cur = signLautJws({ in: { rdrv_aterm_ca: p.in.rdrv_aterm_ca }, out: p.out, builder: p.builder }, secB);
@@ -233,13 +242,18 @@ function independentEd25519phVerify(publicRaw: Buffer, message: Buffer, sig: Buf
 }
 
 function spkiHint(publicRaw: Buffer): string {
-  const der = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: publicRaw.toString('base64url') }, format: 'jwk' }).export({ format: 'der', type: 'spki' });
+  const der = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: publicRaw.toString('base64url') }, format: 'jwk' }).export({
+    format: 'der',
+    type: 'spki',
+  });
   return createHash('sha256').update(der).digest('hex');
 }
 
 const narHex = (path: string): string => {
   const j = JSON.parse(execFileSync('nix', ['path-info', '--json', path], { env: nixEnv() }).toString()) as { narHash: string }[];
-  return execFileSync('nix', ['hash', 'to-base16', (j[0] as { narHash: string }).narHash], { env: nixEnv() }).toString().trim();
+  return execFileSync('nix', ['hash', 'to-base16', (j[0] as { narHash: string }).narHash], { env: nixEnv() })
+    .toString()
+    .trim();
 };
 
 type Obj = Record<string, unknown>;
@@ -247,7 +261,7 @@ type Obj = Record<string, unknown>;
 /** laut's profile, rule by rule, for one bundle line about rdrv `h` with these outputs. */
 function checkLautProfile(line: string, publicRaw: Buffer, h: string, outputs: Map<string, string>): void {
   const b = JSON.parse(line) as Obj;
-  assert.deepEqual(Object.keys(b).sort(), ['dsseEnvelope', 'mediaType', 'verificationMaterial'], 'bundle has exactly laut\'s fields (deny_unknown_fields)');
+  assert.deepEqual(Object.keys(b).sort(), ['dsseEnvelope', 'mediaType', 'verificationMaterial'], "bundle has exactly laut's fields (deny_unknown_fields)");
   assert.equal(b['mediaType'], 'application/vnd.dev.sigstore.bundle.v0.3+json');
   const vm = b['verificationMaterial'] as Obj;
   assert.ok(Object.keys(vm).every((k) => k === 'publicKey' || k === 'tlogEntries'));
@@ -261,8 +275,16 @@ function checkLautProfile(line: string, publicRaw: Buffer, h: string, outputs: M
   const paeBytes = Buffer.concat([Buffer.from(`DSSEv1 ${env.payloadType.length} ${env.payloadType} ${payload.length} `), payload]);
   const sig = Buffer.from(env.signatures[0]?.sig ?? '', 'base64');
   assert.ok(independentEd25519phVerify(publicRaw, paeBytes, sig), 'Ed25519ph (SHA-512, empty context) over the PAE');
-  assert.ok(!nodeVerify(null, paeBytes, createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: publicRaw.toString('base64url') }, format: 'jwk' }), sig), 'not pure Ed25519');
-  const st = JSON.parse(payload.toString()) as { _type: string; predicateType: string; subject: Obj[]; predicate: { buildDefinition: Obj; runDetails: { builder: Obj; metadata: Obj } } };
+  assert.ok(
+    !nodeVerify(null, paeBytes, createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: publicRaw.toString('base64url') }, format: 'jwk' }), sig),
+    'not pure Ed25519',
+  );
+  const st = JSON.parse(payload.toString()) as {
+    _type: string;
+    predicateType: string;
+    subject: Obj[];
+    predicate: { buildDefinition: Obj; runDetails: { builder: Obj; metadata: Obj } };
+  };
   assert.equal(st._type, 'https://in-toto.io/Statement/v1');
   assert.equal(st.predicateType, 'https://slsa.dev/provenance/v1');
   const bd = st.predicate.buildDefinition;
@@ -271,7 +293,10 @@ function checkLautProfile(line: string, publicRaw: Buffer, h: string, outputs: M
   assert.ok(!('resolvedDependencies' in bd), 'no resolvedDependencies');
   assert.equal(st.predicate.runDetails.builder['id'], `urn:laut:builder:sha256:${spkiHint(publicRaw)}`);
   const version = st.predicate.runDetails.builder['version'] as Obj;
-  assert.ok(Object.values(version).every((v) => typeof v === 'string'), 'builder.version values are strings');
+  assert.ok(
+    Object.values(version).every((v) => typeof v === 'string'),
+    'builder.version values are strings',
+  );
   assert.match(String(st.predicate.runDetails.metadata['invocationId']), /^[0-9a-f]{32}$/);
   assert.deepEqual(st.subject.map((x) => x['name']).sort(), [...outputs.keys()].sort(), 'one subject per output, unique names');
   for (const sub of st.subject) {
@@ -282,7 +307,11 @@ function checkLautProfile(line: string, publicRaw: Buffer, h: string, outputs: M
     assert.deepEqual(sub['digest'], { sha256: narHex(path) }, 'digest.sha256 = hex SHA-256 of the NAR');
     assert.equal(ann['laut_storePath'], path);
     const nar = execFileSync('nix-store', ['--dump', path], { maxBuffer: 64 << 20 });
-    assert.equal(Buffer.from(ann['laut_castoreEntry'] as string, 'base64').toString('hex'), Buffer.from(castoreFromNar(nar)).toString('hex'), 'laut_castoreEntry = snix Entry of the output, empty name');
+    assert.equal(
+      Buffer.from(ann['laut_castoreEntry'] as string, 'base64').toString('hex'),
+      Buffer.from(castoreFromNar(nar)).toString('hex'),
+      'laut_castoreEntry = snix Entry of the output, empty name',
+    );
     assert.deepEqual(ann['laut_output'], { hashAlgo: 'sha256', method: 'nar' }, 'laut_output as nix derivation show prints a floating CA output');
   }
 }
@@ -315,7 +344,14 @@ describe("our traces for a real Nix build: laut's profile where it applies, our 
     const r = await D.cli(['push', '--wait']);
     assert.equal(r.code, 0, r.stderr);
     const db = new Database(D.dbFile, { readonly: true });
-    for (const row of db.prepare('SELECT drv_name, rdrv_hash, rdrv_path, bundle, kind FROM traces').all() as { drv_name: string; rdrv_hash: string; rdrv_path: string; bundle: string; kind: string }[]) rows.set(row.drv_name.replace(/^l-/, ''), row);
+    for (const row of db.prepare('SELECT drv_name, rdrv_hash, rdrv_path, bundle, kind FROM traces').all() as {
+      drv_name: string;
+      rdrv_hash: string;
+      rdrv_path: string;
+      bundle: string;
+      kind: string;
+    }[])
+      rows.set(row.drv_name.replace(/^l-/, ''), row);
     db.close();
     raw = Buffer.from(D.keys.publicKey.split(':')[1] as string, 'base64');
   });
@@ -328,7 +364,9 @@ describe("our traces for a real Nix build: laut's profile where it applies, our 
   const outputsOf = (name: string): Map<string, string> => {
     const r = rows.get(name);
     assert.ok(r, `trace for l-${name}: have ${[...rows.keys()].join(', ')}`);
-    const st = JSON.parse(Buffer.from((JSON.parse(r.bundle) as { dsseEnvelope: { payload: string } }).dsseEnvelope.payload, 'base64').toString()) as { subject: { name: string; annotations: { laut_storePath: string } }[] };
+    const st = JSON.parse(Buffer.from((JSON.parse(r.bundle) as { dsseEnvelope: { payload: string } }).dsseEnvelope.payload, 'base64').toString()) as {
+      subject: { name: string; annotations: { laut_storePath: string } }[];
+    };
     return new Map(st.subject.map((s) => [s.name, s.annotations.laut_storePath]));
   };
 
@@ -349,14 +387,18 @@ describe("our traces for a real Nix build: laut's profile where it applies, our 
         nix[o] = { hashAlgo: 'sha256', method: 'nar', path, hash: `sha256:${nix32Encode(sha)}` };
         ce[o] = Buffer.from(castoreFromNar(execFileSync('nix-store', ['--dump', path], { maxBuffer: 64 << 20 }))).toString('base64url');
       }
-      const payload = (rebuild: number): JsonValue => ({ in: { rdrv_aterm_ca: r.rdrv_hash }, out: { 'castore-entry': ce, nix }, builder: { rebuild_id: rebuild, store_root: '/nix/store', nix_flavor: 'nix', nix_version: '2.8.0' } });
+      const payload = (rebuild: number): JsonValue => ({
+        in: { rdrv_aterm_ca: r.rdrv_hash },
+        out: { 'castore-entry': ce, nix },
+        builder: { rebuild_id: rebuild, store_root: '/nix/store', nix_flavor: 'nix', nix_version: '2.8.0' },
+      });
       // builder A in the current header generation, builder B in the older one (typ: JWT)
       const container = { signatures: [signLautJws(payload(1), secA), signLautJws(payload(2), secB, true)] };
       writeFileSync(join(cache, 'traces', r.rdrv_hash), JSON.stringify(container, null, 2));
     }
   };
 
-  test('CA derivations whose inputs are all content-addressed or fixed (tree, user, link, onfod) pass laut\'s profile, checked independently', () => {
+  test("CA derivations whose inputs are all content-addressed or fixed (tree, user, link, onfod) pass laut's profile, checked independently", () => {
     for (const name of ['tree', 'user', 'link', 'onfod']) {
       const r = rows.get(name);
       assert.ok(r, `trace for l-${name}`);
@@ -370,22 +412,42 @@ describe("our traces for a real Nix build: laut's profile where it applies, our 
     assert.ok(r);
     const env = (JSON.parse(r.bundle) as { dsseEnvelope: { payload: string; signatures: { sig: string }[] } }).dsseEnvelope;
     const payload = Buffer.from(env.payload, 'base64');
-    const st = JSON.parse(payload.toString()) as { predicate: { buildDefinition: { buildType: string; internalParameters: { derivationKind: string }; resolvedDependencies: { uri: string; digest: { sha256: string } }[] } } };
+    const st = JSON.parse(payload.toString()) as {
+      predicate: {
+        buildDefinition: {
+          buildType: string;
+          internalParameters: { derivationKind: string };
+          resolvedDependencies: { uri: string; digest: { sha256: string } }[];
+        };
+      };
+    };
     const bd = st.predicate.buildDefinition;
     assert.equal(bd.buildType, 'https://buildtrace.dev/build-types/nix-input-addressed/v1');
     assert.equal(bd.internalParameters.derivationKind, 'ca');
     const ia = readFileSync(r.rdrv_path, 'latin1').match(/\/nix\/store\/[a-z0-9]{32}-l-ia/)?.[0] as string;
     assert.ok(ia, 'the rdrv names the IA input');
-    assert.deepEqual(bd.resolvedDependencies.map((d) => [d.uri, d.digest.sha256]), [[`nix-store:${ia}`, narHex(ia)]]);
+    assert.deepEqual(
+      bd.resolvedDependencies.map((d) => [d.uri, d.digest.sha256]),
+      [[`nix-store:${ia}`, narHex(ia)]],
+    );
     // pure Ed25519 for our own build type
-    const pae = Buffer.concat([Buffer.from('DSSEv1 28 application/vnd.in-toto+json ' + payload.length + ' '), payload]);
-    assert.ok(nodeVerify(null, pae, createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') }, format: 'jwk' }), Buffer.from(env.signatures[0]?.sig ?? '', 'base64')));
+    const pae = Buffer.concat([Buffer.from(`DSSEv1 28 application/vnd.in-toto+json ${payload.length} `), payload]);
+    assert.ok(
+      nodeVerify(
+        null,
+        pae,
+        createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') }, format: 'jwk' }),
+        Buffer.from(env.signatures[0]?.sig ?? '', 'base64'),
+      ),
+    );
   });
 
   test('a flat fixed-output derivation records its declared hash (laut_output) and its NAR hash (subject digest)', () => {
     const r = rows.get('fod');
     assert.ok(r);
-    const st = JSON.parse(Buffer.from((JSON.parse(r.bundle) as { dsseEnvelope: { payload: string } }).dsseEnvelope.payload, 'base64').toString()) as { subject: { digest: { sha256: string }; annotations: { laut_storePath: string; laut_output: Obj } }[] };
+    const st = JSON.parse(Buffer.from((JSON.parse(r.bundle) as { dsseEnvelope: { payload: string } }).dsseEnvelope.payload, 'base64').toString()) as {
+      subject: { digest: { sha256: string }; annotations: { laut_storePath: string; laut_output: Obj } }[];
+    };
     const s0 = st.subject[0];
     assert.ok(s0);
     const out = s0.annotations.laut_storePath;
@@ -419,7 +481,9 @@ describe("our traces for a real Nix build: laut's profile where it applies, our 
     assert.match(v.stdout, /VERIFIED/);
     assert.match(v.stdout, /builderA, builderB/);
     // the worker-thread path (large closures) reads laut's JWS the same way
-    const w = await run(VERIFY_CLI, [drvs.get('link') as string, '--policy', pol, '--cache', `file://${cache}`], { env: { ...process.env, BUILDTRACE_POOL_MIN: '0' } });
+    const w = await run(VERIFY_CLI, [drvs.get('link') as string, '--policy', pol, '--cache', `file://${cache}`], {
+      env: { ...process.env, BUILDTRACE_POOL_MIN: '0' },
+    });
     assert.equal(w.code, 0, w.stdout + w.stderr);
     // and with one of laut's signatures tampered, 2-of-2 no longer holds
     const h = (rows.get('user') as { rdrv_hash: string }).rdrv_hash;
@@ -442,7 +506,10 @@ describe("our traces for a real Nix build: laut's profile where it applies, our 
     assert.equal(p.code, 0, p.stdout + p.stderr);
     for (const [f, bytes] of before) assert.ok(readFileSync(join(cache, 'traces', f)).equals(bytes), `laut's traces/${f} is byte-identical`);
     const pol = join(dir, 'shared-policy.json');
-    writeFileSync(pol, JSON.stringify({ keys: { ...lautKeys(), E: { publicKey: E.keys.publicKey } }, trust: { threshold: 3, of: ['builderA', 'builderB', 'E'] } }));
+    writeFileSync(
+      pol,
+      JSON.stringify({ keys: { ...lautKeys(), E: { publicKey: E.keys.publicKey } }, trust: { threshold: 3, of: ['builderA', 'builderB', 'E'] } }),
+    );
     const v = await run(VERIFY_CLI, [drvs.get('link') as string, '--policy', pol, '--cache', `file://${cache}`]);
     assert.equal(v.code, 0, v.stdout + v.stderr);
     assert.match(v.stdout, /signers: E, builderA, builderB|signers: builderA, builderB, E/);

@@ -25,8 +25,13 @@ test('Limiter: never more than max in flight, every call runs once, failures fre
       );
       assert.ok(peak <= max, `peak ${peak} > max ${max}`);
       assert.equal(peak, Math.min(max, jobs.length), 'the limit is used, not just respected');
-      assert.deepEqual([...ran].sort((a, b) => a - b), jobs.map((_, i) => i));
-      settled.forEach((s, i) => assert.equal(s.status, (jobs[i] as [number, boolean])[1] ? 'rejected' : 'fulfilled'));
+      assert.deepEqual(
+        [...ran].sort((a, b) => a - b),
+        jobs.map((_, i) => i),
+      );
+      settled.forEach((s, i) => {
+        assert.equal(s.status, (jobs[i] as [number, boolean])[1] ? 'rejected' : 'fulfilled');
+      });
     }),
     { numRuns: 60 },
   );

@@ -37,12 +37,14 @@ test('Nix32 and hash encodings agree with nix hash convert (to-base32/to-sri bef
     assert.equal(formatHash(parseHash(`sha256:${b32[i]}`), 'base16', false), h);
     assert.equal(formatHash(parseHash(sri[i] as string), 'base16', false), h);
   });
-  hexes1.forEach((h, i) => assert.equal(nix32Encode(Buffer.from(h, 'hex')), b32s1[i]));
+  hexes1.forEach((h, i) => {
+    assert.equal(nix32Encode(Buffer.from(h, 'hex')), b32s1[i]);
+  });
 });
 
 test('hash parsing rejects wrong lengths, algorithms and alphabets', () => {
   assert.throws(() => parseHash('sha256:abc'), { code: 'HASH_INVALID' });
-  assert.throws(() => parseHash('sha3:' + 'a'.repeat(64)), { code: 'HASH_INVALID' });
+  assert.throws(() => parseHash(`sha3:${'a'.repeat(64)}`), { code: 'HASH_INVALID' });
   assert.throws(() => parseHash('a'.repeat(64)), { code: 'HASH_INVALID' });
   assert.throws(() => parseHash('sha256-AAAA'), { code: 'HASH_INVALID' });
   assert.equal(parseHash('a'.repeat(64), 'sha256').algo, 'sha256');
@@ -94,7 +96,10 @@ test('every .drv Nix writes: byte-exact ATerm, same .drv path, same output paths
   const fodHash = sha256HexOf(`fixed-${s}\n`);
   const inst = await must('nix-instantiate', [join(FIXTURES, 'scope.nix'), '--argstr', 'salt', s, '--argstr', 'fodHash', fodHash], { env });
   const roots = inst.stdout.trim().split('\n');
-  const closure = (await must('nix-store', ['-qR', ...roots], { env })).stdout.trim().split('\n').filter((p) => p.endsWith('.drv'));
+  const closure = (await must('nix-store', ['-qR', ...roots], { env })).stdout
+    .trim()
+    .split('\n')
+    .filter((p) => p.endsWith('.drv'));
   assert.ok(closure.length >= 12, `expected the whole fixture closure, got ${closure.length}`);
   const load = (p: string) => parseDerivation(readFileSync(p, 'latin1'), p);
   const hashes = new DrvHashCache(load);
@@ -131,7 +136,7 @@ test('ATerm parser reports truncation and garbage as ATERM_INVALID', () => {
   const text = 'Derive([("out","/nix/store/0mdqa9w1p6cmli6976v4wi0sw9r4p5pr-x","","")],[],[],"x86_64-linux","/bin/sh",["-c","true"],[("name","x")])';
   assert.equal(serializeDerivation(parseDerivation(text)), text);
   for (let cut = 0; cut < text.length; cut += 7) assert.throws(() => parseDerivation(text.slice(0, cut)), { code: 'ATERM_INVALID' });
-  assert.throws(() => parseDerivation(text + 'x'), { code: 'ATERM_INVALID' });
+  assert.throws(() => parseDerivation(`${text}x`), { code: 'ATERM_INVALID' });
   assert.throws(() => parseDerivation(text.replace('[("name","x")]', '[("name","x"),("name","y")]')), { code: 'ATERM_INVALID' });
 });
 
@@ -141,7 +146,7 @@ test('Nix keys: our public key and signatures equal nix key / nix store sign', a
   const sk = parseSecretKey(readFileSync(keys.secretFile, 'utf8'));
   assert.equal(formatPublicKey(sk.publicKey), keys.publicKey);
   assert.throws(() => parseSecretKey(keys.publicKey), { code: 'KEY_INVALID' });
-  assert.throws(() => parseSecretKey('name:' + Buffer.alloc(64, 1).toString('base64')), { code: 'KEY_INVALID' });
+  assert.throws(() => parseSecretKey(`name:${Buffer.alloc(64, 1).toString('base64')}`), { code: 'KEY_INVALID' });
 
   const s = salt();
   const file = join(dir, `signed-${s}`);
@@ -155,7 +160,7 @@ test('Nix keys: our public key and signatures equal nix key / nix store sign', a
   const ours = signFingerprint(sk, fp);
   assert.ok(info.signatures.includes(ours), `nix store sign wrote ${info.signatures.join(', ')}, we computed ${ours}`);
   assert.ok(verifyFingerprintSig(parsePublicKey(keys.publicKey), fp, ours));
-  assert.ok(!verifyFingerprintSig(parsePublicKey(keys.publicKey), fp.replace(';1;', ';2;') + 'x', ours));
+  assert.ok(!verifyFingerprintSig(parsePublicKey(keys.publicKey), `${fp.replace(';1;', ';2;')}x`, ours));
 
   // narinfo written by nix copy: the fields the last mile compares
   const cache = join(dir, 'cache');
@@ -167,7 +172,10 @@ test('Nix keys: our public key and signatures equal nix key / nix store sign', a
   assert.equal(ni.storePath, path);
   assert.equal(formatHash(ni.narHash, 'sri'), formatHash(parseHash(info.narHash), 'sri'));
   assert.equal(ni.narSize, info.narSize);
-  assert.deepEqual(ni.references, info.references.map((r) => r.slice('/nix/store/'.length)));
+  assert.deepEqual(
+    ni.references,
+    info.references.map((r) => r.slice('/nix/store/'.length)),
+  );
   assert.ok(ni.sigs.includes(ours));
   assert.throws(() => parseNarInfo(text.replace(/NarSize: .*\n/, '')), { code: 'NARINFO_INVALID' });
 });

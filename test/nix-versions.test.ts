@@ -7,16 +7,35 @@ import { Capturer } from '../daemon/capture.js';
 import { AutoStoreInfo, NixCliStoreInfo, NixDbStoreInfo } from '../daemon/store-info.js';
 import { parseNixVersion, parsePathInfoJson, parseRealisationsJson, pathInfoJsonArgs, realisationInstallable } from '../src/nix/nix-cli-json.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
-import { FIXTURES, hookReportsUnresolved, must, nixBuildWithHook, nixEnv, nixVersionNow, run, salt, sha256HexOf, startDaemon, tempDir, waitFor } from './helpers.js';
+import {
+  FIXTURES,
+  hookReportsUnresolved,
+  must,
+  nixBuildWithHook,
+  nixEnv,
+  nixVersionNow,
+  run,
+  salt,
+  sha256HexOf,
+  startDaemon,
+  tempDir,
+  waitFor,
+} from './helpers.js';
 
 // What each Nix prints, as measured on Debian's 2.8.0, 2.26.3 and 2.34.8 (README, "Supported Nix versions").
 const P = '/nix/store/acr20r4gyz86mhizpj9h1vpkyn1c7r6g-ia-3';
 const MISSING = '/nix/store/00000000000000000000000000000000-x';
 const INFO = { narHash: 'sha256-O+1KcTdUdMJ9BYPZoXjXOjwvVMAsa582WqxlUL/Gk5A=', narSize: 224, registrationTime: 1796084218, signatures: [], ultimate: true };
 const SHAPES: Record<string, string> = {
-  '2.8 array': JSON.stringify([{ path: P, deriver: `${P}.drv`, references: [`${P}-dep`], ...INFO }, { path: MISSING, valid: false }]),
+  '2.8 array': JSON.stringify([
+    { path: P, deriver: `${P}.drv`, references: [`${P}-dep`], ...INFO },
+    { path: MISSING, valid: false },
+  ]),
   '2.26 keyed object': JSON.stringify({ [MISSING]: null, [P]: { ca: null, deriver: `${P}.drv`, references: [`${P}-dep`], ...INFO } }),
-  '2.34 --json-format 1': JSON.stringify({ [MISSING]: null, [P]: { ca: null, deriver: `${P}.drv`, references: [`${P}-dep`], storeDir: '/nix/store', version: 1, ...INFO } }),
+  '2.34 --json-format 1': JSON.stringify({
+    [MISSING]: null,
+    [P]: { ca: null, deriver: `${P}.drv`, references: [`${P}-dep`], storeDir: '/nix/store', version: 1, ...INFO },
+  }),
   '2.34 --json-format 2': JSON.stringify({
     info: { [P.slice(11)]: { ca: null, deriver: `${P.slice(11)}.drv`, references: [`${P.slice(11)}-dep`], storeDir: '/nix/store', version: 2, ...INFO } },
     storeDir: '/nix/store',
@@ -38,7 +57,15 @@ describe('Nix CLI JSON in every shape', () => {
   }
 
   test('path-info: malformed output is a STORE_QUERY_FAILED error naming the field (the store failed, not the record), never a TypeError', () => {
-    for (const bad of ['', 'null', '42', '[{"valid":true}]', JSON.stringify({ [P]: { narHash: 1, narSize: 1 } }), JSON.stringify({ [P]: { narHash: 'x', narSize: -1 } }), JSON.stringify({ [P]: 'x' })]) {
+    for (const bad of [
+      '',
+      'null',
+      '42',
+      '[{"valid":true}]',
+      JSON.stringify({ [P]: { narHash: 1, narSize: 1 } }),
+      JSON.stringify({ [P]: { narHash: 'x', narSize: -1 } }),
+      JSON.stringify({ [P]: 'x' }),
+    ]) {
       assert.throws(() => parsePathInfoJson(bad), { code: 'STORE_QUERY_FAILED' }, bad);
     }
   });
@@ -61,9 +88,14 @@ describe('Nix CLI JSON in every shape', () => {
 
   test('realisations: ids and basenames; opaque paths carry none', () => {
     const hex = 'a5c6ec191e6b1db69418fee3230839642e8bd634cf247f2ba2a44dd947a8816f';
-    const text = JSON.stringify([{ opaquePath: `${P}.drv` }, { dependentRealisations: {}, id: `sha256:${hex}!out`, outPath: 'z0ajbjdi5wzxlsxxxsl94gsp1jkn84sc-ca-2', signatures: [] }]);
-    assert.deepEqual(parseRealisationsJson(text, '/nix/store'), [{ drvHashHex: hex, output: 'out', outPath: '/nix/store/z0ajbjdi5wzxlsxxxsl94gsp1jkn84sc-ca-2' }]);
-    for (const bad of ['{}', '[1]', '[{"id":"sha256:xyz!out","outPath":"a"}]', '[{"id":"sha256:' + hex + '!out"}]']) {
+    const text = JSON.stringify([
+      { opaquePath: `${P}.drv` },
+      { dependentRealisations: {}, id: `sha256:${hex}!out`, outPath: 'z0ajbjdi5wzxlsxxxsl94gsp1jkn84sc-ca-2', signatures: [] },
+    ]);
+    assert.deepEqual(parseRealisationsJson(text, '/nix/store'), [
+      { drvHashHex: hex, output: 'out', outPath: '/nix/store/z0ajbjdi5wzxlsxxxsl94gsp1jkn84sc-ca-2' },
+    ]);
+    for (const bad of ['{}', '[1]', '[{"id":"sha256:xyz!out","outPath":"a"}]', `[{"id":"sha256:${hex}!out"}]`]) {
       assert.throws(() => parseRealisationsJson(bad, '/nix/store'), { code: 'STORE_QUERY_FAILED' }, bad);
     }
   });
@@ -72,7 +104,23 @@ describe('Nix CLI JSON in every shape', () => {
 /** A fixture closure built without our hook; per built .drv, the OUT_PATHS Nix reported. */
 async function buildClosure(): Promise<{ resolvedOf: Map<string, string>; outs: Map<string, string[]>; built: string[] }> {
   const s = salt();
-  const args = [join(FIXTURES, 'scope.nix'), '--argstr', 'salt', s, '--argstr', 'fodHash', sha256HexOf(`fixed-${s}\n`), '-A', 'ia3', '-A', 'deferred', '-A', 'multi', '-A', 'uses-dev'];
+  const args = [
+    join(FIXTURES, 'scope.nix'),
+    '--argstr',
+    'salt',
+    s,
+    '--argstr',
+    'fodHash',
+    sha256HexOf(`fixed-${s}\n`),
+    '-A',
+    'ia3',
+    '-A',
+    'deferred',
+    '-A',
+    'multi',
+    '-A',
+    'uses-dev',
+  ];
   const spool = tempDir('convention-spool-');
   const b = await nixBuildWithHook(spool, args);
   assert.equal(b.code, 0, b.stderr);
@@ -91,13 +139,22 @@ type Record_ = { drv: string; outs: string[] };
 /** Every calling convention Nix has used for a build it resolved (U unresolved, R resolved). */
 const CONVENTIONS: Record<string, (u: string, r: string, outs: string[]) => Record_[]> = {
   // 2.8: resolved .drv with empty OUT_PATHS, then the unresolved one
-  'Nix 2.8': (u, r, outs) => [{ drv: r, outs: [] }, { drv: u, outs }],
+  'Nix 2.8': (u, r, outs) => [
+    { drv: r, outs: [] },
+    { drv: u, outs },
+  ],
   // 2.26: both with OUT_PATHS, multi-output paths in no fixed order
-  'Nix 2.26': (u, r, outs) => [{ drv: r, outs }, { drv: u, outs: [...outs].reverse() }],
+  'Nix 2.26': (u, r, outs) => [
+    { drv: r, outs },
+    { drv: u, outs: [...outs].reverse() },
+  ],
   // 2.34: once, resolved only
   'Nix 2.34': (_u, r, outs) => [{ drv: r, outs }],
   // a replayed spool can bring them in any order
-  'unresolved first': (u, r, outs) => [{ drv: u, outs }, { drv: r, outs }],
+  'unresolved first': (u, r, outs) => [
+    { drv: u, outs },
+    { drv: r, outs },
+  ],
 };
 
 describe('every hook calling convention gives exactly one trace per resolved derivation', () => {
@@ -124,7 +181,12 @@ describe('every hook calling convention gives exactly one trace per resolved der
             }
             assert.equal((await d.cli(['push', '--wait'])).code, 0);
           }
-          const st = JSON.parse((await d.cli(['status', '--json'])).stdout) as { store: { mode: string }; database: { traces: number }; rejected: number; spool: { pending: number } };
+          const st = JSON.parse((await d.cli(['status', '--json'])).stdout) as {
+            store: { mode: string };
+            database: { traces: number };
+            rejected: number;
+            spool: { pending: number };
+          };
           assert.equal(st.store.mode, storeInfo);
           assert.equal(st.rejected, 0, d.stderr());
           assert.equal(st.spool.pending, 0);
@@ -141,7 +203,9 @@ describe('every hook calling convention gives exactly one trace per resolved der
           try {
             for (const r of c.built) {
               const outs = db
-                .prepare<[string], { path: string }>('SELECT o.path AS path FROM trace_drvs t JOIN outputs o ON o.trace_id = t.trace_id WHERE t.drv_path = ? ORDER BY o.path')
+                .prepare<[string], { path: string }>(
+                  'SELECT o.path AS path FROM trace_drvs t JOIN outputs o ON o.trace_id = t.trace_id WHERE t.drv_path = ? ORDER BY o.path',
+                )
                 .all(r)
                 .map((o) => o.path);
               assert.deepEqual(outs, c.outs.get(r), `outputs of ${r}`);
@@ -194,6 +258,7 @@ describe('store info on this Nix', () => {
     const s = salt();
     const expr = (n: string, dep: string) =>
       `derivation { name = "${n}-${s}"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo ${s} ${dep} > $out"]; __contentAddressed = true; outputHashMode = "recursive"; outputHashAlgo = "sha256"; }`;
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a Nix antiquotation, not a JS template
     const unbuilt = (await must('nix-instantiate', ['-E', `let a = ${expr('a', '')}; in ${expr('b', '${a}')}`], { env: nixEnv() })).stdout.trim();
     await assert.rejects(capturer.resolvedPath(unbuilt), { code: 'RESOLUTION_FAILED' });
   });
@@ -219,7 +284,25 @@ describe('store info on this Nix', () => {
     // Nix reports the unresolved .drv too, 10 where it does not
     const spool = tempDir('hook-count-');
     const s = salt();
-    const b = await nixBuildWithHook(spool, [join(FIXTURES, 'scope.nix'), '--argstr', 'salt', s, '--argstr', 'fodHash', sha256HexOf(`fixed-${s}\n`), '-A', 'ia3', '-A', 'deferred', '-A', 'multi', '-A', 'uses-dev', '-A', 'fod']);
+    const b = await nixBuildWithHook(spool, [
+      join(FIXTURES, 'scope.nix'),
+      '--argstr',
+      'salt',
+      s,
+      '--argstr',
+      'fodHash',
+      sha256HexOf(`fixed-${s}\n`),
+      '-A',
+      'ia3',
+      '-A',
+      'deferred',
+      '-A',
+      'multi',
+      '-A',
+      'uses-dev',
+      '-A',
+      'fod',
+    ]);
     assert.equal(b.code, 0, b.stderr);
     assert.equal(readdirSync(spool).length, (await hookReportsUnresolved()) ? 13 : 10);
   });
@@ -237,16 +320,31 @@ describe('a store failure never costs a record', () => {
       writeFileSync(join(d.spool, 'a.json'), JSON.stringify({ v: 1, drv: r, outs: c.outs.get(r) }));
       writeFileSync(join(d.spool, 'b.json'), JSON.stringify({ v: 1, drv: u, outs: c.outs.get(r) }));
       d.cli(['push']).catch(() => undefined);
-      await waitFor(async () => {
-        const st = JSON.parse((await d.cli(['status', '--json'])).stdout) as { transientErrors: number };
-        return st.transientErrors > 0;
-      }, 30_000, 'the store failure in status');
-      const st = JSON.parse((await d.cli(['status', '--json'])).stdout) as { lastError?: { message: string }; rejected: number; skipped: number; database: { traces: number } };
+      await waitFor(
+        async () => {
+          const st = JSON.parse((await d.cli(['status', '--json'])).stdout) as { transientErrors: number };
+          return st.transientErrors > 0;
+        },
+        30_000,
+        'the store failure in status',
+      );
+      const st = JSON.parse((await d.cli(['status', '--json'])).stdout) as {
+        lastError?: { message: string };
+        rejected: number;
+        skipped: number;
+        database: { traces: number };
+      };
       assert.match(st.lastError?.message ?? '', /nix/);
       assert.equal(st.rejected, 0);
       assert.equal(st.skipped, 0);
       assert.equal(st.database.traces, 0);
-      assert.deepEqual(readdirSync(d.spool).filter((n) => n.endsWith('.json')).sort(), ['a.json', 'b.json'], 'nothing deleted, nothing moved aside');
+      assert.deepEqual(
+        readdirSync(d.spool)
+          .filter((n) => n.endsWith('.json'))
+          .sort(),
+        ['a.json', 'b.json'],
+        'nothing deleted, nothing moved aside',
+      );
     } finally {
       await d.stop();
     }
@@ -257,7 +355,10 @@ describe('a store failure never costs a record', () => {
       const st = JSON.parse((await d2.cli(['status', '--json'])).stdout) as { database: { traces: number }; rejected: number };
       assert.equal(st.database.traces, 1);
       assert.equal(st.rejected, 0);
-      assert.deepEqual(readdirSync(d2.spool).filter((n) => n.endsWith('.json')), []);
+      assert.deepEqual(
+        readdirSync(d2.spool).filter((n) => n.endsWith('.json')),
+        [],
+      );
     } finally {
       await d2.stop();
     }

@@ -61,7 +61,8 @@ test('every .nix file parses', async () => {
 test('the module evaluates; the daemon configuration it generates validates against the schema', async () => {
   const e = await evaluate(baseCfg);
   assert.equal(e.enabled, true);
-  for (const o of ['enable', 'package', 'settings', 'signingKeyFile', 'tee', 'caches', 'uploadOutputs', 'chainPostBuildHook']) assert.ok(e.options.includes(o), o);
+  for (const o of ['enable', 'package', 'settings', 'signingKeyFile', 'tee', 'caches', 'uploadOutputs', 'chainPostBuildHook'])
+    assert.ok(e.options.includes(o), o);
   validateAgainst('daemon-config.schema.json', e.daemonConfig, 'generated config', 'CONFIG_INVALID');
   const dc = e.daemonConfig as Record<string, unknown>;
   assert.equal(dc['signingKeyFile'], '/run/credentials/buildtrace.service/signing-key');
@@ -123,7 +124,7 @@ test('the generated hook chains a previous hook, keeps its status and still reco
   assert.match(e.hookText, /^#!\/bin\/busybox sh\n/);
   const hook = runnableHook(e.hookText, dir);
   const r = await run(hook, [], { env: { PATH: '/usr/bin:/bin', DRV_PATH: '/nix/store/7kf39nh5dgw2airf6njpy8q6rsnyb4kb-b.drv', OUT_PATHS: '' } });
-  assert.equal(r.code, 3, 'the previous hook\'s status is kept');
+  assert.equal(r.code, 3, "the previous hook's status is kept");
   assert.match(r.stderr, /previous ran/);
   assert.equal(readdirSync(spool).length, 1, 'the build is recorded anyway');
 });
@@ -148,8 +149,11 @@ test('the package expression evaluates: name and version from package.json, hook
   assert.equal(e.package['nodejs'], 'nodejs_22');
   assert.equal(e.package['npmDeps'], 'npm-deps', 'dependencies come from package-lock.json (importNpmLock)');
   // the installed hook is rebuilt under a static busybox whose shell runs applets itself
-  assert.match(String(e.package['postInstall']), /scripts\/build-hook\.sh \S+\/dist\/trace-hook \\\s+\/static-busybox-standalone\/bin\/busybox \/var\/spool\/buildtrace/);
-  assert.deepEqual(e.package['passthru'], { hookShell: '/static-busybox-standalone/bin/busybox sh' }, 'the module\'s wrapper runs under the same shell');
+  assert.match(
+    String(e.package['postInstall']),
+    /scripts\/build-hook\.sh \S+\/dist\/trace-hook \\\s+\/static-busybox-standalone\/bin\/busybox \/var\/spool\/buildtrace/,
+  );
+  assert.deepEqual(e.package['passthru'], { hookShell: '/static-busybox-standalone/bin/busybox sh' }, "the module's wrapper runs under the same shell");
   const hook = readFileSync(join(ROOT, 'hook/trace-hook'), 'utf8');
   assert.ok(hook.includes('@spool@') && hook.includes('@mv@'), 'the placeholders build-hook.sh substitutes exist');
 });

@@ -9,7 +9,22 @@ import { S3Cache, signV4 } from '../src/cache/s3-cache.js';
 import { parsePublicKey, verifyDetached } from '../src/nix/nix-key.js';
 import { buildTraceFingerprint } from '../src/nix/build-trace.js';
 import { checkBundle } from '../src/trace/bundle.js';
-import { FIXTURES, ROOT, flipSignature, must, nixBuildWithHook, pathInfo, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, waitFor, type DaemonHandle } from './helpers.js';
+import {
+  FIXTURES,
+  ROOT,
+  flipSignature,
+  must,
+  nixBuildWithHook,
+  pathInfo,
+  nixEnv,
+  run,
+  salt,
+  startDaemon,
+  tempDir,
+  VERIFY_CLI,
+  waitFor,
+  type DaemonHandle,
+} from './helpers.js';
 import { startNginx, type NginxCache } from './nginx.js';
 
 function traceFiles(root: string): Map<string, string[]> {
@@ -20,7 +35,14 @@ function traceFiles(root: string): Map<string, string[]> {
   } catch {
     return out;
   }
-  for (const n of names) if (!n.includes('.tmp') && !n.endsWith('.lock')) out.set(n, readFileSync(join(root, 'traces', n), 'utf8').split('\n').filter(Boolean));
+  for (const n of names)
+    if (!n.includes('.tmp') && !n.endsWith('.lock'))
+      out.set(
+        n,
+        readFileSync(join(root, 'traces', n), 'utf8')
+          .split('\n')
+          .filter(Boolean),
+      );
   return out;
 }
 
@@ -32,11 +54,13 @@ async function buildMany(d: DaemonHandle, n: number, prefix: string): Promise<st
   return drvs;
 }
 
-async function status(d: DaemonHandle): Promise<{ caches: { url: string; pending: number; failed: number; done: number; lastError: { message: string } | null }[] }> {
+async function status(
+  d: DaemonHandle,
+): Promise<{ caches: { url: string; pending: number; failed: number; done: number; lastError: { message: string } | null }[] }> {
   return JSON.parse((await d.cli(['status', '--json'])).stdout) as never;
 }
 
-test('SigV4 signing reproduces AWS\'s published example (GET Object, virtual-hosted)', () => {
+test("SigV4 signing reproduces AWS's published example (GET Object, virtual-hosted)", () => {
   const h = signV4({
     method: 'GET',
     url: new URL('http://examplebucket.s3.amazonaws.com/test.txt'),
@@ -124,7 +148,9 @@ describe('publishing to a file:// cache and to nginx (WebDAV PUT with conditiona
     // on a terminal (script(1) gives it one): a progress line while reading, then while checking
     const tty = await run('script', ['-qec', `${VERIFY_CLI} ${top} --policy ${policy} --cache ${nginx.url} --json`, '/dev/null']);
     assert.equal(tty.code, 0, tty.stdout);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the terminal escape is what is checked
     assert.match(tty.stdout, /\rtrace-verify: reading derivations: 256\x1b\[K/);
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the terminal escape is what is checked
     assert.match(tty.stdout, /\rtrace-verify: 403\/403 derivations checked\x1b\[K\r?\n/);
     // a trace tampered on the server is found through the same path
     const db = new (await import('better-sqlite3')).default(d.dbFile, { readonly: true });
@@ -135,13 +161,20 @@ describe('publishing to a file:// cache and to nginx (WebDAV PUT with conditiona
     const bad = await run(VERIFY_CLI, [top, '--policy', policy, '--cache', nginx.url, '--json'], { env: { ...process.env, BUILDTRACE_POOL_MIN: '0' } });
     assert.equal(bad.code, 1, bad.stdout + bad.stderr);
     const problems = (JSON.parse(bad.stdout) as { problems: { code: string; drv: string }[] }).problems;
-    assert.ok(problems.some((x) => x.code === 'signature-invalid' && x.drv.endsWith('-group-1.drv')), JSON.stringify(problems));
+    assert.ok(
+      problems.some((x) => x.code === 'signature-invalid' && x.drv.endsWith('-group-1.drv')),
+      JSON.stringify(problems),
+    );
   });
 
   test('nginx stopped during 100 builds: status reports the outage, every trace arrives once after', async () => {
     await nginx.stop();
     const drvs = await buildMany(d, 100, 'outage');
-    await waitFor(async () => (await status(d)).caches.some((c) => c.url === nginx.url && c.pending >= 100 && c.lastError !== null), 30_000, 'outage in status');
+    await waitFor(
+      async () => (await status(d)).caches.some((c) => c.url === nginx.url && c.pending >= 100 && c.lastError !== null),
+      30_000,
+      'outage in status',
+    );
     const st = await status(d);
     const n = st.caches.find((c) => c.url === nginx.url);
     assert.match(n?.lastError?.message ?? '', /ECONNREFUSED|connect/);
@@ -178,7 +211,10 @@ describe('two daemons with different keys publish the same derivations at the sa
     const nginx = await startNginx();
     const fileCache = join(tempDir('shared-cache-'), 'cache');
     const caches = [{ url: `file://${fileCache}` }, { url: nginx.url }];
-    const [d1, d2] = await Promise.all([startDaemon({ keyName: 'conc-1', extraConfig: { caches } }), startDaemon({ keyName: 'conc-2', extraConfig: { caches } })]);
+    const [d1, d2] = await Promise.all([
+      startDaemon({ keyName: 'conc-1', extraConfig: { caches } }),
+      startDaemon({ keyName: 'conc-2', extraConfig: { caches } }),
+    ]);
     try {
       const staging = tempDir('staging-');
       const args = [join(FIXTURES, 'many.nix'), '--argstr', 'salt', salt(), '--arg', 'n', '60', '--argstr', 'prefix', 'conc'];
@@ -220,7 +256,11 @@ describe('two daemons with different keys publish the same derivations at the sa
       assert.equal(lines.length, 40);
       assert.equal(new Set(lines).size, 40);
       assert.equal(await c.putIf('buildtrace/contended.jsonl', Buffer.from('x'), '"stale"', 'text/plain'), false, 'a stale If-Match is refused');
-      assert.equal(await c.putIf('buildtrace/contended.jsonl', Buffer.from('x'), undefined, 'text/plain'), false, 'If-None-Match: * on an existing object is refused');
+      assert.equal(
+        await c.putIf('buildtrace/contended.jsonl', Buffer.from('x'), undefined, 'text/plain'),
+        false,
+        'If-None-Match: * on an existing object is refused',
+      );
     } finally {
       await nginx.stop();
     }
@@ -230,7 +270,13 @@ describe('two daemons with different keys publish the same derivations at the sa
 describe('publishing to an S3-compatible server (s3rver from npm)', () => {
   test('path-style and virtual-hosted publishing, read back by trace-verify', async () => {
     const dir = tempDir('s3-');
-    const server = new S3rver({ port: 0, address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: 'cache' }, { name: 'cache.localhost' }] });
+    const server = new S3rver({
+      port: 0,
+      address: '127.0.0.1',
+      silent: true,
+      directory: dir,
+      configureBuckets: [{ name: 'cache' }, { name: 'cache.localhost' }],
+    });
     const { port } = await server.run();
     const env = { AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
     Object.assign(process.env, env);
@@ -266,7 +312,7 @@ describe('publishing to an S3-compatible server (s3rver from npm)', () => {
 });
 
 describe('Nix-native build-trace-v2 entries for content-addressed outputs', () => {
-  test('the fingerprint is byte for byte the one in Nix\'s test data', () => {
+  test("the fingerprint is byte for byte the one in Nix's test data", () => {
     assert.equal(
       buildTraceFingerprint('g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-bar.drv', 'foo', 'g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-foo'),
       '{"key":{"drvPath":"g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-bar.drv","outputName":"foo"},"value":{"outPath":"g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-foo"}}',
@@ -283,7 +329,12 @@ describe('Nix-native build-trace-v2 entries for content-addressed outputs', () =
       assert.equal(b.code, 0, b.stderr);
       assert.equal((await d.cli(['push', '--wait'])).code, 0);
       const db = new (await import('better-sqlite3')).default(d.dbFile, { readonly: true });
-      const rows = db.prepare('SELECT t.kind, t.rdrv_path, o.name, o.path FROM traces t JOIN outputs o ON o.trace_id = t.id').all() as { kind: string; rdrv_path: string; name: string; path: string }[];
+      const rows = db.prepare('SELECT t.kind, t.rdrv_path, o.name, o.path FROM traces t JOIN outputs o ON o.trace_id = t.id').all() as {
+        kind: string;
+        rdrv_path: string;
+        name: string;
+        path: string;
+      }[];
       db.close();
       const pub = parsePublicKey(d.keys.publicKey);
       const base = (p: string) => p.slice(p.lastIndexOf('/') + 1);

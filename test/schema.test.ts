@@ -22,7 +22,10 @@ const SEEDS: Record<string, JsonValue> = {
 type Path = (string | number)[];
 function paths(v: JsonValue, at: Path = []): Path[] {
   const out: Path[] = [at];
-  if (Array.isArray(v)) v.forEach((x, i) => out.push(...paths(x, [...at, i])));
+  if (Array.isArray(v))
+    v.forEach((x, i) => {
+      out.push(...paths(x, [...at, i]));
+    });
   else if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) out.push(...paths(x as JsonValue, [...at, k]));
   return out;
 }

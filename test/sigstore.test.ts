@@ -15,9 +15,18 @@ function params(k: ReturnType<typeof parseSecretKey>, laut: boolean): StatementP
   return {
     kind: 'ca',
     lautProfile: laut,
-    resolvedInputHash: '0'.repeat(31) + '1',
+    resolvedInputHash: `${'0'.repeat(31)}1`,
     drvName: 'sig-test',
-    outputs: [{ name: 'out', path: `/nix/store/${'1'.repeat(32)}-sig-test`, sha256: 'ab'.repeat(32), narSize: 120, declared: { hashAlgo: 'r:sha256' }, castoreEntry: 'CiQSIM8OfLGwH425XlEhfAAWX0J4zgZ1Qz+0dFm7APS9RKEdGDA=' }],
+    outputs: [
+      {
+        name: 'out',
+        path: `/nix/store/${'1'.repeat(32)}-sig-test`,
+        sha256: 'ab'.repeat(32),
+        narSize: 120,
+        declared: { hashAlgo: 'r:sha256' },
+        castoreEntry: 'CiQSIM8OfLGwH425XlEhfAAWX0J4zgZ1Qz+0dFm7APS9RKEdGDA=',
+      },
+    ],
     inputs: [],
     keyFingerprint: k.publicKey.fingerprint,
     versions: { nixFlavor: 'nix', nixVersion: '2.8.0' },
@@ -54,7 +63,9 @@ describe('Sigstore bundle conformance (protobuf-specs) and the two signature sch
     const k = await key('sig-b');
     for (const scheme of ['ed25519', 'ed25519ph'] as const) {
       const c = checkBundle(createBundle(statementBytes(params(k, false)), k, scheme), [k.publicKey]);
-      assert.ok(c.ok && c.value.scheme === scheme && c.value.statement.format === 'buildtrace' && c.value.statement.inputsListed && c.value.statement.kind === 'ca');
+      assert.ok(
+        c.ok && c.value.scheme === scheme && c.value.statement.format === 'buildtrace' && c.value.statement.inputsListed && c.value.statement.kind === 'ca',
+      );
     }
   });
 
@@ -123,10 +134,16 @@ describe('Sigstore bundle conformance (protobuf-specs) and the two signature sch
 
   test("laut's profile rules: each violation, correctly signed, is malformed", async () => {
     const k = await key('sig-f');
-    type S = Json & { subject: (Json & { annotations: Json })[]; predicate: { buildDefinition: Json & { externalParameters: Json }; runDetails: { metadata: Json; builder: Json } } };
+    type S = Json & {
+      subject: (Json & { annotations: Json })[];
+      predicate: { buildDefinition: Json & { externalParameters: Json }; runDetails: { metadata: Json; builder: Json } };
+    };
     const rules: [string, (s: S) => void][] = [
       ['externalParameters has exactly resolvedInputHash', (s) => (s.predicate.buildDefinition.externalParameters['extra'] = 'x')],
-      ['no resolvedDependencies', (s) => (s.predicate.buildDefinition['resolvedDependencies'] = [{ uri: 'nix-store:/nix/store/x', digest: { sha256: 'ab'.repeat(32) } }])],
+      [
+        'no resolvedDependencies',
+        (s) => (s.predicate.buildDefinition['resolvedDependencies'] = [{ uri: 'nix-store:/nix/store/x', digest: { sha256: 'ab'.repeat(32) } }]),
+      ],
       ['invocationId is 32 lowercase hex', (s) => (s.predicate.runDetails.metadata['invocationId'] = 'C'.repeat(32))],
       ['builder.version values are strings', (s) => (s.predicate.runDetails.builder['version'] = { n: 2 })],
       ['laut_castoreEntry is required', (s) => delete (s.subject[0] as { annotations: Json }).annotations['laut_castoreEntry']],
@@ -140,6 +157,12 @@ describe('Sigstore bundle conformance (protobuf-specs) and the two signature sch
       assert.ok(!c.ok && (c.reason === 'malformed' || c.reason === 'builder-mismatch'), `${rule}: ${c.ok ? 'accepted' : c.reason}`);
     }
     // and unchanged it passes (the edits above are what fails)
-    assert.equal(checkBundle(resign(k, () => {}), [k.publicKey]).ok, true);
+    assert.equal(
+      checkBundle(
+        resign(k, () => {}),
+        [k.publicKey],
+      ).ok,
+      true,
+    );
   });
 });

@@ -51,7 +51,16 @@ function otherIntel() {
 test('TDX collateral: a real quote with real Intel collateral passes every collateral step', async () => {
   const { code, v } = await evidence(['--report', TRUSTEE, '--roots', INTEL, '--collateral', REAL, '--at', AT, '--policy', policy(TRUSTEE_POLICY)]);
   assert.equal(code, 0, JSON.stringify(v.steps, null, 1));
-  for (const s of ['collateral.signing-chain', 'collateral.root-crl', 'collateral.pck-crl', 'collateral.tcb-info', 'collateral.qe-identity-signature', 'collateral.fmspc', 'collateral.qe-identity', 'collateral.tcb-status']) {
+  for (const s of [
+    'collateral.signing-chain',
+    'collateral.root-crl',
+    'collateral.pck-crl',
+    'collateral.tcb-info',
+    'collateral.qe-identity-signature',
+    'collateral.fmspc',
+    'collateral.qe-identity',
+    'collateral.tcb-status',
+  ]) {
     assert.equal(step(v, s), true, s);
   }
   assert.match(v.steps.find((s) => s.step === 'collateral.tcb-status')?.detail ?? '', /UpToDate/);
@@ -83,10 +92,14 @@ test('TDX collateral: QE identity mismatch fails at collateral.qe-identity', asy
   const ok = await evidence(['--report', TRUSTEE, '--roots', o.roots, '--collateral', same, '--at', AT, '--policy', policy(TRUSTEE_POLICY)]);
   assert.equal(ok.code, 0, JSON.stringify(ok.v.steps, null, 1));
   for (const [what, edit] of [
+    // biome-ignore lint/suspicious/noAssignInExpressions: a table of one-line mutations
     ['MRSIGNER', (b: Record<string, unknown>) => void (b['mrsigner'] = 'AB'.repeat(32))],
+    // biome-ignore lint/suspicious/noAssignInExpressions: a table of one-line mutations
     ['ISVPRODID', (b: Record<string, unknown>) => void (b['isvprodid'] = 1)],
   ] as const) {
-    const dir = collateralDir(join(tempDir(), 'c'), same, { 'qe-identity.json': resignDoc(readFileSync(join(REAL, 'qe-identity.json'), 'utf8'), 'enclaveIdentity', o.signing, edit) });
+    const dir = collateralDir(join(tempDir(), 'c'), same, {
+      'qe-identity.json': resignDoc(readFileSync(join(REAL, 'qe-identity.json'), 'utf8'), 'enclaveIdentity', o.signing, edit),
+    });
     const { code, v } = await evidence(['--report', TRUSTEE, '--roots', o.roots, '--collateral', dir, '--at', AT, '--policy', policy(TRUSTEE_POLICY)]);
     assert.equal(code, 1, what);
     assert.deepEqual(failing(v), ['collateral.qe-identity'], what);
@@ -111,7 +124,18 @@ test('TDX collateral: an out-of-date TCB fails under the default policy, passes 
   assert.equal(bad.code, 1);
   assert.deepEqual(failing(bad.v), ['collateral.tcb-status']);
   assert.match(bad.v.steps.find((s) => s.step === 'collateral.tcb-status')?.detail ?? '', /OutOfDate.*INTEL-SA-00000.*not accepted/);
-  const lenient = await evidence(['--report', TRUSTEE, '--roots', o.roots, '--collateral', dir, '--at', AT, '--policy', policy({ ...TRUSTEE_POLICY, tdx: { ...TRUSTEE_POLICY.tdx, acceptedTcbStatuses: ['UpToDate', 'OutOfDate'] } })]);
+  const lenient = await evidence([
+    '--report',
+    TRUSTEE,
+    '--roots',
+    o.roots,
+    '--collateral',
+    dir,
+    '--at',
+    AT,
+    '--policy',
+    policy({ ...TRUSTEE_POLICY, tdx: { ...TRUSTEE_POLICY.tdx, acceptedTcbStatuses: ['UpToDate', 'OutOfDate'] } }),
+  ]);
   assert.equal(lenient.code, 0, JSON.stringify(lenient.v.steps));
 });
 
@@ -140,11 +164,16 @@ test('TDX collateral: a revoked PCK certificate fails at collateral.pck-crl', as
   assert.deepEqual(failing(r.v), ['collateral.pck-crl']);
   assert.match(r.v.steps.find((s) => s.step === 'collateral.pck-crl')?.detail ?? '', /is revoked/);
   // a PCK CRL signed by someone else than the PCK's issuer is no CRL at all
-  const forged = collateralDir(join(tempDir(), 'c'), REAL, { ...base, 'pck-crl.der': makeCrl(makeCert('Intel SGX PCK Platform CA', o.root, { ca: true }), [], ...window) });
+  const forged = collateralDir(join(tempDir(), 'c'), REAL, {
+    ...base,
+    'pck-crl.der': makeCrl(makeCert('Intel SGX PCK Platform CA', o.root, { ca: true }), [], ...window),
+  });
   const f = await evidence(['--report', reQuote, '--roots', o.roots, '--collateral', forged, '--at', AT, '--policy', policy(TRUSTEE_POLICY)]);
   assert.deepEqual(failing(f.v), ['collateral.pck-crl']);
   // the root CRL revokes the platform CA
-  const rootRevokes = collateralDir(join(tempDir(), 'c'), good, { 'root-crl.der': makeCrl(o.root, [new X509Certificate(platformCa.cert).serialNumber], ...window) });
+  const rootRevokes = collateralDir(join(tempDir(), 'c'), good, {
+    'root-crl.der': makeCrl(o.root, [new X509Certificate(platformCa.cert).serialNumber], ...window),
+  });
   const rr = await evidence(['--report', reQuote, '--roots', o.roots, '--collateral', rootRevokes, '--at', AT, '--policy', policy(TRUSTEE_POLICY)]);
   assert.deepEqual(failing(rr.v), ['collateral.root-crl']);
 });
@@ -175,9 +204,31 @@ test('TDX policy: collateral required unless anyTcb; MRSEAM and minimum TEE_TCB_
   assert.deepEqual(failing(none.v), ['collateral']);
   const optOut = await evidence(['--report', TRUSTEE, '--roots', INTEL, '--at', AT, '--policy', policy({ ...TRUSTEE_POLICY, anyTcb: true })]);
   assert.equal(optOut.code, 0);
-  const strict = await evidence(['--report', TRUSTEE, '--roots', INTEL, '--collateral', REAL, '--at', AT, '--policy', policy({ allowDebug: true, tdx: { mrTd: [TRUSTEE_MRTD], mrSeam: ['00'.repeat(48)], minimumTeeTcbSvn: '03000600000000000000000000000000' } })]);
+  const strict = await evidence([
+    '--report',
+    TRUSTEE,
+    '--roots',
+    INTEL,
+    '--collateral',
+    REAL,
+    '--at',
+    AT,
+    '--policy',
+    policy({ allowDebug: true, tdx: { mrTd: [TRUSTEE_MRTD], mrSeam: ['00'.repeat(48)], minimumTeeTcbSvn: '03000600000000000000000000000000' } }),
+  ]);
   assert.deepEqual(failing(strict.v).sort(), ['policy.minimum-tee-tcb-svn', 'policy.mr-seam']);
-  const wrongTd = await evidence(['--report', TRUSTEE, '--roots', INTEL, '--collateral', REAL, '--at', AT, '--policy', policy({ allowDebug: true, tdx: { mrTd: ['00'.repeat(48)] } })]);
+  const wrongTd = await evidence([
+    '--report',
+    TRUSTEE,
+    '--roots',
+    INTEL,
+    '--collateral',
+    REAL,
+    '--at',
+    AT,
+    '--policy',
+    policy({ allowDebug: true, tdx: { mrTd: ['00'.repeat(48)] } }),
+  ]);
   assert.deepEqual(failing(wrongTd.v), ['policy.mr-td']);
 });
 

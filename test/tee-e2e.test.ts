@@ -17,7 +17,13 @@ export const SIM_POLICY = { snp: { measurements: [SIM_MEASUREMENT], minimumTcb: 
 test('simulated TEE end to end: a real build, a key born in the guest, evidence accepted under simulated roots only', async () => {
   const cacheDir = join(tempDir('tee-cache-'), 'cache');
   // TEE mode: no key file (JSON drops the undefined); the daemon makes its key at start-up
-  const d = await startDaemon({ extraConfig: { signingKeyFile: undefined, tee: { provider: 'simulated', allowSimulated: true, perTrace: true, keyName: 'sim-tee' }, caches: [{ url: `file://${cacheDir}` }] } });
+  const d = await startDaemon({
+    extraConfig: {
+      signingKeyFile: undefined,
+      tee: { provider: 'simulated', allowSimulated: true, perTrace: true, keyName: 'sim-tee' },
+      caches: [{ url: `file://${cacheDir}` }],
+    },
+  });
   try {
     assert.match(d.stderr(), /WARNING: SIMULATED TEE/);
     assert.match(d.stderr(), /generated in the guest/);
@@ -94,7 +100,16 @@ test('simulated TEE end to end: a real build, a key born in the guest, evidence 
     const tdir = join(out, String(traceEv.id));
     const tpre = readFileSync(join(tdir, 'preimage.bin'));
     assert.ok(tpre.equals(Buffer.concat([Buffer.from(TRACE_ATTESTATION_DOMAIN), createHash('sha256').update(row.statement).digest()])));
-    const tv = await verify(['--report', join(tdir, 'report.bin'), '--vcek', join(tdir, 'evidence-certs', 'vcek.der'), '--preimage', join(tdir, 'preimage.bin'), '--roots', roots]);
+    const tv = await verify([
+      '--report',
+      join(tdir, 'report.bin'),
+      '--vcek',
+      join(tdir, 'evidence-certs', 'vcek.der'),
+      '--preimage',
+      join(tdir, 'preimage.bin'),
+      '--roots',
+      roots,
+    ]);
     assert.equal(tv.code, 0);
     assert.ok(checkBundle(row.bundle, [genKey]).ok);
     assert.equal(checkBundle(row.bundle, [parsePublicKey(d.keys.publicKey)]).ok, false);
@@ -112,7 +127,13 @@ test('simulated TEE end to end: a real build, a key born in the guest, evidence 
     const lax = await run(VERIFY_CLI, [drv, '--policy', pol(roots, { allowDebug: false }), '--cache', `file://${cacheDir}`]);
     assert.equal(lax.code, 2);
     assert.match(lax.stderr, /lists no measurements/);
-    const otherImage = await run(VERIFY_CLI, [drv, '--policy', pol(roots, { ...SIM_POLICY, snp: { ...SIM_POLICY.snp, measurements: ['00'.repeat(48)] } }), '--cache', `file://${cacheDir}`]);
+    const otherImage = await run(VERIFY_CLI, [
+      drv,
+      '--policy',
+      pol(roots, { ...SIM_POLICY, snp: { ...SIM_POLICY.snp, measurements: ['00'.repeat(48)] } }),
+      '--cache',
+      `file://${cacheDir}`,
+    ]);
     assert.equal(otherImage.code, 1);
     const accepted = await run(VERIFY_CLI, [drv, '--policy', pol(roots), '--cache', `file://${cacheDir}`]);
     assert.equal(accepted.code, 0, accepted.stdout + accepted.stderr);
@@ -128,7 +149,10 @@ test('the simulated provider cannot be enabled by accident', async () => {
   const dir = tempDir();
   mkdirSync(join(dir, 'spool'));
   const cfg = join(dir, 'config.json');
-  writeFileSync(cfg, JSON.stringify({ spoolDir: join(dir, 'spool'), stateDir: join(dir, 'state'), socket: join(dir, 's.sock'), tee: { provider: 'simulated' } }));
+  writeFileSync(
+    cfg,
+    JSON.stringify({ spoolDir: join(dir, 'spool'), stateDir: join(dir, 'state'), socket: join(dir, 's.sock'), tee: { provider: 'simulated' } }),
+  );
   const r = await run(DAEMON_CLI, ['run', '--config', cfg]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /allowSimulated/);
@@ -137,7 +161,15 @@ test('the simulated provider cannot be enabled by accident', async () => {
 test('a TEE provider that is not there stops the daemon from starting, with the reason', async () => {
   const dir = tempDir();
   const cfg = join(dir, 'config.json');
-  writeFileSync(cfg, JSON.stringify({ spoolDir: join(dir, 'spool'), stateDir: join(dir, 'state'), socket: join(dir, 's.sock'), tee: { provider: 'sev-snp', configfsPath: join(dir, 'no-configfs'), machinesFile: join(dir, 'no-machines') } }));
+  writeFileSync(
+    cfg,
+    JSON.stringify({
+      spoolDir: join(dir, 'spool'),
+      stateDir: join(dir, 'state'),
+      socket: join(dir, 's.sock'),
+      tee: { provider: 'sev-snp', configfsPath: join(dir, 'no-configfs'), machinesFile: join(dir, 'no-machines') },
+    }),
+  );
   const r = await run(DAEMON_CLI, ['run', '--config', cfg]);
   assert.equal(r.code, 2);
   assert.match(r.stderr, /configfs-tsm is not available/);
@@ -152,7 +184,11 @@ test('TEE mode: no key file, no remote builders', async () => {
     writeFileSync(f, JSON.stringify(c));
     return f;
   };
-  const withFile = await run(DAEMON_CLI, ['run', '--config', cfg({ ...base, signingKeyFile: k.secretFile, tee: { provider: 'simulated', allowSimulated: true } })]);
+  const withFile = await run(DAEMON_CLI, [
+    'run',
+    '--config',
+    cfg({ ...base, signingKeyFile: k.secretFile, tee: { provider: 'simulated', allowSimulated: true } }),
+  ]);
   assert.equal(withFile.code, 2);
   assert.match(withFile.stderr, /signingKeyFile must not be set .* generates its signing key inside the guest/);
   const noFile = await run(DAEMON_CLI, ['run', '--config', cfg(base)]);
@@ -165,7 +201,9 @@ test('TEE mode: no key file, no remote builders', async () => {
   const m = await run(DAEMON_CLI, ['run', '--config', cfg({ ...base, tee: { ...sim, machinesFile: machines } })]);
   assert.equal(m.code, 2);
   assert.match(m.stderr, /TEE mode refuses to trace while Nix may build on remote builders: .*machines lists remote builders/);
-  const b = await run(DAEMON_CLI, ['run', '--config', cfg({ ...base, tee: { ...sim, machinesFile: join(dir, 'none') } })], { env: { ...process.env, NIX_CONFIG: 'builders = ssh://other.example x86_64-linux' } });
+  const b = await run(DAEMON_CLI, ['run', '--config', cfg({ ...base, tee: { ...sim, machinesFile: join(dir, 'none') } })], {
+    env: { ...process.env, NIX_CONFIG: 'builders = ssh://other.example x86_64-linux' },
+  });
   assert.equal(b.code, 2);
   assert.match(b.stderr, /builders setting is "ssh:\/\/other.example x86_64-linux"/);
 });
@@ -174,7 +212,10 @@ test('TEE mode: remote builders configured while running stop the daemon', async
   const dir = tempDir();
   const machines = join(dir, 'machines');
   process.env['BUILDTRACE_BUILDERS_RECHECK_MS'] = '200';
-  const d = await startDaemon({ dir, extraConfig: { signingKeyFile: undefined, tee: { provider: 'simulated', allowSimulated: true, machinesFile: machines } } });
+  const d = await startDaemon({
+    dir,
+    extraConfig: { signingKeyFile: undefined, tee: { provider: 'simulated', allowSimulated: true, machinesFile: machines } },
+  });
   delete process.env['BUILDTRACE_BUILDERS_RECHECK_MS'];
   const exited = new Promise<number | null>((r) => d.child.once('exit', (c) => r(c)));
   writeFileSync(machines, 'ssh://late.example x86_64-linux\n');

@@ -50,7 +50,14 @@ test('identity by measurement: keys from two boots are one signer; 2-of-2 with a
 
   const cacheT = join(dir, 'cache-tee');
   const cacheB = join(dir, 'cache-b');
-  const T = await startDaemon({ dir: join(dir, 'tee'), extraConfig: { signingKeyFile: undefined, tee: { provider: 'simulated', allowSimulated: true, keyName: 'tee-builder' }, caches: [{ url: `file://${cacheT}` }] } });
+  const T = await startDaemon({
+    dir: join(dir, 'tee'),
+    extraConfig: {
+      signingKeyFile: undefined,
+      tee: { provider: 'simulated', allowSimulated: true, keyName: 'tee-builder' },
+      caches: [{ url: `file://${cacheT}` }],
+    },
+  });
   const B = await startDaemon({ dir: join(dir, 'b'), keyName: 'builder-b', extraConfig: { caches: [{ url: `file://${cacheB}` }] } });
   try {
     // boot 1, then boot 2 (a fresh key, a fresh simulated platform with the same measurement)
@@ -63,7 +70,7 @@ test('identity by measurement: keys from two boots are one signer; 2-of-2 with a
     const keys = db.prepare("SELECT DISTINCT key_fp FROM evidence WHERE kind = 'key'").all() as { key_fp: string }[];
     const perDrv = db.prepare('SELECT rdrv_hash, COUNT(DISTINCT key_fp) AS n FROM traces GROUP BY rdrv_hash').all() as { n: number }[];
     db.close();
-    assert.ok(perDrv.length >= 2 && perDrv.every((r) => r.n === 2), 'every derivation is signed by both boots\' keys');
+    assert.ok(perDrv.length >= 2 && perDrv.every((r) => r.n === 2), "every derivation is signed by both boots' keys");
     assert.equal(keys.length, 2, 'two boots, two keys, two key attestations');
     assert.ok(readdirSync(join(cacheT, 'buildtrace', 'keys')).length === 2);
 
@@ -81,7 +88,7 @@ test('identity by measurement: keys from two boots are one signer; 2-of-2 with a
     const tee = { tee: { roots, policy: SIM_POLICY } };
 
     // no public key: every key whose attestation shows the measurement is "tee"
-    const alone = await verify(policy({ tee }, "tee"), [cacheT]);
+    const alone = await verify(policy({ tee }, 'tee'), [cacheT]);
     assert.equal(alone.code, 0, JSON.stringify(alone.r.problems));
     assert.deepEqual(alone.r.signers, ['tee']);
     assert.match(alone.r.keyStatus['tee']?.detail ?? '', /2 key\(s\) admitted/);
@@ -96,11 +103,19 @@ test('identity by measurement: keys from two boots are one signer; 2-of-2 with a
     assert.deepEqual([...withB.r.signers].sort(), ['B', 'tee']);
 
     // another measurement admits none of these keys
-    const otherImage = await verify(policy({ tee: { tee: { roots, policy: { ...SIM_POLICY, snp: { ...SIM_POLICY.snp, measurements: ['00'.repeat(48)] } } } } }, 'tee'), [cacheT]);
+    const otherImage = await verify(
+      policy({ tee: { tee: { roots, policy: { ...SIM_POLICY, snp: { ...SIM_POLICY.snp, measurements: ['00'.repeat(48)] } } } } }, 'tee'),
+      [cacheT],
+    );
     assert.equal(otherImage.code, 1);
-    assert.ok(otherImage.r.problems.some((p) => p.code === 'key-not-admitted' && /not admitted by measurement: .*policy\.measurement/.test(p.detail)), JSON.stringify(otherImage.r.problems));
+    assert.ok(
+      otherImage.r.problems.some((p) => p.code === 'key-not-admitted' && /not admitted by measurement: .*policy\.measurement/.test(p.detail)),
+      JSON.stringify(otherImage.r.problems),
+    );
     // the real AMD roots admit none either
-    const realRoots = await verify(policy({ tee: { tee: { roots: join(process.cwd(), 'test', 'vectors', 'tee', 'amd'), policy: SIM_POLICY } } }, 'tee'), [cacheT]);
+    const realRoots = await verify(policy({ tee: { tee: { roots: join(process.cwd(), 'test', 'vectors', 'tee', 'amd'), policy: SIM_POLICY } } }, 'tee'), [
+      cacheT,
+    ]);
     assert.equal(realRoots.code, 1);
 
     // per-trace evidence required, but this daemon does not attest each trace
@@ -121,14 +136,23 @@ test('identity by measurement: per-trace evidence, when required, is checked aga
   const s = salt();
   const expr = `derivation { name = "tee-pt-${s}"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo ${s} > $out"]; }`;
   const cache = join(dir, 'cache');
-  const T = await startDaemon({ dir: join(dir, 'tee'), extraConfig: { signingKeyFile: undefined, tee: { provider: 'simulated', allowSimulated: true, perTrace: true }, caches: [{ url: `file://${cache}` }] } });
+  const T = await startDaemon({
+    dir: join(dir, 'tee'),
+    extraConfig: { signingKeyFile: undefined, tee: { provider: 'simulated', allowSimulated: true, perTrace: true }, caches: [{ url: `file://${cache}` }] },
+  });
   try {
     const b = await nixBuildWithHook(T.spool, ['-E', expr]);
     assert.equal(b.code, 0, b.stderr);
     assert.equal((await T.cli(['push', '--wait'])).code, 0);
     const drv = (await must('nix-instantiate', ['-E', expr], { env: nixEnv() })).stdout.trim();
     const f = join(dir, 'policy.json');
-    writeFileSync(f, JSON.stringify({ keys: { tee: { tee: { roots: join(T.dir, 'state', 'simulated-tee', 'roots'), policy: SIM_POLICY, requirePerTraceEvidence: true } } }, trust: 'tee' }));
+    writeFileSync(
+      f,
+      JSON.stringify({
+        keys: { tee: { tee: { roots: join(T.dir, 'state', 'simulated-tee', 'roots'), policy: SIM_POLICY, requirePerTraceEvidence: true } } },
+        trust: 'tee',
+      }),
+    );
     const ok = await run(VERIFY_CLI, [drv, '--policy', f, '--cache', `file://${cache}`]);
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
     // the per-trace evidence gone: refused
@@ -165,7 +189,16 @@ test('trust policy tee.crl: a key whose SEV-SNP chain has a revoked ASK is not a
     const preimage = keyAttestationPreimage(key.raw, Buffer.alloc(32, 7));
     const cache = new FileCache(join(dir, 'evidence-cache'));
     await appendLines(cache, `buildtrace/keys/${key.fingerprint}.jsonl`, [
-      evidenceToJson({ kind: 'key', keyFingerprint: key.fingerprint, format: 'sev-snp', simulated: true, collectedAt: new Date().toISOString(), report: p.report(reportDataFor(preimage)), preimage, certs: [{ role: 'vcek', der: p.vcek }] }),
+      evidenceToJson({
+        kind: 'key',
+        keyFingerprint: key.fingerprint,
+        format: 'sev-snp',
+        simulated: true,
+        collectedAt: new Date().toISOString(),
+        report: p.report(reportDataFor(preimage)),
+        preimage,
+        certs: [{ role: 'vcek', der: p.vcek }],
+      }),
     ]);
     const arkName = subjectDer(new X509Certificate(p.ark));
     const window = [new Date(Date.now() - 86_400_000), new Date(Date.now() + 86_400_000)] as const;
@@ -173,7 +206,10 @@ test('trust policy tee.crl: a key whose SEV-SNP chain has a revoked ASK is not a
       const crl = join(dir, `crl-${revoked.length}.der`);
       writeFileSync(crl, makeAmdCrl(arkName, p.arkKey, revoked, ...window));
       const f = join(dir, `policy-${revoked.length}.json`);
-      writeFileSync(f, JSON.stringify({ keys: { A: { publicKey: A.keys.publicKey, tee: { roots, crl, policy: { anyMeasurement: true, anyTcb: true } } } }, trust: 'A' }));
+      writeFileSync(
+        f,
+        JSON.stringify({ keys: { A: { publicKey: A.keys.publicKey, tee: { roots, crl, policy: { anyMeasurement: true, anyTcb: true } } } }, trust: 'A' }),
+      );
       const r = await run(VERIFY_CLI, [drv, '--policy', f, '--db', A.dbFile, '--cache', cache.url, '--json']);
       return { code: r.code, r: JSON.parse(r.stdout) as Result };
     };

@@ -30,7 +30,10 @@ export function makeCert(subject: string, issuer: TestCa | undefined, opts: { ca
   const kp = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const subj = name(subject);
   const signer = issuer?.key ?? kp.privateKey;
-  const exts = [seq(oid('2.5.29.19'), tlv(0x01, Buffer.from([0xff])), octets(seq(...(opts.ca ? [tlv(0x01, Buffer.from([0xff]))] : [])))), ...(opts.extensions ?? [])];
+  const exts = [
+    seq(oid('2.5.29.19'), tlv(0x01, Buffer.from([0xff])), octets(seq(...(opts.ca ? [tlv(0x01, Buffer.from([0xff]))] : [])))),
+    ...(opts.extensions ?? []),
+  ];
   const tbs = seq(
     ctx(0, int(2)),
     int(serial++),
@@ -52,13 +55,24 @@ export function makeCrl(issuer: TestCa, revokedSerialsHex: readonly string[], th
 
 const RSA_PSS_SHA384 = seq(
   oid('1.2.840.113549.1.1.10'),
-  seq(ctx(0, seq(oid('2.16.840.1.101.3.4.2.2'), nullDer())), ctx(1, seq(oid('1.2.840.113549.1.1.8'), seq(oid('2.16.840.1.101.3.4.2.2'), nullDer()))), ctx(2, int(48))),
+  seq(
+    ctx(0, seq(oid('2.16.840.1.101.3.4.2.2'), nullDer())),
+    ctx(1, seq(oid('1.2.840.113549.1.1.8'), seq(oid('2.16.840.1.101.3.4.2.2'), nullDer()))),
+    ctx(2, int(48)),
+  ),
 );
 
 /** An AMD-style CRL (RSA-PSS/SHA-384, as KDS serves), issued under `issuerName` (DER) with `key`. */
 export function makeAmdCrl(issuerName: Uint8Array, key: KeyObject, revokedSerialsHex: readonly string[], thisUpdate: Date, nextUpdate: Date): Buffer {
   const revoked = revokedSerialsHex.map((h) => seq(int(Buffer.from(h.length % 2 ? `0${h}` : h, 'hex')), generalizedTime(thisUpdate)));
-  const tbs = seq(int(1), RSA_PSS_SHA384, Buffer.from(issuerName), generalizedTime(thisUpdate), generalizedTime(nextUpdate), ...(revoked.length ? [seq(...revoked)] : []));
+  const tbs = seq(
+    int(1),
+    RSA_PSS_SHA384,
+    Buffer.from(issuerName),
+    generalizedTime(thisUpdate),
+    generalizedTime(nextUpdate),
+    ...(revoked.length ? [seq(...revoked)] : []),
+  );
   return seq(tbs, RSA_PSS_SHA384, bitString(sign('sha384', tbs, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 })));
 }
 
@@ -103,7 +117,11 @@ export function sgxExtensionOf(quote: Buffer): Buffer {
 }
 
 /** Writes a collateral directory: real files from `from`, with replacements. */
-export function collateralDir(dir: string, from: string, replace: Partial<Record<'tcb-info.json' | 'qe-identity.json' | 'tcb-signing-chain.pem' | 'pck-crl.der' | 'root-crl.der', Buffer | string>>): string {
+export function collateralDir(
+  dir: string,
+  from: string,
+  replace: Partial<Record<'tcb-info.json' | 'qe-identity.json' | 'tcb-signing-chain.pem' | 'pck-crl.der' | 'root-crl.der', Buffer | string>>,
+): string {
   mkdirSync(dir, { recursive: true });
   for (const f of ['tcb-info.json', 'qe-identity.json', 'tcb-signing-chain.pem', 'pck-crl.der', 'root-crl.der'] as const) {
     const r = replace[f];
@@ -112,4 +130,3 @@ export function collateralDir(dir: string, from: string, replace: Partial<Record
   }
   return dir;
 }
-

@@ -24,14 +24,48 @@ async function evidence(args: string[]): Promise<{ code: number; v: Verdict; std
 
 const step = (v: Verdict, name: string) => v.steps.find((s) => s.step === name)?.ok;
 
-const SNP_FIELDS = ['version', 'guest_svn', 'policy', 'policy_debug', 'policy_smt', 'policy_migrate_ma', 'vmpl', 'signature_algo', 'signing_key', 'platform_info',
-  'family_id', 'image_id', 'current_tcb', 'reported_tcb', 'reported_tcb_parts', 'committed_tcb', 'launch_tcb', 'current_version', 'report_data', 'measurement',
-  'host_data', 'report_id', 'chip_id'];
+const SNP_FIELDS = [
+  'version',
+  'guest_svn',
+  'policy',
+  'policy_debug',
+  'policy_smt',
+  'policy_migrate_ma',
+  'vmpl',
+  'signature_algo',
+  'signing_key',
+  'platform_info',
+  'family_id',
+  'image_id',
+  'current_tcb',
+  'reported_tcb',
+  'reported_tcb_parts',
+  'committed_tcb',
+  'launch_tcb',
+  'current_version',
+  'report_data',
+  'measurement',
+  'host_data',
+  'report_id',
+  'chip_id',
+];
 
-for (const [id, dir] of [['sev-snp/milan-v2-gosev', 'milan-v2-gosev'], ['sev-snp/milan-v2-virtee', 'milan-v2-virtee']] as const) {
+for (const [id, dir] of [
+  ['sev-snp/milan-v2-gosev', 'milan-v2-gosev'],
+  ['sev-snp/milan-v2-virtee', 'milan-v2-virtee'],
+] as const) {
   test(`${id}: fields as the manifest states, every step as expected`, async () => {
     const m = vector(id);
-    const { code, v } = await evidence(['--report', join(V, 'sev-snp', dir, 'report.bin'), '--vcek', join(V, 'sev-snp', dir, 'vcek.der'), '--roots', join(V, 'amd'), '--at', '2026-01-01T00:00:00Z']);
+    const { code, v } = await evidence([
+      '--report',
+      join(V, 'sev-snp', dir, 'report.bin'),
+      '--vcek',
+      join(V, 'sev-snp', dir, 'vcek.der'),
+      '--roots',
+      join(V, 'amd'),
+      '--at',
+      '2026-01-01T00:00:00Z',
+    ]);
     assert.equal(v.format, 'sev-snp');
     for (const f of SNP_FIELDS) assert.deepEqual(v.fields[f], m.fields[f], `field ${f}`);
     assert.equal(step(v, 'signature'), m.expected['signature_valid']);
@@ -47,15 +81,29 @@ for (const [id, dir] of [['sev-snp/milan-v2-gosev', 'milan-v2-gosev'], ['sev-snp
 }
 
 test('SNP: the tampered report fails at the signature step only', async () => {
-  const { code, v } = await evidence(['--report', join(V, 'sev-snp/milan-v2-gosev/report-tampered-report_data.bin'), '--vcek', join(V, 'sev-snp/milan-v2-gosev/vcek.der'), '--roots', join(V, 'amd')]);
+  const { code, v } = await evidence([
+    '--report',
+    join(V, 'sev-snp/milan-v2-gosev/report-tampered-report_data.bin'),
+    '--vcek',
+    join(V, 'sev-snp/milan-v2-gosev/vcek.der'),
+    '--roots',
+    join(V, 'amd'),
+  ]);
   assert.equal(code, 1);
   assert.equal(step(v, 'signature'), false);
   assert.equal(step(v, 'chain'), true);
   assert.equal(step(v, 'tcb-binding'), true);
 });
 
-test('SNP: a report with another chip\'s VCEK fails signature and bindings', async () => {
-  const { code, v } = await evidence(['--report', join(V, 'sev-snp/milan-v2-virtee/report.bin'), '--vcek', join(V, 'sev-snp/milan-v2-gosev/vcek.der'), '--roots', join(V, 'amd')]);
+test("SNP: a report with another chip's VCEK fails signature and bindings", async () => {
+  const { code, v } = await evidence([
+    '--report',
+    join(V, 'sev-snp/milan-v2-virtee/report.bin'),
+    '--vcek',
+    join(V, 'sev-snp/milan-v2-gosev/vcek.der'),
+    '--roots',
+    join(V, 'amd'),
+  ]);
   assert.equal(code, 1);
   assert.equal(step(v, 'signature'), false);
   assert.equal(step(v, 'chip-id-binding'), false);
@@ -63,7 +111,14 @@ test('SNP: a report with another chip\'s VCEK fails signature and bindings', asy
 
 for (const n of ['legacy', 'new']) {
   test(`SNP: negative VCEK (${n} hwID encoding) parses and fails the chain`, async () => {
-    const { code, v } = await evidence(['--report', join(V, 'sev-snp/milan-v2-gosev/report.bin'), '--vcek', join(V, `sev-snp/negative/vcek-invalid-${n}.der`), '--roots', join(V, 'amd')]);
+    const { code, v } = await evidence([
+      '--report',
+      join(V, 'sev-snp/milan-v2-gosev/report.bin'),
+      '--vcek',
+      join(V, `sev-snp/negative/vcek-invalid-${n}.der`),
+      '--roots',
+      join(V, 'amd'),
+    ]);
     assert.equal(code, 1);
     assert.equal(step(v, 'endorsement-key'), true, 'both hwID encodings parse');
     assert.equal(step(v, 'chain'), false);
@@ -95,25 +150,73 @@ test('SNP: verification time, pinned roots and policy fields', async () => {
     writeFileSync(f, JSON.stringify(p));
     return f;
   };
-  const good = await evidence(['--report', report, '--vcek', vcek, '--roots', join(V, 'amd'), '--policy', pol({
-    snp: { measurements: [m.fields['measurement']], vmpl: 0, signingKeys: ['VCEK'], reportVersions: [2], minimumTcb: { bootloader: 3, snp: 8, microcode: 115 } },
-    rootFingerprints: ['69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd'],
-  })]);
+  const good = await evidence([
+    '--report',
+    report,
+    '--vcek',
+    vcek,
+    '--roots',
+    join(V, 'amd'),
+    '--policy',
+    pol({
+      snp: {
+        measurements: [m.fields['measurement']],
+        vmpl: 0,
+        signingKeys: ['VCEK'],
+        reportVersions: [2],
+        minimumTcb: { bootloader: 3, snp: 8, microcode: 115 },
+      },
+      rootFingerprints: ['69d063b45344d26a2e94e1f4210de49ef555308287d4c174445c95639a540bcd'],
+    }),
+  ]);
   assert.equal(good.code, 0, JSON.stringify(good.v.steps));
-  const bad = await evidence(['--report', report, '--vcek', vcek, '--roots', join(V, 'amd'), '--policy', pol({
-    snp: { measurements: ['00'.repeat(48)], vmpl: 1, signingKeys: ['VLEK'], reportVersions: [3, 4, 5], minimumTcb: { microcode: 200 } },
-    rootFingerprints: ['4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1'],
-  })]);
+  const bad = await evidence([
+    '--report',
+    report,
+    '--vcek',
+    vcek,
+    '--roots',
+    join(V, 'amd'),
+    '--policy',
+    pol({
+      snp: { measurements: ['00'.repeat(48)], vmpl: 1, signingKeys: ['VLEK'], reportVersions: [3, 4, 5], minimumTcb: { microcode: 200 } },
+      rootFingerprints: ['4c6598d19c18719c5dfd4a7d335f674e5bfe1d8f800cea2cf270c10d103db2f1'],
+    }),
+  ]);
   assert.equal(bad.code, 1);
-  for (const s of ['policy.measurement', 'policy.vmpl', 'policy.signing-key', 'policy.report-version', 'policy.minimum-tcb', 'chain']) assert.equal(step(bad.v, s), false, s);
-  const debugOk = await evidence(['--report', join(V, 'sev-snp/milan-v2-gosev/report.bin'), '--vcek', join(V, 'sev-snp/milan-v2-gosev/vcek.der'), '--roots', join(V, 'amd'), '--policy', pol({ allowDebug: true, anyMeasurement: true, anyTcb: true })]);
+  for (const s of ['policy.measurement', 'policy.vmpl', 'policy.signing-key', 'policy.report-version', 'policy.minimum-tcb', 'chain'])
+    assert.equal(step(bad.v, s), false, s);
+  const debugOk = await evidence([
+    '--report',
+    join(V, 'sev-snp/milan-v2-gosev/report.bin'),
+    '--vcek',
+    join(V, 'sev-snp/milan-v2-gosev/vcek.der'),
+    '--roots',
+    join(V, 'amd'),
+    '--policy',
+    pol({ allowDebug: true, anyMeasurement: true, anyTcb: true }),
+  ]);
   assert.equal(debugOk.code, 0);
   const badPolicy = await evidence(['--report', report, '--vcek', vcek, '--roots', join(V, 'amd'), '--policy', pol({ snp: { vmpl: 9 } })]);
   assert.equal(badPolicy.code, 2);
   assert.match(badPolicy.stderr, /snp\.vmpl/);
 });
 
-const TDX_FIELDS = ['tee_tcb_svn', 'mr_seam', 'td_attributes', 'xfam', 'mr_td', 'mr_config_id', 'mr_owner', 'mr_owner_config', 'rtmr0', 'rtmr1', 'rtmr2', 'rtmr3', 'report_data'];
+const TDX_FIELDS = [
+  'tee_tcb_svn',
+  'mr_seam',
+  'td_attributes',
+  'xfam',
+  'mr_td',
+  'mr_config_id',
+  'mr_owner',
+  'mr_owner_config',
+  'rtmr0',
+  'rtmr1',
+  'rtmr2',
+  'rtmr3',
+  'report_data',
+];
 
 for (const id of ['tdx/v4-trustee', 'tdx/v4-gotdx-spr']) {
   test(`${id}: fields and every step as the manifest states`, async () => {

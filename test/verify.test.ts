@@ -57,7 +57,10 @@ describe('trace-verify re-does resolution across real closures signed by three b
     args = [join(FIXTURES, 'verify.nix'), '--argstr', 'salt', s, '--argstr', 'nondet', nondet];
     const attrs = ['agree3', 'conv3', 'div3', 'ia3', 'top', 'multi', 'cuse', 'fod', 'app', 'capp', 'fuse'];
     const inst = (await must('nix-instantiate', [...args, ...attrs.flatMap((a) => ['-A', a])], { env: nixEnv() })).stdout.trim().split('\n');
-    const closure = (await must('nix-store', ['-qR', ...inst], { env: nixEnv() })).stdout.trim().split('\n').filter((p) => p.endsWith('.drv'));
+    const closure = (await must('nix-store', ['-qR', ...inst], { env: nixEnv() })).stdout
+      .trim()
+      .split('\n')
+      .filter((p) => p.endsWith('.drv'));
     for (const p of closure) drv.set(p.replace(/^.*?-v-/, '').replace(/\.drv$/, ''), p);
     [A, B, C] = await Promise.all([startDaemon({ keyName: 'builder-a' }), startDaemon({ keyName: 'builder-b' }), startDaemon({ keyName: 'builder-c' })]);
 
@@ -71,7 +74,11 @@ describe('trace-verify re-does resolution across real closures signed by three b
 
     // builder B rebuilds the non-deterministic part and gets different outputs there
     const db = new Database(A.dbFile, { readonly: true });
-    const outs = (db.prepare(`SELECT o.path FROM outputs o JOIN traces t ON t.id = o.trace_id WHERE t.drv_name IN (${NONDET.map(() => '?').join(',')})`).all(...NONDET.map((n) => `v-${n}`)) as { path: string }[]).map((r) => r.path);
+    const outs = (
+      db
+        .prepare(`SELECT o.path FROM outputs o JOIN traces t ON t.id = o.trace_id WHERE t.drv_name IN (${NONDET.map(() => '?').join(',')})`)
+        .all(...NONDET.map((n) => `v-${n}`)) as { path: string }[]
+    ).map((r) => r.path);
     db.close();
     // with them go the resolved .drv files Nix wrote, which reference the old outputs
     const doomed = (await must('nix-store', ['--query', '--referrers-closure', ...new Set(outs)], { env: nixEnv() })).stdout.trim().split('\n');
@@ -138,7 +145,10 @@ describe('trace-verify re-does resolution across real closures signed by three b
     assert.equal(r2.code, 1);
     const t = r2.r.problems.filter((p) => p.code === 'threshold-not-met');
     assert.ok(t.length > 0);
-    assert.ok(t.every((p) => /signed by \{(A|B)\}/.test(p.detail)), JSON.stringify(t));
+    assert.ok(
+      t.every((p) => /signed by \{(A|B)\}/.test(p.detail)),
+      JSON.stringify(t),
+    );
     const r1 = await verify(drv.get('div3') as string, policy({ threshold: 1, of: ['A', 'B'] }), dbs(A, B));
     assert.equal(r1.code, 0);
     assert.equal(r1.r.signers.length, 1);
@@ -148,7 +158,8 @@ describe('trace-verify re-does resolution across real closures signed by three b
     const cache = join(dir, 'dup-cache');
     const c = new FileCache(cache);
     const db = new Database(A.dbFile, { readonly: true });
-    for (const row of db.prepare('SELECT rdrv_hash, bundle FROM traces').all() as { rdrv_hash: string; bundle: string }[]) await appendLines(c, `traces/${row.rdrv_hash}`, [row.bundle]);
+    for (const row of db.prepare('SELECT rdrv_hash, bundle FROM traces').all() as { rdrv_hash: string; bundle: string }[])
+      await appendLines(c, `traces/${row.rdrv_hash}`, [row.bundle]);
     db.close();
     const { code, r } = await verify(drv.get('agree3') as string, policy(both), [...dbs(A, A), '--cache', `file://${cache}`]);
     assert.equal(code, 1);
@@ -171,7 +182,12 @@ describe('trace-verify re-does resolution across real closures signed by three b
     const m = drv.get('multi') as string;
     const outOnly = await verify(m, policy(both), dbs(A, B), ['--output', 'out']);
     assert.equal(outOnly.code, 1);
-    assert.ok(outOnly.r.problems.some((p) => p.code === 'content-disputed' && p.drv === m && /-v-multi-dev/.test(p.detail) && / by A\b/.test(p.detail) && / by B\b/.test(p.detail)), JSON.stringify(outOnly.r.problems));
+    assert.ok(
+      outOnly.r.problems.some(
+        (p) => p.code === 'content-disputed' && p.drv === m && /-v-multi-dev/.test(p.detail) && / by A\b/.test(p.detail) && / by B\b/.test(p.detail),
+      ),
+      JSON.stringify(outOnly.r.problems),
+    );
     const one = await verify(m, policy({ threshold: 1, of: ['A', 'B'] }), dbs(A, B), ['--output', 'out']);
     assert.equal(one.code, 0, JSON.stringify(one.r.problems));
     assert.deepEqual(Object.keys(one.r.outputs), ['out']);
@@ -185,7 +201,10 @@ describe('trace-verify re-does resolution across real closures signed by three b
     // cmulti and C's bundle are in the cache: cuse must not verify.
     const claim = (h: DaemonHandle): Map<string, string> => {
       const db = new Database(h.dbFile, { readonly: true });
-      const rows = db.prepare("SELECT o.name, o.path FROM outputs o JOIN traces t ON t.id = o.trace_id WHERE t.drv_name = 'v-cmulti'").all() as { name: string; path: string }[];
+      const rows = db.prepare("SELECT o.name, o.path FROM outputs o JOIN traces t ON t.id = o.trace_id WHERE t.drv_name = 'v-cmulti'").all() as {
+        name: string;
+        path: string;
+      }[];
       db.close();
       return new Map(rows.map((r) => [r.name, r.path]));
     };
@@ -219,7 +238,10 @@ describe('trace-verify re-does resolution across real closures signed by three b
     }
     const { code, r } = await verify(cuseDrv, policy({ threshold: 1, of: ['A', 'B', 'C'] }), ['--cache', cache.url]);
     assert.equal(code, 1, 'a mixed resolution must not verify');
-    assert.ok(r.problems.filter((p) => p.drv === cuseDrv).every((p) => p.code === 'no-bundle'), JSON.stringify(r.problems));
+    assert.ok(
+      r.problems.filter((p) => p.drv === cuseDrv).every((p) => p.code === 'no-bundle'),
+      JSON.stringify(r.problems),
+    );
     assert.equal(r.problems.filter((p) => p.drv === cuseDrv).length, 2, 'exactly the two consistent resolutions were tried');
     // with the real builders' databases the consistent claims verify 1-of-3
     assert.equal((await verify(cuseDrv, policy({ threshold: 1, of: ['A', 'B', 'C'] }), dbs(A, B))).code, 0);
@@ -232,10 +254,19 @@ describe('trace-verify re-does resolution across real closures signed by three b
   });
 
   test('a target without claims, and a fixed-output target', async () => {
-    const fresh = (await must('nix-instantiate', ['-E', `derivation { name = "unbuilt-${salt()}"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo > $out"]; }`], { env: nixEnv() })).stdout.trim();
+    const fresh = (
+      await must(
+        'nix-instantiate',
+        ['-E', `derivation { name = "unbuilt-${salt()}"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo > $out"]; }`],
+        { env: nixEnv() },
+      )
+    ).stdout.trim();
     const none = await verify(fresh, policy('A'), dbs(A, B, C));
     assert.equal(none.code, 1);
-    assert.ok(none.r.problems.some((p) => p.code === 'no-bundle' && p.drv === fresh), JSON.stringify(none.r.problems));
+    assert.ok(
+      none.r.problems.some((p) => p.code === 'no-bundle' && p.drv === fresh),
+      JSON.stringify(none.r.problems),
+    );
     // signed only by a key the trust tree does not name
     const wrong = await verify(drv.get('agree3') as string, policy('A'), dbs(C));
     assert.equal(wrong.code, 1);
@@ -248,7 +279,11 @@ describe('trace-verify re-does resolution across real closures signed by three b
   // --- tampering: each must fail and name the derivation ---
   const aTrace = (name: string): { rdrv_hash: string; bundle: string; statement: Buffer } => {
     const db = new Database(A.dbFile, { readonly: true });
-    const row = db.prepare('SELECT rdrv_hash, bundle, statement FROM traces WHERE drv_name = ?').get(`v-${name}`) as { rdrv_hash: string; bundle: string; statement: Buffer };
+    const row = db.prepare('SELECT rdrv_hash, bundle, statement FROM traces WHERE drv_name = ?').get(`v-${name}`) as {
+      rdrv_hash: string;
+      bundle: string;
+      statement: Buffer;
+    };
     db.close();
     return row;
   };
@@ -304,10 +339,23 @@ describe('trace-verify re-does resolution across real closures signed by three b
   });
 
   // --- #10: claims, worlds, equivocation ---
-  const traceOf = (h: DaemonHandle, name: string): { rdrv_hash: string; bundle: string; statement: Buffer; outputs: { name: string; path: string; nar_hash: string; nar_size: number }[] } => {
+  const traceOf = (
+    h: DaemonHandle,
+    name: string,
+  ): { rdrv_hash: string; bundle: string; statement: Buffer; outputs: { name: string; path: string; nar_hash: string; nar_size: number }[] } => {
     const db = new Database(h.dbFile, { readonly: true });
-    const row = db.prepare('SELECT id, rdrv_hash, bundle, statement FROM traces WHERE drv_name = ?').get(`v-${name}`) as { id: number; rdrv_hash: string; bundle: string; statement: Buffer };
-    const outputs = db.prepare('SELECT name, path, nar_hash, nar_size FROM outputs WHERE trace_id = ?').all(row.id) as { name: string; path: string; nar_hash: string; nar_size: number }[];
+    const row = db.prepare('SELECT id, rdrv_hash, bundle, statement FROM traces WHERE drv_name = ?').get(`v-${name}`) as {
+      id: number;
+      rdrv_hash: string;
+      bundle: string;
+      statement: Buffer;
+    };
+    const outputs = db.prepare('SELECT name, path, nar_hash, nar_size FROM outputs WHERE trace_id = ?').all(row.id) as {
+      name: string;
+      path: string;
+      nar_hash: string;
+      nar_size: number;
+    }[];
     db.close();
     return { ...row, outputs };
   };
@@ -315,7 +363,11 @@ describe('trace-verify re-does resolution across real closures signed by three b
   type Json = Record<string, unknown>;
   // laut's #ca profile is signed Ed25519ph, our build type pure Ed25519 (as the daemon does)
   const resign = (h: DaemonHandle, st: Json): string =>
-    createBundle(Buffer.from(JSON.stringify(st)), secret(h), (st as { predicate: { buildDefinition: Json } }).predicate.buildDefinition['buildType'] === BUILD_TYPE_CA ? 'ed25519ph' : 'ed25519');
+    createBundle(
+      Buffer.from(JSON.stringify(st)),
+      secret(h),
+      (st as { predicate: { buildDefinition: Json } }).predicate.buildDefinition['buildType'] === BUILD_TYPE_CA ? 'ed25519ph' : 'ed25519',
+    );
   const one = { threshold: 1, of: ['A', 'B'] };
 
   test('#10 item 1: an input-addressed input with disputed content is never pooled (IA consumer)', async () => {
@@ -343,11 +395,21 @@ describe('trace-verify re-does resolution across real closures signed by three b
   test('#10 item 1: a CA derivation whose input-addressed input is disputed (CA consumer)', async () => {
     const capp = drv.get('capp') as string;
     // the daemon writes our build type for a CA derivation with an IA input (#ca could not bind lib)
-    const own = JSON.parse(traceOf(A, 'capp').statement.toString('utf8')) as Json & { subject: (Json & { annotations: Json })[]; predicate: { buildDefinition: Json } };
+    const own = JSON.parse(traceOf(A, 'capp').statement.toString('utf8')) as Json & {
+      subject: (Json & { annotations: Json })[];
+      predicate: { buildDefinition: Json };
+    };
     assert.equal(own.predicate.buildDefinition['buildType'], BUILD_TYPE_IA);
     // a #ca statement (laut's profile lists no inputs) cannot bind lib: refused, naming lib
     const forged = new FileCache(join(dir, 'capp-ca'));
-    const asCa = { ...own, subject: own.subject.map((x) => ({ ...x, annotations: { ...x.annotations, laut_castoreEntry: 'CgA=' } })), predicate: { ...own.predicate, buildDefinition: { buildType: BUILD_TYPE_CA, externalParameters: own.predicate.buildDefinition['externalParameters'] as Json } } };
+    const asCa = {
+      ...own,
+      subject: own.subject.map((x) => ({ ...x, annotations: { ...x.annotations, laut_castoreEntry: 'CgA=' } })),
+      predicate: {
+        ...own.predicate,
+        buildDefinition: { buildType: BUILD_TYPE_CA, externalParameters: own.predicate.buildDefinition['externalParameters'] as Json },
+      },
+    };
     for (const h of [A, B]) {
       const l = traceOf(h, 'lib');
       await appendLines(forged, `traces/${l.rdrv_hash}`, [l.bundle]);
@@ -356,7 +418,10 @@ describe('trace-verify re-does resolution across real closures signed by three b
     const ca = await verify(capp, policy(one), ['--cache', forged.url]);
     assert.equal(ca.code, 1);
     const libPath = (traceOf(A, 'lib').outputs[0] as { path: string }).path;
-    assert.ok(ca.r.problems.some((p) => p.code === 'input-missing' && p.drv === capp && p.detail.includes(libPath) && p.signer !== undefined), JSON.stringify(ca.r.problems));
+    assert.ok(
+      ca.r.problems.some((p) => p.code === 'input-missing' && p.drv === capp && p.detail.includes(libPath) && p.signer !== undefined),
+      JSON.stringify(ca.r.problems),
+    );
     // our build type with derivationKind "ca" lists lib's content, as each builder saw it
     const cache = new FileCache(join(dir, 'capp-ia'));
     for (const h of [A, B]) {
@@ -369,14 +434,19 @@ describe('trace-verify re-does resolution across real closures signed by three b
         buildType: BUILD_TYPE_IA,
         externalParameters: st.predicate.buildDefinition['externalParameters'] as Json,
         internalParameters: { derivationKind: 'ca', drvName: 'v-capp' },
-        resolvedDependencies: [{ uri: `nix-store:${lo.path}`, digest: { sha256: lo.nar_hash }, mediaType: NAR_MEDIA_TYPE, annotations: { buildtrace_narSize: lo.nar_size } }],
+        resolvedDependencies: [
+          { uri: `nix-store:${lo.path}`, digest: { sha256: lo.nar_hash }, mediaType: NAR_MEDIA_TYPE, annotations: { buildtrace_narSize: lo.nar_size } },
+        ],
       };
       await appendLines(cache, `traces/${t.rdrv_hash}`, [resign(h, st)]);
     }
     assert.equal(traceOf(A, 'capp').rdrv_hash, traceOf(B, 'capp').rdrv_hash);
     const r2 = await verify(capp, policy(both), ['--cache', cache.url]);
     assert.equal(r2.code, 1, 'same CA output, but A and B disagree on its input lib');
-    assert.ok(r2.r.problems.some((p) => p.code === 'content-disputed' && p.drv === drv.get('lib')), JSON.stringify(r2.r.problems));
+    assert.ok(
+      r2.r.problems.some((p) => p.code === 'content-disputed' && p.drv === drv.get('lib')),
+      JSON.stringify(r2.r.problems),
+    );
     const r1 = await verify(capp, policy(one), ['--cache', cache.url]);
     assert.equal(r1.code, 0, JSON.stringify(r1.r.problems));
     assert.equal(r1.r.signers.length, 1);
@@ -387,7 +457,9 @@ describe('trace-verify re-does resolution across real closures signed by three b
     assert.equal((await verify(fuse, policy(both), dbs(A, B))).code, 0);
     // B says the flat FOD's output had another NAR (a liar, or another executable bit)
     const t = traceOf(B, 'fuse');
-    const st = JSON.parse(t.statement.toString('utf8')) as { predicate: { buildDefinition: { resolvedDependencies: { uri: string; digest: { sha256: string } }[] } } };
+    const st = JSON.parse(t.statement.toString('utf8')) as {
+      predicate: { buildDefinition: { resolvedDependencies: { uri: string; digest: { sha256: string } }[] } };
+    };
     const dep = st.predicate.buildDefinition.resolvedDependencies.find((x) => x.uri.includes('-v-fod'));
     assert.ok(dep);
     const real = dep.digest.sha256;
@@ -413,7 +485,10 @@ describe('trace-verify re-does resolution across real closures signed by three b
     const r = await verify(drv.get('ia2') as string, policy('A', { A }), ['--cache', cache.url]);
     assert.equal(r.code, 1);
     const e = r.r.problems.find((p) => p.code === 'equivocation');
-    assert.ok(e && e.drv === drv.get('ia1') && e.signer === 'A' && (e as { resolvedDrv?: string }).resolvedDrv?.includes(t.rdrv_hash), JSON.stringify(r.r.problems));
+    assert.ok(
+      e && e.drv === drv.get('ia1') && e.signer === 'A' && (e as { resolvedDrv?: string }).resolvedDrv?.includes(t.rdrv_hash),
+      JSON.stringify(r.r.problems),
+    );
     // with an honest second signer, 1-of-2 still verifies, on B's claim for ia1
     const withB = await verify(drv.get('ia2') as string, policy(one, { A, B }), ['--cache', cache.url, ...dbs(B)]);
     assert.equal(withB.code, 0, JSON.stringify(withB.r.problems));
@@ -437,7 +512,7 @@ describe('trace-verify re-does resolution across real closures signed by three b
     }
   });
 
-  test('#10: line order decides nothing; a dishonest signer\'s claims read first do not push the honest combination past the bound', async () => {
+  test("#10: line order decides nothing; a dishonest signer's claims read first do not push the honest combination past the bound", async () => {
     // C (admitted) claims five made-up contents for agree1, whose paths sort before the real one,
     // and its lines come first. With maxResolutions 2 the honest resolution must still be tried.
     const a1 = traceOf(A, 'agree1');
@@ -448,7 +523,9 @@ describe('trace-verify re-does resolution across real closures signed by three b
         kind: 'ca',
         resolvedInputHash: a1.rdrv_hash,
         drvName: 'v-agree1',
-        outputs: [{ name: 'out', path: `/nix/store/${'0'.repeat(31)}${i}-v-agree1`, sha256: `${i}`.repeat(64), narSize: 1, declared: { hashAlgo: 'r:sha256' } }],
+        outputs: [
+          { name: 'out', path: `/nix/store/${'0'.repeat(31)}${i}-v-agree1`, sha256: `${i}`.repeat(64), narSize: 1, declared: { hashAlgo: 'r:sha256' } },
+        ],
         inputs: [],
         keyFingerprint: cKey.publicKey.fingerprint,
         versions: {},
@@ -460,11 +537,22 @@ describe('trace-verify re-does resolution across real closures signed by three b
     const honest: [string, string][] = [];
     for (const h of [A, B]) {
       const db = new Database(h.dbFile, { readonly: true });
-      for (const row of db.prepare("SELECT rdrv_hash, bundle FROM traces WHERE drv_name IN ('v-agree1', 'v-agree2', 'v-agree3')").all() as { rdrv_hash: string; bundle: string }[]) honest.push([row.rdrv_hash, row.bundle]);
+      for (const row of db.prepare("SELECT rdrv_hash, bundle FROM traces WHERE drv_name IN ('v-agree1', 'v-agree2', 'v-agree3')").all() as {
+        rdrv_hash: string;
+        bundle: string;
+      }[])
+        honest.push([row.rdrv_hash, row.bundle]);
       db.close();
     }
     const pol = join(dir, 'bounded-policy.json');
-    writeFileSync(pol, JSON.stringify({ keys: { A: { publicKey: A.keys.publicKey }, B: { publicKey: B.keys.publicKey }, C: { publicKey: C.keys.publicKey } }, trust: { threshold: 2, of: ['A', 'B', 'C'] }, maxResolutions: 2 }));
+    writeFileSync(
+      pol,
+      JSON.stringify({
+        keys: { A: { publicKey: A.keys.publicKey }, B: { publicKey: B.keys.publicKey }, C: { publicKey: C.keys.publicKey } },
+        trust: { threshold: 2, of: ['A', 'B', 'C'] },
+        maxResolutions: 2,
+      }),
+    );
     const verdicts: string[] = [];
     for (const [k, order] of [
       ['lies-first', (x: [string, string][]) => x],
@@ -531,7 +619,8 @@ describe('trace-verify re-does resolution across real closures signed by three b
       await appendLines(cache, `buildtrace/keys/${aKey.publicKey.fingerprint}.jsonl`, [line]);
       return cache.url;
     };
-    const teePolicy = (p: Record<string, unknown> = {}) => policy('A', { A: { publicKey: A.keys.publicKey, tee: { roots, policy: { anyMeasurement: true, anyTcb: true, ...p } } } });
+    const teePolicy = (p: Record<string, unknown> = {}) =>
+      policy('A', { A: { publicKey: A.keys.publicKey, tee: { roots, policy: { anyMeasurement: true, anyTcb: true, ...p } } } });
     const target = drv.get('agree3') as string;
 
     const good = await verify(target, teePolicy(), [...dbs(A), '--cache', await evidence('good', aKey.publicKey.raw)]);
@@ -546,7 +635,11 @@ describe('trace-verify re-does resolution across real closures signed by three b
     assert.equal(other.code, 1);
     assert.match(other.r.keyStatus['A']?.detail ?? '', /another key/);
 
-    const late = await verify(target, teePolicy({ verificationTime: '2100-01-01T00:00:00Z' }), [...dbs(A), '--cache', await evidence('late', aKey.publicKey.raw)]);
+    const late = await verify(target, teePolicy({ verificationTime: '2100-01-01T00:00:00Z' }), [
+      ...dbs(A),
+      '--cache',
+      await evidence('late', aKey.publicKey.raw),
+    ]);
     assert.equal(late.code, 1);
     assert.match(late.r.keyStatus['A']?.detail ?? '', /validity/);
 

@@ -122,7 +122,7 @@ describe('world: claims are pooled only within one consistent world', () => {
     assert.deepEqual(r.signers, ['A', 'B']);
   });
 
-  test('many disputed paths under 1-of-2: each identity\'s own view is tried first, far past the bound', () => {
+  test("many disputed paths under 1-of-2: each identity's own view is tried first, far past the bound", () => {
     const es: Entry[] = [];
     const order: string[] = [];
     const deps: { drv: string; path: string }[] = [];
@@ -146,7 +146,10 @@ describe('world: claims are pooled only within one consistent world', () => {
     const es2 = es.slice(0, -1).concat(entry({ udrv: 'app', signer: 'B', out: [P('app'), H('c')], inputs: mixed, deps }));
     const r2 = run(order, es2, one, 4);
     assert.equal(r2.verified, false);
-    assert.ok(r2.problems.some((p) => p.code === 'bound-hit' && /only 4 were tried/.test(p.detail)), JSON.stringify(r2.problems.map((p) => p.code)));
+    assert.ok(
+      r2.problems.some((p) => p.code === 'bound-hit' && /only 4 were tried/.test(p.detail)),
+      JSON.stringify(r2.problems.map((p) => p.code)),
+    );
   });
 
   test('a liar among three signers cannot move a 2-of-3 verdict, whatever the order of claims', () => {

@@ -106,7 +106,12 @@ function loadBundles(dbs: readonly string[], files: readonly string[]): BundleLi
     } catch (err) {
       throw new BuildtraceError('FILE_UNREADABLE', `cannot open database ${f}: ${(err as Error).message}`, { subject: f });
     }
-    for (const r of db.prepare('SELECT id, rdrv_path, rdrv_hash, bundle FROM traces ORDER BY id').all() as { id: number; rdrv_path: string; rdrv_hash: string; bundle: string }[]) {
+    for (const r of db.prepare('SELECT id, rdrv_path, rdrv_hash, bundle FROM traces ORDER BY id').all() as {
+      id: number;
+      rdrv_path: string;
+      rdrv_hash: string;
+      bundle: string;
+    }[]) {
       out.push({ where: `${f}#${r.id} (${r.rdrv_path})`, line: r.bundle, expectedHash: r.rdrv_hash });
     }
     db.close();
@@ -117,28 +122,29 @@ function loadBundles(dbs: readonly string[], files: readonly string[]): BundleLi
     const name = basename(f);
     const expectedHash = /^[0-9a-df-np-sv-z]{32}$/.test(name) ? name : undefined;
     // JSON Lines of Sigstore bundles, or laut's {"signatures":[<JWS>…]} container
-    splitTraceObject(text, f).forEach((line, i) => out.push({ where: `${f}#${i + 1}`, line, ...(expectedHash ? { expectedHash } : {}) }));
+    splitTraceObject(text, f).forEach((line, i) => {
+      out.push({ where: `${f}#${i + 1}`, line, ...(expectedHash ? { expectedHash } : {}) });
+    });
   }
   return out;
 }
 
-
 function printVerdict(v: EvidenceVerdict, json: boolean): void {
   if (json) {
-    process.stdout.write(JSON.stringify(v, null, 2) + '\n');
+    process.stdout.write(`${JSON.stringify(v, null, 2)}\n`);
     return;
   }
   const lines = [`${v.format} evidence: ${v.ok ? 'ACCEPTED' : 'REJECTED'} (verification time ${v.verificationTime})`];
   for (const s of v.steps) lines.push(`  ${s.ok === true ? 'ok  ' : s.ok === false ? 'FAIL' : 'n/a '} ${s.step.padEnd(24)} ${s.detail}`);
   lines.push('  fields:');
   for (const [k, val] of Object.entries(v.fields)) lines.push(`    ${k.padEnd(22)} ${typeof val === 'object' ? JSON.stringify(val) : String(val)}`);
-  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 async function evidenceCommand(rest: string[]): Promise<number> {
   const a = parseArgs(rest, { booleans: ['json'], strings: ['report', 'vcek', 'vlek', 'roots', 'policy', 'at', 'preimage', 'key', 'collateral', 'crl'] });
   if (a.flags.has('help')) {
-    process.stdout.write(HELP + '\n');
+    process.stdout.write(`${HELP}\n`);
     return EXIT_OK;
   }
   const report = a.values.get('report');
@@ -242,7 +248,7 @@ function lastMileLines(m: NonNullable<VerifyOutput['lastMile']>): string[] {
 
 function printResult(r: VerifyOutput, json: boolean): void {
   if (json) {
-    process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+    process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     return;
   }
   const lines: string[] = [];
@@ -252,7 +258,9 @@ function printResult(r: VerifyOutput, json: boolean): void {
     lines.push(`  ${r.derivationsChecked} derivations checked; signers: ${r.signers.join(', ') || '(none needed: fixed-output)'}; trust: ${r.trust}`);
   } else {
     lines.push(`NOT VERIFIED ${r.target}`);
-    lines.push(`  ${r.derivationsChecked} derivations checked; trust: ${r.trust}; ${r.candidates} candidate output map(s) for the target${r.lastMile ? '; the trust verdict held, the last mile did not' : ''}`);
+    lines.push(
+      `  ${r.derivationsChecked} derivations checked; trust: ${r.trust}; ${r.candidates} candidate output map(s) for the target${r.lastMile ? '; the trust verdict held, the last mile did not' : ''}`,
+    );
     const seen = new Set<string>();
     for (const p of r.problems) {
       const line = `  ${p.drv}: ${p.code}: ${p.detail}${p.resolvedDrv ? ` [resolved ${p.resolvedDrv}]` : ''}${p.signer ? ` [signer ${p.signer}]` : ''}${p.where ? ` [${p.where}]` : ''}`;
@@ -267,7 +275,7 @@ function printResult(r: VerifyOutput, json: boolean): void {
   }
   if (r.lastMile) lines.push(...lastMileLines(r.lastMile));
   for (const [k, s] of Object.entries(r.keyStatus)) if (!s.admitted) lines.push(`  key ${k} not admitted: ${s.detail}`);
-  process.stdout.write(lines.join('\n') + '\n');
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
 
 /** The last mile over a verified result: the sources' view of the world and the runtime closure, decided. */
@@ -278,7 +286,12 @@ async function withLastMile(r: VerifyResult, facts: readonly FactSource[], requi
   const answers = await gatherFacts(world, facts);
   const report = decideLastMile(world, roots, (p) => answers.get(p));
   const problems = lastMileProblems(report, r.target, required);
-  return { ...r, verified: problems.length === 0, problems: [...r.problems, ...problems], lastMile: { required, sources: facts.map((f) => f.name), notes, ...report } };
+  return {
+    ...r,
+    verified: problems.length === 0,
+    problems: [...r.problems, ...problems],
+    lastMile: { required, sources: facts.map((f) => f.name), notes, ...report },
+  };
 }
 
 /** One line on the terminal, rewritten in place (\x1b[K clears what a longer line left). */
@@ -288,9 +301,13 @@ function showProgress(phase: 'load' | 'check', done: number, total?: number): vo
 }
 
 async function verifyCommand(target: string, rest: string[]): Promise<number> {
-  const a = parseArgs(rest, { booleans: ['json', 'require-last-mile', 'no-local-store'], strings: ['policy', 'attr', 'at', 'nix-db', ...LIMIT_FLAGS], repeated: ['cache', 'db', 'output'] });
+  const a = parseArgs(rest, {
+    booleans: ['json', 'require-last-mile', 'no-local-store'],
+    strings: ['policy', 'attr', 'at', 'nix-db', ...LIMIT_FLAGS],
+    repeated: ['cache', 'db', 'output'],
+  });
   if (a.flags.has('help')) {
-    process.stdout.write(HELP + '\n');
+    process.stdout.write(`${HELP}\n`);
     return EXIT_OK;
   }
   const policyFile = a.values.get('policy');
@@ -343,14 +360,14 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   if (cmd === undefined || cmd === '-h' || cmd === '--help') {
-    process.stdout.write(HELP + '\n');
+    process.stdout.write(`${HELP}\n`);
     return cmd === undefined ? 2 : EXIT_OK;
   }
   if (cmd === 'evidence') return evidenceCommand(rest);
   if (cmd === 'bundles') {
     const a = parseArgs(rest, { booleans: ['json'], repeated: ['db', 'file', 'key'] });
     if (a.flags.has('help')) {
-      process.stdout.write(HELP + '\n');
+      process.stdout.write(`${HELP}\n`);
       return EXIT_OK;
     }
     const keys = readKeys(a.lists.get('key') ?? []);
@@ -361,7 +378,7 @@ async function main(argv: string[]): Promise<number> {
     const bad = results.filter((r) => !r.check.ok);
     if (a.flags.has('json')) {
       process.stdout.write(
-        JSON.stringify(
+        `${JSON.stringify(
           {
             verified: bad.length === 0,
             checked: results.length,
@@ -369,7 +386,7 @@ async function main(argv: string[]): Promise<number> {
           },
           null,
           2,
-        ) + '\n',
+        )}\n`,
       );
     } else {
       for (const r of bad) if (!r.check.ok) process.stdout.write(`FAIL ${r.where}: ${r.check.reason}: ${r.check.detail}\n`);

@@ -37,7 +37,7 @@ export interface CacheBackend {
 }
 
 /** Why a cache operation failed, where a caller needs more than permanent/transient. */
-export type CacheErrorReason = 'foreign-object' | 'not-regular-file' | 'forbidden';
+type CacheErrorReason = 'foreign-object' | 'not-regular-file' | 'forbidden';
 
 /** A failure to talk to a cache; `permanent` ones (most 4xx) are not retried. */
 export class CacheError extends BuildtraceError {
@@ -62,7 +62,7 @@ export function isBundleLine(line: string): boolean {
 }
 
 /** A line of a JSON Lines object: one JSON object. */
-export function isJsonObjectLine(line: string): boolean {
+function isJsonObjectLine(line: string): boolean {
   try {
     const v: unknown = JSON.parse(line);
     return typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -72,12 +72,12 @@ export function isJsonObjectLine(line: string): boolean {
 }
 
 /** Non-empty lines of an object. */
-export function linesOf(body: Buffer | string): string[] {
+function linesOf(body: Buffer | string): string[] {
   return (typeof body === 'string' ? body : body.toString('utf8')).split('\n').filter((l) => l.trim() !== '');
 }
 
 /** `traces/<hash>`: the object laut and buildtrace share (laut's location). */
-export const isTraceKey = (key: string): boolean => /^traces\/[^/.]+$/.test(key);
+const isTraceKey = (key: string): boolean => /^traces\/[^/.]+$/.test(key);
 
 /**
  * Where buildtrace puts its bundles for `traces/<hash>` when that object holds something that
@@ -96,7 +96,12 @@ export async function appendLines(cache: CacheBackend, key: string, lines: reado
     if (!curLines.every(fits)) {
       // never write into an object of another format: it stays byte-identical
       if (isTraceKey(key)) return appendLines(cache, alternativeTraceKey(key), lines, maxAttempts);
-      throw new CacheError(`${cache.url}/${key}: holds something other than JSON Lines of ${fits === isBundleLine ? 'bundles' : 'JSON objects'}; left untouched, nothing appended`, true, undefined, 'foreign-object');
+      throw new CacheError(
+        `${cache.url}/${key}: holds something other than JSON Lines of ${fits === isBundleLine ? 'bundles' : 'JSON objects'}; left untouched, nothing appended`,
+        true,
+        undefined,
+        'foreign-object',
+      );
     }
     const existing = new Set(curLines);
     const fresh = lines.filter((l) => !existing.has(l));
@@ -104,7 +109,7 @@ export async function appendLines(cache: CacheBackend, key: string, lines: reado
     const prefix = cur?.body ?? Buffer.alloc(0);
     // an object whose last line has no newline must not get ours glued onto it
     const glue = prefix.length > 0 && prefix[prefix.length - 1] !== 0x0a ? '\n' : '';
-    const body = Buffer.concat([prefix, Buffer.from(glue + fresh.map((l) => l + '\n').join(''), 'utf8')]);
+    const body = Buffer.concat([prefix, Buffer.from(glue + fresh.map((l) => `${l}\n`).join(''), 'utf8')]);
     if (await cache.putIf(key, body, cur?.etag, 'application/jsonl')) {
       // Read back: a server that ignores preconditions could have let a concurrent writer
       // overwrite us; if our lines are gone, go round again.

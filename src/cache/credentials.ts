@@ -20,7 +20,7 @@ export function redactUrl(url: string): string {
 }
 
 /** Credentials for a host from a netrc file (machine/login/password), if any. */
-export function netrcAuth(host: string, file = process.env['NETRC'] ?? join(homedir(), '.netrc')): string | undefined {
+function netrcAuth(host: string, file = process.env['NETRC'] ?? join(homedir(), '.netrc')): string | undefined {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -36,7 +36,7 @@ export function netrcAuth(host: string, file = process.env['NETRC'] ?? join(home
         if (t[j] === 'login') login = t[j + 1] ?? '';
         if (t[j] === 'password') password = t[j + 1] ?? '';
       }
-      return 'Basic ' + Buffer.from(`${login}:${password}`).toString('base64');
+      return `Basic ${Buffer.from(`${login}:${password}`).toString('base64')}`;
     }
   }
   return undefined;
@@ -53,14 +53,18 @@ export interface HttpCredentialOptions {
 /** The Authorization header for one http(s) cache, or undefined. `base` may carry user-info. */
 export function httpAuthFor(base: URL, opts: HttpCredentialOptions = {}, env: NodeJS.ProcessEnv = process.env): string | undefined {
   if (base.username || base.password) {
-    return 'Basic ' + Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString('base64');
+    return `Basic ${Buffer.from(`${decodeURIComponent(base.username)}:${decodeURIComponent(base.password)}`).toString('base64')}`;
   }
   if (opts.tokenFile !== undefined) {
     let token: string;
     try {
       token = readFileSync(opts.tokenFile, 'utf8').trim();
     } catch (err) {
-      throw new BuildtraceError('FILE_UNREADABLE', `cannot read the token file ${opts.tokenFile} of ${redactUrl(base.href)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { subject: opts.tokenFile });
+      throw new BuildtraceError(
+        'FILE_UNREADABLE',
+        `cannot read the token file ${opts.tokenFile} of ${redactUrl(base.href)}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+        { subject: opts.tokenFile },
+      );
     }
     if (token === '') throw new BuildtraceError('CONFIG_INVALID', `token file ${opts.tokenFile} is empty`, { subject: opts.tokenFile });
     return `Bearer ${token}`;

@@ -1,5 +1,19 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, constants, existsSync, fstatSync, fsyncSync, lstatSync, mkdirSync, openSync, readSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { CacheError, type CacheBackend, type CacheObject, type GetOptions } from './backend.js';
 import { limitExceeded } from './limits.js';
@@ -72,7 +86,10 @@ class DirHandles {
     const fd =
       rel === ''
         ? openSync(this.root, constants.O_RDONLY | constants.O_DIRECTORY)
-        : openSync(`/proc/self/fd/${this.fd(cut < 0 ? '' : rel.slice(0, cut))}/${rel.slice(cut + 1)}`, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+        : openSync(
+            `/proc/self/fd/${this.fd(cut < 0 ? '' : rel.slice(0, cut))}/${rel.slice(cut + 1)}`,
+            constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW,
+          );
     this.open.set(rel, fd);
     return fd;
   }
@@ -145,15 +162,31 @@ export class FileCache implements CacheBackend {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return undefined;
       if (code === 'ELOOP' || code === 'ENOTDIR') {
-        throw new CacheError(`${this.url}/${key}: a symbolic link (or non-directory) on the way; file:// caches never follow links`, true, undefined, 'not-regular-file');
+        throw new CacheError(
+          `${this.url}/${key}: a symbolic link (or non-directory) on the way; file:// caches never follow links`,
+          true,
+          undefined,
+          'not-regular-file',
+        );
       }
-      if (code === 'ENXIO' || code === 'ENODEV') throw new CacheError(`${this.url}/${key}: is a socket or device; file:// caches read only regular files`, true, undefined, 'not-regular-file');
+      if (code === 'ENXIO' || code === 'ENODEV')
+        throw new CacheError(`${this.url}/${key}: is a socket or device; file:// caches read only regular files`, true, undefined, 'not-regular-file');
       throw new CacheError(`${this.url}/${key}: ${(err as Error).message}`, false);
     }
     try {
       const st = fstatSync(fd);
       if (!st.isFile()) {
-        const kind = st.isFIFO() ? 'a FIFO' : st.isCharacterDevice() ? 'a character device' : st.isBlockDevice() ? 'a block device' : st.isDirectory() ? 'a directory' : st.isSocket() ? 'a socket' : 'not a regular file';
+        const kind = st.isFIFO()
+          ? 'a FIFO'
+          : st.isCharacterDevice()
+            ? 'a character device'
+            : st.isBlockDevice()
+              ? 'a block device'
+              : st.isDirectory()
+                ? 'a directory'
+                : st.isSocket()
+                  ? 'a socket'
+                  : 'not a regular file';
         throw new CacheError(`${this.url}/${key}: is ${kind}; file:// caches read only regular files`, true, undefined, 'not-regular-file');
       }
       const tooBig = (): Error => limitExceeded('maxObjectBytes', max, key, this.url, `the file has ${st.size} bytes or more`);
@@ -235,4 +268,3 @@ export class FileCache implements CacheBackend {
     }
   }
 }
-

@@ -3,7 +3,7 @@ import { httpAuthFor, redactUrl, type HttpCredentialOptions } from './credential
 import { DEFAULT_READ_LIMITS, type ReadLimits } from './limits.js';
 import { getObject, putOptions, send, statusError } from './http-request.js';
 
-export interface HttpCacheOptions extends HttpCredentialOptions {
+interface HttpCacheOptions extends HttpCredentialOptions {
   readonly limits?: Pick<ReadLimits, 'requestTimeoutMs' | 'retries'>;
 }
 
@@ -18,7 +18,7 @@ export class HttpCache implements CacheBackend {
   private readonly auth: string | undefined;
   private readonly limits: Pick<ReadLimits, 'requestTimeoutMs' | 'retries'>;
   constructor(url: string, opts: HttpCacheOptions = {}) {
-    this.base = new URL(url.endsWith('/') ? url : url + '/');
+    this.base = new URL(url.endsWith('/') ? url : `${url}/`);
     this.url = redactUrl(url);
     this.auth = httpAuthFor(this.base, opts);
     this.limits = opts.limits ?? DEFAULT_READ_LIMITS;

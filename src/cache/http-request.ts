@@ -4,13 +4,13 @@ import { CacheError, type CacheObject, type GetOptions } from './backend.js';
 import { redactUrl } from './credentials.js';
 import { DEFAULT_READ_LIMITS, limitExceeded } from './limits.js';
 
-export interface HttpResponse {
+interface HttpResponse {
   readonly status: number;
   readonly headers: IncomingHttpHeaders;
   readonly body: Buffer;
 }
 
-export interface SendOptions {
+interface SendOptions {
   /** total time for the request, connect to last body byte */
   readonly deadlineMs?: number;
   /** the body is streamed and the request aborted once it passes this many bytes */
@@ -86,11 +86,7 @@ export function send(url: URL, method: string, headers: Record<string, string>, 
  * a LIMIT_EXCEEDED or an abandoned request is final. The last failure (error or 5xx answer)
  * is what the caller sees.
  */
-export async function getWithRetries(
-  url: URL,
-  headers: () => Record<string, string>,
-  opts: SendOptions & { readonly retries?: number },
-): Promise<HttpResponse> {
+async function getWithRetries(url: URL, headers: () => Record<string, string>, opts: SendOptions & { readonly retries?: number }): Promise<HttpResponse> {
   const retries = opts.retries ?? DEFAULT_READ_LIMITS.retries;
   for (let attempt = 0; ; attempt++) {
     let res: HttpResponse | undefined;
@@ -143,6 +139,7 @@ export function statusError(method: string, url: URL, res: HttpResponse): CacheE
   // S3's 403 for a wrong clock is no verdict on access: transient, and never read as "absent"
   const skewed = s === 403 && /RequestTimeTooSkewed/.test(text);
   const permanent = s >= 400 && s < 500 && ![408, 409, 412, 425, 429].includes(s) && !skewed;
-  const hint = s === 403 && !skewed && method === 'GET' ? ' — access denied, which is not "absent" (on S3, grant s3:ListBucket so a missing key answers 404)' : '';
+  const hint =
+    s === 403 && !skewed && method === 'GET' ? ' — access denied, which is not "absent" (on S3, grant s3:ListBucket so a missing key answers 404)' : '';
   return new CacheError(`${method} ${shown(url)}: HTTP ${s}${text ? ` (${text})` : ''}${hint}`, permanent, s, s === 403 && !skewed ? 'forbidden' : undefined);
 }

@@ -28,7 +28,7 @@ export const DEFAULT_READ_LIMITS: ReadLimits = {
   retries: 2,
 };
 
-const flagOf = (key: string): string => key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase());
+const flagOf = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 /** The typed error for every bound: names the limit, its value, the object and the cache. */
 export function limitExceeded(limit: keyof ReadLimits, value: number, object: string, cache: string, detail = ''): BuildtraceError {
@@ -52,7 +52,8 @@ export function readLimitsFrom(get: (flag: string) => string | undefined): ReadL
     if (v === undefined) continue;
     const n = Number(v);
     const min = key === 'retries' ? 0 : 1;
-    if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min) throw new BuildtraceError('USAGE', `--${flag} ${JSON.stringify(v)}: expected an integer >= ${min}`);
+    if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min)
+      throw new BuildtraceError('USAGE', `--${flag} ${JSON.stringify(v)}: expected an integer >= ${min}`);
     out[key] = n;
   }
   return out as unknown as ReadLimits;

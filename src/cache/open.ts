@@ -4,7 +4,7 @@ import { redactUrl } from './credentials.js';
 import { FileCache } from './file-cache.js';
 import { DEFAULT_READ_LIMITS, type ReadLimits } from './limits.js';
 
-export interface OpenCacheOptions {
+interface OpenCacheOptions {
   /** http(s): a file holding a bearer token sent to this cache only */
   readonly tokenFile?: string | undefined;
   /** http(s) and s3: request deadline and retries */

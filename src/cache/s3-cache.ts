@@ -18,7 +18,8 @@ export interface Credentials {
 function credentials(profile: string): Credentials | undefined {
   const id = process.env['AWS_ACCESS_KEY_ID'];
   const secret = process.env['AWS_SECRET_ACCESS_KEY'];
-  if (id && secret) return { accessKeyId: id, secretAccessKey: secret, ...(process.env['AWS_SESSION_TOKEN'] ? { sessionToken: process.env['AWS_SESSION_TOKEN'] } : {}) };
+  if (id && secret)
+    return { accessKeyId: id, secretAccessKey: secret, ...(process.env['AWS_SESSION_TOKEN'] ? { sessionToken: process.env['AWS_SESSION_TOKEN'] } : {}) };
   const file = process.env['AWS_SHARED_CREDENTIALS_FILE'] ?? join(homedir(), '.aws', 'credentials');
   let text: string;
   try {
@@ -44,7 +45,7 @@ function credentials(profile: string): Credentials | undefined {
 
 const sha256hex = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
 const hmac = (k: Buffer | string, s: string): Buffer => createHmac('sha256', k).update(s).digest();
-const enc = (s: string): string => encodeURIComponent(s).replace(/[!'()*]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase());
+const enc = (s: string): string => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 
 /** AWS Signature Version 4 for S3 (header form). Exported for the published test vectors. */
 export function signV4(r: {
@@ -57,7 +58,10 @@ export function signV4(r: {
   creds: Credentials | undefined;
   date: Date;
 }): Record<string, string> {
-  const now = r.date.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const now = r.date
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   const day = now.slice(0, 8);
   const payload = sha256hex(r.body);
   const headers: Record<string, string> = { host: r.host, 'x-amz-content-sha256': payload, 'x-amz-date': now };
@@ -67,11 +71,14 @@ export function signV4(r: {
   const names = Object.keys(headers).sort();
   const canonHeaders = names.map((n) => `${n}:${String(headers[n] ?? '').trim()}\n`).join('');
   const signed = names.join(';');
-  const query = [...r.url.searchParams.entries()].map(([k, v]) => `${enc(k)}=${enc(v)}`).sort().join('&');
+  const query = [...r.url.searchParams.entries()]
+    .map(([k, v]) => `${enc(k)}=${enc(v)}`)
+    .sort()
+    .join('&');
   const canonical = [r.method, r.url.pathname, query, canonHeaders, signed, payload].join('\n');
   const scope = `${day}/${r.region}/s3/aws4_request`;
   const toSign = ['AWS4-HMAC-SHA256', now, scope, sha256hex(canonical)].join('\n');
-  const kDate = hmac('AWS4' + r.creds.secretAccessKey, day);
+  const kDate = hmac(`AWS4${r.creds.secretAccessKey}`, day);
   const kSigning = hmac(hmac(hmac(kDate, r.region), 's3'), 'aws4_request');
   const sig = createHmac('sha256', kSigning).update(toSign).digest('hex');
   return { ...headers, authorization: `AWS4-HMAC-SHA256 Credential=${r.creds.accessKeyId}/${scope}, SignedHeaders=${signed}, Signature=${sig}` };

@@ -129,14 +129,14 @@ const ESCAPE_RE = /["\\\n\r\t]/g;
 const ESCAPES: Record<string, string> = { '"': '\\"', '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 function str(s: string): string {
-  return '"' + s.replace(ESCAPE_RE, (c) => ESCAPES[c] ?? c) + '"';
+  return `"${s.replace(ESCAPE_RE, (c) => ESCAPES[c] ?? c)}"`;
 }
 
 function byKey<V>(m: ReadonlyMap<string, V>): [string, V][] {
   return [...m.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
 }
 
-export interface SerializeOptions {
+interface SerializeOptions {
   /** Blank output paths and the env vars named after outputs (hash modulo's "mask outputs"). */
   readonly maskOutputs?: boolean;
   /**

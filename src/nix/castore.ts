@@ -87,7 +87,7 @@ export function encodeDirectory(children: readonly CastoreChild[]): Uint8Array {
 }
 
 /** snix's directory size (see above): every entry twice, plus each subdirectory's size. */
-export function directorySize(children: readonly CastoreChild[]): bigint {
+function directorySize(children: readonly CastoreChild[]): bigint {
   let n = BigInt(children.length);
   for (const c of children) n += c.node.type === 'directory' ? 1n + c.node.size : 1n;
   return n;
@@ -159,6 +159,11 @@ export function decodeEntry(bytes: Uint8Array): { name: Uint8Array; node: Castor
     else if (f === 3 && typeof v === 'bigint') size = v;
     else if (f === 4 && typeof v === 'bigint') executable = v !== 0n;
   }
-  const node: CastoreNode = kind === 1 ? { type: 'directory', digest: bytes2, size } : kind === 2 ? { type: 'file', digest: bytes2, size, executable } : { type: 'symlink', target: bytes2 };
+  const node: CastoreNode =
+    kind === 1
+      ? { type: 'directory', digest: bytes2, size }
+      : kind === 2
+        ? { type: 'file', digest: bytes2, size, executable }
+        : { type: 'symlink', target: bytes2 };
   return { name, node };
 }

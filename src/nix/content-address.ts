@@ -3,7 +3,7 @@ import { formatHash, parseHash, type Hash } from './hash.js';
 import { makeFixedOutputPath, makeTextPathFromHash, printStorePath, type StorePath } from './store-path.js';
 
 /** A store object's content address, as narinfo `CA:` and the Nix database's `ca` column write it. */
-export interface ContentAddress {
+interface ContentAddress {
   readonly method: 'text' | 'flat' | 'recursive' | 'git';
   readonly hash: Hash;
 }

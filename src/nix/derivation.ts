@@ -26,9 +26,9 @@ export interface Derivation {
  * floating CA outputs, paths known only after resolution. fixed: fixed-output (FOD).
  * floating: floating content-addressed. impure: impure derivation.
  */
-export type DerivationKind = 'ia' | 'deferred' | 'fixed' | 'floating' | 'impure';
+type DerivationKind = 'ia' | 'deferred' | 'fixed' | 'floating' | 'impure';
 
-export type OutputKind = DerivationKind;
+type OutputKind = DerivationKind;
 
 export function outputKind(o: DerivationOutput): OutputKind {
   if (o.hash === 'impure') return 'impure';

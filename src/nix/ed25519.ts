@@ -29,6 +29,7 @@ let sodium: Sodium | null | undefined;
 
 function loadSodium(): Sodium | null {
   if (sodium !== undefined) return sodium;
+  // biome-ignore lint/suspicious/noAssignInExpressions: memoise the absent backend
   if (process.env['BUILDTRACE_NO_SODIUM'] === '1') return (sodium = null);
   try {
     sodium = createRequire(import.meta.url)('sodium-native') as Sodium;
@@ -52,7 +53,7 @@ export function verifyEd25519(publicRaw: Uint8Array, key: KeyObject, message: Ui
 }
 
 /** RFC 8032 dom2(phflag = 1, context = ""): the prefix that separates Ed25519ph from Ed25519. */
-export const DOM2_PH_EMPTY = Buffer.concat([Buffer.from('SigEd25519 no Ed25519 collisions', 'ascii'), Buffer.from([1, 0])]);
+const DOM2_PH_EMPTY = Buffer.concat([Buffer.from('SigEd25519 no Ed25519 collisions', 'ascii'), Buffer.from([1, 0])]);
 
 /** The group order L, little-endian, for the S < L check. */
 const L = Buffer.from('edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010', 'hex');

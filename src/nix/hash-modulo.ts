@@ -8,7 +8,7 @@ import { makeFixedOutputPath, outputPathName, printStorePath } from './store-pat
  * Nix's "hash modulo" (hashDerivationModulo, Nix <= 2.34): the hash that names
  * input-addressed output paths and, until 2.35, realisations ("sha256:<hex>!out").
  */
-export interface DrvHash {
+interface DrvHash {
   /** Per output name: lowercase hex SHA-256. */
   readonly hashes: ReadonlyMap<string, string>;
   /** Deferred when some input is floating CA: the derivation's outputs are unknown until resolved. */
@@ -16,7 +16,7 @@ export interface DrvHash {
 }
 
 /** Gives the hash modulo (maskOutputs = false) of an input derivation by its path. */
-export type InputHashLookup = (drvPath: string) => DrvHash;
+type InputHashLookup = (drvPath: string) => DrvHash;
 
 export function hashDerivationModulo(drv: Derivation, maskOutputs: boolean, inputHash: InputHashLookup, storeDir = '/nix/store'): DrvHash {
   const kind0 = derivationKind(drv);

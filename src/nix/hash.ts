@@ -2,15 +2,15 @@ import { createHash } from 'node:crypto';
 import { BuildtraceError } from '../errors.js';
 import { nix32Decode, nix32Encode, nix32EncodedLength } from './nix32.js';
 
-export type HashAlgo = 'md5' | 'sha1' | 'sha256' | 'sha512';
-export const HASH_SIZES: Readonly<Record<HashAlgo, number>> = { md5: 16, sha1: 20, sha256: 32, sha512: 64 };
+type HashAlgo = 'md5' | 'sha1' | 'sha256' | 'sha512';
+const HASH_SIZES: Readonly<Record<HashAlgo, number>> = { md5: 16, sha1: 20, sha256: 32, sha512: 64 };
 
 export interface Hash {
   readonly algo: HashAlgo;
   readonly bytes: Uint8Array;
 }
 
-export type HashEncoding = 'base16' | 'nix32' | 'base64' | 'sri';
+type HashEncoding = 'base16' | 'nix32' | 'base64' | 'sri';
 
 function isAlgo(s: string): s is HashAlgo {
   return s === 'md5' || s === 'sha1' || s === 'sha256' || s === 'sha512';

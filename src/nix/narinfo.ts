@@ -2,7 +2,7 @@ import { BuildtraceError } from '../errors.js';
 import { parseHash, type Hash } from './hash.js';
 import { parseBaseName, parseStorePath } from './store-path.js';
 
-export interface NarInfo {
+interface NarInfo {
   readonly storePath: string;
   readonly url: string;
   readonly compression: string;

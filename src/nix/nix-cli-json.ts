@@ -130,7 +130,7 @@ export function parsePathInfoJson(stdout: string): Map<string, PathInfoJson> {
   return out;
 }
 
-export interface RealisationJson {
+interface RealisationJson {
   /** Hash modulo of the derivation, lowercase hex. */
   readonly drvHashHex: string;
   readonly output: string;
@@ -147,7 +147,9 @@ export function parseRealisationsJson(stdout: string, storeDir: string): Realisa
   try {
     doc = JSON.parse(stdout);
   } catch (err) {
-    throw new BuildtraceError('STORE_QUERY_FAILED', `nix realisation info --json printed something that is not JSON: ${(err as Error).message}`, { cause: err });
+    throw new BuildtraceError('STORE_QUERY_FAILED', `nix realisation info --json printed something that is not JSON: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
   if (!Array.isArray(doc)) throw new BuildtraceError('STORE_QUERY_FAILED', 'nix realisation info --json: not an array');
   const out: RealisationJson[] = [];
@@ -157,7 +159,8 @@ export function parseRealisationsJson(stdout: string, storeDir: string): Realisa
     const id = e['id'];
     const outPath = e['outPath'];
     const m = typeof id === 'string' ? /^sha256:([0-9a-f]{64})!([^/!\s]+)$/.exec(id) : null;
-    if (!m || typeof outPath !== 'string') throw new BuildtraceError('STORE_QUERY_FAILED', `nix realisation info --json: bad entry ${JSON.stringify(e).slice(0, 200)}`);
+    if (!m || typeof outPath !== 'string')
+      throw new BuildtraceError('STORE_QUERY_FAILED', `nix realisation info --json: bad entry ${JSON.stringify(e).slice(0, 200)}`);
     out.push({ drvHashHex: m[1] as string, output: m[2] as string, outPath: outPath.startsWith('/') ? outPath : `${storeDir}/${outPath}` });
   }
   return out;

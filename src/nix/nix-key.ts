@@ -38,7 +38,9 @@ function splitKey(text: string, subject: string): { name: string; bytes: Buffer 
 }
 
 export function spkiFingerprint(raw: Uint8Array): string {
-  return createHash('sha256').update(Buffer.concat([SPKI_ED25519_PREFIX, raw])).digest('hex');
+  return createHash('sha256')
+    .update(Buffer.concat([SPKI_ED25519_PREFIX, raw]))
+    .digest('hex');
 }
 
 export function publicKeyFromRaw(name: string, raw: Uint8Array, subject = 'public key'): NixPublicKey {

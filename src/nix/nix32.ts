@@ -1,7 +1,7 @@
 import { BuildtraceError } from '../errors.js';
 
 /** Nix's base-32 alphabet: no e, o, u, t. */
-export const NIX32_ALPHABET = '0123456789abcdfghijklmnpqrsvwxyz';
+const NIX32_ALPHABET = '0123456789abcdfghijklmnpqrsvwxyz';
 
 const DECODE = new Int8Array(128).fill(-1);
 for (let i = 0; i < NIX32_ALPHABET.length; i++) DECODE[NIX32_ALPHABET.charCodeAt(i)] = i;

@@ -45,7 +45,9 @@ export function resolveDerivation(drv: Derivation, lookup: InputOutputLookup, st
     for (const output of outs) {
       const actual = lookup(inputDrv, output);
       if (actual === undefined) {
-        throw new BuildtraceError('RESOLUTION_FAILED', `${name}: no known path for output ${JSON.stringify(output)} of input ${inputDrv}`, { subject: inputDrv });
+        throw new BuildtraceError('RESOLUTION_FAILED', `${name}: no known path for output ${JSON.stringify(output)} of input ${inputDrv}`, {
+          subject: inputDrv,
+        });
       }
       parseStorePath(actual, storeDir);
       rewrites.set(downstreamPlaceholder(inputDrvPath, output), actual);

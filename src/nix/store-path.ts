@@ -2,8 +2,8 @@ import { BuildtraceError } from '../errors.js';
 import { compressHash, sha256, sha256Hex } from './hash.js';
 import { isNix32, nix32Encode } from './nix32.js';
 
-export const DEFAULT_STORE_DIR = '/nix/store';
-export const HASH_PART_LENGTH = 32;
+const DEFAULT_STORE_DIR = '/nix/store';
+const HASH_PART_LENGTH = 32;
 const MAX_NAME_LENGTH = 211;
 const NAME_RE = /^[A-Za-z0-9+\-._?=]+$/;
 
@@ -14,15 +14,11 @@ export interface StorePath {
 }
 
 /** `<hash>-<name>` */
-export function baseName(p: StorePath): string {
-  return `${p.hashPart}-${p.name}`;
-}
-
 export function printStorePath(p: StorePath): string {
   return `${p.storeDir}/${p.hashPart}-${p.name}`;
 }
 
-export function validateName(name: string, subject: string): void {
+function validateName(name: string, subject: string): void {
   if (name.length === 0 || name.length > MAX_NAME_LENGTH) {
     throw new BuildtraceError('STORE_PATH_INVALID', `${subject}: store path name must be 1 to ${MAX_NAME_LENGTH} characters`, { subject });
   }
@@ -52,7 +48,7 @@ export function parseBaseName(base: string, storeDir = DEFAULT_STORE_DIR): Store
  * sub-path ("/nix/store/x-y/bin"), "..", and names Nix would refuse.
  */
 export function parseStorePath(path: string, storeDir = DEFAULT_STORE_DIR): StorePath {
-  if (typeof path !== 'string' || !path.startsWith(storeDir + '/')) {
+  if (typeof path !== 'string' || !path.startsWith(`${storeDir}/`)) {
     throw new BuildtraceError('STORE_PATH_INVALID', `${JSON.stringify(path)} is not in the store ${storeDir}`, { subject: String(path) });
   }
   const base = path.slice(storeDir.length + 1);
@@ -62,15 +58,11 @@ export function parseStorePath(path: string, storeDir = DEFAULT_STORE_DIR): Stor
   return parseBaseName(base, storeDir);
 }
 
-export function isDerivationPath(p: StorePath): boolean {
-  return p.name.endsWith('.drv');
-}
-
 /**
  * makeStorePath (src/libstore/store-api.cc): the fingerprint
  * `<type>:sha256:<inner hex>:<storeDir>:<name>`, SHA-256, XOR-folded to 20 bytes, Nix32.
  */
-export function makeStorePath(type: string, innerHashHex: string, name: string, storeDir = DEFAULT_STORE_DIR): StorePath {
+function makeStorePath(type: string, innerHashHex: string, name: string, storeDir = DEFAULT_STORE_DIR): StorePath {
   validateName(name, JSON.stringify(name));
   const fingerprint = `${type}:sha256:${innerHashHex}:${storeDir}:${name}`;
   const hashPart = nix32Encode(compressHash(sha256(fingerprint), 20));
@@ -125,11 +117,11 @@ export function outputPathName(drvName: string, outputName: string): string {
 
 /** The derivation's own output placeholder: "/" + nix32(sha256("nix-output:" + output)). */
 export function hashPlaceholder(outputName: string): string {
-  return '/' + nix32Encode(sha256(`nix-output:${outputName}`));
+  return `/${nix32Encode(sha256(`nix-output:${outputName}`))}`;
 }
 
 /** Placeholder for a floating-CA output of an input derivation (DownstreamPlaceholder::unknownCaOutput). */
 export function downstreamPlaceholder(drvPath: StorePath, outputName: string): string {
   const drvName = drvPath.name.endsWith('.drv') ? drvPath.name.slice(0, -4) : drvPath.name;
-  return '/' + nix32Encode(sha256(`nix-upstream-output:${drvPath.hashPart}:${outputPathName(drvName, outputName)}`));
+  return `/${nix32Encode(sha256(`nix-upstream-output:${drvPath.hashPart}:${outputPathName(drvName, outputName)}`))}`;
 }

@@ -34,7 +34,8 @@ export async function castoreNodeOfPath(path: string | Buffer): Promise<CastoreN
   const st = await lstat(p);
   if (st.isSymbolicLink()) return { type: 'symlink', target: Uint8Array.from(await readlink(p, { encoding: 'buffer' })) };
   if (st.isFile()) return { type: 'file', digest: await fileDigest(p, st.size), size: BigInt(st.size), executable: (st.mode & 0o100) !== 0 };
-  if (!st.isDirectory()) throw new BuildtraceError('STORE_QUERY_FAILED', `${p.toString()}: not a regular file, directory or symlink`, { subject: p.toString() });
+  if (!st.isDirectory())
+    throw new BuildtraceError('STORE_QUERY_FAILED', `${p.toString()}: not a regular file, directory or symlink`, { subject: p.toString() });
   const names = await readdir(p, { encoding: 'buffer' });
   const children: CastoreChild[] = [];
   for (const n of names) children.push({ name: Uint8Array.from(n), node: await castoreNodeOfPath(Buffer.concat([p, Buffer.from('/'), n])) });

@@ -8,7 +8,7 @@ import { readRegularFile } from '../util/read-input.js';
 // The largest .drv files in nixpkgs are around a megabyte.
 const MAX_DRV_BYTES = 16 * 1024 * 1024;
 
-export interface LoadedDrv {
+interface LoadedDrv {
   readonly path: string;
   readonly drv: Derivation;
   readonly aterm: string;
@@ -43,7 +43,9 @@ export class DrvLoader {
     const drv = parseDerivation(text, path);
     const computed = printStorePath(derivationStorePath(drv, text, this.storeDir));
     if (computed !== path) {
-      throw new BuildtraceError('DERIVATION_INVALID', `${path}: contents hash to ${computed}; the file is corrupt or not a derivation Nix wrote`, { subject: path });
+      throw new BuildtraceError('DERIVATION_INVALID', `${path}: contents hash to ${computed}; the file is corrupt or not a derivation Nix wrote`, {
+        subject: path,
+      });
     }
     const loaded = { path, drv, aterm: text };
     this.cache.set(path, loaded);

@@ -5,7 +5,7 @@ import { BuildtraceError } from '../errors.js';
  * What REPORT_DATA binds. Both are SHA-512 over a domain-separated preimage; the
  * preimage is stored next to the report so a verifier recomputes all 64 bytes.
  */
-export const KEY_ATTESTATION_DOMAIN = 'buildtrace/key-attestation/v1\0';
+const KEY_ATTESTATION_DOMAIN = 'buildtrace/key-attestation/v1\0';
 export const TRACE_ATTESTATION_DOMAIN = 'buildtrace/trace-attestation/v1\0';
 
 export type Binding =

@@ -4,7 +4,7 @@ import { BuildtraceError } from '../errors.js';
 import type { TdxCollateral } from './tdx-collateral.js';
 
 /** File names of a collateral directory (README "TDX collateral"). */
-export const COLLATERAL_FILES = {
+const COLLATERAL_FILES = {
   tcbInfo: 'tcb-info.json',
   qeIdentity: 'qe-identity.json',
   signingChain: 'tcb-signing-chain.pem',
@@ -17,7 +17,11 @@ export function loadTdxCollateral(dir: string): TdxCollateral {
     try {
       return readFileSync(join(dir, name));
     } catch (err) {
-      throw new BuildtraceError('FILE_UNREADABLE', `collateral ${join(dir, name)}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'} (a collateral directory holds ${Object.values(COLLATERAL_FILES).join(', ')})`, { subject: join(dir, name) });
+      throw new BuildtraceError(
+        'FILE_UNREADABLE',
+        `collateral ${join(dir, name)}: ${(err as NodeJS.ErrnoException).code ?? 'unreadable'} (a collateral directory holds ${Object.values(COLLATERAL_FILES).join(', ')})`,
+        { subject: join(dir, name) },
+      );
     }
   };
   return {

@@ -22,7 +22,7 @@ function fail(msg: string): never {
   throw new BuildtraceError('CERT_INVALID', `CRL: ${msg}`);
 }
 
-export function serialHex(v: Uint8Array | string): string {
+function serialHex(v: Uint8Array | string): string {
   const h = typeof v === 'string' ? v.toLowerCase() : Buffer.from(v).toString('hex');
   return h.replace(/^0+(?=.)/, '');
 }
@@ -30,10 +30,12 @@ export function serialHex(v: Uint8Array | string): string {
 function time(buf: Uint8Array, t: Tlv): Date {
   const s = Buffer.from(t.value).toString('ascii');
   let m: RegExpExecArray | null;
+  // biome-ignore lint/suspicious/noAssignInExpressions: match and test in one condition
   if (t.tag === 0x17 && (m = /^(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/.exec(s))) {
     const y = Number(m[1]);
     return new Date(Date.UTC(y >= 50 ? 1900 + y : 2000 + y, Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
   }
+  // biome-ignore lint/suspicious/noAssignInExpressions: match and test in one condition
   if (t.tag === 0x18 && (m = /^(\d{4})(\d\d)(\d\d)(\d\d)(\d\d)(\d\d)Z$/.exec(s))) {
     return new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5]), Number(m[6])));
   }
@@ -52,19 +54,19 @@ export function parseCrl(der: Uint8Array): Crl {
   i++; // signature algorithm (inner)
   const issuer = f[i++];
   const thisU = f[i++];
-  if (!issuer || issuer.tag !== 0x30 || !thisU) fail('missing issuer or thisUpdate');
+  if (issuer?.tag !== 0x30 || !thisU) fail('missing issuer or thisUpdate');
   let nextUpdate: Date | undefined;
   if (f[i] && (f[i]?.tag === 0x17 || f[i]?.tag === 0x18)) nextUpdate = time(der, f[i++] as Tlv);
   const revoked = new Set<string>();
   if (f[i]?.tag === 0x30) {
     for (const entry of children(der, f[i++] as Tlv)) {
       const serial = children(der, entry)[0];
-      if (!serial || serial.tag !== 0x02) fail('revoked entry without a serial number');
+      if (serial?.tag !== 0x02) fail('revoked entry without a serial number');
       revoked.add(serialHex(serial.value));
     }
   }
   const algOid = children(der, alg)[0];
-  if (!algOid || algOid.tag !== 0x06) fail('no signature algorithm');
+  if (algOid?.tag !== 0x06) fail('no signature algorithm');
   return {
     issuer: der.subarray(issuer.start, issuer.end),
     thisUpdate: time(der, thisU),

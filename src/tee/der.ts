@@ -91,7 +91,7 @@ export function certificateExtensions(der: Uint8Array): Map<string, Uint8Array> 
 
 // ---- writer (used to build the simulated TEE's certificates) ----
 
-export function encLength(n: number): Buffer {
+function encLength(n: number): Buffer {
   if (n < 0x80) return Buffer.from([n]);
   const bytes: number[] = [];
   while (n > 0) {
@@ -144,7 +144,10 @@ export function oid(s: string): Buffer {
 }
 
 export function generalizedTime(d: Date): Buffer {
-  const s = d.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');
+  const s = d
+    .toISOString()
+    .replace(/[-:T]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return tlv(0x18, Buffer.from(s, 'ascii'));
 }
 

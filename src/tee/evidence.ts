@@ -52,11 +52,20 @@ export function verifyEvidence(input: EvidenceInput, roots: readonly PinnedCert[
   if (kind === 'sev-snp') {
     if (!input.vek) throw new BuildtraceError('USAGE', 'a SEV-SNP report needs its endorsement certificate: --vcek FILE or --vlek FILE');
     return verifySnp(
-      { report: input.report, vek: input.vek, ...(input.declaredKind ? { declaredKind: input.declaredKind } : {}), ...(input.expectedReportData ? { expectedReportData: input.expectedReportData } : {}), ...(input.crl ? { crl: input.crl } : {}) },
+      {
+        report: input.report,
+        vek: input.vek,
+        ...(input.declaredKind ? { declaredKind: input.declaredKind } : {}),
+        ...(input.expectedReportData ? { expectedReportData: input.expectedReportData } : {}),
+        ...(input.crl ? { crl: input.crl } : {}),
+      },
       roots,
       when,
       policy,
     );
   }
-  throw new BuildtraceError('EVIDENCE_INVALID', `evidence of ${input.report.length} bytes is neither a SEV-SNP report (1184 bytes) nor a TDX quote (v4/v5 header)`);
+  throw new BuildtraceError(
+    'EVIDENCE_INVALID',
+    `evidence of ${input.report.length} bytes is neither a SEV-SNP report (1184 bytes) nor a TDX quote (v4/v5 header)`,
+  );
 }

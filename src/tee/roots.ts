@@ -12,7 +12,7 @@ export interface PinnedCert {
 
 const PEM_RE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 
-export function certSha256(cert: X509Certificate): string {
+function certSha256(cert: X509Certificate): string {
   return createHash('sha256').update(cert.raw).digest('hex');
 }
 
@@ -20,7 +20,11 @@ export function certSha256(cert: X509Certificate): string {
 const EVIDENCE_FILES = new Set(['report.bin', 'quote.bin', 'preimage.bin', 'evidence.json']);
 
 function notRoots(dir: string, why: string): never {
-  throw new BuildtraceError('USAGE', `--roots ${dir} is not a directory of pinned roots: ${why}. Pin vendor roots you obtained yourself (e.g. AMD KDS, Intel PCS), never the certificates that came with the evidence`, { subject: dir });
+  throw new BuildtraceError(
+    'USAGE',
+    `--roots ${dir} is not a directory of pinned roots: ${why}. Pin vendor roots you obtained yourself (e.g. AMD KDS, Intel PCS), never the certificates that came with the evidence`,
+    { subject: dir },
+  );
 }
 
 /**
@@ -78,7 +82,7 @@ export function validAt(cert: X509Certificate, at: Date): boolean {
 }
 
 /** Certificates from evidence or collateral are hostile input: any OpenSSL error is a failed check. */
-export function signedBy(c: X509Certificate, issuer: X509Certificate): boolean {
+function signedBy(c: X509Certificate, issuer: X509Certificate): boolean {
   try {
     return c.issuer === issuer.subject && c.verify(issuer.publicKey);
   } catch {
@@ -86,7 +90,7 @@ export function signedBy(c: X509Certificate, issuer: X509Certificate): boolean {
   }
 }
 
-export interface ChainVerdict {
+interface ChainVerdict {
   readonly ok: boolean;
   readonly detail: string;
   readonly pinned: PinnedCert | undefined;
@@ -106,9 +110,11 @@ export function chainToPinned(certs: readonly X509Certificate[], roots: readonly
   const top = certs[certs.length - 1];
   if (!top) return { ok: false, detail: 'no certificates', pinned: undefined };
   const pinned = roots.find((r) => r.cert.raw.equals(top.raw) || (r.cert.subject === r.cert.issuer && signedBy(top, r.cert)));
-  if (!pinned) return { ok: false, detail: `chain ends at ${cn(top.subject)} (sha256 ${certSha256(top).slice(0, 16)}…), which is not a pinned root`, pinned: undefined };
-  if (fingerprints && !fingerprints.includes(pinned.sha256)) return { ok: false, detail: `root ${cn(pinned.cert.subject)} is not among the policy's rootFingerprints`, pinned };
-  return { ok: true, detail: certs.map((c) => cn(c.subject)).join(' ← ') + ` (pinned ${pinned.file})`, pinned };
+  if (!pinned)
+    return { ok: false, detail: `chain ends at ${cn(top.subject)} (sha256 ${certSha256(top).slice(0, 16)}…), which is not a pinned root`, pinned: undefined };
+  if (fingerprints && !fingerprints.includes(pinned.sha256))
+    return { ok: false, detail: `root ${cn(pinned.cert.subject)} is not among the policy's rootFingerprints`, pinned };
+  return { ok: true, detail: `${certs.map((c) => cn(c.subject)).join(' ← ')} (pinned ${pinned.file})`, pinned };
 }
 
 export function pemCertificates(text: string): X509Certificate[] {

@@ -28,11 +28,11 @@ export function parsePckExtensions(der: Uint8Array): PckExtensions {
   }
   const octets = (oid: string, name: string, len: number): string => {
     const v = byOid.get(oid);
-    if (!v || v.tag !== 0x04 || v.value.length !== len) fail(`missing or malformed ${name}`);
+    if (v?.tag !== 0x04 || v.value.length !== len) fail(`missing or malformed ${name}`);
     return Buffer.from(v.value).toString('hex');
   };
   const tcb = byOid.get(`${SGX_EXT}.2`);
-  if (!tcb || tcb.tag !== 0x30) fail('missing TCB');
+  if (tcb?.tag !== 0x30) fail('missing TCB');
   const comps = new Map<string, number>();
   for (const c of tcb.children()) {
     const [o, v] = children(ext, c);

@@ -36,7 +36,11 @@ function name(cn: string): Buffer {
 }
 
 function utcTime(d: Date): Buffer {
-  const s = d.toISOString().replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z').slice(2);
+  const s = d
+    .toISOString()
+    .replace(/[-:T]/g, '')
+    .replace(/\.\d+Z$/, 'Z')
+    .slice(2);
   return tlv(0x17, Buffer.from(s, 'ascii'));
 }
 
@@ -82,7 +86,10 @@ export interface SimulatedPlatform {
 }
 
 export function pem(der: Uint8Array): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  const b64 = Buffer.from(der)
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '');
   return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
 }
 
@@ -98,8 +105,26 @@ export function createSimulatedPlatform(opts: { rsaBits?: number; now?: Date; tc
   const from = new Date(now.getTime() - 86_400_000);
   const caTo = new Date(now.getTime() + 20 * 365 * 86_400_000);
   const caExt = [ext('2.5.29.19', seq(tlv(0x01, Buffer.from([0xff]))), true), ext('2.5.29.15', tlv(0x03, Buffer.from([0x01, 0x06])), true)];
-  const arkDer = certificate({ serial: 1, issuer: 'ARK-Milan', subject: 'ARK-Milan', publicKey: ark.publicKey, signer: ark.privateKey, notBefore: from, notAfter: caTo, extensions: caExt });
-  const askDer = certificate({ serial: 2, issuer: 'ARK-Milan', subject: 'SEV-Milan', publicKey: ask.publicKey, signer: ark.privateKey, notBefore: from, notAfter: caTo, extensions: caExt });
+  const arkDer = certificate({
+    serial: 1,
+    issuer: 'ARK-Milan',
+    subject: 'ARK-Milan',
+    publicKey: ark.publicKey,
+    signer: ark.privateKey,
+    notBefore: from,
+    notAfter: caTo,
+    extensions: caExt,
+  });
+  const askDer = certificate({
+    serial: 2,
+    issuer: 'ARK-Milan',
+    subject: 'SEV-Milan',
+    publicKey: ask.publicKey,
+    signer: ark.privateKey,
+    notBefore: from,
+    notAfter: caTo,
+    extensions: caExt,
+  });
   const vcekDer = certificate({
     serial: 0,
     issuer: 'SEV-Milan',

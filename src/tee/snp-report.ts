@@ -5,7 +5,7 @@ export const SNP_REPORT_SIZE = 0x4a0;
 export const SNP_SIGNED_LENGTH = 0x2a0;
 
 export type SnpProduct = 'Milan' | 'Genoa' | 'Turin';
-export type SnpSigningKey = 'VCEK' | 'VLEK' | 'none';
+type SnpSigningKey = 'VCEK' | 'VLEK' | 'none';
 
 export interface TcbParts {
   readonly bootloader: number;
@@ -16,7 +16,7 @@ export interface TcbParts {
   readonly fmc?: number;
 }
 
-export interface SnpPolicy {
+interface SnpPolicy {
   readonly raw: bigint;
   readonly abiMinor: number;
   readonly abiMajor: number;
@@ -81,7 +81,7 @@ function reverse48(b: Uint8Array): Uint8Array {
   return Uint8Array.from(b.subarray(0, 48)).reverse();
 }
 
-export function parseSnpPolicy(raw: bigint): SnpPolicy {
+function parseSnpPolicy(raw: bigint): SnpPolicy {
   const bit = (n: number): boolean => ((raw >> BigInt(n)) & 1n) === 1n;
   return {
     raw,

@@ -9,7 +9,7 @@ import type { EvidenceVerdict, Step, TeePolicy } from './tee-policy.js';
 import { SIMULATED_FAMILY_ID } from './simulated.js';
 import { verdictOk } from './tee-policy.js';
 
-export interface SnpEvidence {
+interface SnpEvidence {
   readonly report: Uint8Array;
   /** DER of the VCEK or VLEK that signed the report. */
   readonly vek: Uint8Array;
@@ -50,7 +50,12 @@ function issuerIn(child: X509Certificate, pool: readonly PinnedCert[]): PinnedCe
   });
 }
 
-function chainStep(vek: AmdVekCert, roots: readonly PinnedCert[], product: SnpProduct | undefined, pins: readonly string[] | undefined): Step & { certs?: X509Certificate[] } {
+function chainStep(
+  vek: AmdVekCert,
+  roots: readonly PinnedCert[],
+  product: SnpProduct | undefined,
+  pins: readonly string[] | undefined,
+): Step & { certs?: X509Certificate[] } {
   const inter = issuerIn(vek.cert, roots);
   if (!inter) {
     return { step: 'chain', ok: false, detail: `no pinned certificate named ${JSON.stringify(cn(vek.cert.issuer))} signed this ${vek.kind}` };
@@ -63,7 +68,8 @@ function chainStep(vek: AmdVekCert, roots: readonly PinnedCert[], product: SnpPr
   const arkName = cn(ark.cert.subject) ?? '';
   const interName = cn(inter.cert.subject) ?? '';
   const expectInter = vek.kind === 'VCEK' ? /^SEV-(Milan|Genoa|Turin)$/ : /^SEV-VLEK-(Milan|Genoa|Turin)$/;
-  if (!expectInter.test(interName)) return { step: 'chain', ok: false, detail: `${vek.kind} issued by ${interName}, expected ${vek.kind === 'VCEK' ? 'an ASK' : 'an ASVK'}` };
+  if (!expectInter.test(interName))
+    return { step: 'chain', ok: false, detail: `${vek.kind} issued by ${interName}, expected ${vek.kind === 'VCEK' ? 'an ASK' : 'an ASVK'}` };
   if (product !== undefined && arkName !== `ARK-${product}`) {
     return { step: 'chain', ok: false, detail: `report is from a ${product} CPU but the chain ends at ${arkName}` };
   }
@@ -91,18 +97,18 @@ function productFromName(name: string | undefined): SnpProduct | undefined {
   return m ? (m[1] as SnpProduct) : undefined;
 }
 
-export function snpFields(r: SnpReport, product: SnpProduct | undefined): Record<string, JsonValue> {
+function snpFields(r: SnpReport, product: SnpProduct | undefined): Record<string, JsonValue> {
   return {
     version: r.version,
     guest_svn: r.guestSvn,
-    policy: '0x' + r.policy.raw.toString(16),
+    policy: `0x${r.policy.raw.toString(16)}`,
     policy_debug: r.policy.debug,
     policy_smt: r.policy.smt,
     policy_migrate_ma: r.policy.migrateMa,
     vmpl: r.vmpl,
     signature_algo: r.signatureAlgo,
     signing_key: r.signingKey,
-    platform_info: '0x' + r.platformInfo.toString(16),
+    platform_info: `0x${r.platformInfo.toString(16)}`,
     product: product ?? null,
     family_id: hex(r.familyId),
     image_id: hex(r.imageId),
@@ -132,14 +138,35 @@ function snpCrlStep(der: Uint8Array, certs: readonly X509Certificate[] | undefin
   const ark = certs?.[2];
   if (!certs || !ark) return { step: 'crl', ok: false, detail: 'no trusted chain to check the CRL against' };
   if (!crlSignedBy(crl, ark)) return { step: 'crl', ok: false, detail: `CRL is not signed by ${cn(ark.subject)}` };
-  if (!crlCurrent(crl, at)) return { step: 'crl', ok: false, detail: `CRL issued ${crl.thisUpdate.toISOString()}, next update ${crl.nextUpdate?.toISOString() ?? '-'}: not current at ${at.toISOString()}` };
+  if (!crlCurrent(crl, at))
+    return {
+      step: 'crl',
+      ok: false,
+      detail: `CRL issued ${crl.thisUpdate.toISOString()}, next update ${crl.nextUpdate?.toISOString() ?? '-'}: not current at ${at.toISOString()}`,
+    };
   const revoked = certs.slice(0, 2).filter((c) => isRevoked(crl, c));
-  return { step: 'crl', ok: revoked.length === 0, detail: revoked.length === 0 ? `${cn(ark.subject)} CRL (${crl.revoked.size} revoked) lists neither ${certs.slice(0, 2).map((c) => cn(c.subject)).join(' nor ')}` : revoked.map((c) => `${cn(c.subject)} serial ${c.serialNumber.toLowerCase()} is revoked`).join('; ') };
+  return {
+    step: 'crl',
+    ok: revoked.length === 0,
+    detail:
+      revoked.length === 0
+        ? `${cn(ark.subject)} CRL (${crl.revoked.size} revoked) lists neither ${certs
+            .slice(0, 2)
+            .map((c) => cn(c.subject))
+            .join(' nor ')}`
+        : revoked.map((c) => `${cn(c.subject)} serial ${c.serialNumber.toLowerCase()} is revoked`).join('; '),
+  };
 }
 
 export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Date, policy: TeePolicy): EvidenceVerdict {
   const steps: Step[] = [];
-  const done = (fields: Record<string, JsonValue>): EvidenceVerdict => ({ format: 'sev-snp', ok: verdictOk(steps), verificationTime: at.toISOString(), steps, fields });
+  const done = (fields: Record<string, JsonValue>): EvidenceVerdict => ({
+    format: 'sev-snp',
+    ok: verdictOk(steps),
+    verificationTime: at.toISOString(),
+    steps,
+    fields,
+  });
   let r: SnpReport;
   try {
     r = parseSnpReport(ev.report);
@@ -159,8 +186,10 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
   const product = productFromCpuid(r) ?? productFromName(vek.productName);
   const fields = snpFields(r, product);
   if (r.signingKey === 'none') steps.push({ step: 'endorsement-key', ok: false, detail: 'report is unsigned (SIGNING_KEY 7)' });
-  else if (r.signingKey !== vek.kind) steps.push({ step: 'endorsement-key', ok: false, detail: `report says ${r.signingKey} but the certificate is a ${vek.kind}` });
-  else if (ev.declaredKind !== undefined && ev.declaredKind !== vek.kind) steps.push({ step: 'endorsement-key', ok: false, detail: `given as --${ev.declaredKind.toLowerCase()} but the certificate is a ${vek.kind}` });
+  else if (r.signingKey !== vek.kind)
+    steps.push({ step: 'endorsement-key', ok: false, detail: `report says ${r.signingKey} but the certificate is a ${vek.kind}` });
+  else if (ev.declaredKind !== undefined && ev.declaredKind !== vek.kind)
+    steps.push({ step: 'endorsement-key', ok: false, detail: `given as --${ev.declaredKind.toLowerCase()} but the certificate is a ${vek.kind}` });
   else steps.push({ step: 'endorsement-key', ok: true, detail: `${vek.kind}${vek.productName ? ` (${vek.productName})` : ''}` });
 
   // signature: ECDSA P-384 / SHA-384 over bytes 0..0x29F, r and s little-endian in the report
@@ -171,7 +200,11 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
   } catch {
     sigOk = false;
   }
-  steps.push({ step: 'signature', ok: sigOk, detail: sigOk ? 'ECDSA P-384/SHA-384 by the endorsement key' : 'report signature does not verify with this endorsement key' });
+  steps.push({
+    step: 'signature',
+    ok: sigOk,
+    detail: sigOk ? 'ECDSA P-384/SHA-384 by the endorsement key' : 'report signature does not verify with this endorsement key',
+  });
 
   const cacheKey = `${vekDigest}|${product}|${(policy.rootFingerprints ?? []).join(',')}|${roots.map((x) => x.sha256).join(',')}`;
   let chain = chainCache.get(cacheKey) as (Step & { certs?: X509Certificate[] }) | undefined;
@@ -193,7 +226,11 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
     else {
       const n = product === 'Turin' ? 8 : 64;
       const ok = Buffer.from(r.chipId.subarray(0, n)).equals(Buffer.from(vek.hwId.subarray(0, n))) && vek.hwId.length === n;
-      steps.push({ step: 'chip-id-binding', ok, detail: ok ? `CHIP_ID equals the VCEK hwID` : `CHIP_ID ${hex(r.chipId).slice(0, 16)}… differs from hwID ${hex(vek.hwId).slice(0, 16)}…` });
+      steps.push({
+        step: 'chip-id-binding',
+        ok,
+        detail: ok ? `CHIP_ID equals the VCEK hwID` : `CHIP_ID ${hex(r.chipId).slice(0, 16)}… differs from hwID ${hex(vek.hwId).slice(0, 16)}…`,
+      });
     }
   } else {
     steps.push({ step: 'chip-id-binding', ok: null, detail: `VLEK (cspID ${JSON.stringify(vek.cspId ?? '')}); no chip id to compare` });
@@ -204,25 +241,45 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
   steps.push({
     step: 'validity',
     ok: expired.length === 0,
-    detail: expired.length === 0 ? `all certificates valid at ${at.toISOString()}` : expired.map((c) => `${cn(c.subject)} valid ${c.validFrom} to ${c.validTo}`).join('; ') + ` — not at ${at.toISOString()}`,
+    detail:
+      expired.length === 0
+        ? `all certificates valid at ${at.toISOString()}`
+        : `${expired.map((c) => `${cn(c.subject)} valid ${c.validFrom} to ${c.validTo}`).join('; ')} — not at ${at.toISOString()}`,
   });
 
   if (ev.crl !== undefined) steps.push(snpCrlStep(ev.crl, chain.certs, at));
 
   if (ev.expectedReportData !== undefined) {
     const ok = Buffer.from(r.reportData).equals(Buffer.from(ev.expectedReportData));
-    steps.push({ step: 'report-data', ok, detail: ok ? 'REPORT_DATA equals the recomputed binding' : `REPORT_DATA ${hex(r.reportData).slice(0, 32)}… is not the expected ${hex(ev.expectedReportData).slice(0, 32)}…` });
+    steps.push({
+      step: 'report-data',
+      ok,
+      detail: ok
+        ? 'REPORT_DATA equals the recomputed binding'
+        : `REPORT_DATA ${hex(r.reportData).slice(0, 32)}… is not the expected ${hex(ev.expectedReportData).slice(0, 32)}…`,
+    });
   }
 
   // policy
   const allowDebug = policy.allowDebug ?? false;
-  steps.push({ step: 'policy.debug', ok: allowDebug || !r.policy.debug, detail: r.policy.debug ? `guest allows debugging (POLICY.DEBUG)${allowDebug ? ', permitted by policy' : ''}` : 'debugging disabled' });
+  steps.push({
+    step: 'policy.debug',
+    ok: allowDebug || !r.policy.debug,
+    detail: r.policy.debug ? `guest allows debugging (POLICY.DEBUG)${allowDebug ? ', permitted by policy' : ''}` : 'debugging disabled',
+  });
   const p = policy.snp ?? {};
   if (p.vmpl !== undefined) steps.push({ step: 'policy.vmpl', ok: r.vmpl === p.vmpl, detail: `VMPL ${r.vmpl}, required ${p.vmpl}` });
   if (p.measurements !== undefined || policy.anyMeasurement !== true) {
     const m = hex(r.measurement);
     const list = p.measurements ?? [];
-    steps.push({ step: 'policy.measurement', ok: list.includes(m), detail: list.length === 0 ? `MEASUREMENT ${m}: the policy lists no SEV-SNP measurements ("anyMeasurement": true opts out)` : `MEASUREMENT ${m} ${list.includes(m) ? 'is' : 'is not'} allowed` });
+    steps.push({
+      step: 'policy.measurement',
+      ok: list.includes(m),
+      detail:
+        list.length === 0
+          ? `MEASUREMENT ${m}: the policy lists no SEV-SNP measurements ("anyMeasurement": true opts out)`
+          : `MEASUREMENT ${m} ${list.includes(m) ? 'is' : 'is not'} allowed`,
+    });
   }
   if (p.hostData !== undefined) {
     const h = hex(r.hostData);
@@ -232,14 +289,22 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
     steps.push({ step: 'policy.signing-key', ok: p.signingKeys.includes(vek.kind), detail: `${vek.kind}; allowed ${p.signingKeys.join(', ')}` });
   }
   if (p.reportVersions !== undefined) {
-    steps.push({ step: 'policy.report-version', ok: p.reportVersions.includes(r.version), detail: `version ${r.version}; allowed ${p.reportVersions.join(', ')}` });
+    steps.push({
+      step: 'policy.report-version',
+      ok: p.reportVersions.includes(r.version),
+      detail: `version ${r.version}; allowed ${p.reportVersions.join(', ')}`,
+    });
   }
   if (p.minimumTcb === undefined && policy.anyTcb !== true) {
     steps.push({ step: 'policy.minimum-tcb', ok: false, detail: 'the policy sets no snp.minimumTcb ("anyTcb": true opts out)' });
   }
   if (p.minimumTcb !== undefined) {
     const low = (Object.entries(p.minimumTcb) as [keyof TcbParts, number][]).filter(([k, min]) => (reported[k] ?? 0) < min);
-    steps.push({ step: 'policy.minimum-tcb', ok: low.length === 0, detail: low.length === 0 ? `REPORTED_TCB ${fmtTcb(reported)} meets the minimum` : low.map(([k, min]) => `${k} ${reported[k] ?? 0} < ${min}`).join(', ') });
+    steps.push({
+      step: 'policy.minimum-tcb',
+      ok: low.length === 0,
+      detail: low.length === 0 ? `REPORTED_TCB ${fmtTcb(reported)} meets the minimum` : low.map(([k, min]) => `${k} ${reported[k] ?? 0} < ${min}`).join(', '),
+    });
   }
   return done(fields);
 }

@@ -24,7 +24,7 @@ export interface TdxCollateral {
   readonly rootCrl: Uint8Array;
 }
 
-export const DEFAULT_ACCEPTED_TCB_STATUSES = ['UpToDate'] as const;
+const DEFAULT_ACCEPTED_TCB_STATUSES = ['UpToDate'] as const;
 
 interface Level {
   readonly status: string;
@@ -38,7 +38,8 @@ function fail(subject: string, msg: string): never {
 type Obj = { [k: string]: JsonValue };
 const obj = (v: JsonValue | undefined, what: string, s: string): Obj => (isObject(v) ? v : fail(s, `${what} is not an object`));
 const arr = (v: JsonValue | undefined, what: string, s: string): JsonValue[] => (Array.isArray(v) ? v : fail(s, `${what} is not an array`));
-const num = (v: JsonValue | undefined, what: string, s: string): number => (typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : fail(s, `${what} is not a non-negative integer`));
+const num = (v: JsonValue | undefined, what: string, s: string): number =>
+  typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : fail(s, `${what} is not a non-negative integer`);
 const str = (v: JsonValue | undefined, what: string, s: string): string => (typeof v === 'string' ? v : fail(s, `${what} is not a string`));
 const hexBytes = (v: JsonValue | undefined, what: string, s: string, len: number): Buffer => {
   const t = str(v, what, s);
@@ -51,7 +52,10 @@ const date = (v: JsonValue | undefined, what: string, s: string): Date => {
 };
 
 function level(l: Obj, s: string): Level {
-  return { status: str(l['tcbStatus'], 'tcbStatus', s), advisories: Array.isArray(l['advisoryIDs']) ? l['advisoryIDs'].filter((x): x is string => typeof x === 'string') : [] };
+  return {
+    status: str(l['tcbStatus'], 'tcbStatus', s),
+    advisories: Array.isArray(l['advisoryIDs']) ? l['advisoryIDs'].filter((x): x is string => typeof x === 'string') : [],
+  };
 }
 
 /** A signed PCS document: the signed member's text, its parsed value, the signature check. */
@@ -87,7 +91,7 @@ function tdxLevelMatches(teeTcbSvn: Uint8Array, comps: JsonValue[], s: string): 
 }
 
 /** Intel's TCB level matching (go-tdx-guest verify.getMatchingTcbLevel; Intel TDX DCAP QVL). */
-export function tdxTcbLevel(tcbInfo: Obj, pck: PckExtensions, teeTcbSvn: Uint8Array, s: string): { level: Level; index: number; module?: Level } | undefined {
+function tdxTcbLevel(tcbInfo: Obj, pck: PckExtensions, teeTcbSvn: Uint8Array, s: string): { level: Level; index: number; module?: Level } | undefined {
   const levels = arr(tcbInfo['tcbLevels'], 'tcbLevels', s);
   for (let idx = 0; idx < levels.length; idx++) {
     const l = obj(levels[idx], 'tcbLevel', s);
@@ -100,7 +104,9 @@ export function tdxTcbLevel(tcbInfo: Obj, pck: PckExtensions, teeTcbSvn: Uint8Ar
     const found = { level: level(l, s), index: idx };
     if ((teeTcbSvn[1] as number) === 0) return found;
     const id = `TDX_${(teeTcbSvn[1] as number).toString(16).padStart(2, '0').toUpperCase()}`;
-    const mod = arr(tcbInfo['tdxModuleIdentities'] ?? [], 'tdxModuleIdentities', s).map((m) => obj(m, 'tdxModuleIdentity', s)).find((m) => String(m['id']).toUpperCase() === id);
+    const mod = arr(tcbInfo['tdxModuleIdentities'] ?? [], 'tdxModuleIdentities', s)
+      .map((m) => obj(m, 'tdxModuleIdentity', s))
+      .find((m) => String(m['id']).toUpperCase() === id);
     if (!mod) return { ...found, module: { status: `no TDX module identity ${id}`, advisories: [] } };
     for (const ml of arr(mod['tcbLevels'], 'tcbLevels', s)) {
       const mo = obj(ml, 'tcbLevel', s);
@@ -116,7 +122,14 @@ function masked(value: Uint8Array, mask: Uint8Array): Buffer {
 }
 
 /** The collateral steps for one quote whose PCK chain is `pckCerts` (leaf first). */
-export function checkTdxCollateral(q: TdxQuote, pckCerts: readonly X509Certificate[], c: TdxCollateral, roots: readonly PinnedCert[], at: Date, policy: TeePolicy): Step[] {
+export function checkTdxCollateral(
+  q: TdxQuote,
+  pckCerts: readonly X509Certificate[],
+  c: TdxCollateral,
+  roots: readonly PinnedCert[],
+  at: Date,
+  policy: TeePolicy,
+): Step[] {
   const steps: Step[] = [];
   const accepted: readonly string[] = policy.tdx?.acceptedTcbStatuses ?? DEFAULT_ACCEPTED_TCB_STATUSES;
   const s = c.source;
@@ -139,7 +152,11 @@ export function checkTdxCollateral(q: TdxQuote, pckCerts: readonly X509Certifica
     steps.push({
       step: 'collateral.signing-chain',
       ok: signerOk,
-      detail: !chain.ok ? `TCB signing chain: ${chain.detail}` : expired.length > 0 ? expired.map((x) => `${cn(x.subject)} valid ${x.validFrom} to ${x.validTo}`).join('; ') + ` — not at ${at.toISOString()}` : `TCB signing chain ${chain.detail}`,
+      detail: !chain.ok
+        ? `TCB signing chain: ${chain.detail}`
+        : expired.length > 0
+          ? `${expired.map((x) => `${cn(x.subject)} valid ${x.validFrom} to ${x.validTo}`).join('; ')} — not at ${at.toISOString()}`
+          : `TCB signing chain ${chain.detail}`,
     });
   } else if (steps.length === 0) steps.push({ step: 'collateral.signing-chain', ok: false, detail: `${s}: no certificate in the TCB signing chain` });
 
@@ -161,14 +178,21 @@ export function checkTdxCollateral(q: TdxQuote, pckCerts: readonly X509Certifica
       return;
     }
     if (!crlCurrent(crl, at)) {
-      steps.push({ step: name, ok: false, detail: `CRL issued ${crl.thisUpdate.toISOString()}, next update ${crl.nextUpdate?.toISOString() ?? '-'}: not current at ${at.toISOString()}` });
+      steps.push({
+        step: name,
+        ok: false,
+        detail: `CRL issued ${crl.thisUpdate.toISOString()}, next update ${crl.nextUpdate?.toISOString() ?? '-'}: not current at ${at.toISOString()}`,
+      });
       return;
     }
     const revoked = subjects.filter((x) => isRevoked(crl, x));
     steps.push({
       step: name,
       ok: revoked.length === 0,
-      detail: revoked.length === 0 ? `${cn(issuer.subject)} CRL (${crl.revoked.size} revoked) lists none of ${subjects.map((x) => cn(x.subject)).join(', ')}` : revoked.map((x) => `${cn(x.subject)} serial ${x.serialNumber.toLowerCase()} is revoked`).join('; '),
+      detail:
+        revoked.length === 0
+          ? `${cn(issuer.subject)} CRL (${crl.revoked.size} revoked) lists none of ${subjects.map((x) => cn(x.subject)).join(', ')}`
+          : revoked.map((x) => `${cn(x.subject)} serial ${x.serialNumber.toLowerCase()} is revoked`).join('; '),
     });
   };
   crlStep('collateral.root-crl', c.rootCrl, rootCert, [...pckCerts.slice(1, -1), ...signing.slice(0, -1)]);
@@ -185,8 +209,20 @@ export function checkTdxCollateral(q: TdxQuote, pckCerts: readonly X509Certifica
     try {
       const { body, sigOk } = signedDoc(text, member, `${s}: ${member}`, signerOk ? signer : undefined);
       const stale = fresh(body, at, `${s}: ${member}`);
-      const why = !signerOk ? 'its signing chain is not trusted' : !sigOk ? `signature does not verify with ${cn(signer?.subject ?? '')}` : body['id'] !== id ? `id ${JSON.stringify(body['id'])} is not ${id}` : body['version'] !== version ? `version ${JSON.stringify(body['version'])} is not ${version}` : stale;
-      steps.push({ step: name, ok: why === undefined, detail: why ?? `signed by ${cn(signer?.subject ?? '')}, ${id} v${version}, current at ${at.toISOString()}` });
+      const why = !signerOk
+        ? 'its signing chain is not trusted'
+        : !sigOk
+          ? `signature does not verify with ${cn(signer?.subject ?? '')}`
+          : body['id'] !== id
+            ? `id ${JSON.stringify(body['id'])} is not ${id}`
+            : body['version'] !== version
+              ? `version ${JSON.stringify(body['version'])} is not ${version}`
+              : stale;
+      steps.push({
+        step: name,
+        ok: why === undefined,
+        detail: why ?? `signed by ${cn(signer?.subject ?? '')}, ${id} v${version}, current at ${at.toISOString()}`,
+      });
       return why === undefined ? body : undefined;
     } catch (err) {
       steps.push({ step: name, ok: false, detail: errorMessage(err) });
@@ -203,13 +239,19 @@ export function checkTdxCollateral(q: TdxQuote, pckCerts: readonly X509Certifica
     if (String(tcbInfo['pceId']).toLowerCase() !== pck.pceId) why.push(`PCK PCE-ID ${pck.pceId} ≠ TCB info ${String(tcbInfo['pceId'])}`);
     try {
       const mod = obj(tcbInfo['tdxModule'], 'tdxModule', s);
-      if (!hexBytes(mod['mrsigner'], 'tdxModule.mrsigner', s, 48).equals(Buffer.from(q.body.mrSignerSeam))) why.push(`MRSIGNERSEAM ${hex(q.body.mrSignerSeam)} is not Intel's`);
+      if (!hexBytes(mod['mrsigner'], 'tdxModule.mrsigner', s, 48).equals(Buffer.from(q.body.mrSignerSeam)))
+        why.push(`MRSIGNERSEAM ${hex(q.body.mrSignerSeam)} is not Intel's`);
       const mask = hexBytes(mod['attributesMask'], 'tdxModule.attributesMask', s, 8);
-      if (!masked(q.body.seamAttributes, mask).equals(hexBytes(mod['attributes'], 'tdxModule.attributes', s, 8))) why.push(`SEAMATTRIBUTES ${hex(q.body.seamAttributes)} do not match`);
+      if (!masked(q.body.seamAttributes, mask).equals(hexBytes(mod['attributes'], 'tdxModule.attributes', s, 8)))
+        why.push(`SEAMATTRIBUTES ${hex(q.body.seamAttributes)} do not match`);
     } catch (err) {
       why.push(errorMessage(err));
     }
-    steps.push({ step: 'collateral.fmspc', ok: why.length === 0, detail: why.length === 0 ? `FMSPC ${pck.fmspc}, PCE-ID ${pck.pceId} match the TCB info; TDX module signer matches` : why.join('; ') });
+    steps.push({
+      step: 'collateral.fmspc',
+      ok: why.length === 0,
+      detail: why.length === 0 ? `FMSPC ${pck.fmspc}, PCE-ID ${pck.pceId} match the TCB info; TDX module signer matches` : why.join('; '),
+    });
   }
 
   // 5. the quote was signed by Intel's TD Quoting Enclave, at an accepted TCB level
@@ -219,35 +261,53 @@ export function checkTdxCollateral(q: TdxQuote, pckCerts: readonly X509Certifica
     let status = '';
     try {
       const misc = r.subarray(16, 20);
-      if (!masked(misc, hexBytes(qeId['miscselectMask'], 'miscselectMask', s, 4)).equals(hexBytes(qeId['miscselect'], 'miscselect', s, 4))) why.push(`MISCSELECT ${hex(misc)} does not match`);
+      if (!masked(misc, hexBytes(qeId['miscselectMask'], 'miscselectMask', s, 4)).equals(hexBytes(qeId['miscselect'], 'miscselect', s, 4)))
+        why.push(`MISCSELECT ${hex(misc)} does not match`);
       const attrs = r.subarray(48, 64);
-      if (!masked(attrs, hexBytes(qeId['attributesMask'], 'attributesMask', s, 16)).equals(hexBytes(qeId['attributes'], 'attributes', s, 16))) why.push(`ATTRIBUTES ${hex(attrs)} do not match`);
+      if (!masked(attrs, hexBytes(qeId['attributesMask'], 'attributesMask', s, 16)).equals(hexBytes(qeId['attributes'], 'attributes', s, 16)))
+        why.push(`ATTRIBUTES ${hex(attrs)} do not match`);
       const mrsigner = r.subarray(128, 160);
-      if (!hexBytes(qeId['mrsigner'], 'mrsigner', s, 32).equals(Buffer.from(mrsigner))) why.push(`MRSIGNER ${hex(mrsigner)} is not ${String(qeId['mrsigner']).toLowerCase()}`);
+      if (!hexBytes(qeId['mrsigner'], 'mrsigner', s, 32).equals(Buffer.from(mrsigner)))
+        why.push(`MRSIGNER ${hex(mrsigner)} is not ${String(qeId['mrsigner']).toLowerCase()}`);
       const dv = new DataView(r.buffer, r.byteOffset, r.byteLength);
       const prod = dv.getUint16(256, true);
       const svn = dv.getUint16(258, true);
       if (prod !== num(qeId['isvprodid'], 'isvprodid', s)) why.push(`ISVPRODID ${prod} is not ${String(qeId['isvprodid'])}`);
-      const lv = arr(qeId['tcbLevels'], 'tcbLevels', s).map((l) => obj(l, 'tcbLevel', s)).find((l) => num(obj(l['tcb'], 'tcb', s)['isvsvn'], 'isvsvn', s) <= svn);
+      const lv = arr(qeId['tcbLevels'], 'tcbLevels', s)
+        .map((l) => obj(l, 'tcbLevel', s))
+        .find((l) => num(obj(l['tcb'], 'tcb', s)['isvsvn'], 'isvsvn', s) <= svn);
       status = lv ? level(lv, s).status : `no QE TCB level for ISVSVN ${svn}`;
       if (!accepted.includes(status)) why.push(`QE ISVSVN ${svn}: TCB status ${status} is not accepted (${accepted.join(', ')})`);
     } catch (err) {
       why.push(errorMessage(err));
     }
-    steps.push({ step: 'collateral.qe-identity', ok: why.length === 0, detail: why.length === 0 ? `QE report is Intel's TD QE (MRSIGNER, ISVPRODID match; ${status})` : why.join('; ') });
+    steps.push({
+      step: 'collateral.qe-identity',
+      ok: why.length === 0,
+      detail: why.length === 0 ? `QE report is Intel's TD QE (MRSIGNER, ISVPRODID match; ${status})` : why.join('; '),
+    });
   }
 
   // 6. TCB status of the platform and the TDX module
   if (tcbInfo && pck) {
     try {
       const m = tdxTcbLevel(tcbInfo, pck, q.body.teeTcbSvn, s);
-      if (!m) steps.push({ step: 'collateral.tcb-status', ok: false, detail: `no TCB level matches (PCK SVNs ${pck.sgxTcbComponents.join('.')}, PCESVN ${pck.pceSvn}, TEE_TCB_SVN ${hex(q.body.teeTcbSvn)}): TCB not supported` });
+      if (!m)
+        steps.push({
+          step: 'collateral.tcb-status',
+          ok: false,
+          detail: `no TCB level matches (PCK SVNs ${pck.sgxTcbComponents.join('.')}, PCESVN ${pck.pceSvn}, TEE_TCB_SVN ${hex(q.body.teeTcbSvn)}): TCB not supported`,
+        });
       else {
         const st = m.module ?? m.level;
         const statuses = m.module ? [m.level.status, m.module.status] : [m.level.status];
         const ok = statuses.every((x) => accepted.includes(x));
         const adv = [...m.level.advisories, ...(m.module?.advisories ?? [])];
-        steps.push({ step: 'collateral.tcb-status', ok, detail: `TCB level ${m.index}: ${statuses.join(' / ')}${adv.length ? ` (advisories ${adv.join(', ')})` : ''}; accepted: ${accepted.join(', ')}${ok ? '' : ` — ${st.status} is not accepted`}` });
+        steps.push({
+          step: 'collateral.tcb-status',
+          ok,
+          detail: `TCB level ${m.index}: ${statuses.join(' / ')}${adv.length ? ` (advisories ${adv.join(', ')})` : ''}; accepted: ${accepted.join(', ')}${ok ? '' : ` — ${st.status} is not accepted`}`,
+        });
       }
     } catch (err) {
       steps.push({ step: 'collateral.tcb-status', ok: false, detail: errorMessage(err) });

@@ -1,7 +1,7 @@
 import { BuildtraceError } from '../errors.js';
 
 /** Intel TDX quote v4/v5 (sgx_quote_4.h, sgx_quote_5.h); integers little-endian, signatures big-endian. */
-export interface TdxBody {
+interface TdxBody {
   readonly teeTcbSvn: Uint8Array;
   readonly mrSeam: Uint8Array;
   readonly mrSignerSeam: Uint8Array;
@@ -69,7 +69,8 @@ export function parseTdxQuote(input: Uint8Array): TdxQuote {
     need(54, 'body descriptor');
     bodyType = dv.getUint16(48, true);
     bodySize = dv.getUint32(50, true);
-    if (!((bodyType === 2 && bodySize === BODY_V4) || (bodyType === 3 && bodySize === BODY_V15))) fail(`unsupported body type ${bodyType} of ${bodySize} bytes`);
+    if (!((bodyType === 2 && bodySize === BODY_V4) || (bodyType === 3 && bodySize === BODY_V15)))
+      fail(`unsupported body type ${bodyType} of ${bodySize} bytes`);
     bodyOff = 54;
   }
   const sigLenOff = bodyOff + bodySize;
@@ -110,7 +111,9 @@ export function parseTdxQuote(input: Uint8Array): TdxQuote {
   if (innerType !== 5) fail(`inner certification data type ${innerType} is not a PCK certificate chain (5)`);
   const innerSize = dv.getUint32(inner + 2, true);
   if (inner + 6 + innerSize > c + certSize) fail('PCK certificate chain runs past the certification data');
-  const pem = Buffer.from(b.subarray(inner + 6, inner + 6 + innerSize)).toString('latin1').replace(/\0+$/, '');
+  const pem = Buffer.from(b.subarray(inner + 6, inner + 6 + innerSize))
+    .toString('latin1')
+    .replace(/\0+$/, '');
   return {
     bytes: b,
     version,

@@ -16,11 +16,11 @@ function p256Key(xy: Uint8Array): ReturnType<typeof createPublicKey> {
   });
 }
 
-export function tdxFields(q: TdxQuote): Record<string, JsonValue> {
+function tdxFields(q: TdxQuote): Record<string, JsonValue> {
   return {
     version: q.version,
     attestation_key_type: q.attestationKeyType,
-    tee_type: '0x' + q.teeType.toString(16),
+    tee_type: `0x${q.teeType.toString(16)}`,
     qe_vendor_id: hex(q.qeVendorId),
     body_type: q.bodyType,
     tee_tcb_svn: hex(q.body.teeTcbSvn),
@@ -37,12 +37,19 @@ export function tdxFields(q: TdxQuote): Record<string, JsonValue> {
     rtmr2: hex(q.body.rtmrs[2]),
     rtmr3: hex(q.body.rtmrs[3]),
     report_data: hex(q.body.reportData),
-    report_data_offset: '0x' + q.reportDataOffset.toString(16),
+    report_data_offset: `0x${q.reportDataOffset.toString(16)}`,
     trailing_bytes: q.trailingBytes,
   };
 }
 
-export function verifyTdx(bytes: Uint8Array, roots: readonly PinnedCert[], at: Date, policy: TeePolicy, expectedReportData?: Uint8Array, collateral?: TdxCollateral): EvidenceVerdict {
+export function verifyTdx(
+  bytes: Uint8Array,
+  roots: readonly PinnedCert[],
+  at: Date,
+  policy: TeePolicy,
+  expectedReportData?: Uint8Array,
+  collateral?: TdxCollateral,
+): EvidenceVerdict {
   const steps: Step[] = [];
   let q: TdxQuote;
   try {
@@ -61,7 +68,11 @@ export function verifyTdx(bytes: Uint8Array, roots: readonly PinnedCert[], at: D
   }
   if (ak) {
     const ok = cryptoVerify('sha256', q.signedBytes, { key: ak, dsaEncoding: 'ieee-p1363' }, q.signature);
-    steps.push({ step: 'quote-signature', ok, detail: ok ? 'ECDSA P-256/SHA-256 by the attestation key over header and TD report' : 'quote signature does not verify' });
+    steps.push({
+      step: 'quote-signature',
+      ok,
+      detail: ok ? 'ECDSA P-256/SHA-256 by the attestation key over header and TD report' : 'quote signature does not verify',
+    });
   }
   const pems = q.pckChainPem.match(PEM_RE) ?? [];
   let certs: X509Certificate[] = [];
@@ -78,11 +89,19 @@ export function verifyTdx(bytes: Uint8Array, roots: readonly PinnedCert[], at: D
     } catch {
       ok = false;
     }
-    steps.push({ step: 'qe-report-signature', ok, detail: ok ? `QE report signed by the PCK key (${cn(leaf.subject)})` : 'QE report signature does not verify with the PCK key' });
+    steps.push({
+      step: 'qe-report-signature',
+      ok,
+      detail: ok ? `QE report signed by the PCK key (${cn(leaf.subject)})` : 'QE report signature does not verify with the PCK key',
+    });
   } else steps.push({ step: 'qe-report-signature', ok: false, detail: 'no PCK certificate in the quote' });
   const expect = Buffer.concat([createHash('sha256').update(q.attestationKey).update(q.qeAuthData).digest(), Buffer.alloc(32)]);
   const bindOk = expect.equals(Buffer.from(q.qeReport.subarray(320, 384)));
-  steps.push({ step: 'qe-report-data-binding', ok: bindOk, detail: bindOk ? 'QE REPORTDATA = SHA-256(attestation key ‖ QE auth data) ‖ 0³²' : 'QE report does not vouch for this attestation key' });
+  steps.push({
+    step: 'qe-report-data-binding',
+    ok: bindOk,
+    detail: bindOk ? 'QE REPORTDATA = SHA-256(attestation key ‖ QE auth data) ‖ 0³²' : 'QE report does not vouch for this attestation key',
+  });
 
   if (certs.length >= 2) {
     const chain = chainToPinned(certs, roots, policy.rootFingerprints);
@@ -91,21 +110,34 @@ export function verifyTdx(bytes: Uint8Array, roots: readonly PinnedCert[], at: D
     steps.push({
       step: 'validity',
       ok: expired.length === 0,
-      detail: expired.length === 0 ? `all certificates valid at ${at.toISOString()}` : expired.map((c) => `${cn(c.subject)} valid ${c.validFrom} to ${c.validTo}`).join('; '),
+      detail:
+        expired.length === 0
+          ? `all certificates valid at ${at.toISOString()}`
+          : expired.map((c) => `${cn(c.subject)} valid ${c.validFrom} to ${c.validTo}`).join('; '),
     });
   } else if (certs.length > 0) steps.push({ step: 'pck-chain', ok: false, detail: 'PCK chain has no issuer certificates' });
 
   // Without Intel's collateral nothing ties the PCK-certified key to Intel's QE or says the TCB is current.
   if (collateral) steps.push(...checkTdxCollateral(q, certs, collateral, roots, at, policy));
-  else if (policy.anyTcb === true) steps.push({ step: 'collateral', ok: null, detail: 'not checked (no --collateral): QE identity, TCB status and CRLs are unverified' });
-  else steps.push({ step: 'collateral', ok: false, detail: 'the policy needs Intel collateral (QE identity, TCB info, CRLs) and none was given; "anyTcb": true opts out' });
+  else if (policy.anyTcb === true)
+    steps.push({ step: 'collateral', ok: null, detail: 'not checked (no --collateral): QE identity, TCB status and CRLs are unverified' });
+  else
+    steps.push({
+      step: 'collateral',
+      ok: false,
+      detail: 'the policy needs Intel collateral (QE identity, TCB info, CRLs) and none was given; "anyTcb": true opts out',
+    });
 
   if (expectedReportData !== undefined) {
     const ok = Buffer.from(q.body.reportData).equals(Buffer.from(expectedReportData));
     steps.push({ step: 'report-data', ok, detail: ok ? 'REPORTDATA equals the recomputed binding' : 'REPORTDATA is not the expected binding' });
   }
   const allowDebug = policy.allowDebug ?? false;
-  steps.push({ step: 'policy.debug', ok: allowDebug || !q.tdDebug, detail: q.tdDebug ? `TD allows debugging (TDATTRIBUTES.DEBUG)${allowDebug ? ', permitted by policy' : ''}` : 'debugging disabled' });
+  steps.push({
+    step: 'policy.debug',
+    ok: allowDebug || !q.tdDebug,
+    detail: q.tdDebug ? `TD allows debugging (TDATTRIBUTES.DEBUG)${allowDebug ? ', permitted by policy' : ''}` : 'debugging disabled',
+  });
   const p = policy.tdx ?? {};
   const allow = (name: string, list: readonly string[] | undefined, v: Uint8Array): void => {
     if (list === undefined) return;
@@ -116,7 +148,12 @@ export function verifyTdx(bytes: Uint8Array, roots: readonly PinnedCert[], at: D
   if (p.minimumTeeTcbSvn !== undefined) {
     const min = Buffer.from(p.minimumTeeTcbSvn, 'hex');
     const low = [...q.body.teeTcbSvn].map((b, i) => [i, b, min[i] ?? 0] as const).filter(([, b, m]) => b < m);
-    steps.push({ step: 'policy.minimum-tee-tcb-svn', ok: low.length === 0, detail: low.length === 0 ? `TEE_TCB_SVN ${hex(q.body.teeTcbSvn)} meets ${p.minimumTeeTcbSvn}` : low.map(([i, b, m]) => `byte ${i}: ${b} < ${m}`).join(', ') });
+    steps.push({
+      step: 'policy.minimum-tee-tcb-svn',
+      ok: low.length === 0,
+      detail:
+        low.length === 0 ? `TEE_TCB_SVN ${hex(q.body.teeTcbSvn)} meets ${p.minimumTeeTcbSvn}` : low.map(([i, b, m]) => `byte ${i}: ${b} < ${m}`).join(', '),
+    });
   }
   allow('rtmr0', p.rtmr0, q.body.rtmrs[0]);
   allow('rtmr1', p.rtmr1, q.body.rtmrs[1]);

@@ -49,12 +49,14 @@ export const DEFAULT_TEE_POLICY: TeePolicy = { allowDebug: false, anyMeasurement
  */
 export function referenceValueProblem(p: TeePolicy): string | undefined {
   const hasMeasurements = (p.snp?.measurements?.length ?? 0) > 0 || (p.tdx?.mrTd?.length ?? 0) > 0;
-  if (!hasMeasurements && p.anyMeasurement !== true) return 'lists no measurements (snp.measurements or tdx.mrTd); set "anyMeasurement": true to accept any guest image';
-  if (p.snp?.measurements && p.snp.minimumTcb === undefined && p.anyTcb !== true) return 'has SEV-SNP measurements but no snp.minimumTcb; set "anyTcb": true to accept any TCB';
+  if (!hasMeasurements && p.anyMeasurement !== true)
+    return 'lists no measurements (snp.measurements or tdx.mrTd); set "anyMeasurement": true to accept any guest image';
+  if (p.snp?.measurements && p.snp.minimumTcb === undefined && p.anyTcb !== true)
+    return 'has SEV-SNP measurements but no snp.minimumTcb; set "anyTcb": true to accept any TCB';
   return undefined;
 }
 
-export function parseTeePolicy(value: JsonValue, subject: string): TeePolicy {
+function parseTeePolicy(value: JsonValue, subject: string): TeePolicy {
   const p = validateAgainst<TeePolicy>('tee-policy.schema.json', value, subject, 'POLICY_INVALID');
   const why = referenceValueProblem(p);
   if (why !== undefined) throw new BuildtraceError('POLICY_INVALID', `${subject}: TEE policy ${why}`, { subject });

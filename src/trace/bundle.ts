@@ -5,7 +5,7 @@ import { IN_TOTO_PAYLOAD_TYPE, pae } from './dsse.js';
 import { checkLautJws, isCompactJws } from './laut-jws.js';
 import { BUILD_TYPE_CA, builderId, parseStatement, type ParsedStatement } from './statement.js';
 
-export const BUNDLE_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
+const BUNDLE_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json';
 
 /**
  * Media types a reader accepts (protobuf-specs, sigstore_bundle.proto: "the media type
@@ -13,7 +13,7 @@ export const BUNDLE_MEDIA_TYPE = 'application/vnd.dev.sigstore.bundle.v0.3+json'
  * later … `application/vnd.dev.sigstore.bundle.v0.3+json`", and 0.3's legacy spelling, which
  * laut also accepts).
  */
-export const ACCEPTED_BUNDLE_MEDIA_TYPES: ReadonlySet<string> = new Set([
+const ACCEPTED_BUNDLE_MEDIA_TYPES: ReadonlySet<string> = new Set([
   BUNDLE_MEDIA_TYPE,
   'application/vnd.dev.sigstore.bundle+json;version=0.3',
   'application/vnd.dev.sigstore.bundle+json;version=0.2',
@@ -28,7 +28,7 @@ export const ACCEPTED_BUNDLE_MEDIA_TYPES: ReadonlySet<string> = new Set([
 export type SignatureScheme = 'ed25519' | 'ed25519ph';
 
 /** The scheme a statement's build type calls for: Ed25519ph for laut's profile, else pure Ed25519. */
-export function schemeForStatement(statementBytes: Uint8Array): SignatureScheme {
+function schemeForStatement(statementBytes: Uint8Array): SignatureScheme {
   let v: unknown;
   try {
     v = JSON.parse(Buffer.from(statementBytes).toString('utf8'));
@@ -59,7 +59,7 @@ export function createBundle(statementBytes: Uint8Array, key: NixSecretKey, sche
   });
 }
 
-export interface VerifiedBundle {
+interface VerifiedBundle {
   readonly key: NixPublicKey;
   /** The checked claim, whatever form it came in (statement.format says which). */
   readonly statement: ParsedStatement;
@@ -67,13 +67,13 @@ export interface VerifiedBundle {
   readonly scheme: SignatureScheme;
 }
 
-export type BundleFailureReason = 'malformed' | 'key-not-admitted' | 'signature-invalid' | 'builder-mismatch' | 'replayed';
+type BundleFailureReason = 'malformed' | 'key-not-admitted' | 'signature-invalid' | 'builder-mismatch' | 'replayed';
 
 export type BundleCheck =
   | { readonly ok: true; readonly value: VerifiedBundle }
   | { readonly ok: false; readonly reason: BundleFailureReason; readonly detail: string };
 
-export interface CheckOptions {
+interface CheckOptions {
   /** The resolved derivation's hash part the unit must be about (the verifier's own, or the object name). */
   readonly expectedHash?: string;
 }
@@ -112,17 +112,20 @@ function parseEnvelope(line: string): Envelope {
   const b = parseStrictJson(line, 'bundle');
   if (!isObject(b)) throw new BuildtraceError('BUNDLE_INVALID', 'bundle: not a JSON object');
   const mt = b['mediaType'];
-  if (typeof mt !== 'string' || !ACCEPTED_BUNDLE_MEDIA_TYPES.has(mt)) throw new BuildtraceError('BUNDLE_INVALID', `bundle: mediaType ${JSON.stringify(mt)} is not a Sigstore bundle media type`);
+  if (typeof mt !== 'string' || !ACCEPTED_BUNDLE_MEDIA_TYPES.has(mt))
+    throw new BuildtraceError('BUNDLE_INVALID', `bundle: mediaType ${JSON.stringify(mt)} is not a Sigstore bundle media type`);
   const vm = b['verificationMaterial'];
   if (!isObject(vm)) throw new BuildtraceError('BUNDLE_INVALID', 'bundle: verificationMaterial is required');
   const pk = vm['publicKey'];
-  if (!isObject(pk) || typeof pk['hint'] !== 'string') throw new BuildtraceError('BUNDLE_INVALID', 'bundle: verificationMaterial.publicKey.hint is required (Nix keys have no certificate)');
+  if (!isObject(pk) || typeof pk['hint'] !== 'string')
+    throw new BuildtraceError('BUNDLE_INVALID', 'bundle: verificationMaterial.publicKey.hint is required (Nix keys have no certificate)');
   const env: JsonValue = b['dsseEnvelope'] ?? null;
   if (!isObject(env) || env['payloadType'] !== IN_TOTO_PAYLOAD_TYPE || typeof env['payload'] !== 'string' || !Array.isArray(env['signatures'])) {
     throw new BuildtraceError('BUNDLE_INVALID', 'bundle: dsseEnvelope must have payload, payloadType in-toto and signatures');
   }
   const sigs = env['signatures'];
-  if (sigs.length !== 1) throw new BuildtraceError('BUNDLE_INVALID', `bundle: the DSSE envelope has ${sigs.length} signatures; a Sigstore bundle has exactly one`);
+  if (sigs.length !== 1)
+    throw new BuildtraceError('BUNDLE_INVALID', `bundle: the DSSE envelope has ${sigs.length} signatures; a Sigstore bundle has exactly one`);
   const s = sigs[0];
   if (!isObject(s) || typeof s['sig'] !== 'string') throw new BuildtraceError('BUNDLE_INVALID', 'bundle: dsseEnvelope.signatures[0].sig is missing');
   const keyid = s['keyid'] ?? '';
@@ -174,7 +177,10 @@ function noneVerified(p: Prepared): BundleCheck {
 function checkJws(unit: string, keys: readonly NixPublicKey[], opts: CheckOptions): BundleCheck {
   const c = checkLautJws(unit, keys, opts.expectedHash);
   if (!c.ok) return c;
-  return { ok: true, value: { key: c.value.key, statement: c.value.claim, statementBytes: Buffer.from(unit.split('.')[1] as string, 'base64url'), scheme: 'ed25519' } };
+  return {
+    ok: true,
+    value: { key: c.value.key, statement: c.value.claim, statementBytes: Buffer.from(unit.split('.')[1] as string, 'base64url'), scheme: 'ed25519' },
+  };
 }
 
 /**

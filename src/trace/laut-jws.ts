@@ -16,7 +16,7 @@ import { builderId, isStorePath, type TraceClaim } from './statement.js';
  */
 
 /** More signatures than any real container holds; checked before any crypto. */
-export const MAX_JWS_PER_CONTAINER = 4096;
+const MAX_JWS_PER_CONTAINER = 4096;
 
 const B64URL = /^[A-Za-z0-9_-]*$/;
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
@@ -89,16 +89,16 @@ export function splitTraceObject(text: string, where = 'trace object'): string[]
   return out;
 }
 
-export interface LautJwsHeader {
+interface LautJwsHeader {
   readonly kid: string;
   readonly kidName: string;
   readonly kidFingerprint16: string;
   readonly legacyTyp: boolean;
 }
 
-export type LautJwsFailure = { readonly ok: false; readonly reason: 'malformed' | 'key-not-admitted' | 'signature-invalid' | 'replayed'; readonly detail: string };
+type LautJwsFailure = { readonly ok: false; readonly reason: 'malformed' | 'key-not-admitted' | 'signature-invalid' | 'replayed'; readonly detail: string };
 
-export interface LautJwsClaim {
+interface LautJwsClaim {
   readonly key: NixPublicKey;
   readonly header: LautJwsHeader;
   readonly claim: TraceClaim;

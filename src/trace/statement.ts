@@ -2,22 +2,22 @@ import { BuildtraceError } from '../errors.js';
 import { parseStorePath } from '../nix/store-path.js';
 import { isObject, type JsonValue } from '../util/strict-json.js';
 
-export const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
-export const SLSA_PROVENANCE_V1 = 'https://slsa.dev/provenance/v1';
+const STATEMENT_TYPE = 'https://in-toto.io/Statement/v1';
+const SLSA_PROVENANCE_V1 = 'https://slsa.dev/provenance/v1';
 /** laut's profile for resolved floating-CA derivations; we follow it field for field. */
 export const BUILD_TYPE_CA = 'https://github.com/mschwaig/laut/blob/main/docs/slsa-provenance-v1.md#ca';
 /** Ours: input-addressed (incl. fixed-output and formerly deferred) derivations, with every input's NAR digest. */
 export const BUILD_TYPE_IA = 'https://buildtrace.dev/build-types/nix-input-addressed/v1';
 export const NAR_MEDIA_TYPE = 'application/x-nix-nar';
 
-export interface NarDigest {
+interface NarDigest {
   readonly path: string;
   /** Lowercase hex SHA-256 of the NAR. */
   readonly sha256: string;
   readonly narSize: number;
 }
 
-export interface TraceOutput extends NarDigest {
+interface TraceOutput extends NarDigest {
   readonly name: string;
   /** The output as the derivation declares it, without path: { hashAlgo, hash } or {}. */
   readonly declared: { readonly hashAlgo?: string; readonly hash?: string };
@@ -41,7 +41,7 @@ export function useLautProfile(kind: TraceKind, inputsAllContentAddressed: boole
  * and `hash` (Nix >= 2.23 form: `method` + `hashAlgo`), derived from the ATerm's hashAlgo.
  * A fixed output keeps its declared `hash` under our build type (laut has no FOD traces).
  */
-export function lautOutputMetadata(declared: TraceOutput['declared'], keepDeclaredHash: boolean): { [k: string]: JsonValue } {
+function lautOutputMetadata(declared: TraceOutput['declared'], keepDeclaredHash: boolean): { [k: string]: JsonValue } {
   const algo = declared.hashAlgo;
   if (algo === undefined || algo === '') return {};
   const m = /^(r:|text:|git:)?(.+)$/.exec(algo);
@@ -76,23 +76,30 @@ export function buildStatement(p: StatementParams): JsonValue {
   const subject = [...p.outputs]
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
     .map((o) => {
-      if (p.lautProfile === true && o.castoreEntry === undefined) throw new BuildtraceError('INTERNAL', `output ${o.name}: laut's profile needs its castore entry`);
+      if (p.lautProfile === true && o.castoreEntry === undefined)
+        throw new BuildtraceError('INTERNAL', `output ${o.name}: laut's profile needs its castore entry`);
       const annotations: { [k: string]: JsonValue } = { laut_storePath: o.path };
       if (p.lautProfile === true) annotations['laut_castoreEntry'] = o.castoreEntry as string;
       annotations['laut_output'] = lautOutputMetadata(o.declared, p.lautProfile !== true);
       annotations['buildtrace_narSize'] = o.narSize;
       return { name: o.name, digest: { sha256: o.sha256 }, mediaType: NAR_MEDIA_TYPE, annotations };
     });
-  const buildDefinition: { [k: string]: JsonValue } = p.lautProfile === true
-    ? { buildType: BUILD_TYPE_CA, externalParameters: { resolvedInputHash: p.resolvedInputHash } }
-    : {
-        buildType: BUILD_TYPE_IA,
-        externalParameters: { resolvedInputHash: p.resolvedInputHash },
-        internalParameters: { derivationKind: p.kind, drvName: p.drvName },
-        resolvedDependencies: [...p.inputs]
-          .sort((a, b) => (a.path < b.path ? -1 : 1))
-          .map((i) => ({ uri: `nix-store:${i.path}`, digest: { sha256: i.sha256 }, mediaType: NAR_MEDIA_TYPE, annotations: { buildtrace_narSize: i.narSize } })),
-      };
+  const buildDefinition: { [k: string]: JsonValue } =
+    p.lautProfile === true
+      ? { buildType: BUILD_TYPE_CA, externalParameters: { resolvedInputHash: p.resolvedInputHash } }
+      : {
+          buildType: BUILD_TYPE_IA,
+          externalParameters: { resolvedInputHash: p.resolvedInputHash },
+          internalParameters: { derivationKind: p.kind, drvName: p.drvName },
+          resolvedDependencies: [...p.inputs]
+            .sort((a, b) => (a.path < b.path ? -1 : 1))
+            .map((i) => ({
+              uri: `nix-store:${i.path}`,
+              digest: { sha256: i.sha256 },
+              mediaType: NAR_MEDIA_TYPE,
+              annotations: { buildtrace_narSize: i.narSize },
+            })),
+        };
   return {
     _type: STATEMENT_TYPE,
     subject,
@@ -111,7 +118,7 @@ export function buildStatement(p: StatementParams): JsonValue {
  * Where a claim came from: our build type (`buildtrace`), laut's SLSA profile `#ca`
  * (`laut-slsa`), or laut's JWS container (`laut-jws`).
  */
-export type ClaimFormat = 'buildtrace' | 'laut-slsa' | 'laut-jws';
+type ClaimFormat = 'buildtrace' | 'laut-slsa' | 'laut-jws';
 
 /**
  * What a verifier needs from a statement, checked for shape: one signer's claim about one
@@ -223,7 +230,8 @@ function checkLautProfileRules(v: JsonValue, ext: JsonValue, bd: JsonValue): voi
   const run = field(field(v, 'predicate', 'statement'), 'runDetails', 'predicate');
   const version = field(run, 'builder', 'runDetails');
   const ver = isObject(version) ? version['version'] : undefined;
-  if (ver !== undefined && ver !== null && !(isObject(ver) && Object.values(ver).every((x) => typeof x === 'string'))) bad('runDetails.builder.version values must be strings');
+  if (ver !== undefined && ver !== null && !(isObject(ver) && Object.values(ver).every((x) => typeof x === 'string')))
+    bad('runDetails.builder.version values must be strings');
   const inv = strField(field(run, 'metadata', 'runDetails'), 'invocationId', 'runDetails.metadata');
   if (!/^[0-9a-f]{32}$/.test(inv)) bad('runDetails.metadata.invocationId is not 32 lowercase hex characters');
   const subj = field(v, 'subject', 'statement');

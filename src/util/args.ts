@@ -1,6 +1,6 @@
 import { BuildtraceError } from '../errors.js';
 
-export interface ArgSpec {
+interface ArgSpec {
   /** Flags without a value. */
   readonly booleans?: readonly string[];
   /** Options taking one value. */
@@ -9,7 +9,7 @@ export interface ArgSpec {
   readonly repeated?: readonly string[];
 }
 
-export interface ParsedArgs {
+interface ParsedArgs {
   readonly positionals: string[];
   readonly flags: Set<string>;
   readonly values: Map<string, string>;

@@ -15,7 +15,7 @@ export function readTextInput(file: string, what: string): string {
   return readInput(file, what).toString('utf8');
 }
 
-export interface RegularFileOptions {
+interface RegularFileOptions {
   /** Refuse anything larger, before reading a byte. */
   readonly maxBytes: number;
   /** Refuse a symlink (O_NOFOLLOW) instead of reading its target. */
@@ -47,7 +47,8 @@ export function readRegularFile(file: string, what: string, opts: RegularFileOpt
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new BuildtraceError(opts.invalidCode, `${what} ${file} is not a regular file (${fileType(st)})`, { subject: file });
-    if (st.size > opts.maxBytes) throw new BuildtraceError(opts.invalidCode, `${what} ${file} has ${st.size} bytes, more than the ${opts.maxBytes} allowed`, { subject: file });
+    if (st.size > opts.maxBytes)
+      throw new BuildtraceError(opts.invalidCode, `${what} ${file} has ${st.size} bytes, more than the ${opts.maxBytes} allowed`, { subject: file });
     opts.check?.(st);
     // one byte more than fstat said: a file that grew since is refused rather than cut
     const buf = Buffer.alloc(st.size + 1);

@@ -25,7 +25,7 @@ const compiled = new Map<string, ValidateFunction>();
 function describe(e: ErrorObject): string {
   const where = e.instancePath === '' ? '(top level)' : e.instancePath.slice(1).replaceAll('/', '.');
   if (e.keyword === 'additionalProperties' || e.keyword === 'unevaluatedProperties') {
-    const p = (e.params as { additionalProperty?: string; unevaluatedProperty?: string });
+    const p = e.params as { additionalProperty?: string; unevaluatedProperty?: string };
     return `${where}: unknown field ${JSON.stringify(p.additionalProperty ?? p.unevaluatedProperty)}`;
   }
   if (e.keyword === 'enum') return `${where}: must be one of ${JSON.stringify((e.params as { allowedValues: unknown }).allowedValues)}`;
@@ -63,7 +63,7 @@ export function runtimeValidator(name: string, text = schemaText(name)): Validat
   return (schema.$id ? a.getSchema(schema.$id) : undefined) ?? a.compile(schema);
 }
 
-export function schemaValidator(name: string): ValidateFunction {
+function schemaValidator(name: string): ValidateFunction {
   let v = compiled.get(name);
   if (!v) {
     const text = schemaText(name);

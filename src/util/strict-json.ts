@@ -63,6 +63,7 @@ function parseStrictJsonSlow(text: string, subject: string, maxDepth: number): J
       else break;
     }
   };
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: JSON forbids raw control characters in strings
   const CONTROL = /[\u0000-\u001f]/;
   const str = (): string => {
     const start = pos + 1;

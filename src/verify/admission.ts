@@ -14,16 +14,16 @@ import type { AdmittedKey, MeasuredIdentity, TeeRequirement, TrustPolicy } from 
  * trust tree; a key maps to exactly one identity (several keys may later map to one identity,
  * e.g. keys admitted by a TEE measurement entry).
  */
-export type IdentityVerdict =
+type IdentityVerdict =
   | { readonly identity: string; readonly key: NixPublicKey; readonly detail?: string }
   | { readonly rejected: string; readonly code: 'key-not-admitted' | 'tee-evidence-failed'; readonly signer?: string };
 
-export interface KeyStatus {
+interface KeyStatus {
   readonly admitted: boolean;
   readonly detail: string;
 }
 
-export interface Admission {
+interface Admission {
   /** Keys known before any bundle is read (the policy's keys): the bundle checker tries these. */
   readonly knownKeys: readonly NixPublicKey[];
   /** The identity a key fingerprint is admitted as, or why not. */
@@ -36,7 +36,7 @@ export interface Admission {
   teeRequirementOf(identity: string): TeeRequirement | undefined;
 }
 
-export interface AdmissionOptions {
+interface AdmissionOptions {
   readonly at?: Date;
 }
 
@@ -53,16 +53,32 @@ function bundleHints(line: string): string[] {
 }
 
 /** Verifies one piece of key-attestation evidence under a TEE requirement; the bound public key when it passes. */
-function keyAttestation(ev: EvidenceRecord, tee: TeeRequirement, roots: readonly PinnedCert[], at: Date | undefined): { ok: true; raw: Uint8Array; detail: string } | { ok: false; detail: string } {
+function keyAttestation(
+  ev: EvidenceRecord,
+  tee: TeeRequirement,
+  roots: readonly PinnedCert[],
+  at: Date | undefined,
+): { ok: true; raw: Uint8Array; detail: string } | { ok: false; detail: string } {
   const b = parsePreimage(ev.preimage);
   if (b.kind !== 'key') return { ok: false, detail: `${ev.where}: not a key attestation` };
   const v = verifyEvidence(evidenceInput(ev, reportDataFor(ev.preimage), tee), roots, tee.policy, at);
-  if (!v.ok) return { ok: false, detail: `${ev.where}: ${v.steps.filter((s) => s.ok === false).map((s) => `${s.step}: ${s.detail}`).join('; ')}` };
+  if (!v.ok)
+    return {
+      ok: false,
+      detail: `${ev.where}: ${v.steps
+        .filter((s) => s.ok === false)
+        .map((s) => `${s.step}: ${s.detail}`)
+        .join('; ')}`,
+    };
   return { ok: true, raw: b.publicKey, detail: `${v.format} key attestation from ${ev.where} passes its TEE policy` };
 }
 
 /** The verifier input for stored evidence: its endorsement key and, for TDX, the policy's collateral. */
-function evidenceInput(ev: { report: Uint8Array; certs: readonly { role: string; der: Uint8Array }[] }, expectedReportData: Uint8Array, tee: TeeRequirement): EvidenceInput {
+function evidenceInput(
+  ev: { report: Uint8Array; certs: readonly { role: string; der: Uint8Array }[] },
+  expectedReportData: Uint8Array,
+  tee: TeeRequirement,
+): EvidenceInput {
   const vek = ev.certs.find((c) => c.role === 'vcek' || c.role === 'vlek');
   return {
     report: ev.report,
@@ -104,11 +120,17 @@ async function admitByEvidence(k: AdmittedKey & { tee: TeeRequirement }, sources
  * attestation passes. The attestation's preimage carries the public key; the fingerprint must
  * be that key's, so a hint cannot borrow another key's evidence.
  */
-async function admitByMeasurement(fp: string, measured: readonly MeasuredIdentity[], sources: readonly BundleSource[], at: Date | undefined): Promise<IdentityVerdict> {
+async function admitByMeasurement(
+  fp: string,
+  measured: readonly MeasuredIdentity[],
+  sources: readonly BundleSource[],
+  at: Date | undefined,
+): Promise<IdentityVerdict> {
   const reasons: string[] = [];
   const evidence: EvidenceRecord[] = [];
   for (const src of sources) evidence.push(...(await src.keyEvidence(fp)));
-  if (evidence.length === 0) return { rejected: 'signed by a key the policy does not name, and no source has a key attestation for it', code: 'key-not-admitted' };
+  if (evidence.length === 0)
+    return { rejected: 'signed by a key the policy does not name, and no source has a key attestation for it', code: 'key-not-admitted' };
   for (const m of measured) {
     const roots = loadRoots(m.tee.roots);
     for (const ev of evidence) {
@@ -146,7 +168,10 @@ export async function admitKeys(policy: TrustPolicy, sources: readonly BundleSou
   const admittedCount = new Map<string, number>();
   const identityFor = async (fp: string): Promise<IdentityVerdict> => {
     const e = byFp.get(fp);
-    if (e) return e.status.admitted ? { identity: e.key.name, key: e.key.key } : { rejected: `${e.key.name}'s key is not admitted: ${e.status.detail}`, code: 'tee-evidence-failed', signer: e.key.name };
+    if (e)
+      return e.status.admitted
+        ? { identity: e.key.name, key: e.key.key }
+        : { rejected: `${e.key.name}'s key is not admitted: ${e.status.detail}`, code: 'tee-evidence-failed', signer: e.key.name };
     if (measured.length === 0) return { rejected: 'signed by a key the policy does not admit', code: 'key-not-admitted' };
     let v = lazily.get(fp);
     if (!v) {
@@ -156,7 +181,10 @@ export async function admitKeys(policy: TrustPolicy, sources: readonly BundleSou
       if ('identity' in got) {
         const n = (admittedCount.get(got.identity) ?? 0) + 1;
         admittedCount.set(got.identity, n);
-        keyStatus[got.identity] = { admitted: true, detail: `admits every key whose key attestation passes its TEE policy (one signer); ${n} key(s) admitted so far` };
+        keyStatus[got.identity] = {
+          admitted: true,
+          detail: `admits every key whose key attestation passes its TEE policy (one signer); ${n} key(s) admitted so far`,
+        };
       }
     }
     return v;
@@ -184,7 +212,13 @@ export async function admitKeys(policy: TrustPolicy, sources: readonly BundleSou
  * Per-trace evidence for one statement (when the identity's requirement asks for it): some
  * piece of trace evidence must bind exactly these statement bytes and pass the same TEE policy.
  */
-export async function checkTraceEvidence(statementBytes: Uint8Array, rdrvHash: string, tee: TeeRequirement, sources: readonly BundleSource[], at: Date | undefined): Promise<{ ok: true } | { ok: false; detail: string }> {
+export async function checkTraceEvidence(
+  statementBytes: Uint8Array,
+  rdrvHash: string,
+  tee: TeeRequirement,
+  sources: readonly BundleSource[],
+  at: Date | undefined,
+): Promise<{ ok: true } | { ok: false; detail: string }> {
   const preimage = traceAttestationPreimage(statementBytes);
   const want = reportDataFor(preimage);
   const roots = loadRoots(tee.roots);
@@ -195,7 +229,12 @@ export async function checkTraceEvidence(statementBytes: Uint8Array, rdrvHash: s
       try {
         const v = verifyEvidence(evidenceInput(ev, want, tee), roots, tee.policy, at);
         if (v.ok) return { ok: true };
-        reasons.push(`${ev.where}: ${v.steps.filter((s) => s.ok === false).map((s) => `${s.step}: ${s.detail}`).join('; ')}`);
+        reasons.push(
+          `${ev.where}: ${v.steps
+            .filter((s) => s.ok === false)
+            .map((s) => `${s.step}: ${s.detail}`)
+            .join('; ')}`,
+        );
       } catch (err) {
         reasons.push(`${ev.where}: ${errorMessage(err)}`);
       }

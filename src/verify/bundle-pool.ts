@@ -33,7 +33,13 @@ export class BundlePool {
         this.waiting.delete(m.id);
         m.results.forEach((r, i) => {
           const key = r.ok ? this.byFp.get(r.keyFingerprint) : undefined;
-          cbs[i]?.resolve(r.ok && key ? { ok: true, value: { key, statement: r.statement, statementBytes: Buffer.alloc(0), scheme: r.scheme } } : r.ok ? { ok: false, reason: 'key-not-admitted', detail: 'unknown key' } : r);
+          cbs[i]?.resolve(
+            r.ok && key
+              ? { ok: true, value: { key, statement: r.statement, statementBytes: Buffer.alloc(0), scheme: r.scheme } }
+              : r.ok
+                ? { ok: false, reason: 'key-not-admitted', detail: 'unknown key' }
+                : r,
+          );
         });
       });
       // a worker that dies must fail the verification, not leave it waiting forever

@@ -6,7 +6,12 @@ import { checkBundle, type BundleCheck } from '../trace/bundle.js';
 const keys = (workerData as { keys: { name: string; raw: Uint8Array }[] }).keys.map((k) => publicKeyFromRaw(k.name, k.raw));
 
 export type WorkerResult =
-  | { readonly ok: true; readonly keyFingerprint: string; readonly statement: Extract<BundleCheck, { ok: true }>['value']['statement']; readonly scheme: Extract<BundleCheck, { ok: true }>['value']['scheme'] }
+  | {
+      readonly ok: true;
+      readonly keyFingerprint: string;
+      readonly statement: Extract<BundleCheck, { ok: true }>['value']['statement'];
+      readonly scheme: Extract<BundleCheck, { ok: true }>['value']['scheme'];
+    }
   | Extract<BundleCheck, { ok: false }>;
 
 parentPort?.on('message', (msg: { id: number; lines: string[] }) => {

@@ -32,7 +32,7 @@ export interface Problem {
   readonly where?: string;
 }
 
-export interface OutputValue {
+interface OutputValue {
   readonly path: string;
   /** NAR SHA-256 (hex); undefined only for a flat fixed-output leaf (its NAR hash comes from signed claims). */
   readonly sha256: string | undefined;
@@ -89,7 +89,7 @@ export function assertionKey(e: Entry): string {
   return `${outs.join(';')}|${ins.join(';')}`;
 }
 
-export interface ClaimContext {
+interface ClaimContext {
   readonly udrv: string;
   /** The udrv's name (for the paths of content-addressed outputs). */
   readonly name: string;
@@ -109,7 +109,15 @@ export interface ClaimContext {
 export function checkClaim(ctx: ClaimContext, st: ParsedStatement, signer: string, where: string): Entry | Problem {
   const { udrv: drv, rdrvPath: resolvedDrv } = ctx;
   const fail = (code: ProblemCode, detail: string): Problem => ({ drv, code, resolvedDrv, signer, detail, where });
-  if (st.resolvedInputHash !== ctx.rdrvHash) return { drv, code: 'replayed', resolvedDrv, signer, detail: `bundle stored under ${ctx.rdrvHash} is for resolved derivation ${st.resolvedInputHash}`, where };
+  if (st.resolvedInputHash !== ctx.rdrvHash)
+    return {
+      drv,
+      code: 'replayed',
+      resolvedDrv,
+      signer,
+      detail: `bundle stored under ${ctx.rdrvHash} is for resolved derivation ${st.resolvedInputHash}`,
+      where,
+    };
   let floating = false;
   for (const o of ctx.rdrv.outputs.values()) if (o.path === '') floating = true;
   const wantKind = floating ? 'ca' : 'ia';
@@ -117,7 +125,10 @@ export function checkClaim(ctx: ClaimContext, st: ParsedStatement, signer: strin
   for (const n of ctx.rdrv.outputs.keys()) if (!st.outputs.has(n)) sameNames = false;
   if (st.kind !== wantKind || !sameNames) {
     const names = [...ctx.rdrv.outputs.keys()].sort();
-    return fail('output-mismatch', `statement (${st.kind}: ${[...st.outputs.keys()].join(', ')}) does not describe this ${wantKind} derivation (${names.join(', ')})`);
+    return fail(
+      'output-mismatch',
+      `statement (${st.kind}: ${[...st.outputs.keys()].join(', ')}) does not describe this ${wantKind} derivation (${names.join(', ')})`,
+    );
   }
   for (const [on, o] of ctx.rdrv.outputs) {
     const so = st.outputs.get(on) as { path: string };
@@ -138,22 +149,32 @@ export function checkClaim(ctx: ClaimContext, st: ParsedStatement, signer: strin
   // input would be unbound.
   const listsInputs = st.inputsListed;
   const inputs = new Map<string, string>();
-  if (ctx.inputOrigins.size === 0) return { udrv: drv, rdrvHash: ctx.rdrvHash, rdrvPath: resolvedDrv, signer, where, outputs: st.outputs, inputs, deps: ctx.deps };
+  if (ctx.inputOrigins.size === 0)
+    return { udrv: drv, rdrvHash: ctx.rdrvHash, rdrvPath: resolvedDrv, signer, where, outputs: st.outputs, inputs, deps: ctx.deps };
   const listed = new Map(st.inputs.map((i) => [i.path, i.sha256]));
   for (const [path, origin] of [...ctx.inputOrigins].sort((a, b) => (a[0] < b[0] ? -1 : 1))) {
     if (!listsInputs) {
       if (origin.kind === 'output' && !origin.contentAddressed) {
-        return fail('input-missing', `a content-addressed (#ca) statement binds no input contents, and input ${path} (output of ${origin.drv}) is input-addressed: its content is unbound`);
+        return fail(
+          'input-missing',
+          `a content-addressed (#ca) statement binds no input contents, and input ${path} (output of ${origin.drv}) is input-addressed: its content is unbound`,
+        );
       }
       continue;
     }
     const got = listed.get(path);
     if (got === undefined) return fail('input-missing', `statement does not list input ${path}`);
     if (origin.kind === 'output' && !origin.hashes.has(got)) {
-      return fail('input-hash-mismatch', `input ${path}: statement says NAR sha256 ${got}, the traces of its producer ${origin.drv} say ${[...origin.hashes].sort().join(' or ')}`);
+      return fail(
+        'input-hash-mismatch',
+        `input ${path}: statement says NAR sha256 ${got}, the traces of its producer ${origin.drv} say ${[...origin.hashes].sort().join(' or ')}`,
+      );
     }
     if (origin.kind === 'fod' && origin.sha256 !== undefined && got !== origin.sha256) {
-      return fail('input-hash-mismatch', `input ${path}: statement says NAR sha256 ${got}, the fixed-output derivation ${origin.drv} declares ${origin.sha256}`);
+      return fail(
+        'input-hash-mismatch',
+        `input ${path}: statement says NAR sha256 ${got}, the fixed-output derivation ${origin.drv} declares ${origin.sha256}`,
+      );
     }
     inputs.set(path, got);
   }

@@ -16,7 +16,7 @@ import { decide, disputedPaths, type FodLeaf, type Node, type WorldPath } from '
 export type { Problem, ProblemCode } from './claims.js';
 
 /** A chosen entry, as reported: who signed for which resolved derivation (its outputs are in `world`). */
-export interface ChosenEntry {
+interface ChosenEntry {
   readonly drv: string;
   readonly resolvedDrv: string;
   readonly signer: string;
@@ -39,7 +39,7 @@ export interface VerifyResult {
   readonly entries: readonly ChosenEntry[];
 }
 
-export interface VerifyOptions {
+interface VerifyOptions {
   readonly policy: TrustPolicy;
   readonly sources: readonly BundleSource[];
   readonly loader: DrvLoader;
@@ -115,7 +115,14 @@ const byStr = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 function depOptions(n: Node, outs: readonly string[]): DepOption[] {
   if (n.fod) {
     const paths = new Map([['out', n.fod.path]]);
-    return [{ key: depKey(new Map([['out', { path: n.fod.path, sha256: n.fod.sha256 }]]), outs), paths, hashes: new Map([[n.fod.path, new Set(n.fod.sha256 ? [n.fod.sha256] : [])]]), signers: new Set() }];
+    return [
+      {
+        key: depKey(new Map([['out', { path: n.fod.path, sha256: n.fod.sha256 }]]), outs),
+        paths,
+        hashes: new Map([[n.fod.path, new Set(n.fod.sha256 ? [n.fod.sha256] : [])]]),
+        signers: new Set(),
+      },
+    ];
   }
   const byKey = new Map<string, { key: string; paths: Map<string, string>; hashes: Map<string, Set<string>>; signers: Set<string> }>();
   for (const e of n.entries) {
@@ -320,7 +327,11 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
           policy.maxResolutions,
         );
     if (total > combos.length) {
-      problems.push({ drv: p, code: 'bound-hit', detail: `${total} combinations of input resolutions; ${combos.length} were tried (each signer's own, then in path order; raise maxResolutions)` });
+      problems.push({
+        drv: p,
+        code: 'bound-hit',
+        detail: `${total} combinations of input resolutions; ${combos.length} were tried (each signer's own, then in path order; raise maxResolutions)`,
+      });
     }
     for (const combo of combos) {
       const chosen = new Map<string, DepOption>(deps.map((d, i) => [d.drv, d.options[combo[i] as number] as DepOption]));
@@ -339,35 +350,68 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
         const o = chosen.get(d.drv) as DepOption;
         for (const path of o.paths.values()) {
           const hs = o.hashes.get(path) ?? new Set<string>();
-          inputOrigins.set(path, d.fod ? { kind: 'fod', drv: d.drv, sha256: [...hs][0] } : { kind: 'output', drv: d.drv, contentAddressed: d.contentAddressed, hashes: hs });
+          inputOrigins.set(
+            path,
+            d.fod ? { kind: 'fod', drv: d.drv, sha256: [...hs][0] } : { kind: 'output', drv: d.drv, contentAddressed: d.contentAddressed, hashes: hs },
+          );
         }
       }
       const depRefs: DepRef[] = deps.map((d) => ({ drv: d.drv, key: (chosen.get(d.drv) as DepOption).key }));
       const found = await lookup(h);
       if (found.length === 0) {
-        problems.push({ drv: p, code: 'no-bundle', resolvedDrv: rdrvPath, detail: `no trace for resolved derivation ${rdrvPath} in ${opts.sources.map((s) => s.name).join(', ')}` });
+        problems.push({
+          drv: p,
+          code: 'no-bundle',
+          resolvedDrv: rdrvPath,
+          detail: `no trace for resolved derivation ${rdrvPath} in ${opts.sources.map((s) => s.name).join(', ')}`,
+        });
         continue;
       }
       for (const { check, where, variants } of found) {
         const c = await check;
         if (!c.ok) {
-          problems.push({ drv: p, code: c.reason, resolvedDrv: rdrvPath, detail: variants > 1 ? `${c.detail} (${variants} variants of one signed content tried)` : c.detail, where });
+          problems.push({
+            drv: p,
+            code: c.reason,
+            resolvedDrv: rdrvPath,
+            detail: variants > 1 ? `${c.detail} (${variants} variants of one signed content tried)` : c.detail,
+            where,
+          });
           continue;
         }
         const who = await admission.identityFor(c.value.key.fingerprint);
         if ('rejected' in who) {
-          problems.push({ drv: p, code: who.code, resolvedDrv: rdrvPath, ...(who.signer !== undefined ? { signer: who.signer } : {}), detail: who.rejected, where });
+          problems.push({
+            drv: p,
+            code: who.code,
+            resolvedDrv: rdrvPath,
+            ...(who.signer !== undefined ? { signer: who.signer } : {}),
+            detail: who.rejected,
+            where,
+          });
           continue;
         }
         const tee = admission.teeRequirementOf(who.identity);
         if (tee?.requirePerTraceEvidence) {
           const te = await checkTraceEvidence(c.value.statementBytes, h, tee, opts.sources, opts.at);
           if (!te.ok) {
-            problems.push({ drv: p, code: 'tee-evidence-failed', resolvedDrv: rdrvPath, signer: who.identity, detail: `per-trace evidence: ${te.detail}`, where });
+            problems.push({
+              drv: p,
+              code: 'tee-evidence-failed',
+              resolvedDrv: rdrvPath,
+              signer: who.identity,
+              detail: `per-trace evidence: ${te.detail}`,
+              where,
+            });
             continue;
           }
         }
-        const e = checkClaim({ udrv: p, name, rdrv: res.drv, rdrvPath, rdrvHash: h, storeDir, inputOrigins, deps: depRefs }, c.value.statement, who.identity, where);
+        const e = checkClaim(
+          { udrv: p, name, rdrv: res.drv, rdrvPath, rdrvHash: h, storeDir, inputOrigins, deps: depRefs },
+          c.value.statement,
+          who.identity,
+          where,
+        );
         if ('code' in e) problems.push(e);
         else entries.push(e);
       }

@@ -38,7 +38,7 @@ export interface PathAnswers {
   readonly unusable: ReadonlyArray<{ readonly where: string; readonly reason: string }>;
 }
 
-export interface CheckedPath {
+interface CheckedPath {
   readonly path: string;
   /** The producing derivation; absent for a source. */
   readonly drv?: string;
@@ -50,7 +50,7 @@ export interface CheckedPath {
   readonly runtime: boolean;
 }
 
-export interface UncheckedPath {
+interface UncheckedPath {
   readonly path: string;
   /** The producing derivation; absent for a source. */
   readonly drv?: string;
@@ -58,9 +58,9 @@ export interface UncheckedPath {
   readonly reason: string;
 }
 
-export type MismatchField = 'narHash' | 'narSize' | 'contentAddress' | 'storePath';
+type MismatchField = 'narHash' | 'narSize' | 'contentAddress' | 'storePath';
 
-export interface ContentMismatch {
+interface ContentMismatch {
   readonly path: string;
   /** The producing derivation; absent for a source. */
   readonly drv?: string;
@@ -73,7 +73,7 @@ export interface ContentMismatch {
   readonly detail: string;
 }
 
-export interface UnattestedPath {
+interface UnattestedPath {
   readonly path: string;
   /** Attested paths of the runtime closure whose references list it. */
   readonly referrers: string[];
@@ -82,7 +82,7 @@ export interface UnattestedPath {
 }
 
 /** A source that could not answer for a path (malformed or oversized narinfo, cache error): it might serve other bytes. */
-export interface SourceError {
+interface SourceError {
   readonly path: string;
   /** The producing derivation; absent for a source. */
   readonly drv?: string;
@@ -127,7 +127,12 @@ function byPath<T extends { path: string }>(xs: T[]): T[] {
  * Decides every path of the world and of the target's runtime closure (from `roots`, the
  * target's verified outputs). `answersOf` gives what the sources said (undefined: not asked).
  */
-export function decideLastMile(world: World, roots: readonly string[], answersOf: (path: string) => PathAnswers | undefined, storeDir = '/nix/store'): LastMileReport {
+export function decideLastMile(
+  world: World,
+  roots: readonly string[],
+  answersOf: (path: string) => PathAnswers | undefined,
+  storeDir = '/nix/store',
+): LastMileReport {
   // runtime closure: iterative, each path once
   const runtime = new Set<string>();
   const unattested = new Map<string, { referrers: Set<string>; where: Set<string> }>();
@@ -162,10 +167,22 @@ export function decideLastMile(world: World, roots: readonly string[], answersOf
     mismatches.push(...found.mismatches);
     if (found.mismatches.length > 0) continue;
     if (found.against.length > 0) {
-      checked.push({ path, ...drv, ...(att.narSha256 !== undefined ? { narSha256: att.narSha256 } : {}), ...(found.contentAddress !== undefined ? { contentAddress: found.contentAddress } : {}), against: found.against, runtime: isRuntime });
+      checked.push({
+        path,
+        ...drv,
+        ...(att.narSha256 !== undefined ? { narSha256: att.narSha256 } : {}),
+        ...(found.contentAddress !== undefined ? { contentAddress: found.contentAddress } : {}),
+        against: found.against,
+        runtime: isRuntime,
+      });
       continue;
     }
-    const why = answers.facts.length > 0 ? found.why : answers.unusable.length > 0 ? 'no source that answered knows it' : 'no named cache and not the local store knows it';
+    const why =
+      answers.facts.length > 0
+        ? found.why
+        : answers.unusable.length > 0
+          ? 'no source that answered knows it'
+          : 'no named cache and not the local store knows it';
     unchecked.push({ path, ...drv, runtime: isRuntime, reason: why });
   }
   return {
@@ -202,7 +219,13 @@ function checkPath(path: string, att: Attestation, facts: readonly PathFact[], s
     let ok = true;
     if (att.narSha256 !== undefined) {
       if (f.narSha256 !== att.narSha256) {
-        mismatch('narHash', attestedText(), narHashText(f.narSha256), f.where, `attested NAR hash ${attestedText()}, ${f.where} has NarHash ${narHashText(f.narSha256)}`);
+        mismatch(
+          'narHash',
+          attestedText(),
+          narHashText(f.narSha256),
+          f.where,
+          `attested NAR hash ${attestedText()}, ${f.where} has NarHash ${narHashText(f.narSha256)}`,
+        );
         ok = false;
       } else if (att.narSize !== undefined && f.narSize !== att.narSize) {
         mismatch('narSize', String(att.narSize), String(f.narSize), f.where, `attested NAR size ${att.narSize}, ${f.where} has NarSize ${f.narSize}`);
@@ -223,12 +246,24 @@ function checkPath(path: string, att: Attestation, facts: readonly PathFact[], s
         } else if (ca.method === 'recursive' && ca.hash.algo === 'sha256' && !f.references.includes(path)) {
           const caHex = formatHash(ca.hash, 'base16', false);
           if (caHex !== f.narSha256) {
-            mismatch('contentAddress', narHashText(f.narSha256), f.ca, f.where, `${f.where} has NarHash ${narHashText(f.narSha256)} but content address ${f.ca}`);
+            mismatch(
+              'contentAddress',
+              narHashText(f.narSha256),
+              f.ca,
+              f.where,
+              `${f.where} has NarHash ${narHashText(f.narSha256)} but content address ${f.ca}`,
+            );
             caOk = false;
           }
         }
       } catch (err) {
-        mismatch('contentAddress', path, f.ca, f.where, `${f.where} gives content address ${f.ca}, which no store object with its references can have: ${errorMessage(err)}`);
+        mismatch(
+          'contentAddress',
+          path,
+          f.ca,
+          f.where,
+          `${f.where} gives content address ${f.ca}, which no store object with its references can have: ${errorMessage(err)}`,
+        );
         caOk = false;
       }
       ok &&= caOk;
@@ -247,19 +282,26 @@ function checkPath(path: string, att: Attestation, facts: readonly PathFact[], s
       const others = f.references.filter((r) => r !== path);
       const want = printStorePath(makeFixedOutputPath('recursive', 'sha256', att.narSha256, self.name, others, storeDir));
       if (want !== path) {
-        mismatch('storePath', attestedText(), want, f.where, `the attested NAR hash ${attestedText()} with the references ${f.where} lists is the store path ${want}, not this one`);
+        mismatch(
+          'storePath',
+          attestedText(),
+          want,
+          f.where,
+          `the attested NAR hash ${attestedText()} with the references ${f.where} lists is the store path ${want}, not this one`,
+        );
         ok = false;
       }
     }
     if (ok && att.narSha256 !== undefined) against.push(f.where);
   }
-  const why = att.narSha256 === undefined ? `nothing attests its NAR hash and no source gives a content address for it (${facts.map((f) => f.where).join(', ')})` : '';
+  const why =
+    att.narSha256 === undefined ? `nothing attests its NAR hash and no source gives a content address for it (${facts.map((f) => f.where).join(', ')})` : '';
   return { mismatches, against, contentAddress, why };
 }
 
 export type LastMileProblemCode = 'content-mismatch' | 'unattested-path' | 'source-unreadable' | 'unchecked-path';
 
-export interface LastMileProblem {
+interface LastMileProblem {
   readonly drv: string;
   readonly code: LastMileProblemCode;
   readonly detail: string;
@@ -275,12 +317,15 @@ export function lastMileProblems(r: LastMileReport, target: string, requireRunti
   const out: LastMileProblem[] = [];
   for (const m of r.mismatches) out.push({ drv: m.drv ?? target, code: 'content-mismatch', detail: m.detail, where: m.where });
   for (const u of r.unattested) {
-    const by = u.referrers.length > 0 ? `referenced by ${u.referrers.join(', ')}${u.where.length > 0 ? ` according to ${u.where.join(', ')}` : ''}` : 'a target output';
+    const by =
+      u.referrers.length > 0 ? `referenced by ${u.referrers.join(', ')}${u.where.length > 0 ? ` according to ${u.where.join(', ')}` : ''}` : 'a target output';
     out.push({ drv: target, code: 'unattested-path', detail: `${u.path} is in the runtime closure (${by}) but no verified claim attests its content` });
   }
   for (const e of r.errors) out.push({ drv: e.drv ?? target, code: 'source-unreadable', detail: `${e.path}: ${e.reason}`, where: e.where });
   if (requireRuntimeChecked) {
-    for (const u of r.unchecked) if (u.runtime) out.push({ drv: u.drv ?? target, code: 'unchecked-path', detail: `${u.path} is in the runtime closure and could not be checked: ${u.reason}` });
+    for (const u of r.unchecked)
+      if (u.runtime)
+        out.push({ drv: u.drv ?? target, code: 'unchecked-path', detail: `${u.path} is in the runtime closure and could not be checked: ${u.reason}` });
   }
   return out;
 }

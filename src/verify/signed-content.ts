@@ -5,7 +5,7 @@
  * and lax on purpose: it only groups lines; the bundle checker still judges each line it sees.
  */
 
-export interface SignedContent {
+interface SignedContent {
   /** payloadType, payload and signature bytes; the raw line when it does not parse. */
   readonly key: string;
   /** Every hint (signature keyids, verificationMaterial.publicKey.hint) names one of the known keys. */
@@ -16,7 +16,7 @@ function obj(v: unknown): Record<string, unknown> | undefined {
   return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
 }
 
-export function signedContent(line: string, knownFingerprints: ReadonlySet<string>): SignedContent {
+function signedContent(line: string, knownFingerprints: ReadonlySet<string>): SignedContent {
   let b: Record<string, unknown> | undefined;
   try {
     b = obj(JSON.parse(line));
@@ -25,7 +25,8 @@ export function signedContent(line: string, knownFingerprints: ReadonlySet<strin
   }
   const env = obj(b?.['dsseEnvelope']);
   const sigs = env?.['signatures'];
-  if (!env || typeof env['payload'] !== 'string' || typeof env['payloadType'] !== 'string' || !Array.isArray(sigs)) return { key: `raw\0${line}`, hintsKnown: false };
+  if (!env || typeof env['payload'] !== 'string' || typeof env['payloadType'] !== 'string' || !Array.isArray(sigs))
+    return { key: `raw\0${line}`, hintsKnown: false };
   const hints: unknown[] = [obj(obj(b?.['verificationMaterial'])?.['publicKey'])?.['hint']];
   const sigBytes: string[] = [];
   for (const s of sigs) {

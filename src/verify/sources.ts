@@ -45,7 +45,7 @@ export function evidenceToJson(e: Omit<EvidenceRecord, 'where'>): string {
   });
 }
 
-export function evidenceFromJson(line: string, where: string): EvidenceRecord {
+function evidenceFromJson(line: string, where: string): EvidenceRecord {
   const v = parseStrictJson(line, where);
   const s = (k: string): string => {
     const x = isObject(v) ? v[k] : undefined;
@@ -55,7 +55,8 @@ export function evidenceFromJson(line: string, where: string): EvidenceRecord {
   const certs = isObject(v) && Array.isArray(v['certs']) ? v['certs'] : [];
   const format = s('format');
   const kind = s('kind');
-  if ((format !== 'sev-snp' && format !== 'tdx') || (kind !== 'key' && kind !== 'trace')) throw new BuildtraceError('EVIDENCE_INVALID', `${where}: unknown format or kind`);
+  if ((format !== 'sev-snp' && format !== 'tdx') || (kind !== 'key' && kind !== 'trace'))
+    throw new BuildtraceError('EVIDENCE_INVALID', `${where}: unknown format or kind`);
   return {
     kind,
     keyFingerprint: s('keyFingerprint'),
@@ -64,13 +65,16 @@ export function evidenceFromJson(line: string, where: string): EvidenceRecord {
     collectedAt: s('collectedAt'),
     report: Buffer.from(s('report'), 'base64'),
     preimage: Buffer.from(s('preimage'), 'base64'),
-    certs: certs.map((c) => ({ role: isObject(c) && typeof c['role'] === 'string' ? c['role'] : '', der: Buffer.from(isObject(c) && typeof c['der'] === 'string' ? c['der'] : '', 'base64') })),
+    certs: certs.map((c) => ({
+      role: isObject(c) && typeof c['role'] === 'string' ? c['role'] : '',
+      der: Buffer.from(isObject(c) && typeof c['der'] === 'string' ? c['der'] : '', 'base64'),
+    })),
     where,
   };
 }
 
 /** An `evidence` table row of a trace-daemon database (schema in daemon/trace-db.ts). */
-export interface EvidenceDbRow {
+interface EvidenceDbRow {
   kind: string;
   key_fp: string;
   format: string;
@@ -135,7 +139,9 @@ export class DbSource implements BundleSource {
       const Sqlite = createRequire(import.meta.url)('better-sqlite3') as typeof Database;
       this.db = new Sqlite(name, { readonly: true, fileMustExist: true });
       // an oversized row is never loaded: its length is checked in SQL
-      this.q = this.db.prepare('SELECT CASE WHEN length(CAST(bundle AS BLOB)) > @max THEN NULL ELSE bundle END AS bundle, length(CAST(bundle AS BLOB)) AS n FROM traces WHERE rdrv_hash = @h LIMIT @rows');
+      this.q = this.db.prepare(
+        'SELECT CASE WHEN length(CAST(bundle AS BLOB)) > @max THEN NULL ELSE bundle END AS bundle, length(CAST(bundle AS BLOB)) AS n FROM traces WHERE rdrv_hash = @h LIMIT @rows',
+      );
     } catch (err) {
       throw new BuildtraceError('FILE_UNREADABLE', `cannot open database ${name}: ${(err as Error).message}`, { subject: name });
     }
@@ -146,7 +152,8 @@ export class DbSource implements BundleSource {
     if (rows.length > this.limits.maxLines) throw limitExceeded('maxLines', this.limits.maxLines, `traces where rdrv_hash = ${h}`, this.name);
     const out = new Set<string>();
     for (const r of rows) {
-      if (r.bundle === null) throw limitExceeded('maxLineBytes', this.limits.maxLineBytes, `traces where rdrv_hash = ${h}`, this.name, `a bundle of ${r.n} bytes`);
+      if (r.bundle === null)
+        throw limitExceeded('maxLineBytes', this.limits.maxLineBytes, `traces where rdrv_hash = ${h}`, this.name, `a bundle of ${r.n} bytes`);
       out.add(r.bundle);
     }
     return [...out];
@@ -173,7 +180,7 @@ export class DbSource implements BundleSource {
   }
 }
 
-export interface CacheSourceOptions {
+interface CacheSourceOptions {
   /** reads of this cache at once (trace-verify asks for thousands together) */
   readonly maxInFlight?: number;
   readonly limits?: ReadLimits;

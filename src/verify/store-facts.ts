@@ -40,7 +40,7 @@ function hex(h: Hash, subject: string): string {
 }
 
 /** What a cache offers the last mile: CacheSource (sources.ts), so narinfo reads share its limiter, bounds and fail-fast. */
-export interface ObjectReader {
+interface ObjectReader {
   readonly name: string;
   readObject(key: string, maxBytes: number): Promise<CacheObject | undefined>;
 }
@@ -80,8 +80,10 @@ export class NarInfoFacts implements FactSource {
 }
 
 /** What the local store needs to answer: daemon/store-info.ts's NixDbStoreInfo (Nix's db.sqlite, read-only). */
-export interface PathInfoReader {
-  pathInfos(paths: readonly string[]): Promise<Map<string, { readonly narHash: Hash; readonly narSize: number; readonly references: readonly string[]; readonly ca?: string }>>;
+interface PathInfoReader {
+  pathInfos(
+    paths: readonly string[],
+  ): Promise<Map<string, { readonly narHash: Hash; readonly narSize: number; readonly references: readonly string[]; readonly ca?: string }>>;
 }
 
 /** The local Nix database: ValidPaths (hash `sha256:<hex>`, narSize, ca) and Refs. */
@@ -103,7 +105,14 @@ export class LocalStoreFacts implements FactSource {
     }
     for (const [path, i] of infos) {
       try {
-        out.set(path, { path, narSha256: hex(i.narHash, `${this.name} ${path}`), narSize: i.narSize, references: i.references, ...(i.ca ? { ca: i.ca } : {}), where: this.name });
+        out.set(path, {
+          path,
+          narSha256: hex(i.narHash, `${this.name} ${path}`),
+          narSize: i.narSize,
+          references: i.references,
+          ...(i.ca ? { ca: i.ca } : {}),
+          where: this.name,
+        });
       } catch (err) {
         out.set(path, err as Error);
       }

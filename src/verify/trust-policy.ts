@@ -45,7 +45,10 @@ export interface TrustPolicy {
 }
 
 interface PolicyJson {
-  keys: Record<string, { publicKey?: string; tee?: { roots: string; policy?: TeePolicy; collateral?: string; crl?: string; requirePerTraceEvidence?: boolean } }>;
+  keys: Record<
+    string,
+    { publicKey?: string; tee?: { roots: string; policy?: TeePolicy; collateral?: string; crl?: string; requirePerTraceEvidence?: boolean } }
+  >;
   trust: TrustNode;
   maxResolutions?: number;
 }
@@ -97,7 +100,8 @@ export function loadTrustPolicy(file: string): TrustPolicy {
     if (typeof n === 'string') {
       if (!keys.has(n) && !measured.has(n)) fail(file, `${path} names key ${JSON.stringify(n)}, which is not in keys`);
       const first = named.get(n);
-      if (first !== undefined) fail(file, `${first} and ${path} both name key ${JSON.stringify(n)}; a key may appear only once in the trust tree (it counts once per derivation)`);
+      if (first !== undefined)
+        fail(file, `${first} and ${path} both name key ${JSON.stringify(n)}; a key may appear only once in the trust tree (it counts once per derivation)`);
       named.set(n, path);
       continue;
     }
@@ -126,5 +130,8 @@ export function describeTrust(n: TrustNode): string {
 export function missing(n: TrustNode, signers: ReadonlySet<string>): string {
   if (typeof n === 'string') return signers.has(n) ? '' : n;
   const have = n.of.filter((c) => satisfies(c, signers)).length;
-  return `${n.threshold - have} more of {${n.of.filter((c) => !satisfies(c, signers)).map(describeTrust).join(', ')}}`;
+  return `${n.threshold - have} more of {${n.of
+    .filter((c) => !satisfies(c, signers))
+    .map(describeTrust)
+    .join(', ')}}`;
 }

@@ -28,7 +28,7 @@ export interface Node {
   readonly entries: readonly Entry[];
 }
 
-export interface DecideInput {
+interface DecideInput {
   readonly target: string;
   readonly required: readonly string[];
   /** Every udrv of the closure, inputs before their users. */
@@ -61,7 +61,7 @@ export interface Verdict {
 const byStr = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
 /** Calls `f` for every path an entry binds, with the hash it binds it to; stops when `f` returns false. */
-export function eachBinding(e: Entry, f: (path: string, sha: string) => unknown): boolean {
+function eachBinding(e: Entry, f: (path: string, sha: string) => unknown): boolean {
   for (const o of e.outputs.values()) if (f(o.path, o.sha256) === false) return false;
   for (const [p, h] of e.inputs) if (f(p, h) === false) return false;
   return true;
@@ -140,7 +140,15 @@ export function decide(input: DecideInput): Verdict {
   const empty = { world: {}, entries: [] };
   if (targetNode.fod) {
     const f = targetNode.fod;
-    return { verified: true, outputs: { out: f.path }, signers: [], candidates: 1, world: { [f.path]: { ...(f.sha256 ? { narSha256: f.sha256 } : {}), producerDrv: target } }, entries: [], problems: [] };
+    return {
+      verified: true,
+      outputs: { out: f.path },
+      signers: [],
+      candidates: 1,
+      world: { [f.path]: { ...(f.sha256 ? { narSha256: f.sha256 } : {}), producerDrv: target } },
+      entries: [],
+      problems: [],
+    };
   }
   const live = dropEquivocations(nodes, problems);
 
@@ -192,9 +200,17 @@ export function decide(input: DecideInput): Verdict {
     const who = [...m].map(([h, es]) => `${h} by ${[...new Set(es.map((e) => e.signer))].sort().join(', ')}`).join('; ');
     const drv = producer ?? fodProducer.get(p) ?? ([...mentioners].sort(byStr)[0] as string);
     if (viable.length === 0) {
-      problems.push({ drv, code: 'content-disputed', detail: `signers disagree on the content of ${p} (${who}); no content is claimed by signers that satisfy ${describeTrust(trust)}, so no claim that binds it counts` });
+      problems.push({
+        drv,
+        code: 'content-disputed',
+        detail: `signers disagree on the content of ${p} (${who}); no content is claimed by signers that satisfy ${describeTrust(trust)}, so no claim that binds it counts`,
+      });
     } else if (viable.length < m.size) {
-      problems.push({ drv, code: 'content-disputed', detail: `signers disagree on the content of ${p} (${who}); only ${viable.join(', ')} can meet the policy` });
+      problems.push({
+        drv,
+        code: 'content-disputed',
+        detail: `signers disagree on the content of ${p} (${who}); only ${viable.join(', ')} can meet the policy`,
+      });
     }
   }
 
@@ -325,22 +341,42 @@ export function decide(input: DecideInput): Verdict {
       for (const [u, list] of evidence) {
         const signers = new Set(list);
         if (!satisfies(trust, signers)) {
-          bad.push({ drv: u, code: 'threshold-not-met', detail: `signed by {${[...signers].sort().join(', ')}}; the policy needs ${describeTrust(trust)}: ${missing(trust, signers)}` });
+          bad.push({
+            drv: u,
+            code: 'threshold-not-met',
+            detail: `signed by {${[...signers].sort().join(', ')}}; the policy needs ${describeTrust(trust)}: ${missing(trust, signers)}`,
+          });
         }
       }
       if (bad.length === 0) {
         const entries = [...inB];
-        return { verified: true, outputs: Object.fromEntries([...cand.outputs].map(([n, v]) => [n, v.path])), signers: [...new Set(entries.map((e) => e.signer))].sort(byStr), candidates: byCandidate.size, world: worldOf(entries, nodes), entries, problems: [] };
+        return {
+          verified: true,
+          outputs: Object.fromEntries([...cand.outputs].map(([n, v]) => [n, v.path])),
+          signers: [...new Set(entries.map((e) => e.signer))].sort(byStr),
+          candidates: byCandidate.size,
+          world: worldOf(entries, nodes),
+          entries,
+          problems: [],
+        };
       }
       for (const b of bad) failing.push(b);
     }
     if (byCandidate.size === 0 && (live.get(target) ?? []).length > 0) {
-      failing.push({ drv: target, code: 'dependency-unsupported', detail: `no claim for the target rests on one consistent set of claims for all its inputs${branching.length > 0 ? ' in this world' : ''}` });
+      failing.push({
+        drv: target,
+        code: 'dependency-unsupported',
+        detail: `no claim for the target rests on one consistent set of claims for all its inputs${branching.length > 0 ? ' in this world' : ''}`,
+      });
     }
     firstFailure ??= failing;
   }
   if (worlds.length < product) {
-    problems.push({ drv: target, code: 'bound-hit', detail: `${product} assignments of disputed contents (worlds) over ${branching.length} paths; only ${worlds.length} were tried (policy maxResolutions)` });
+    problems.push({
+      drv: target,
+      code: 'bound-hit',
+      detail: `${product} assignments of disputed contents (worlds) over ${branching.length} paths; only ${worlds.length} were tried (policy maxResolutions)`,
+    });
   }
   return { verified: false, outputs: {}, signers: [], candidates, ...empty, problems: [...(firstFailure ?? []), ...problems] };
 }
