@@ -101,26 +101,15 @@ describe('Nix CLI JSON in every shape', () => {
   });
 });
 
+/** nix-build arguments for test/fixtures/scope.nix, freshly salted, with the given attributes. */
+function scopeArgs(attrs: readonly string[]): string[] {
+  const s = salt();
+  return [join(FIXTURES, 'scope.nix'), '--argstr', 'salt', s, '--argstr', 'fodHash', sha256HexOf(`fixed-${s}\n`), ...attrs.flatMap((a) => ['-A', a])];
+}
+
 /** A fixture closure built without our hook; per built .drv, the OUT_PATHS Nix reported. */
 async function buildClosure(): Promise<{ resolvedOf: Map<string, string>; outs: Map<string, string[]>; built: string[] }> {
-  const s = salt();
-  const args = [
-    join(FIXTURES, 'scope.nix'),
-    '--argstr',
-    'salt',
-    s,
-    '--argstr',
-    'fodHash',
-    sha256HexOf(`fixed-${s}\n`),
-    '-A',
-    'ia3',
-    '-A',
-    'deferred',
-    '-A',
-    'multi',
-    '-A',
-    'uses-dev',
-  ];
+  const args = scopeArgs(['ia3', 'deferred', 'multi', 'uses-dev']);
   const spool = tempDir('convention-spool-');
   const b = await nixBuildWithHook(spool, args);
   assert.equal(b.code, 0, b.stderr);
@@ -283,26 +272,7 @@ describe('store info on this Nix', () => {
     // guards the version table the tests above rely on: 13 hook runs for 10 builds where
     // Nix reports the unresolved .drv too, 10 where it does not
     const spool = tempDir('hook-count-');
-    const s = salt();
-    const b = await nixBuildWithHook(spool, [
-      join(FIXTURES, 'scope.nix'),
-      '--argstr',
-      'salt',
-      s,
-      '--argstr',
-      'fodHash',
-      sha256HexOf(`fixed-${s}\n`),
-      '-A',
-      'ia3',
-      '-A',
-      'deferred',
-      '-A',
-      'multi',
-      '-A',
-      'uses-dev',
-      '-A',
-      'fod',
-    ]);
+    const b = await nixBuildWithHook(spool, scopeArgs(['ia3', 'deferred', 'multi', 'uses-dev', 'fod']));
     assert.equal(b.code, 0, b.stderr);
     assert.equal(readdirSync(spool).length, (await hookReportsUnresolved()) ? 13 : 10);
   });
