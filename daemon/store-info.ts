@@ -14,6 +14,9 @@ import {
 
 const execFileP = promisify(execFile);
 
+/** Paths per database statement (a JSON array of this many store paths is about 100 KB). */
+const DB_BATCH = 2000;
+
 /** A floating-CA derivation and the hash modulo (hex) of each of its outputs. */
 export interface FloatingDrv {
   readonly drvPath: string;
@@ -55,16 +58,20 @@ export interface StoreInfo {
 export class NixDbStoreInfo implements StoreInfo {
   readonly mode = 'db' as const;
   private readonly db: Database.Database;
-  private readonly qPath: Database.Statement<[string], { id: number; hash: string; narSize: number | null; deriver: string | null; ca: string | null }>;
-  private readonly qRefs: Database.Statement<[number], { path: string }>;
+  private readonly qPaths: Database.Statement<[string], { path: string; id: number; hash: string; narSize: number | null; deriver: string | null; ca: string | null }>;
+  private readonly qRefs: Database.Statement<[string], { referrer: number; path: string }>;
   private readonly qReal: Database.Statement<[string, string], { path: string }>;
 
   constructor(dbPath: string) {
     try {
       this.db = new Database(dbPath, { readonly: true, fileMustExist: true });
       this.db.pragma('query_only = 1');
-      this.qPath = this.db.prepare('SELECT id, hash, narSize, deriver, ca FROM ValidPaths WHERE path = ?');
-      this.qRefs = this.db.prepare('SELECT v.path AS path FROM Refs r JOIN ValidPaths v ON v.id = r.reference WHERE r.referrer = ?');
+      // A batch of paths (or ids) per statement, as a JSON array: a verifier asks about a whole
+      // closure, and one statement per path costs twice as much as the lookups themselves.
+      this.qPaths = this.db.prepare('SELECT path, id, hash, narSize, deriver, ca FROM ValidPaths WHERE path IN (SELECT value FROM json_each(?))');
+      this.qRefs = this.db.prepare(
+        'SELECT r.referrer AS referrer, v.path AS path FROM Refs r JOIN ValidPaths v ON v.id = r.reference WHERE r.referrer IN (SELECT value FROM json_each(?))',
+      );
       this.qReal = this.db.prepare(
         'SELECT v.path AS path FROM Realisations r JOIN ValidPaths v ON v.id = r.outputPath WHERE r.drvPath = ? AND r.outputName = ? ORDER BY r.id DESC LIMIT 1',
       );
@@ -81,22 +88,24 @@ export class NixDbStoreInfo implements StoreInfo {
 
   async pathInfos(paths: readonly string[]): Promise<Map<string, PathInfo>> {
     const out = new Map<string, PathInfo>();
-    for (const p of new Set(paths)) {
-      const row = this.qPath.get(p);
-      if (!row) continue;
-      const narHash = parseHash(row.hash);
-      if (row.narSize === null) throw new BuildtraceError('STORE_QUERY_FAILED', `${p}: the Nix database has no NAR size`, { subject: p });
-      out.set(p, {
-        path: p,
-        narHash,
-        narSize: row.narSize,
-        references: this.qRefs
-          .all(row.id)
-          .map((r) => r.path)
-          .sort(),
-        ...(row.deriver ? { deriver: row.deriver } : {}),
-        ...(row.ca ? { ca: row.ca } : {}),
-      });
+    const all = [...new Set(paths)];
+    for (let i = 0; i < all.length; i += DB_BATCH) {
+      const rows = this.qPaths.all(JSON.stringify(all.slice(i, i + DB_BATCH)));
+      const refs = new Map<number, string[]>(rows.map((r) => [r.id, []]));
+      for (const r of this.qRefs.all(JSON.stringify(rows.map((x) => x.id)))) refs.get(r.referrer)?.push(r.path);
+      for (const row of rows) {
+        const p = row.path;
+        const narHash = parseHash(row.hash);
+        if (row.narSize === null) throw new BuildtraceError('STORE_QUERY_FAILED', `${p}: the Nix database has no NAR size`, { subject: p });
+        out.set(p, {
+          path: p,
+          narHash,
+          narSize: row.narSize,
+          references: (refs.get(row.id) ?? []).sort(),
+          ...(row.deriver ? { deriver: row.deriver } : {}),
+          ...(row.ca ? { ca: row.ca } : {}),
+        });
+      }
     }
     return out;
   }

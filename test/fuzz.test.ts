@@ -6,7 +6,8 @@ import type { Derivation } from '../src/nix/derivation.js';
 import { parseHash } from '../src/nix/hash.js';
 import { parseNarInfo } from '../src/nix/narinfo.js';
 import { nix32Decode, nix32Encode } from '../src/nix/nix32.js';
-import { parseStorePath } from '../src/nix/store-path.js';
+import { rewritePlaceholders, rewriteStrings } from '../src/nix/resolve.js';
+import { downstreamPlaceholder, parseStorePath } from '../src/nix/store-path.js';
 import { checkBundle } from '../src/trace/bundle.js';
 import { parseStrictJson } from '../src/util/strict-json.js';
 import { onlyOwnErrors } from './helpers.js';
@@ -148,6 +149,39 @@ test('store path, hash, narinfo and bundle parsers only raise their own errors',
   // checkBundle reports, it never throws
   fc.assert(
     fc.property(fc.string({ maxLength: 200 }), (s) => assert.equal(checkBundle(s, []).ok, false)),
+    { numRuns: RUNS },
+  );
+});
+
+test('one-pass placeholder rewriting gives what Nix\'s rewrite-in-turn gives', () => {
+  const nix32 = '0123456789abcdfghijklmnpqrsvwxyz';
+  const hashPart = fc.string({ unit: fc.constantFrom(...nix32), minLength: 32, maxLength: 32 });
+  const name = fc.string({ unit: fc.constantFrom(...`${nix32}etou-._+?=`), minLength: 1, maxLength: 12 });
+  // store dirs made of Nix32 letters are the worst case for a placeholder completed by a path
+  const storeDir = fc.constantFrom('/nix/store', '/abc', '/a/b', '/zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz');
+  fc.assert(
+    fc.property(
+      storeDir,
+      fc.array(fc.tuple(hashPart, name, fc.constantFrom('out', 'dev', 'lib'), hashPart, name), { minLength: 1, maxLength: 6 }),
+      fc.array(fc.oneof(fc.nat(20), fc.string({ unit: fc.constantFrom(...`${nix32}/-etou`), maxLength: 60 })), { maxLength: 12 }),
+      (dir, inputs, pieces) => {
+        const rewrites = new Map<string, string>();
+        for (const [h, n, out, h2, n2] of inputs)
+          rewrites.set(downstreamPlaceholder({ storeDir: dir, hashPart: h, name: `${n}.drv` }, out), `${dir}/${h2}-${n2}`);
+        const keys = [...rewrites.keys()];
+        const targets = [...rewrites.values()];
+        // placeholders, whole and cut, next to store paths and Nix32 runs
+        const s = pieces
+          .map((p) => {
+            if (typeof p === 'string') return p;
+            const k = keys[p % keys.length] as string;
+            return p % 4 === 0 ? k : p % 4 === 1 ? k.slice(0, 20 + (p % 30)) : p % 4 === 2 ? (targets[p % targets.length] as string) : k.slice(1);
+          })
+          .join('');
+        const inTurn = rewriteStrings(s, [...rewrites].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
+        assert.equal(rewritePlaceholders(s, rewrites), inTurn);
+      },
+    ),
     { numRuns: RUNS },
   );
 });

@@ -17,6 +17,8 @@ export interface GetOptions {
   readonly maxBytes?: number;
   /** abandons the request (the reader already failed for another reason) */
   readonly signal?: AbortSignal;
+  /** a hint that absence is the usual answer (the last mile's narinfo probes): a backend may look before it opens */
+  readonly likelyAbsent?: boolean;
 }
 
 export interface CacheBackend {

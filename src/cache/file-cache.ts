@@ -104,15 +104,16 @@ class DirHandles {
  * Opens `root/key` for reading without following any symbolic link below `root` and without
  * blocking (a FIFO opens at once with O_NONBLOCK); the caller checks the file type.
  */
-function openUnder(root: string, dirs: DirHandles, key: string): number | undefined {
+function openUnder(root: string, dirs: DirHandles, key: string, likelyAbsent: boolean): number | undefined {
   const cut = key.lastIndexOf('/');
   const fileFlags = constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK;
   if (!PROC_FD) return openSync(join(realDirs(root, key, false), key.slice(cut + 1)), fileFlags);
   const at = `/proc/self/fd/${dirs.fd(cut < 0 ? '' : key.slice(0, cut))}/${key.slice(cut + 1)}`;
-  // A miss (a verifier asks for 10,000 narinfos a cache may not have) is answered by an lstat
-  // that does not throw: a thrown ENOENT costs ~17 µs, the lstat ~3 µs. The lstat follows no
-  // link; whatever it finds is still opened and checked below exactly as before.
-  if (lstatSync(at, { throwIfNoEntry: false }) === undefined) return undefined;
+  // A likely miss (a verifier asks for 10,000 narinfos a cache may not have) is answered by an
+  // lstat that does not throw: a thrown ENOENT costs ~17 µs, the lstat ~3 µs. The lstat follows
+  // no link; whatever it finds is still opened and checked below exactly as before. A likely
+  // hit (a trace) is opened at once.
+  if (likelyAbsent && lstatSync(at, { throwIfNoEntry: false }) === undefined) return undefined;
   return openSync(at, fileFlags);
 }
 
@@ -155,7 +156,7 @@ export class FileCache implements CacheBackend {
     const max = opts.maxBytes ?? Number.POSITIVE_INFINITY;
     let fd: number;
     try {
-      const opened = openUnder(this.root, this.dirs, safeKey(key));
+      const opened = openUnder(this.root, this.dirs, safeKey(key), opts.likelyAbsent === true);
       if (opened === undefined) return undefined;
       fd = opened;
     } catch (err) {

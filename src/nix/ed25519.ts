@@ -1,6 +1,5 @@
 import { createHash, verify, type KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { ed25519ph } from '@noble/curves/ed25519.js';
 
 /**
  * Ed25519 verification, pure and prehashed (RFC 8032).
@@ -26,6 +25,15 @@ interface Sodium {
 }
 
 let sodium: Sodium | null | undefined;
+
+type Noble = typeof import('@noble/curves/ed25519.js');
+let noble: Noble | undefined;
+// loaded when first needed (signing, or verifying without libsodium): importing it costs a
+// verifier about 0.1 s of start-up on each thread (require of an ES module: Node >= 20.19)
+const nobleEd25519ph = (): Noble['ed25519ph'] => {
+  noble ??= createRequire(import.meta.url)('@noble/curves/ed25519.js') as Noble;
+  return noble.ed25519ph;
+};
 
 function loadSodium(): Sodium | null {
   if (sodium !== undefined) return sodium;
@@ -95,7 +103,7 @@ export function verifyEd25519ph(publicRaw: Uint8Array, message: Uint8Array, sig:
   const s = loadSodium();
   if (s) return verifyPhSodium(s, publicRaw, message, sig);
   try {
-    return ed25519ph.verify(sig, message, publicRaw, { zip215: false });
+    return nobleEd25519ph().verify(sig, message, publicRaw, { zip215: false });
   } catch {
     return false;
   }
@@ -103,5 +111,5 @@ export function verifyEd25519ph(publicRaw: Uint8Array, message: Uint8Array, sig:
 
 /** Ed25519ph signature with a 32-byte seed (the first half of a Nix secret key). */
 export function signEd25519ph(seed: Uint8Array, message: Uint8Array): Uint8Array {
-  return ed25519ph.sign(message, seed);
+  return nobleEd25519ph().sign(message, seed);
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash as oneShot } from 'node:crypto';
 import { BuildtraceError } from '../errors.js';
 import { nix32Decode, nix32Encode, nix32EncodedLength } from './nix32.js';
 
@@ -74,14 +74,16 @@ export function formatHash(hash: Hash, encoding: HashEncoding, withAlgo = true):
   }
 }
 
+// one-shot hashing: a verifier hashes tens of thousands of small strings (store path
+// fingerprints, .drv files), where a Hash object per call costs more than the digest
+const latin1 = (data: string | Uint8Array): Uint8Array => (typeof data === 'string' ? Buffer.from(data, 'latin1') : data);
+
 export function sha256(data: string | Uint8Array): Uint8Array {
-  const h = createHash('sha256');
-  h.update(typeof data === 'string' ? Buffer.from(data, 'latin1') : data);
-  return new Uint8Array(h.digest());
+  return oneShot('sha256', latin1(data), 'buffer');
 }
 
 export function sha256Hex(data: string | Uint8Array): string {
-  return Buffer.from(sha256(data)).toString('hex');
+  return oneShot('sha256', latin1(data), 'hex');
 }
 
 /** Nix's compressHash: XOR-fold a digest into `size` bytes. */

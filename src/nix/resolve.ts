@@ -18,15 +18,43 @@ export interface Resolution {
   readonly chosen: ReadonlyArray<{ readonly drvPath: string; readonly output: string; readonly path: string }>;
 }
 
-function rewriteStrings(s: string, rewrites: ReadonlyArray<readonly [string, string]>): string {
+export function rewriteStrings(s: string, rewrites: ReadonlyArray<readonly [string, string]>): string {
   for (const [from, to] of rewrites) if (s.includes(from)) s = s.split(from).join(to);
   return s;
 }
 
+/** Length of a placeholder: "/" and the Nix32 form of a SHA-256. */
+const PLACEHOLDER_LENGTH = 53;
+const PLACEHOLDER = /^\/[0-9a-df-np-sv-z]{52}$/;
+
+/**
+ * rewriteStrings for placeholders only, in one pass: Nix applies each rewrite in turn, but
+ * placeholders ("/" + 52 Nix32 characters, which hold no "/") cannot overlap, and a store
+ * path put in their place cannot complete another (every "/" in it is followed by a "/" or
+ * a "-" within 34 characters), so scanning once from left to right gives the same string.
+ * A derivation with hundreds of inputs would otherwise search each string hundreds of times.
+ */
+export function rewritePlaceholders(s: string, rewrites: ReadonlyMap<string, string>): string {
+  let out = '';
+  let last = 0;
+  for (let i = s.indexOf('/'); i >= 0 && i + PLACEHOLDER_LENGTH <= s.length; ) {
+    const to = rewrites.get(s.slice(i, i + PLACEHOLDER_LENGTH));
+    if (to === undefined) {
+      i = s.indexOf('/', i + 1);
+      continue;
+    }
+    out += s.slice(last, i) + to;
+    last = i + PLACEHOLDER_LENGTH;
+    i = s.indexOf('/', last);
+  }
+  return last === 0 ? s : out + s.slice(last);
+}
+
 /** The .drv store path of a derivation: text path over its ATerm, referencing inputSrcs and inputDrvs. */
-export function derivationStorePath(drv: Derivation, aterm: string = serializeDerivation(drv), storeDir = '/nix/store'): StorePath {
+export function derivationStorePath(drv: Derivation, aterm: string | Uint8Array = serializeDerivation(drv), storeDir = '/nix/store'): StorePath {
   const refs = [...drv.inputSrcs, ...drv.inputDrvs.keys()];
-  return makeTextPath(`${derivationName(drv)}.drv`, Buffer.from(aterm, 'latin1'), refs, storeDir);
+  // a string is the ATerm's latin1 text (makeTextPath hashes it as such), bytes are the file
+  return makeTextPath(`${derivationName(drv)}.drv`, aterm, refs, storeDir);
 }
 
 /**
@@ -56,16 +84,18 @@ export function resolveDerivation(drv: Derivation, lookup: InputOutputLookup, st
     }
   }
   // std::map order: rewrites are applied sorted by placeholder.
-  const ordered = [...rewrites.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const onePass = [...rewrites.keys()].every((k) => PLACEHOLDER.test(k));
+  const ordered = onePass ? [] : [...rewrites.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  const rewrite = (x: string): string => (rewrites.size === 0 ? x : onePass ? rewritePlaceholders(x, rewrites) : rewriteStrings(x, ordered));
   const env = new Map<string, string>();
-  for (const [k, v] of drv.env) env.set(rewriteStrings(k, ordered), rewriteStrings(v, ordered));
+  for (const [k, v] of drv.env) env.set(rewrite(k), rewrite(v));
   let resolved: Derivation = {
     outputs: drv.outputs,
     inputDrvs: new Map(),
     inputSrcs: [...inputSrcs].sort(),
     platform: drv.platform,
-    builder: rewriteStrings(drv.builder, ordered),
-    args: drv.args.map((a) => rewriteStrings(a, ordered)),
+    builder: rewrite(drv.builder),
+    args: drv.args.map(rewrite),
     env,
   };
   const deferred = [...resolved.outputs].filter(([, o]) => outputKind(o) === 'deferred');

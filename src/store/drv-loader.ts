@@ -41,7 +41,7 @@ export class DrvLoader {
     const buf = readRegularFile(path, 'derivation', { maxBytes: MAX_DRV_BYTES, noFollow: true, invalidCode: 'DERIVATION_INVALID' });
     const text = buf.toString('latin1');
     const drv = parseDerivation(text, path);
-    const computed = printStorePath(derivationStorePath(drv, text, this.storeDir));
+    const computed = printStorePath(derivationStorePath(drv, buf, this.storeDir));
     if (computed !== path) {
       throw new BuildtraceError('DERIVATION_INVALID', `${path}: contents hash to ${computed}; the file is corrupt or not a derivation Nix wrote`, {
         subject: path,
