@@ -58,7 +58,10 @@ export interface StoreInfo {
 export class NixDbStoreInfo implements StoreInfo {
   readonly mode = 'db' as const;
   private readonly db: Database.Database;
-  private readonly qPaths: Database.Statement<[string], { path: string; id: number; hash: string; narSize: number | null; deriver: string | null; ca: string | null }>;
+  private readonly qPaths: Database.Statement<
+    [string],
+    { path: string; id: number; hash: string; narSize: number | null; deriver: string | null; ca: string | null }
+  >;
   private readonly qRefs: Database.Statement<[string], { referrer: number; path: string }>;
   private readonly qReal: Database.Statement<[string, string], { path: string }>;
 

@@ -153,7 +153,7 @@ test('store path, hash, narinfo and bundle parsers only raise their own errors',
   );
 });
 
-test('one-pass placeholder rewriting gives what Nix\'s rewrite-in-turn gives', () => {
+test("one-pass placeholder rewriting gives what Nix's rewrite-in-turn gives", () => {
   const nix32 = '0123456789abcdfghijklmnpqrsvwxyz';
   const hashPart = fc.string({ unit: fc.constantFrom(...nix32), minLength: 32, maxLength: 32 });
   const name = fc.string({ unit: fc.constantFrom(...`${nix32}etou-._+?=`), minLength: 1, maxLength: 12 });
@@ -178,7 +178,10 @@ test('one-pass placeholder rewriting gives what Nix\'s rewrite-in-turn gives', (
             return p % 4 === 0 ? k : p % 4 === 1 ? k.slice(0, 20 + (p % 30)) : p % 4 === 2 ? (targets[p % targets.length] as string) : k.slice(1);
           })
           .join('');
-        const inTurn = rewriteStrings(s, [...rewrites].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)));
+        const inTurn = rewriteStrings(
+          s,
+          [...rewrites].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)),
+        );
         assert.equal(rewritePlaceholders(s, rewrites), inTurn);
       },
     ),
