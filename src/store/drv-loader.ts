@@ -11,7 +11,6 @@ const MAX_DRV_BYTES = 16 * 1024 * 1024;
 interface LoadedDrv {
   readonly path: string;
   readonly drv: Derivation;
-  readonly aterm: string;
 }
 
 /**
@@ -30,9 +29,11 @@ export class DrvLoader {
   load = (path: string): LoadedDrv => {
     const hit = this.cache.get(path);
     if (hit) {
-      // refresh LRU position
-      this.cache.delete(path);
-      this.cache.set(path, hit);
+      // refresh the LRU position (a verifier that keeps everything asks millions of times: no need)
+      if (this.maxEntries !== Number.POSITIVE_INFINITY) {
+        this.cache.delete(path);
+        this.cache.set(path, hit);
+      }
       return hit;
     }
     const sp = parseStorePath(path, this.storeDir);
@@ -47,7 +48,7 @@ export class DrvLoader {
         subject: path,
       });
     }
-    const loaded = { path, drv, aterm: text };
+    const loaded = { path, drv };
     this.cache.set(path, loaded);
     if (this.cache.size > this.maxEntries) {
       const oldest = this.cache.keys().next().value;

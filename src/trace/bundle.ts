@@ -94,7 +94,8 @@ function malformed(detail: string): BundleCheck {
 /** DSSE accepts standard or URL-safe base64, padded or not (as laut's reader does). */
 function b64(s: string, what: string): Buffer {
   if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(s)) throw new BuildtraceError('BUNDLE_INVALID', `bundle: ${what} is not base64`);
-  return Buffer.from(s.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
+  // Node's base64 decoder reads the URL-safe alphabet too
+  return Buffer.from(s, 'base64');
 }
 
 interface Envelope {

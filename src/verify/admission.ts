@@ -14,7 +14,7 @@ import type { AdmittedKey, MeasuredIdentity, TeeRequirement, TrustPolicy } from 
  * trust tree; a key maps to exactly one identity (several keys may later map to one identity,
  * e.g. keys admitted by a TEE measurement entry).
  */
-type IdentityVerdict =
+export type IdentityVerdict =
   | { readonly identity: string; readonly key: NixPublicKey; readonly detail?: string }
   | { readonly rejected: string; readonly code: 'key-not-admitted' | 'tee-evidence-failed'; readonly signer?: string };
 

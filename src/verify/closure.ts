@@ -5,9 +5,10 @@ import { resolveDerivation, type InputOutputLookup, type Resolution } from '../n
 import { parseStorePath, printStorePath } from '../nix/store-path.js';
 import type { DrvLoader } from '../store/drv-loader.js';
 import { checkBundleAsync, type BundleCheck } from '../trace/bundle.js';
-import { admitKeys, checkTraceEvidence } from './admission.js';
+import { admitKeys, checkTraceEvidence, type IdentityVerdict } from './admission.js';
 import { BundlePool } from './bundle-pool.js';
 import { checkClaim, depKey, type DepRef, type Entry, type InputOrigin, type Problem } from './claims.js';
+import { Limiter } from '../util/limiter.js';
 import { groupBySignedContent } from './signed-content.js';
 import type { BundleSource } from './sources.js';
 import { describeTrust, type TrustPolicy } from './trust-policy.js';
@@ -48,7 +49,6 @@ interface VerifyOptions {
   readonly storeDir?: string;
   /** 'load': derivations read so far (total unknown yet); 'check': derivations checked of all. */
   readonly progress?: (phase: 'load' | 'check', done: number, total?: number) => void;
-  readonly concurrency?: number;
   /** The content (NAR sha256) the consumer's sources hold for some of these disputed paths (the last mile's view). */
   readonly heldContent?: (paths: readonly string[]) => Promise<ReadonlyMap<string, string>>;
 }
@@ -98,6 +98,8 @@ interface Lookup {
   readonly where: string;
   readonly variants: number;
   readonly check: Promise<BundleCheck>;
+  /** The check's result once it is in (read without a round through the microtask queue). */
+  result?: BundleCheck;
 }
 
 /** One way to resolve a dependency: the paths of the outputs used, and what is known of their contents. */
@@ -108,6 +110,11 @@ interface DepOption {
   readonly hashes: ReadonlyMap<string, Set<string>>;
   readonly signers: ReadonlySet<string>;
 }
+
+/** Prefetched lookups in flight (see pumpPrefetch). */
+const PREFETCH_WINDOW = 1024;
+/** Derivations being checked at once (see schedule). */
+const CHECK_WINDOW = 1024;
 
 const byStr = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -211,6 +218,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   // before any signature check (replays with other hints cost one check); within a group the
   // variants are tried in turn until one passes, at most one per known key and one more.
   const lookups = new Map<string, Promise<Lookup[]>>();
+  const lookupsDone = new Map<string, Lookup[]>();
   const lookup = (h: string): Promise<Lookup[]> => {
     let l = lookups.get(h);
     if (!l) {
@@ -230,13 +238,14 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
             }
             return first as BundleCheck;
           })();
+          const one: Lookup = { where: from.get(variants[0] as string) as string, variants: variants.length, check };
           // a prefetched check nobody awaits (its derivation failed earlier) must not crash the run
-          check.catch(() => undefined);
-          out.push({ where: from.get(variants[0] as string) as string, variants: variants.length, check });
+          check.then((c) => (one.result = c)).catch(() => undefined);
+          out.push(one);
         }
         return out;
       })();
-      l.catch(() => undefined);
+      l.then((v) => lookupsDone.set(h, v)).catch(() => undefined);
       lookups.set(h, l);
     }
     return l;
@@ -254,9 +263,30 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const staticResolution = new Map<string, Pick<Resolution, 'drv' | 'path'>>();
   const emitted: string[] = [];
   let prefetching = false;
+  // At most PREFETCH_WINDOW lookups read and under check at once: the walk outpaces the
+  // signature checks, and lines and promises queued by the thousand outlive young-generation
+  // collections (copied twice, then dropped). A hash waits here instead, as a short string.
+  const prefetchQueue: string[] = [];
+  let prefetchNext = 0;
+  let prefetchInFlight = 0;
+  const pumpPrefetch = (): void => {
+    while (prefetchInFlight < PREFETCH_WINDOW && prefetchNext < prefetchQueue.length) {
+      const h = prefetchQueue[prefetchNext++] as string;
+      prefetchInFlight++;
+      void lookup(h)
+        .then((found) => Promise.all(found.map((f) => f.check)))
+        .catch(() => undefined)
+        .finally(() => {
+          prefetchInFlight--;
+          pumpPrefetch();
+        });
+    }
+  };
   const prefetch = (p: string): void => {
     const r = staticResolution.get(p);
-    if (r) void lookup(r.path.hashPart);
+    if (!r) return;
+    prefetchQueue.push(r.path.hashPart);
+    pumpPrefetch();
   };
   const onLoaded = (p: string): void => {
     const drv = loader.drv(p);
@@ -278,20 +308,8 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     }
   };
 
-  let order: string[];
-  try {
-    order = await postOrder(target, loader, onLoaded, opts.progress && ((n) => opts.progress?.('load', n)));
-  } catch (err) {
-    await pool?.close();
-    throw new BuildtraceError('FILE_UNREADABLE', `cannot read the derivation graph of ${target}: ${errorMessage(err)}`, { subject: target });
-  }
   const nodes = new Map<string, Node>();
-  // nothing is in flight on the workers unless prefetching began, which needs poolMin derivations
-  if (pool && order.length < poolMin) {
-    await pool.close();
-    pool = undefined;
-  }
-
+  const identities = new Map<string, IdentityVerdict>();
   // Gathering: every checked claim of every derivation, for every plausible resolution.
   const optionsMemo = new Map<string, DepOption[]>();
   const processNode = async (p: string): Promise<void> => {
@@ -357,7 +375,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
         }
       }
       const depRefs: DepRef[] = deps.map((d) => ({ drv: d.drv, key: (chosen.get(d.drv) as DepOption).key }));
-      const found = await lookup(h);
+      const found = lookupsDone.get(h) ?? (await lookup(h));
       if (found.length === 0) {
         problems.push({
           drv: p,
@@ -367,8 +385,9 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
         });
         continue;
       }
-      for (const { check, where, variants } of found) {
-        const c = await check;
+      for (const f of found) {
+        const { where, variants } = f;
+        const c = f.result ?? (await f.check);
         if (!c.ok) {
           problems.push({
             drv: p,
@@ -379,7 +398,12 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
           });
           continue;
         }
-        const who = await admission.identityFor(c.value.key.fingerprint);
+        const fp = c.value.key.fingerprint;
+        let who = identities.get(fp);
+        if (!who) {
+          who = await admission.identityFor(fp);
+          identities.set(fp, who); // an identity's verdict does not change within a run
+        }
         if ('rejected' in who) {
           problems.push({
             drv: p,
@@ -419,35 +443,58 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     nodes.set(p, { drv: p, entries });
   };
 
-  // children first; independent derivations concurrently (bounded), so remote caches are not read one by one
-  const level = new Map<string, number>();
-  for (const p of order) {
-    let l = 0;
-    for (const d of loader.drv(p).inputDrvs.keys()) l = Math.max(l, (level.get(d) ?? 0) + 1);
-    level.set(p, l);
-  }
-  const byLevel: string[][] = [];
-  for (const p of order) {
-    const l = level.get(p) as number;
-    const at = byLevel[l];
-    if (at) at.push(p);
-    else byLevel[l] = [p];
-  }
-  // within a level, keep `conc` derivations in flight (signatures verify in the thread pool)
-  const conc = opts.concurrency ?? (pool ? 512 : 32);
+  // Checking: each derivation once its inputs are checked (their claims are its possible
+  // resolutions), at most CHECK_WINDOW at once (cache reads and signature checks in flight).
+  // Once the workers are in use this runs while the graph still loads, so a statement is
+  // turned into its claim soon after its check returns, not after the whole walk.
+  const finished = new Map<string, Promise<void>>();
+  const window = new Limiter(CHECK_WINDOW);
   let done = 0;
-  try {
-    for (const ps of byLevel) {
-      let next = 0;
-      const worker = async (): Promise<void> => {
-        while (next < ps.length) {
-          const p = ps[next++] as string;
-          await processNode(p);
-          if (++done % 256 === 0 || done === order.length) opts.progress?.('check', done, order.length);
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(conc, ps.length) }, worker));
+  let total: number | undefined;
+  const schedule = (p: string): void => {
+    const deps = [...loader.drv(p).inputDrvs.keys()].map((d) => finished.get(d) as Promise<void>);
+    const run = (deps.length === 0 ? Promise.resolve() : Promise.all(deps)).then(() => window.run(() => processNode(p)));
+    finished.set(
+      p,
+      run.then(() => {
+        if (total !== undefined && (++done % 256 === 0 || done === total)) opts.progress?.('check', done, total);
+      }),
+    );
+  };
+  let streaming = false;
+  const waiting: string[] = [];
+  const onEmit = (p: string): void => {
+    onLoaded(p);
+    if (streaming) schedule(p);
+    else {
+      waiting.push(p);
+      // with the workers in use (prefetching began), checking starts now
+      if (prefetching) {
+        streaming = true;
+        for (const q of waiting.splice(0)) schedule(q);
+      }
     }
+  };
+
+  let order: string[];
+  try {
+    order = await postOrder(target, loader, onEmit, opts.progress && ((n) => opts.progress?.('load', n)));
+  } catch (err) {
+    await Promise.allSettled(finished.values());
+    await pool?.close();
+    throw new BuildtraceError('FILE_UNREADABLE', `cannot read the derivation graph of ${target}: ${errorMessage(err)}`, { subject: target });
+  }
+  total = order.length;
+  // nothing is in flight on the workers unless prefetching began, which needs poolMin derivations
+  if (pool && !streaming && order.length < poolMin) {
+    await pool.close();
+    pool = undefined;
+  }
+  for (const q of waiting.splice(0)) schedule(q);
+  try {
+    // every derivation settles (a failed input fails its dependants at once) before any error is raised
+    const failed = (await Promise.allSettled(finished.values())).find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
   } finally {
     // always: live worker threads would keep the process from exiting
     await pool?.close();
