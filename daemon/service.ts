@@ -39,6 +39,12 @@ const PERMANENT: ReadonlySet<string> = new Set([
 ]);
 
 const RESCAN_MS = 30_000;
+/**
+ * A record that does not parse and was written less than this long ago is read again later
+ * instead of being rejected: whoever copies records in without the hook's temp-name-and-rename
+ * (a `cp`, a test) can be caught mid-write, and rejecting then loses that build's trace.
+ */
+const FRESH_RECORD_MS = 2_000;
 /** Backoff after a failed batch: 1 s, doubling, at most a minute. */
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 60_000;
@@ -71,6 +77,8 @@ export class TraceService {
    */
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = RETRY_MIN_MS;
+  /** A rescan for records left because they were still being written (see FRESH_RECORD_MS). */
+  private freshTimer: NodeJS.Timeout | undefined;
   /** The error of the failing state we are in, if any: logged once on entry and once on recovery. */
   private failing: string | undefined;
   /** Records already logged for an unexpected error (logged once each). */
@@ -160,7 +168,7 @@ export class TraceService {
   }
 
   private settled(): boolean {
-    return !this.running && (this.queue.size === 0 || this.retryTimer !== undefined || this.stopping);
+    return !this.running && this.freshTimer === undefined && (this.queue.size === 0 || this.retryTimer !== undefined || this.stopping);
   }
 
   private kick(): void {
@@ -236,12 +244,28 @@ export class TraceService {
     } catch (err) {
       if (!(err instanceof BuildtraceError)) throw err;
       if (err.code === 'NOT_FOUND') return undefined; // already consumed
+      // the record itself did not read or parse (rec unset): maybe it is still being written
+      if (rec === undefined && PERMANENT.has(err.code) && this.spool.modifiedWithin(name, FRESH_RECORD_MS)) {
+        this.rescanLater();
+        return undefined;
+      }
       if (PERMANENT.has(err.code)) {
         this.reject(name, err);
         return undefined;
       }
       throw err;
     }
+  }
+
+  /** One rescan once the grace for records still being written is over; `idle` waits for it. */
+  private rescanLater(): void {
+    if (this.freshTimer !== undefined || this.stopping) return;
+    this.freshTimer = setTimeout(() => {
+      this.freshTimer = undefined;
+      this.scan();
+      if (this.settled()) for (const w of this.idleWaiters.splice(0)) w();
+    }, FRESH_RECORD_MS);
+    this.freshTimer.unref();
   }
 
   /**
@@ -381,6 +405,8 @@ export class TraceService {
     this.stopping = true;
     for (const t of this.timers) clearTimeout(t);
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    if (this.freshTimer !== undefined) clearTimeout(this.freshTimer);
+    this.freshTimer = undefined;
     await this.watcher?.close();
     await this.running;
     for (const w of this.idleWaiters.splice(0)) w();

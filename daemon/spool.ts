@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BuildtraceError } from '../src/errors.js';
 import { parseStorePath } from '../src/nix/store-path.js';
@@ -55,6 +55,18 @@ export class Spool {
       throw new BuildtraceError('SPOOL_RECORD_INVALID', `${subject}: ${(err as Error).message}`, { subject, cause: err });
     }
     return { drv: rec.drv, outs: rec.outs };
+  }
+
+  /**
+   * Whether `name` was modified within the last `ms` milliseconds: a record copied in under its
+   * final name (`cp`, not the hook's rename) can be read while still empty or half written.
+   */
+  modifiedWithin(name: string, ms: number): boolean {
+    const st = lstatSync(join(this.dir, name), { throwIfNoEntry: false });
+    if (st === undefined) return false;
+    const age = Date.now() - st.mtimeMs;
+    // a time stamp far in the future (a skewed clock) must not keep a bad record forever
+    return age > -1000 && age < ms;
   }
 
   /** Moves a record aside (the link itself if it is one) and writes why next to it. */

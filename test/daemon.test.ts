@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, symlinkSync, writeFileSync, existsSync, unlinkSync, copyFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync, symlinkSync, writeFileSync, writeSync, existsSync, unlinkSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -268,6 +268,45 @@ describe('trace-daemon survives hostile spool records', () => {
       const st = JSON.parse((await d.cli(['status', '--json'])).stdout) as { rejected: number; spool: { rejected: number } };
       assert.equal(st.rejected, Object.keys(bad).length);
       unlinkSync(fakeDrv);
+    } finally {
+      await d.stop();
+    }
+  });
+
+  test('a record copied in under its final name is read again while it is being written, not rejected', async () => {
+    // `cp` (copyFileSync) creates the final name empty, then fills it: a scan in between saw an
+    // empty record and rejected it for good, and that build's trace was never published
+    const d = await startDaemon();
+    try {
+      const s = salt();
+      const staging = tempDir();
+      const b = await nixBuildWithHook(staging, [
+        '-E',
+        `derivation { name = "slow-copy-${s}"; system = builtins.currentSystem; builder = "/bin/sh"; args = ["-c" "echo ${s} > $out"]; }`,
+      ]);
+      assert.equal(b.code, 0, b.stderr);
+      const [name] = readdirSync(staging);
+      assert.ok(name);
+      const body = readFileSync(join(staging, name));
+      const fd = openSync(join(d.spool, name), 'w');
+      try {
+        // empty for a while, then half of it: the watcher fires at creation and the daemon reads
+        await new Promise((r) => setTimeout(r, 300));
+        writeSync(fd, body.subarray(0, 10));
+        await new Promise((r) => setTimeout(r, 300));
+        writeSync(fd, body.subarray(10));
+      } finally {
+        closeSync(fd);
+      }
+      const p = await d.cli(['push', '--wait', '--json']);
+      assert.equal(p.code, 0, p.stdout + p.stderr);
+      const st = JSON.parse((await d.cli(['status', '--json'])).stdout) as { traced: number; rejected: number };
+      assert.deepEqual({ traced: st.traced, rejected: st.rejected }, { traced: 1, rejected: 0 }, d.stderr());
+      // garbage is still rejected once it has stopped changing
+      writeFileSync(join(d.spool, 'garbage.json'), '{"v":1,"drv":');
+      const p2 = await d.cli(['push', '--wait', '--json']);
+      assert.equal(p2.code, 0, p2.stdout + p2.stderr);
+      assert.ok(existsSync(join(d.spool, 'rejected', 'garbage.json.reason')));
     } finally {
       await d.stop();
     }
