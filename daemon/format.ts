@@ -10,7 +10,15 @@ export interface StatusBody extends ServiceStats {
   spool: { dir: string; pending: number; queued: number; rejected: number };
   store: { mode: string; nixDb?: string };
   busy: boolean;
-  caches: { url: string; pending: number; failed: number; done: number; lastError: { at: string; message: string } | null; lastSuccessAt: string | null }[];
+  caches: {
+    url: string;
+    pending: number;
+    failed: number;
+    done: number;
+    lastError: { at: string; message: string } | null;
+    lastSuccessAt: string | null;
+    preconditions?: string;
+  }[];
   tee: { provider: string; perTrace: boolean; keyEvidence: { at: string; provider: string; simulated: boolean } | null };
   memory: { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
 }
@@ -38,6 +46,7 @@ export function formatStatus(b: StatusBody): string {
     );
     if (c.lastError && (c.pending > 0 || c.failed > 0)) lines.push(`               last error ${ago(c.lastError.at)}: ${c.lastError.message}`);
     if (c.failed > 0) lines.push(`               failed rows wait for: trace-daemon retry --cache ${c.url}   (after fixing the cause)`);
+    if (c.preconditions === 'ignored') lines.push('               accepts writes under a stale If-Match: one publisher at a time only (lines can be lost)');
   }
   if (b.tee.provider !== 'none') {
     const k = b.tee.keyEvidence;

@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { appendLines, CacheError, type CacheBackend } from '../src/cache/backend.js';
+import { appendLines, CacheError, preconditionsChecked, type CacheBackend } from '../src/cache/backend.js';
 import { errorMessage } from '../src/errors.js';
 import { evidenceFromRow, evidenceToJson } from '../src/verify/sources.js';
 import type { OutboxRow, TraceDb } from './trace-db.js';
@@ -24,6 +24,8 @@ interface CacheStatus {
   done: number;
   lastError: { at: string; message: string } | null;
   lastSuccessAt: string | null;
+  /** Whether the cache refuses a stale conditional write; `ignored`: one publisher at a time only. */
+  preconditions: 'checked' | 'ignored' | 'unknown';
 }
 
 const MAX_BACKOFF_MS = 10 * 60_000;
@@ -73,6 +75,8 @@ export class Publisher {
   private readonly lastSuccess = new Map<string, string>();
   /** Caches whose last round failed: logged once when they start failing and once when they recover. */
   private readonly failing = new Set<string>();
+  /** Per cache: does it refuse a stale conditional write (probed once, before the first append)? */
+  private readonly preconditions = new Map<string, boolean>();
   private readonly workers: Worker[];
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -236,6 +240,7 @@ export class Publisher {
       // by their attestation must find it by the time it finds the key's first trace.
       const evJobs = [...evByKey].map(([k, g]) => ({ key: k, ...g }));
       const traceJobs = [...byHash].map(([h, g]) => ({ key: `traces/${h}`, ...g }));
+      if (evJobs.length + traceJobs.length > 0) await this.probePreconditions(t);
       const rowById = new Map(rows.map((r) => [r.id, r]));
       let failures = 0;
       let transient = false;
@@ -308,6 +313,26 @@ export class Publisher {
     }
   }
 
+  /**
+   * Once per cache: a server that accepts a write under a stale If-Match (plain nginx WebDAV,
+   * s3rver) lets two publishers appending at once lose a line. Publishing goes on (one
+   * publisher per cache is safe); the operator is told once, and `status` shows it.
+   */
+  private async probePreconditions(t: PublishTarget): Promise<void> {
+    if (this.preconditions.has(t.url)) return;
+    let checked: boolean;
+    try {
+      checked = await preconditionsChecked(t.backend);
+    } catch {
+      return; // the appends will meet the same trouble and report it; probe again next round
+    }
+    this.preconditions.set(t.url, checked);
+    if (!checked)
+      this.log(
+        `trace-daemon: ${t.url} accepts writes under a stale If-Match: with several publishers on this cache a trace line can be lost; use one publisher per cache, or a server that checks preconditions (S3, nginx with the Lua lines in README)`,
+      );
+  }
+
   private noteError(url: string, err: unknown): void {
     const message = errorMessage(err);
     this.lastError.set(url, { at: new Date().toISOString(), message });
@@ -324,6 +349,7 @@ export class Publisher {
       ...this.db.outboxCounts(t.url),
       lastError: this.lastError.get(t.url) ?? null,
       lastSuccessAt: this.lastSuccess.get(t.url) ?? null,
+      preconditions: !this.preconditions.has(t.url) ? 'unknown' : this.preconditions.get(t.url) ? 'checked' : 'ignored',
     }));
   }
 

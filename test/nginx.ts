@@ -31,7 +31,31 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-export function nginxConfig(root: string, dir: string, port: number): string {
+export function nginxConfig(root: string, dir: string, port: number, conditional = true): string {
+  // without the Lua lines: stock nginx WebDAV, which ignores If-Match / If-None-Match on PUT
+  if (!conditional)
+    return `
+user root;
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 512; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  server {
+    listen 127.0.0.1:${port};
+    root ${root};
+    client_max_body_size 0;
+    location / {
+      dav_methods PUT;
+      create_full_put_path on;
+      dav_access user:rw group:r all:r;
+    }
+  }
+}
+`;
   return `
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
@@ -101,7 +125,9 @@ http {
 `;
 }
 
-export async function startNginx(): Promise<NginxCache> {
+/** `conditional: false`: stock WebDAV without the Lua precondition checks (for tests that need it). */
+export async function startNginx(opts: { conditional?: boolean } = {}): Promise<NginxCache> {
+  const conditional = opts.conditional ?? true;
   const dir = tempDir('nginx-');
   const root = join(dir, 'cache');
   mkdirSync(root);
@@ -111,7 +137,7 @@ export async function startNginx(): Promise<NginxCache> {
     for (let attempt = 0; attempt < 20; attempt++) {
       if (port === 0 || attempt > 0) port = 20000 + Math.floor(Math.random() * 20000);
       if (await portOpen(port)) continue;
-      writeFileSync(join(dir, 'nginx.conf'), nginxConfig(root, dir, port));
+      writeFileSync(join(dir, 'nginx.conf'), nginxConfig(root, dir, port, conditional));
       let err = '';
       child = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
       child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
@@ -133,7 +159,7 @@ export async function startNginx(): Promise<NginxCache> {
     port: fixedPort,
     async start() {
       port = fixedPort;
-      writeFileSync(join(dir, 'nginx.conf'), nginxConfig(root, dir, fixedPort));
+      writeFileSync(join(dir, 'nginx.conf'), nginxConfig(root, dir, fixedPort, conditional));
       child = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
       for (let i = 0; i < 100 && !(await portOpen(fixedPort)); i++) await new Promise((r) => setTimeout(r, 50));
     },

@@ -88,7 +88,34 @@ const isTraceKey = (key: string): boolean => /^traces\/[^/.]+$/.test(key);
  */
 export const alternativeTraceKey = (key: string): string => `${key}.jsonl`;
 
-/** Adds `lines` (each one JSON document) to a JSON Lines object, skipping lines already there. */
+/** The object `preconditionsChecked` writes (twice, the same bytes). */
+export const PRECONDITION_PROBE_KEY = 'buildtrace/conditional-write-probe';
+
+/**
+ * Whether the cache refuses a write whose precondition fails: it writes a probe object, then
+ * the same bytes again under a stale `If-Match`, which must be refused (412/409). Plain nginx
+ * WebDAV and s3rver accept it: there concurrent publishers can lose lines (see `appendLines`).
+ */
+export async function preconditionsChecked(cache: CacheBackend): Promise<boolean> {
+  const body = Buffer.from('buildtrace checks here that a write under a stale If-Match is refused\n', 'utf8');
+  await cache.put(PRECONDITION_PROBE_KEY, body, 'text/plain');
+  return !(await cache.putIf(PRECONDITION_PROBE_KEY, body, '"buildtrace-stale-etag"', 'text/plain'));
+}
+
+/**
+ * Adds `lines` (each one JSON document) to a JSON Lines object, skipping lines already there.
+ *
+ * What survives concurrent writers depends on the backend's conditional write:
+ * - file://: a per-object lock file (O_EXCL) around compare-and-rename: no line is lost (a lock
+ *   older than 30 s is taken for a crashed writer's and broken).
+ * - http(s) and s3 that refuse a stale `If-Match`/`If-None-Match: *` (AWS S3 since 2024, the
+ *   nginx + Lua configuration in test/nginx.ts): no line is lost. Content-hash ETags are not
+ *   needed for this: appended objects only grow, so even an mtime+size ETag changes with
+ *   every append.
+ * - servers that ignore preconditions (plain nginx WebDAV, s3rver): the read-back catches a
+ *   writer overwritten before it reads back, not one overwritten after, so concurrent
+ *   publishers can lose lines; `preconditionsChecked` tells, and the daemon warns.
+ */
 export async function appendLines(cache: CacheBackend, key: string, lines: readonly string[], maxAttempts = 20): Promise<{ added: number; key: string }> {
   const fits = isTraceKey(key) || isTraceKey(key.replace(/\.jsonl$/, '')) ? isBundleLine : isJsonObjectLine;
   for (let attempt = 0; attempt < maxAttempts; attempt++) {
@@ -113,8 +140,9 @@ export async function appendLines(cache: CacheBackend, key: string, lines: reado
     const glue = prefix.length > 0 && prefix[prefix.length - 1] !== 0x0a ? '\n' : '';
     const body = Buffer.concat([prefix, Buffer.from(glue + fresh.map((l) => `${l}\n`).join(''), 'utf8')]);
     if (await cache.putIf(key, body, cur?.etag, 'application/jsonl')) {
-      // Read back: a server that ignores preconditions could have let a concurrent writer
-      // overwrite us; if our lines are gone, go round again.
+      // Read back: a server that ignores preconditions may have let a concurrent writer
+      // overwrite us already; if our lines are gone, go round again (this cannot see a later
+      // overwrite: on such servers only one publisher at a time is safe).
       const after = await cache.get(key, { maxBytes: DEFAULT_READ_LIMITS.maxObjectBytes });
       const present = new Set(after ? linesOf(after.body) : []);
       if (lines.every((l) => present.has(l))) return { added: fresh.length, key };
