@@ -233,8 +233,13 @@ describe('two daemons with different keys publish the same derivations at the sa
       assert.equal(p2.code, 0, p2.stdout);
       // a line missing below must be the caches' fault, not a record the daemon never traced
       for (const d of [d1, d2]) {
-        const st = JSON.parse((await d.cli(['status', '--json'])).stdout) as { traced: number; rejected: number };
+        const st = JSON.parse((await d.cli(['status', '--json'])).stdout) as { traced: number; rejected: number; caches: { preconditions: string }[] };
         assert.deepEqual({ traced: st.traced, rejected: st.rejected }, { traced: 60, rejected: 0 }, d.stderr());
+        assert.deepEqual(
+          st.caches.map((c) => c.preconditions),
+          ['checked', 'checked'],
+          'both caches refuse a stale conditional write',
+        );
       }
       const keys = [parsePublicKey(d1.keys.publicKey), parsePublicKey(d2.keys.publicKey)];
       for (const root of [fileCache, nginx.root]) {
@@ -295,6 +300,13 @@ describe('publishing to an S3-compatible server (s3rver from npm)', () => {
       const drvs = await buildMany(d, 10, 's3');
       const p = await d.cli(['push', '--wait']);
       assert.equal(p.code, 0, p.stdout + p.stderr);
+      // s3rver takes a write under a stale If-Match: the operator is told (one publisher only)
+      const st = JSON.parse((await d.cli(['status', '--json'])).stdout) as { caches: { preconditions: string }[] };
+      assert.deepEqual(
+        st.caches.map((c) => c.preconditions),
+        ['ignored', 'ignored'],
+      );
+      assert.match(d.stderr(), /accepts writes under a stale If-Match/);
       const policy = join(dir, 'p.json');
       (await import('node:fs')).writeFileSync(policy, JSON.stringify({ keys: { k: { publicKey: d.keys.publicKey } }, trust: 'k' }));
       for (const u of [pathUrl, vhostUrl]) {
