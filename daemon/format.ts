@@ -1,5 +1,6 @@
 /** Human-readable renderings of the daemon API's JSON. */
 
+import type { CacheStatus } from './publisher.js';
 import type { ServiceStats } from './service.js';
 
 export interface StatusBody extends ServiceStats {
@@ -10,15 +11,7 @@ export interface StatusBody extends ServiceStats {
   spool: { dir: string; pending: number; queued: number; rejected: number };
   store: { mode: string; nixDb?: string };
   busy: boolean;
-  caches: {
-    url: string;
-    pending: number;
-    failed: number;
-    done: number;
-    lastError: { at: string; message: string } | null;
-    lastSuccessAt: string | null;
-    preconditions?: string;
-  }[];
+  caches: CacheStatus[];
   tee: { provider: string; perTrace: boolean; keyEvidence: { at: string; provider: string; simulated: boolean } | null };
   memory: { rss: number; heapUsed: number; heapTotal: number; external: number; arrayBuffers: number };
 }

@@ -17,7 +17,8 @@ export interface PublishTarget {
   readonly buildTraceV2?: boolean;
 }
 
-interface CacheStatus {
+/** One cache's line in `status` (also the JSON `caches[]` field). */
+export interface CacheStatus {
   url: string;
   pending: number;
   failed: number;

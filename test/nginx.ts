@@ -33,60 +33,20 @@ function portOpen(port: number): Promise<boolean> {
 
 export function nginxConfig(root: string, dir: string, port: number, conditional = true): string {
   // without the Lua lines: stock nginx WebDAV, which ignores If-Match / If-None-Match on PUT
-  if (!conditional)
-    return `
-user root;
-worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 512; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  server {
-    listen 127.0.0.1:${port};
-    root ${root};
-    client_max_body_size 0;
-    location / {
-      dav_methods PUT;
-      create_full_put_path on;
-      dav_access user:rw group:r all:r;
-    }
-  }
-}
-`;
-  return `
+  const lua = conditional
+    ? {
+        modules: `
 load_module /usr/lib/nginx/modules/ndk_http_module.so;
 load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
-user root;
-worker_processes 1;
-daemon off;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log warn;
-events { worker_connections 512; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  lua_shared_dict buildtrace_locks 1m;
+`,
+        http: `  lua_shared_dict buildtrace_locks 1m;
   init_by_lua_block {
     function buildtrace_sha1hex(data)
       return (ngx.sha1_bin(data):gsub(".", function(c) return string.format("%02x", c:byte()) end))
     end
   }
-  server {
-    listen 127.0.0.1:${port};
-    root ${root};
-    client_max_body_size 0;
-    location / {
-      dav_methods PUT;
-      create_full_put_path on;
-      dav_access user:rw group:r all:r;
-      access_by_lua_block {
+`,
+        location: `      access_by_lua_block {
         local f = io.open("${dir}/fail503", "r")
         if f then f:close(); return ngx.exit(503) end
         f = io.open("${dir}/slow", "r")
@@ -119,7 +79,31 @@ http {
       log_by_lua_block {
         if ngx.ctx.lock then ngx.shared.buildtrace_locks:delete(ngx.ctx.lock) end
       }
-    }
+`,
+      }
+    : { modules: '', http: '', location: '' };
+  return `${lua.modules}user root;
+worker_processes 1;
+daemon off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log warn;
+events { worker_connections 512; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+${lua.http}  server {
+    listen 127.0.0.1:${port};
+    root ${root};
+    client_max_body_size 0;
+    location / {
+      dav_methods PUT;
+      create_full_put_path on;
+      dav_access user:rw group:r all:r;
+${lua.location}    }
   }
 }
 `;
