@@ -12,7 +12,6 @@ import { verifyClosure, type VerifyResult } from '../src/verify/closure.js';
 import { CacheSource, DbSource, type BundleSource } from '../src/verify/sources.js';
 import { decideLastMile, lastMileProblems, type LastMileReport } from '../src/verify/last-mile.js';
 import { gatherFacts, heldContent, LocalStoreFacts, NarInfoFacts, type FactSource } from '../src/verify/store-facts.js';
-import { LocalStoreReader } from '../src/verify/local-store.js';
 import { loadTrustPolicy } from '../src/verify/trust-policy.js';
 import type Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
@@ -327,45 +326,33 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
   if (sources.length === 0) throw new BuildtraceError('USAGE', 'give at least one --cache URL or --db FILE');
   if (a.flags.has('no-local-store') && a.values.has('nix-db')) throw new BuildtraceError('USAGE', 'give --nix-db or --no-local-store, not both');
   const notes: string[] = [];
-  // the local store is read on a thread of its own (local-store.ts), opened now
-  let store: LocalStoreReader | undefined;
-  let storeFacts: LocalStoreFacts | undefined;
-  const nixDb = a.values.get('nix-db') ?? DEFAULT_NIX_DB;
+  let store: { close(): void } | undefined;
   if (!a.flags.has('no-local-store')) {
-    store = new LocalStoreReader(nixDb);
-    storeFacts = new LocalStoreFacts(store, `local store (${nixDb})`);
-    facts.push(storeFacts);
-  }
-  let out: VerifyOutput;
-  try {
-    const drv = await resolveTarget(target, a.values.get('attr'));
-    // named explicitly, a database that does not open is an error before any work
-    if (store && a.values.has('nix-db')) await store.ready;
-    const tty = process.stderr.isTTY === true;
-    const atText = a.values.get('at');
-    const r = await verifyClosure(drv, {
-      policy,
-      sources,
-      loader: new DrvLoader('/nix/store', Number.POSITIVE_INFINITY),
-      ...(a.lists.has('output') ? { requiredOutputs: a.lists.get('output') as string[] } : {}),
-      ...(atText ? { at: parseAt(atText) } : {}),
-      ...(tty ? { progress: showProgress } : {}),
-      ...(facts.length > 0 ? { heldContent: (paths: readonly string[]) => heldContent(paths, facts) } : {}),
-      ...(store ? { onPathsKnown: (paths: readonly string[]) => store?.prefetch(paths) } : {}),
-    });
-    if (store) {
-      try {
-        await store.ready;
-      } catch (err) {
-        // the default database: a consumer without a readable store still verifies against caches
-        notes.push(`local store not consulted: ${errorMessage(err)}`);
-        facts.splice(facts.indexOf(storeFacts as LocalStoreFacts), 1);
-      }
+    const nixDb = a.values.get('nix-db') ?? DEFAULT_NIX_DB;
+    try {
+      const { NixDbStoreInfo } = await import('../daemon/store-info.js');
+      const s = new NixDbStoreInfo(nixDb);
+      store = s;
+      facts.push(new LocalStoreFacts(s, `local store (${nixDb})`));
+    } catch (err) {
+      // named explicitly: an error; the default: a consumer without a readable store still verifies against caches
+      if (a.values.has('nix-db')) throw err;
+      notes.push(`local store not consulted: ${errorMessage(err)}`);
     }
-    out = await withLastMile(r, facts, a.flags.has('require-last-mile'), notes);
-  } finally {
-    store?.close();
   }
+  const drv = await resolveTarget(target, a.values.get('attr'));
+  const tty = process.stderr.isTTY === true;
+  const atText = a.values.get('at');
+  const r = await verifyClosure(drv, {
+    policy,
+    sources,
+    loader: new DrvLoader('/nix/store', Number.POSITIVE_INFINITY),
+    ...(a.lists.has('output') ? { requiredOutputs: a.lists.get('output') as string[] } : {}),
+    ...(atText ? { at: parseAt(atText) } : {}),
+    ...(tty ? { progress: showProgress } : {}),
+    ...(facts.length > 0 ? { heldContent: (paths: readonly string[]) => heldContent(paths, facts) } : {}),
+  });
+  const out = await withLastMile(r, facts, a.flags.has('require-last-mile'), notes).finally(() => store?.close());
   printResult(out, a.flags.has('json'));
   return out.verified ? EXIT_OK : EXIT_REJECTED;
 }

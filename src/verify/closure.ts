@@ -51,12 +51,6 @@ interface VerifyOptions {
   readonly progress?: (phase: 'load' | 'check', done: number, total?: number) => void;
   /** The content (NAR sha256) the consumer's sources hold for some of these disputed paths (the last mile's view). */
   readonly heldContent?: (paths: readonly string[]) => Promise<ReadonlyMap<string, string>>;
-  /**
-   * Called once every derivation is checked (before the verdict), with every output path the
-   * .drv files declare and every source they name: what the last mile will ask about, so its
-   * reads can start while the verdict is decided.
-   */
-  readonly onPathsKnown?: (paths: readonly string[]) => void;
 }
 
 /**
@@ -506,15 +500,6 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     await pool?.close();
   }
 
-  if (opts.onPathsKnown) {
-    const paths = new Set<string>();
-    for (const p of order) {
-      const d = loader.drv(p);
-      for (const o of d.outputs.values()) if (o.path) paths.add(o.path);
-      for (const src of d.inputSrcs) paths.add(src);
-    }
-    opts.onPathsKnown([...paths]);
-  }
   const rootDrv = loader.drv(target);
   const required = opts.requiredOutputs ?? [...rootDrv.outputs.keys()];
   for (const o of required) if (!rootDrv.outputs.has(o)) throw new BuildtraceError('USAGE', `${target} has no output ${JSON.stringify(o)}`);
