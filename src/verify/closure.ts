@@ -8,7 +8,6 @@ import { checkBundleAsync, type BundleCheck } from '../trace/bundle.js';
 import { admitKeys, checkTraceEvidence, type IdentityVerdict } from './admission.js';
 import { BundlePool } from './bundle-pool.js';
 import { checkClaim, depKey, type DepRef, type Entry, type InputOrigin, type Problem } from './claims.js';
-import { Limiter } from '../util/limiter.js';
 import { groupBySignedContent } from './signed-content.js';
 import type { BundleSource } from './sources.js';
 import { describeTrust, type TrustPolicy } from './trust-policy.js';
@@ -113,8 +112,6 @@ interface DepOption {
 
 /** Prefetched lookups in flight (see pumpPrefetch). */
 const PREFETCH_WINDOW = 1024;
-/** Derivations being checked at once (see schedule). */
-const CHECK_WINDOW = 1024;
 
 const byStr = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
@@ -443,58 +440,48 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     nodes.set(p, { drv: p, entries });
   };
 
-  // Checking: each derivation once its inputs are checked (their claims are its possible
-  // resolutions), at most CHECK_WINDOW at once (cache reads and signature checks in flight).
-  // Once the workers are in use this runs while the graph still loads, so a statement is
-  // turned into its claim soon after its check returns, not after the whole walk.
-  const finished = new Map<string, Promise<void>>();
-  const window = new Limiter(CHECK_WINDOW);
-  let done = 0;
-  let total: number | undefined;
-  const schedule = (p: string): void => {
-    const deps = [...loader.drv(p).inputDrvs.keys()].map((d) => finished.get(d) as Promise<void>);
-    const run = (deps.length === 0 ? Promise.resolve() : Promise.all(deps)).then(() => window.run(() => processNode(p)));
-    finished.set(
-      p,
-      run.then(() => {
-        if (total !== undefined && (++done % 256 === 0 || done === total)) opts.progress?.('check', done, total);
-      }),
-    );
-  };
-  let streaming = false;
-  const waiting: string[] = [];
-  const onEmit = (p: string): void => {
-    onLoaded(p);
-    if (streaming) schedule(p);
-    else {
-      waiting.push(p);
-      // with the workers in use (prefetching began), checking starts now
-      if (prefetching) {
-        streaming = true;
-        for (const q of waiting.splice(0)) schedule(q);
-      }
-    }
-  };
-
   let order: string[];
   try {
-    order = await postOrder(target, loader, onEmit, opts.progress && ((n) => opts.progress?.('load', n)));
+    order = await postOrder(target, loader, onLoaded, opts.progress && ((n) => opts.progress?.('load', n)));
   } catch (err) {
-    await Promise.allSettled(finished.values());
     await pool?.close();
     throw new BuildtraceError('FILE_UNREADABLE', `cannot read the derivation graph of ${target}: ${errorMessage(err)}`, { subject: target });
   }
-  total = order.length;
   // nothing is in flight on the workers unless prefetching began, which needs poolMin derivations
-  if (pool && !streaming && order.length < poolMin) {
+  if (pool && order.length < poolMin) {
     await pool.close();
     pool = undefined;
   }
-  for (const q of waiting.splice(0)) schedule(q);
+
+  // children first; independent derivations concurrently (bounded), so remote caches are not read one by one
+  const level = new Map<string, number>();
+  for (const p of order) {
+    let l = 0;
+    for (const d of loader.drv(p).inputDrvs.keys()) l = Math.max(l, (level.get(d) ?? 0) + 1);
+    level.set(p, l);
+  }
+  const byLevel: string[][] = [];
+  for (const p of order) {
+    const l = level.get(p) as number;
+    const at = byLevel[l];
+    if (at) at.push(p);
+    else byLevel[l] = [p];
+  }
+  // within a level, keep `conc` derivations in flight (signatures verify in the thread pool)
+  const conc = pool ? 512 : 32;
+  let done = 0;
   try {
-    // every derivation settles (a failed input fails its dependants at once) before any error is raised
-    const failed = (await Promise.allSettled(finished.values())).find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    for (const ps of byLevel) {
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < ps.length) {
+          const p = ps[next++] as string;
+          await processNode(p);
+          if (++done % 256 === 0 || done === order.length) opts.progress?.('check', done, order.length);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(conc, ps.length) }, worker));
+    }
   } finally {
     // always: live worker threads would keep the process from exiting
     await pool?.close();
