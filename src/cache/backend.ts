@@ -89,7 +89,7 @@ const isTraceKey = (key: string): boolean => /^traces\/[^/.]+$/.test(key);
 export const alternativeTraceKey = (key: string): string => `${key}.jsonl`;
 
 /** The object `preconditionsChecked` writes (twice, the same bytes). */
-export const PRECONDITION_PROBE_KEY = 'buildtrace/conditional-write-probe';
+const PRECONDITION_PROBE_KEY = 'buildtrace/conditional-write-probe';
 
 /**
  * Whether the cache refuses a write whose precondition fails: it writes a probe object, then
