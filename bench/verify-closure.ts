@@ -1,7 +1,8 @@
 /**
  * trace-verify over a closure of ~10,000 derivations whose traces sit in a file://
  * cache, against `nix store verify --sigs-needed 1` over the same output paths (signed
- * with `nix store sign`) in the same run.
+ * with `nix store sign`) in the same run. Also timed, as a floor: reading every trace and
+ * checking its bundle on all cores with nothing else (bench/signature-floor.ts).
  *   node dist/bench/verify-closure.js [--chunks 40] [--width 250]
  * The closure, its traces and signatures are made once and reused from .bench/.
  */
@@ -86,6 +87,7 @@ async function time(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Promi
 
 const ours: number[] = [];
 const nixs: number[] = [];
+const floors: number[] = [];
 let checked = 0;
 for (let i = 0; i < 3; i++) {
   const v = await time(join(ROOT, 'dist/verify/cli.js'), [stamp.top, '--policy', policy, '--cache', `file://${stamp.cache}`, '--json']);
@@ -95,6 +97,9 @@ for (let i = 0; i < 3; i++) {
   const n = await time('nix', ['store', 'verify', '--sigs-needed', '1', '--option', 'trusted-public-keys', stamp.publicKey, ...stamp.outputs], nixEnv());
   if (n.code !== 0) throw new Error(`nix store verify failed: ${n.out.slice(0, 2000)}`);
   nixs.push(n.s);
+  const f = await time(process.execPath, [join(ROOT, 'dist/bench/signature-floor.js'), stamp.cache, stamp.publicKey]);
+  if (f.code !== 0) throw new Error(`signature floor failed: ${f.out.slice(0, 2000)}`);
+  floors.push(f.s);
 }
 const best = (xs: number[]): number => Math.min(...xs);
 const result = {
@@ -104,9 +109,11 @@ const result = {
   nix_store_verify_seconds: best(nixs),
   derivations_per_second: checked / best(ours),
   ratio_trace_verify_vs_nix_store_verify: best(ours) / best(nixs),
+  signature_floor_seconds: best(floors),
+  ratio_signature_floor_vs_nix_store_verify: best(floors) / best(nixs),
   ed25519: ed25519Backend(),
 };
 console.log(JSON.stringify(result, null, 2));
 console.log(
-  `trace-verify: ${checked} derivations in ${best(ours).toFixed(2)} s (${result.derivations_per_second.toFixed(0)}/s); nix store verify --sigs-needed 1 on ${stamp.outputs.length} paths: ${best(nixs).toFixed(2)} s; ratio ${result.ratio_trace_verify_vs_nix_store_verify.toFixed(2)} (best of 3 each)`,
+  `trace-verify: ${checked} derivations in ${best(ours).toFixed(2)} s (${result.derivations_per_second.toFixed(0)}/s); nix store verify --sigs-needed 1 on ${stamp.outputs.length} paths: ${best(nixs).toFixed(2)} s; ratio ${result.ratio_trace_verify_vs_nix_store_verify.toFixed(2)}; reading and checking the bundles alone on all cores: ${best(floors).toFixed(2)} s (ratio ${result.ratio_signature_floor_vs_nix_store_verify.toFixed(2)}) (best of 3 each)`,
 );

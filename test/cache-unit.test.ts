@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
@@ -113,6 +114,39 @@ test('FileCache: a directory, a socket or a path through a file is refused, neve
   } finally {
     sock.close();
   }
+});
+
+test('FileCache.absent: only keys with no entry at all; links, FIFOs, directories and paths through links are left to get', async () => {
+  const root = join(tempDir('fc-absent-'), 'cache');
+  const elsewhere = tempDir('fc-elsewhere-');
+  mkdirSync(join(root, 'dir'), { recursive: true });
+  writeFileSync(join(root, 'present.narinfo'), 'StorePath: x\n');
+  symlinkSync('/dev/zero', join(root, 'zero.narinfo'));
+  symlinkSync(join(elsewhere, 'nothing'), join(root, 'dangling.narinfo'));
+  execFileSync('mkfifo', [join(root, 'fifo.narinfo')]);
+  // a linked directory: what is (not) behind it must not be answered through the link
+  symlinkSync(elsewhere, join(root, 'linked'));
+  const c = new FileCache(root);
+  const keys = [
+    'missing.narinfo',
+    'present.narinfo',
+    'zero.narinfo',
+    'dangling.narinfo',
+    'fifo.narinfo',
+    'dir',
+    'linked/missing.narinfo',
+    '../x',
+    'dir/missing',
+  ];
+  assert.deepEqual([...c.absent(keys)].sort(), ['dir/missing', 'missing.narinfo']);
+  // and what get makes of the rest: the link and the FIFO are refused, not read
+  await assert.rejects(c.get('zero.narinfo'), (e: unknown) => e instanceof CacheError && e.reason === 'not-regular-file');
+  await assert.rejects(c.get('fifo.narinfo'), (e: unknown) => e instanceof CacheError && e.reason === 'not-regular-file');
+  await assert.rejects(c.get('linked/missing.narinfo'), (e: unknown) => e instanceof CacheError && e.reason === 'not-regular-file');
+  // a CacheSource that already failed answers with its failure, not with "absent"
+  const src = new CacheSource(c);
+  await assert.rejects(src.readObject('linked/missing.narinfo', 1000));
+  assert.throws(() => src.absentObjects(['missing.narinfo']), CacheError);
 });
 
 test('send: the deadline is total and an abort ends a request at once', async () => {

@@ -17,8 +17,6 @@ export interface GetOptions {
   readonly maxBytes?: number;
   /** abandons the request (the reader already failed for another reason) */
   readonly signal?: AbortSignal;
-  /** a hint that absence is the usual answer (the last mile's narinfo probes): a backend may look before it opens */
-  readonly likelyAbsent?: boolean;
 }
 
 export interface CacheBackend {
@@ -29,6 +27,12 @@ export interface CacheBackend {
    * Any other answer (403 included) is an error: a writer must never take it for "absent".
    */
   get(key: string, opts?: GetOptions): Promise<CacheObject | undefined>;
+  /**
+   * Optional, for a local backend: which of `keys` do not exist now, answered at once for the
+   * whole batch (the last mile asks a cache for 10,000 narinfo files it mostly does not have).
+   * Only a sure "absent" may be returned; every other key is read with `get` as usual.
+   */
+  absent?(keys: readonly string[]): ReadonlySet<string>;
   /**
    * Writes `body` only if the object is still at `ifMatch` (or, with `undefined`,
    * does not exist yet). Returns false when the precondition failed.

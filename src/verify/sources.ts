@@ -211,15 +211,21 @@ export class CacheSource implements BundleSource {
 
   /** Another object of this cache (the last mile's narinfo files), under the same limiter, bounds and first-failure rule. */
   readObject(key: string, maxBytes: number): Promise<CacheObject | undefined> {
-    return this.get(key, maxBytes, true);
+    return this.get(key, maxBytes);
   }
 
-  private async get(key: string, maxBytes = this.limits.maxObjectBytes, likelyAbsent = false): Promise<CacheObject | undefined> {
+  /** Which of `keys` the cache surely does not have, where its backend can say at once (file://); none otherwise. */
+  absentObjects(keys: readonly string[]): ReadonlySet<string> {
+    if (this.failure !== undefined) throw this.failure;
+    return this.cache.absent?.(keys) ?? new Set();
+  }
+
+  private async get(key: string, maxBytes = this.limits.maxObjectBytes): Promise<CacheObject | undefined> {
     if (this.failure !== undefined) throw this.failure;
     try {
       return await this.limiter.run(() => {
         if (this.failure !== undefined) throw this.failure;
-        return this.cache.get(key, { maxBytes, signal: this.abort.signal, likelyAbsent });
+        return this.cache.get(key, { maxBytes, signal: this.abort.signal });
       });
     } catch (err) {
       // Forbidden reads as absent here, as in Nix (S3 answers 403 for a missing key when the

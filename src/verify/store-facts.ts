@@ -43,6 +43,8 @@ function hex(h: Hash, subject: string): string {
 interface ObjectReader {
   readonly name: string;
   readObject(key: string, maxBytes: number): Promise<CacheObject | undefined>;
+  /** Keys surely absent, answered for a batch at once (a local cache); the rest are read. */
+  absentObjects?(keys: readonly string[]): ReadonlySet<string>;
 }
 
 /** A binary cache's `<hash part>.narinfo`. */
@@ -55,12 +57,35 @@ export class NarInfoFacts implements FactSource {
     this.name = cache.name;
   }
 
-  facts(paths: readonly string[]): Promise<Map<string, PathFact | Error>> {
-    return eachPath(paths, (p) => this.fact(p));
+  async facts(paths: readonly string[]): Promise<Map<string, PathFact | Error>> {
+    const keys = new Map<string, string>();
+    for (const p of paths) {
+      try {
+        keys.set(p, this.key(p));
+      } catch {
+        // not a store path: fact() reports it
+      }
+    }
+    let absent: ReadonlySet<string> = new Set();
+    try {
+      absent = this.cache.absentObjects?.([...keys.values()]) ?? absent;
+    } catch {
+      // the cache already failed: each read below says so
+    }
+    // a path whose narinfo is surely absent needs no read (most of a closure, in most caches)
+    const unknown = (p: string): boolean => {
+      const key = keys.get(p);
+      return key === undefined || !absent.has(key);
+    };
+    return eachPath(absent.size === 0 ? paths : paths.filter(unknown), (p) => this.fact(p));
+  }
+
+  private key(path: string): string {
+    return `${parseStorePath(path, this.storeDir).hashPart}.narinfo`;
   }
 
   private async fact(path: string): Promise<PathFact | undefined> {
-    const key = `${parseStorePath(path, this.storeDir).hashPart}.narinfo`;
+    const key = this.key(path);
     // absent (404, and 403 as Nix reads it) is undefined; a failed read fails every later one of this cache at once
     const o = await this.cache.readObject(key, NARINFO_MAX_BYTES);
     if (!o) return undefined;
