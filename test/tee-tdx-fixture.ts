@@ -1,8 +1,8 @@
-import { constants, generateKeyPairSync, sign, X509Certificate, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bitString, certificateExtensions, ctx, generalizedTime, int, nullDer, octets, oid, seq, set, tlv, utf8 } from '../src/tee/der.js';
-import { pem } from '../src/tee/simulated.js';
+import { bitString, certificateExtensions, ctx, generalizedTime, int, octets, oid, seq, set, tlv, utf8 } from '../src/tee/der.js';
+import { pem, RSA_PSS_SHA384, signRsaPssSha384 } from '../src/tee/simulated.js';
 import { parseTdxQuote } from '../src/tee/tdx-quote.js';
 
 /**
@@ -53,15 +53,6 @@ export function makeCrl(issuer: TestCa, revokedSerialsHex: readonly string[], th
   return seq(tbs, ECDSA_SHA256, bitString(sign('sha256', tbs, issuer.key)));
 }
 
-const RSA_PSS_SHA384 = seq(
-  oid('1.2.840.113549.1.1.10'),
-  seq(
-    ctx(0, seq(oid('2.16.840.1.101.3.4.2.2'), nullDer())),
-    ctx(1, seq(oid('1.2.840.113549.1.1.8'), seq(oid('2.16.840.1.101.3.4.2.2'), nullDer()))),
-    ctx(2, int(48)),
-  ),
-);
-
 /** An AMD-style CRL (RSA-PSS/SHA-384, as KDS serves), issued under `issuerName` (DER) with `key`. */
 export function makeAmdCrl(issuerName: Uint8Array, key: KeyObject, revokedSerialsHex: readonly string[], thisUpdate: Date, nextUpdate: Date): Buffer {
   const revoked = revokedSerialsHex.map((h) => seq(int(Buffer.from(h.length % 2 ? `0${h}` : h, 'hex')), generalizedTime(thisUpdate)));
@@ -73,7 +64,7 @@ export function makeAmdCrl(issuerName: Uint8Array, key: KeyObject, revokedSerial
     generalizedTime(nextUpdate),
     ...(revoked.length ? [seq(...revoked)] : []),
   );
-  return seq(tbs, RSA_PSS_SHA384, bitString(sign('sha384', tbs, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 })));
+  return seq(tbs, RSA_PSS_SHA384, bitString(signRsaPssSha384(tbs, key)));
 }
 
 /** Re-signs a PCS document ({"<member>": {...}, "signature": hex}) after `edit`, with `signer`. */

@@ -14,7 +14,8 @@ import { SNP_REPORT_SIZE, SNP_SIGNED_LENGTH, type TcbParts } from './snp-report.
 export const SIMULATED_FAMILY_ID = Buffer.from('BUILDTRACE-SIM\0\0', 'ascii');
 const SIM_ORG = 'buildtrace SIMULATED TEE, NOT AMD';
 
-const RSA_PSS_SHA384 = seq(
+/** AlgorithmIdentifier RSASSA-PSS, SHA-384, MGF1-SHA-384, salt 48: how AMD signs its certificates and CRLs. */
+export const RSA_PSS_SHA384 = seq(
   oid('1.2.840.113549.1.1.10'),
   seq(
     ctx(0, seq(oid('2.16.840.1.101.3.4.2.2'), nullDer())),
@@ -68,8 +69,12 @@ function certificate(opts: {
     opts.publicKey.export({ format: 'der', type: 'spki' }),
     ctx(3, seq(...opts.extensions)),
   );
-  const sig = sign('sha384', tbs, { key: opts.signer, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 });
-  return seq(tbs, RSA_PSS_SHA384, bitString(sig));
+  return seq(tbs, RSA_PSS_SHA384, bitString(signRsaPssSha384(tbs, opts.signer)));
+}
+
+/** A signature under RSA_PSS_SHA384. */
+export function signRsaPssSha384(tbs: Uint8Array, key: KeyObject): Buffer {
+  return sign('sha384', tbs, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: 48 });
 }
 
 export interface SimulatedPlatform {
