@@ -77,15 +77,16 @@ export class NarInfoFacts implements FactSource {
       const key = keys.get(p);
       return key === undefined || !absent.has(key);
     };
-    return eachPath(absent.size === 0 ? paths : paths.filter(unknown), (p) => this.fact(p));
+    return eachPath(absent.size === 0 ? paths : paths.filter(unknown), (p) => this.fact(p, keys.get(p)));
   }
 
   private key(path: string): string {
     return `${parseStorePath(path, this.storeDir).hashPart}.narinfo`;
   }
 
-  private async fact(path: string): Promise<PathFact | undefined> {
-    const key = this.key(path);
+  /** `key`: the path's narinfo key when already known; otherwise derived here, where a bad path becomes this path's error. */
+  private async fact(path: string, known: string | undefined): Promise<PathFact | undefined> {
+    const key = known ?? this.key(path);
     // absent (404, and 403 as Nix reads it) is undefined; a failed read fails every later one of this cache at once
     const o = await this.cache.readObject(key, NARINFO_MAX_BYTES);
     if (!o) return undefined;
