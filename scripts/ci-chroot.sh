@@ -11,7 +11,10 @@ mirror=${BUILDTRACE_CI_MIRROR:-http://deb.debian.org/debian}
 # Everything the quick start and the Nix-dependent suites need. better-sqlite3 compiles from
 # source (build-essential, python3): no prebuilt binary can be downloaded here.
 packages=(nix-bin nodejs npm nginx-light libnginx-mod-http-lua busybox-static build-essential python3
-  ca-certificates git mount util-linux bsdutils procps xz-utils)
+  ca-certificates git mount util-linux bsdutils procps xz-utils
+  # cosign: Sigstore's own client verifies our bundles; moto: an S3 server that checks SigV4 and
+  # conditional writes (neither is in bookworm)
+  cosign python3-moto python3-flask python3-flask-cors)
 IFS=, ; list="${packages[*]}"; unset IFS
 key=$(printf '%s\n' "$suite" "$list" "$mirror" v1 | sha256sum | cut -c1-12)
 root="$cache/$suite-$key"
