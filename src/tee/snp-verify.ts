@@ -1,5 +1,5 @@
 import { createHash, verify as cryptoVerify, type X509Certificate } from 'node:crypto';
-import { errorMessage } from '../errors.js';
+import { decidedOrThrow } from '../errors.js';
 import type { JsonValue } from '../util/strict-json.js';
 import { parseVekCert, type AmdVekCert } from './amd-cert.js';
 import { crlCurrent, crlSignedBy, isRevoked, parseCrl, type Crl } from './crl.js';
@@ -133,7 +133,7 @@ function snpCrlStep(der: Uint8Array, certs: readonly X509Certificate[] | undefin
   try {
     crl = parseCrl(der);
   } catch (err) {
-    return { step: 'crl', ok: false, detail: errorMessage(err) };
+    return { step: 'crl', ok: false, detail: decidedOrThrow(err).message };
   }
   const ark = certs?.[2];
   if (!certs || !ark) return { step: 'crl', ok: false, detail: 'no trusted chain to check the CRL against' };
@@ -172,7 +172,7 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
     r = parseSnpReport(ev.report);
     steps.push({ step: 'parse', ok: true, detail: `SEV-SNP report v${r.version}, signed by ${r.signingKey}` });
   } catch (err) {
-    steps.push({ step: 'parse', ok: false, detail: errorMessage(err) });
+    steps.push({ step: 'parse', ok: false, detail: decidedOrThrow(err).message });
     return done({});
   }
   let vek: AmdVekCert;
@@ -180,7 +180,7 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
   try {
     ({ vek, digest: vekDigest } = cachedVek(ev.vek));
   } catch (err) {
-    steps.push({ step: 'endorsement-key', ok: false, detail: errorMessage(err) });
+    steps.push({ step: 'endorsement-key', ok: false, detail: decidedOrThrow(err).message });
     return done(snpFields(r, productFromCpuid(r)));
   }
   const product = productFromCpuid(r) ?? productFromName(vek.productName);

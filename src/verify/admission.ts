@@ -1,4 +1,4 @@
-import { errorMessage } from '../errors.js';
+import { decidedOrThrow } from '../errors.js';
 import { publicKeyFromRaw, spkiFingerprint, type NixPublicKey } from '../nix/nix-key.js';
 import { parsePreimage, reportDataFor, traceAttestationPreimage } from '../tee/binding.js';
 import { loadTdxCollateral } from '../tee/collateral-dir.js';
@@ -47,7 +47,8 @@ function bundleHints(line: string): string[] {
     const env = isObject(b) ? b['dsseEnvelope'] : undefined;
     const sigs = isObject(env) && Array.isArray(env['signatures']) ? env['signatures'] : [];
     return sigs.flatMap((x) => (isObject(x) && typeof x['keyid'] === 'string' && /^[0-9a-f]{64}$/.test(x['keyid']) ? [x['keyid']] : []));
-  } catch {
+  } catch (err) {
+    decidedOrThrow(err); // an unreadable line is judged (malformed) by the bundle check
     return [];
   }
 }
@@ -107,7 +108,7 @@ async function admitByEvidence(k: AdmittedKey & { tee: TeeRequirement }, sources
         if (r.ok && Buffer.from(r.raw).equals(Buffer.from(k.key.raw))) return { admitted: true, detail: r.detail };
         reasons.push(r.ok ? `${ev.where}: evidence binds another key` : r.detail);
       } catch (err) {
-        reasons.push(`${ev.where}: ${errorMessage(err)}`);
+        reasons.push(`${ev.where}: ${decidedOrThrow(err).message}`);
       }
     }
   }
@@ -140,7 +141,7 @@ async function admitByMeasurement(
         else if (spkiFingerprint(r.raw) !== fp) reasons.push(`${m.name}: ${ev.where} binds another key`);
         else return { identity: m.name, key: publicKeyFromRaw(m.name, r.raw), detail: r.detail };
       } catch (err) {
-        reasons.push(`${m.name}: ${ev.where}: ${errorMessage(err)}`);
+        reasons.push(`${m.name}: ${ev.where}: ${decidedOrThrow(err).message}`);
       }
     }
   }
@@ -236,7 +237,7 @@ export async function checkTraceEvidence(
             .join('; ')}`,
         );
       } catch (err) {
-        reasons.push(`${ev.where}: ${errorMessage(err)}`);
+        reasons.push(`${ev.where}: ${decidedOrThrow(err).message}`);
       }
     }
   }

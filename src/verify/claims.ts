@@ -1,3 +1,4 @@
+import { decidedOrThrow } from '../errors.js';
 import type { Derivation } from '../nix/derivation.js';
 import { parseStorePath } from '../nix/store-path.js';
 import type { ParsedStatement } from '../trace/statement.js';
@@ -137,7 +138,8 @@ export function checkClaim(ctx: ClaimContext, st: ParsedStatement, signer: strin
       try {
         const sp = parseStorePath(so.path, ctx.storeDir);
         okPath = sp.name === (on === 'out' ? ctx.name : `${ctx.name}-${on}`);
-      } catch {
+      } catch (err) {
+        decidedOrThrow(err);
         okPath = false;
       }
     }
