@@ -15,7 +15,7 @@ import { DEFAULT_READ_LIMITS, readLimitsFrom } from '../src/cache/limits.js';
 import { S3Cache } from '../src/cache/s3-cache.js';
 import { BuildtraceError, exitCodeFor } from '../src/errors.js';
 import { CacheSource, DbSource, recordsOf } from '../src/verify/sources.js';
-import { tempDir } from './helpers.js';
+import { tempDir, waitFor } from './helpers.js';
 
 const small = { maxLineBytes: 100, maxLines: 3 };
 const isLimit = (name: string) => (e: unknown) =>
@@ -242,7 +242,8 @@ test('CacheSource: the first failure abandons requests in flight and answers eve
     });
     const t0 = Date.now();
     const b = src.bundles('b');
-    await new Promise((r) => setTimeout(r, 100));
+    // b is in flight (the server has its request) before a fails
+    await waitFor(() => seen.includes('/traces/b'), 5000, 'the request for b');
     await assert.rejects(src.bundles('a'), isLimit('maxObjectBytes'));
     await assert.rejects(b, isLimit('maxObjectBytes'));
     assert.ok(Date.now() - t0 < 5000, `${Date.now() - t0} ms: b was abandoned, not left to its 30 s deadline`);

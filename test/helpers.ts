@@ -283,3 +283,17 @@ export function assertRefused(r: RunResult, exit: 1 | 2 | 3, expect: RegExp | st
 export function flipSignature(line: string): string {
   return line.replace(/"sig":"(.)/, (_, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`);
 }
+
+/**
+ * Skips a test whose tool is not installed here (reported by scripts/run-tests.sh and .ci/run),
+ * unless this machine is one where it must be (BUILDTRACE_REQUIRE lists it, as the CI chroots
+ * do): then the missing tool fails the test. Returns whether to go on.
+ */
+export function requireOrSkip(t: { skip: (why: string) => void }, tool: string, present: boolean, why: string): boolean {
+  if (present) return true;
+  if ((process.env['BUILDTRACE_REQUIRE'] ?? '').split(/[\s,]+/).includes(tool)) {
+    throw new Error(`${tool} is required on this machine (BUILDTRACE_REQUIRE) but missing: ${why}`);
+  }
+  t.skip(`${tool} is not installed here: ${why}`);
+  return false;
+}

@@ -1,3 +1,4 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,7 +15,7 @@ import { parseDerivation } from '../src/nix/aterm.js';
 import { resolveDerivation } from '../src/nix/resolve.js';
 import { BUILD_TYPE_CA, BUILD_TYPE_IA, NAR_MEDIA_TYPE, buildStatement } from '../src/trace/statement.js';
 import { groupBySignedContent } from '../src/verify/signed-content.js';
-import { FIXTURES, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
+import { assertRefused, FIXTURES, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
 
 interface Result {
   verified: boolean;
@@ -193,6 +194,10 @@ describe('trace-verify re-does resolution across real closures signed by three b
     assert.deepEqual(Object.keys(one.r.outputs), ['out']);
     const all = await verify(m, policy(both), dbs(A, B));
     assert.equal(all.code, 1, 'out and dev together have no claim both signers agree on');
+    assert.ok(
+      all.r.problems.some((p) => p.code === 'content-disputed' && p.drv === m),
+      JSON.stringify(all.r.problems),
+    );
   });
 
   test('multi-output downstream: one consistent claim, never outputs mixed from two claims', async () => {
@@ -292,9 +297,15 @@ describe('trace-verify re-does resolution across real closures signed by three b
     const cache = new FileCache(join(dir, 'tamper-out'));
     const ia1 = aTrace('ia1');
     const b = JSON.parse(ia1.bundle) as { dsseEnvelope: { payload: string } };
-    const st = JSON.parse(Buffer.from(b.dsseEnvelope.payload, 'base64').toString('utf8')) as { subject: { digest: { sha256: string } }[] };
-    (st.subject[0] as { digest: { sha256: string } }).digest.sha256 = '00'.repeat(32);
-    b.dsseEnvelope.payload = Buffer.from(JSON.stringify(st)).toString('base64');
+    // edit the signed bytes in place (no re-serialisation, which alone would break the signature)
+    const text = Buffer.from(b.dsseEnvelope.payload, 'base64').toString('utf8');
+    const st = JSON.parse(text) as { subject: { digest: { sha256: string } }[] };
+    const old = (st.subject[0] as { digest: { sha256: string } }).digest.sha256;
+    assert.equal(text.split(`"sha256":"${old}"`).length, 2, 'the output digest occurs once in the statement');
+    const edited = text.replace(`"sha256":"${old}"`, `"sha256":"${'00'.repeat(32)}"`);
+    assert.equal(edited.length, text.length);
+    assert.equal((JSON.parse(edited) as typeof st).subject[0]?.digest.sha256, '00'.repeat(32), 'the tamper took effect');
+    b.dsseEnvelope.payload = Buffer.from(edited).toString('base64');
     await appendLines(cache, `traces/${ia1.rdrv_hash}`, [JSON.stringify(b)]);
     const { code, r } = await verify(drv.get('ia2') as string, policy('A', { A }), ['--cache', cache.url]);
     assert.equal(code, 1);
@@ -655,10 +666,13 @@ describe('trace-verify re-does resolution across real closures signed by three b
     assert.equal(r.code, 2);
     assert.match(r.stderr, /threshold 3 is more than its 1 members/);
     writeFileSync(f, JSON.stringify({ keys: { A: { publicKey: A.keys.publicKey }, A2: { publicKey: A.keys.publicKey } }, trust: 'A' }));
-    assert.match((await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', f, '--db', A.dbFile])).stderr, /same public key/);
+    assertRefused(await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', f, '--db', A.dbFile]), 2, /same public key/, 'one key twice');
     writeFileSync(f, JSON.stringify({ keys: {}, trust: 'A', extra: 1 }));
-    assert.match((await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', f, '--db', A.dbFile])).stderr, /unknown field "extra"|keys/);
+    // both schema errors are named, each with its field
+    const extra = await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', f, '--db', A.dbFile]);
+    assertRefused(extra, 2, /\(top level\): unknown field "extra"/, 'unknown field');
+    assert.match(extra.stderr, /keys: must NOT have fewer than 1 properties/);
     const nosrc = await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', policy('A', { A })]);
-    assert.equal(nosrc.code, 2);
+    assertRefused(nosrc, 2, 'give at least one --cache URL or --db FILE', 'no source');
   });
 });
