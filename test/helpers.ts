@@ -60,7 +60,8 @@ export interface RunResult {
  */
 export async function run(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {}): Promise<RunResult> {
   const r = await runAllowingInternal(cmd, args, opts);
-  if (r.code === EXIT_INTERNAL || r.stderr.includes('internal error (a bug')) {
+  // a stack trace: Node died before our error handling (an import that fails exits 1)
+  if (r.code === EXIT_INTERNAL || r.stderr.includes('internal error (a bug') || /^\s+at .+:\d+:\d+\)?$/m.test(r.stderr)) {
     throw new Error(`${cmd} ${args.join(' ')}: internal error (exit ${r.code}):\n${r.stderr}`);
   }
   return r;

@@ -728,7 +728,8 @@ describe('trace-verify re-does resolution across real closures signed by three b
 
   test('targets: a .nix file with --attr, and an output path, verify as their derivation', async () => {
     const nixFile = join(dir, 'target.nix');
-    writeFileSync(nixFile, `import ${args[0]} { salt = ${JSON.stringify(args[2])}; nondet = ${JSON.stringify(args[4])}; }\n`);
+    // args: [verify.nix, '--argstr', 'salt', SALT, '--argstr', 'nondet', FILE]
+    writeFileSync(nixFile, `import ${args[0]} { salt = ${JSON.stringify(args[3])}; nondet = ${JSON.stringify(args[6])}; }\n`);
     const byDrv = await verify(drv.get('agree3') as string, policy('A', { A }), dbs(A));
     assert.equal(byDrv.code, 0, JSON.stringify(byDrv.r.problems));
     const byAttr = await verify(nixFile, policy('A', { A }), dbs(A), ['--attr', 'agree3']);
@@ -748,7 +749,10 @@ describe('trace-verify re-does resolution across real closures signed by three b
     // a Nix database that holds another NAR hash for ia1's output: the last mile reads it
     const o = traceOf(A, 'ia1').outputs[0] as { path: string; nar_hash: string };
     const fake = join(dir, 'fake-db.sqlite');
-    copyFileSync('/nix/var/nix/db/db.sqlite', fake);
+    // a consistent copy (Nix's database is in WAL mode: recent rows live in db.sqlite-wal)
+    const live = new Database('/nix/var/nix/db/db.sqlite', { readonly: true });
+    await live.backup(fake);
+    live.close();
     const db = new Database(fake);
     const changed = db.prepare('UPDATE ValidPaths SET hash = ? WHERE path = ?').run(`sha256:${'ab'.repeat(32)}`, o.path);
     db.close();
