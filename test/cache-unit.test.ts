@@ -264,3 +264,37 @@ test("statusError: 403 is permanent and 'forbidden'; S3's RequestTimeTooSkewed 4
   assert.ok(!skew.permanent && skew.reason === undefined && /RequestTimeTooSkewed/.test(skew.message));
   for (const e of [denied, skew]) assert.doesNotMatch(e.message, /alice|pw@/);
 });
+
+test('netrc: the machine entry for the cache host is sent (Basic), only to that host; token and URL credentials come first', async () => {
+  const { createServer } = await import('node:http');
+  const seen: (string | undefined)[] = [];
+  const server = createServer((req, res) => {
+    seen.push(req.headers.authorization);
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const dir = tempDir('netrc-');
+  const netrc = join(dir, 'netrc');
+  writeFileSync(netrc, 'machine other.example login eve password nope\nmachine 127.0.0.1\n  login builder\n  password n3trc-pw\ndefault login x password y\n', { mode: 0o600 });
+  const saved = { netrc: process.env['NETRC'], token: process.env['BUILDTRACE_CACHE_TOKEN'] };
+  process.env['NETRC'] = netrc;
+  delete process.env['BUILDTRACE_CACHE_TOKEN'];
+  try {
+    assert.equal(await new HttpCache(`http://127.0.0.1:${port}`).get('traces/x'), undefined);
+    // localhost is another host name: its entry (none) is looked up, not 127.0.0.1's
+    assert.equal(await new HttpCache(`http://localhost:${port}`).get('traces/x'), undefined);
+    // credentials in the URL win over netrc
+    assert.equal(await new HttpCache(`http://alice:url-pw@127.0.0.1:${port}`).get('traces/x'), undefined);
+    assert.deepEqual(seen, [
+      `Basic ${Buffer.from('builder:n3trc-pw').toString('base64')}`,
+      undefined,
+      `Basic ${Buffer.from('alice:url-pw').toString('base64')}`,
+    ]);
+  } finally {
+    if (saved.netrc === undefined) delete process.env['NETRC'];
+    else process.env['NETRC'] = saved.netrc;
+    if (saved.token !== undefined) process.env['BUILDTRACE_CACHE_TOKEN'] = saved.token;
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});

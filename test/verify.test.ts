@@ -730,11 +730,12 @@ describe('trace-verify re-does resolution across real closures signed by three b
     const nixFile = join(dir, 'target.nix');
     // args: [verify.nix, '--argstr', 'salt', SALT, '--argstr', 'nondet', FILE]
     writeFileSync(nixFile, `import ${args[0]} { salt = ${JSON.stringify(args[3])}; nondet = ${JSON.stringify(args[6])}; }\n`);
-    const byDrv = await verify(drv.get('agree3') as string, policy('A', { A }), dbs(A));
+    // ia3: input-addressed, so trace-verify's own nix-instantiate needs no experimental feature
+    const byDrv = await verify(drv.get('ia3') as string, policy('A', { A }), dbs(A));
     assert.equal(byDrv.code, 0, JSON.stringify(byDrv.r.problems));
-    const byAttr = await verify(nixFile, policy('A', { A }), dbs(A), ['--attr', 'agree3']);
+    const byAttr = await verify(nixFile, policy('A', { A }), dbs(A), ['--attr', 'ia3']);
     assert.equal(byAttr.code, 0, JSON.stringify(byAttr.r.problems));
-    assert.equal(byAttr.r.target, drv.get('agree3'));
+    assert.equal(byAttr.r.target, drv.get('ia3'));
     const out = (traceOf(A, 'ia3').outputs[0] as { path: string }).path;
     const byOut = await verify(out, policy('A', { A }), dbs(A));
     assert.equal(byOut.code, 0, JSON.stringify(byOut.r.problems));

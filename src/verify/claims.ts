@@ -21,7 +21,6 @@ export type ProblemCode =
   | 'equivocation'
   | 'content-disputed'
   | 'bound-hit'
-  | 'derivation-unreadable'
   | LastMileProblemCode;
 
 export interface Problem {
