@@ -764,8 +764,9 @@ describe('trace-verify re-does resolution across real closures signed by three b
       lied.r.problems.some((p) => p.code === 'content-mismatch' && p.detail.includes(o.path) && p.detail.includes(fake)),
       JSON.stringify(lied.r.problems),
     );
-    const missing = await verify(target, pol, dbs(A), ['--nix-db', join(dir, 'no-such.sqlite')]);
-    assert.equal(missing.code, 0, 'an absent Nix database is skipped with a note');
+    // named explicitly, a database that is not there is an input error (only the default is optional)
+    const missing = await run(VERIFY_CLI, [target, '--policy', pol, ...dbs(A), '--nix-db', join(dir, 'no-such.sqlite')]);
+    assertRefused(missing, 2, /cannot open the Nix database \S*no-such\.sqlite read-only/, '--nix-db missing');
     // --at is accepted in closure mode and must be a real date
     const at = await verify(target, pol, dbs(A), ['--at', '2026-01-01T00:00:00Z']);
     assert.equal(at.code, 0, JSON.stringify(at.r.problems));
