@@ -276,7 +276,9 @@ test('netrc: the machine entry for the cache host is sent (Basic), only to that 
   const port = (server.address() as { port: number }).port;
   const dir = tempDir('netrc-');
   const netrc = join(dir, 'netrc');
-  writeFileSync(netrc, 'machine other.example login eve password nope\nmachine 127.0.0.1\n  login builder\n  password n3trc-pw\ndefault login x password y\n', { mode: 0o600 });
+  writeFileSync(netrc, 'machine other.example login eve password nope\nmachine 127.0.0.1\n  login builder\n  password n3trc-pw\ndefault login x password y\n', {
+    mode: 0o600,
+  });
   const saved = { netrc: process.env['NETRC'], token: process.env['BUILDTRACE_CACHE_TOKEN'] };
   process.env['NETRC'] = netrc;
   delete process.env['BUILDTRACE_CACHE_TOKEN'];

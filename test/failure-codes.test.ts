@@ -39,9 +39,7 @@ test('every failure code is produced by a test through the CLI and compared by t
     .filter((text) => text.includes('VERIFY_CLI'));
   const asserted = (c: string): boolean =>
     cliTests.some((t) =>
-      [`code === '${c}'`, `problemAt(r.r, '${c}'`, `problemAt(byDefault.r, '${c}'`, `['${c}'`, `includes('${c}')`, `code: '${c}'`].some((p) =>
-        t.includes(p),
-      ),
+      [`code === '${c}'`, `problemAt(r.r, '${c}'`, `problemAt(byDefault.r, '${c}'`, `['${c}'`, `includes('${c}')`, `code: '${c}'`].some((p) => t.includes(p)),
     );
   const untested = codes.filter((c) => !asserted(c));
   assert.deepEqual(untested, [], 'failure codes no CLI test asserts');
