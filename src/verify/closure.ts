@@ -6,7 +6,7 @@ import { parseStorePath, printStorePath } from '../nix/store-path.js';
 import type { DrvLoader } from '../store/drv-loader.js';
 import { checkBundleAsync, type BundleCheck } from '../trace/bundle.js';
 import { admitKeys, checkTraceEvidence, type IdentityVerdict } from './admission.js';
-import { BundlePool } from './bundle-pool.js';
+import { BundlePool, poolThreshold } from './bundle-pool.js';
 import { checkClaim, depKey, type DepRef, type Entry, type InputOrigin, type Problem } from './claims.js';
 import { groupBySignedContent } from './signed-content.js';
 import type { BundleSource } from './sources.js';
@@ -200,10 +200,11 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const allKeys = admission.knownKeys;
   const knownFps = new Set(allKeys.map((k) => k.fingerprint));
 
-  // start the workers now: their start-up overlaps reading the derivation graph
-  let pool: BundlePool | undefined = opts.sources.length > 0 && process.env['BUILDTRACE_POOL_MIN'] !== 'never' ? new BundlePool(allKeys) : undefined;
-  // worker threads pay off once there are many bundles to check (BUILDTRACE_POOL_MIN: tests force them)
-  const poolMin = Number(process.env['BUILDTRACE_POOL_MIN'] ?? 500);
+  // start the workers now: their start-up overlaps reading the derivation graph; they pay off
+  // once there are many bundles to check (BUILDTRACE_POOL=always|never: tests run both ways)
+  const poolMin = poolThreshold() ?? Number.POSITIVE_INFINITY;
+  const bytesFor = new Set([...policy.keys.values()].filter((k) => k.tee?.requirePerTraceEvidence).map((k) => k.key.fingerprint));
+  let pool: BundlePool | undefined = opts.sources.length > 0 && poolMin !== Number.POSITIVE_INFINITY ? new BundlePool(allKeys, undefined, bytesFor) : undefined;
   const checkKnown = (line: string): Promise<BundleCheck> => (pool ? pool.check(line) : checkBundleAsync(line, allKeys));
   // a key the policy does not name may still be admitted by a measured identity (its hint finds its attestation)
   const checkOne = async (line: string): Promise<BundleCheck> => {
