@@ -493,9 +493,10 @@ describe('trace-verify: the last mile on real builds', () => {
     return `file://${d}`;
   };
   const verify = async (target: string, extra: string[]): Promise<{ code: number; r: CliResult; text: string }> => {
-    const p = await run(VERIFY_CLI, [target, '--policy', pol, ...extra, '--json']);
+    const p = await run(VERIFY_CLI, [target, '--policy', pol, ...extra, '--json'], { env: { ...process.env, BUILDTRACE_POOL: 'never' } });
     assert.ok(p.code === 0 || p.code === 1, `exit ${p.code}: ${p.stderr}`);
-    const t = await run(VERIFY_CLI, [target, '--policy', pol, ...extra]);
+    // the text run goes through the worker pool: the same verdict (pool parity)
+    const t = await run(VERIFY_CLI, [target, '--policy', pol, ...extra], { env: { ...process.env, BUILDTRACE_POOL: 'always' } });
     assert.equal(t.code, p.code, t.stdout);
     return { code: p.code, r: JSON.parse(p.stdout) as CliResult, text: t.stdout };
   };
