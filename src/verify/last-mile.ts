@@ -279,13 +279,7 @@ function checkPath(path: string, att: Attestation, facts: readonly PathFact[], s
     // that knows it must show it is the declared content, by a content address giving this
     // path; one that cannot is serving bytes nothing binds, and Nix would install them
     if (att.narSha256 === undefined && f.ca === undefined) {
-      mismatch(
-        'contentAddress',
-        path,
-        '(none)',
-        f.where,
-        `${f.where} knows it but gives no content address, so nothing shows it holds the declared content`,
-      );
+      mismatch('contentAddress', path, '(none)', f.where, `${f.where} knows it but gives no content address, so nothing shows it holds the declared content`);
       continue;
     }
     // the attested NAR hash itself must give the path when the path is a recursive SHA-256
