@@ -4,6 +4,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { Worker } from 'node:worker_threads';
+import fc from 'fast-check';
+import { ed25519 } from '@noble/curves/ed25519.js';
 import { BuildtraceError } from '../src/errors.js';
 import { weakPublicKey } from '../src/nix/ed25519.js';
 import { parseSecretKey, publicKeyFromRaw } from '../src/nix/nix-key.js';
@@ -127,5 +129,18 @@ describe('one Ed25519 rule for every backend (#17 class 5)', () => {
         what,
       );
     }
+  });
+  test('weakPublicKey agrees with @noble/curves on random encodings (strict decoding, small order)', () => {
+    const noble = (raw: Uint8Array): boolean => {
+      try {
+        return !ed25519.Point.fromBytes(raw, false).isSmallOrder();
+      } catch {
+        return false;
+      }
+    };
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (raw) => (weakPublicKey(raw) === undefined) === noble(raw)),
+      { numRuns: 2000 },
+    );
   });
 });
