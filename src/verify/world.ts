@@ -306,7 +306,10 @@ export function decide(input: DecideInput): Verdict {
     const trustedMemo = new Map<string, Map<string, boolean>>();
     const trusted = (d: DepRef): boolean => {
       let m = trustedMemo.get(d.drv);
-      if (!m) trustedMemo.set(d.drv, (m = new Map()));
+      if (!m) {
+        m = new Map();
+        trustedMemo.set(d.drv, m);
+      }
       let t = m.get(d.key);
       if (t === undefined) {
         const signers = new Set<string>();
