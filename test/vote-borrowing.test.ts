@@ -127,8 +127,8 @@ describe('vote borrowing (#17 class 3) on real builds and a file:// cache', () =
   const verify = async (c: FileCache, trust: unknown): Promise<{ code: number; r: Result }> => {
     const pol = policy(trust);
     const argv = [appDrv, '--policy', pol, '--cache', c.url, '--json'];
-    const inline = await run(VERIFY_CLI, argv, { env: { ...process.env, BUILDTRACE_POOL_MIN: 'never' } });
-    const pooled = await run(VERIFY_CLI, argv, { env: { ...process.env, BUILDTRACE_POOL_MIN: '0' } });
+    const inline = await run(VERIFY_CLI, argv, { env: { ...process.env, BUILDTRACE_POOL: 'never', BUILDTRACE_POOL_MIN: 'never' } });
+    const pooled = await run(VERIFY_CLI, argv, { env: { ...process.env, BUILDTRACE_POOL: 'always', BUILDTRACE_POOL_MIN: '0' } });
     assert.ok(inline.code === 0 || inline.code === 1, `exit ${inline.code}: ${inline.stderr}`);
     assert.equal(pooled.code, inline.code, pooled.stderr);
     assert.equal((JSON.parse(pooled.stdout) as Result).verified, (JSON.parse(inline.stdout) as Result).verified);

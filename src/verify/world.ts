@@ -347,7 +347,7 @@ export function decide(input: DecideInput): Verdict {
           verified: true,
           outputs: Object.fromEntries([...cand.outputs].map(([n, v]) => [n, v.path])),
           signers: [...new Set(entries.map((e) => e.signer))].sort(byStr),
-          candidates: byCandidate.size,
+          candidates: [...byCandidate.values()].filter((x) => x.entries.some((e) => counting.has(e))).length,
           world: worldOf(entries, nodes, live, counting, trust),
           entries,
           problems: [],
