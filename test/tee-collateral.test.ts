@@ -262,16 +262,22 @@ test('a roots directory that holds evidence or end-entity certificates is refuse
   assert.match(leaf.stderr, /end-entity certificate/);
 });
 
-test('SEV-SNP: AMD CRL from a file (--crl): a revoked ASK or VCEK fails at crl, so does a forged or stale CRL', async () => {
-  const { X509Certificate, generateKeyPairSync } = await import('node:crypto');
+/** A simulated SEV-SNP platform with its ARK and ASK pinned in `roots`, one report (at `vmpl`) and its VCEK written to `d`. */
+function simulatedSnp(vmpl = 0) {
   const p = createSimulatedPlatform();
   const d = tempDir();
   const roots = join(d, 'roots');
   mkdirSync(roots);
   writeFileSync(join(roots, 'ark.pem'), pem(p.ark));
   writeFileSync(join(roots, 'ask.pem'), pem(p.ask));
-  writeFileSync(join(d, 'report.bin'), p.report(Buffer.alloc(64)));
+  writeFileSync(join(d, 'report.bin'), p.report(Buffer.alloc(64), { vmpl }));
   writeFileSync(join(d, 'vcek.der'), p.vcek);
+  return { p, d, roots, args: ['--report', join(d, 'report.bin'), '--vcek', join(d, 'vcek.der'), '--roots', roots] };
+}
+
+test('SEV-SNP: AMD CRL from a file (--crl): a revoked ASK or VCEK fails at crl, so does a forged or stale CRL', async () => {
+  const { X509Certificate, generateKeyPairSync } = await import('node:crypto');
+  const { p, d, roots } = simulatedSnp();
   const arkName = subjectDer(new X509Certificate(p.ark));
   const now = Date.now();
   const window = [new Date(now - 86_400_000), new Date(now + 86_400_000)] as const;
@@ -302,15 +308,7 @@ test('SEV-SNP: AMD CRL from a file (--crl): a revoked ASK or VCEK fails at crl, 
 });
 
 test('SEV-SNP: without a CRL the verdict says revocation is unchecked; snp.requireCrl makes that a failure', async () => {
-  const p = createSimulatedPlatform();
-  const d = tempDir();
-  const roots = join(d, 'roots');
-  mkdirSync(roots);
-  writeFileSync(join(roots, 'ark.pem'), pem(p.ark));
-  writeFileSync(join(roots, 'ask.pem'), pem(p.ask));
-  writeFileSync(join(d, 'report.bin'), p.report(Buffer.alloc(64)));
-  writeFileSync(join(d, 'vcek.der'), p.vcek);
-  const args = ['--report', join(d, 'report.bin'), '--vcek', join(d, 'vcek.der'), '--roots', roots];
+  const { args } = simulatedSnp();
   const lax = await evidence([...args, '--policy', policy({ anyMeasurement: true, anyTcb: true })]);
   assert.equal(lax.code, 0, JSON.stringify(lax.v.steps));
   assert.equal(step(lax.v, 'crl'), null);
@@ -323,7 +321,8 @@ test('SEV-SNP: without a CRL the verdict says revocation is unchecked; snp.requi
 
 // ---- certificate roles and revocation (Intel QVL PckCertVerifier / TCBSigningChain / PckCrlVerifier; RFC 5280 §6.1.4, §6.3.3)
 
-const at = (quote: string, roots: string, dir: string) => evidence(['--report', quote, '--roots', roots, '--collateral', dir, '--at', AT, '--policy', policy(TRUSTEE_POLICY)]);
+const at = (quote: string, roots: string, dir: string) =>
+  evidence(['--report', quote, '--roots', roots, '--collateral', dir, '--at', AT, '--policy', policy(TRUSTEE_POLICY)]);
 const detailOf = (v: Verdict, name: string): string => v.steps.find((s) => s.step === name)?.detail ?? '';
 const WINDOW = [new Date('2023-06-01T00:00:00Z'), new Date('2023-07-01T00:00:00Z')] as const;
 
@@ -417,10 +416,7 @@ test('roles: an end-entity certificate acting as a CA is refused (certificates a
     ['CA without keyUsage', { ca: true, keyUsage: null }, /keyUsage is absent/],
   ] as const) {
     const ca = makeCert('Intel SGX PCK Platform CA', o.root, opts);
-    for (const chain of [
-      [ca.cert, o.root.cert],
-      [ca.cert],
-    ]) {
+    for (const chain of [[ca.cert, o.root.cert], [ca.cert]]) {
       const { quote, pck } = quoteUnder(ca, chain);
       const dir = collateralDir(join(tempDir(), 'c'), base, { 'pck-crl.der': makeCrl(ca, [], ...WINDOW) });
       const r = await at(quote, o.roots, dir);
@@ -450,4 +446,28 @@ test('roles: an end-entity certificate acting as a CA is refused (certificates a
   const r6 = await at(n.quote, o.roots, collateralDir(join(tempDir(), 'c'), base, { 'pck-crl.der': makeCrl(noCrlSign, [], ...WINDOW) }));
   assert.deepEqual(failing(r6.v), ['collateral.pck-crl']);
   assert.match(detailOf(r6.v, 'collateral.pck-crl'), /may not sign CRLs \(keyUsage lacks cRLSign\)/);
+});
+
+test('policy: snp.minimumTcb {} and an impossible verificationTime are refused at load, naming the field; unset snp.vmpl requires VMPL 0', async () => {
+  const empty = await evidence(['--report', TRUSTEE, '--roots', INTEL, '--policy', policy({ anyMeasurement: true, snp: { minimumTcb: {} } })]);
+  assert.equal(empty.code, 2);
+  assert.match(empty.stderr, /minimumTcb/);
+  for (const t of ['2026-02-30T00:00:00Z', '2026-01-01T24:00:00Z']) {
+    const r = await evidence(['--report', TRUSTEE, '--roots', INTEL, '--policy', policy({ anyMeasurement: true, verificationTime: t })]);
+    assert.equal(r.code, 2, t);
+    assert.match(r.stderr, /verificationTime "2026-[^"]*", which is not a real instant/, t);
+    assert.doesNotMatch(r.stderr, /Invalid time value/);
+  }
+  const { args } = simulatedSnp(1);
+  const base = { anyMeasurement: true, anyTcb: true };
+  const unset = await evidence([...args, '--policy', policy(base)]);
+  assert.equal(unset.code, 1);
+  assert.deepEqual(failing(unset.v), ['policy.vmpl']);
+  assert.match(unset.v.steps.find((s) => s.step === 'policy.vmpl')?.detail ?? '', /VMPL 1, required 0 \(the default/);
+  const noPolicy = await evidence(args);
+  assert.deepEqual(failing(noPolicy.v), ['policy.vmpl'], 'inspection without a policy requires VMPL 0 too');
+  for (const vmpl of ['any', 1] as const) {
+    const r = await evidence([...args, '--policy', policy({ ...base, snp: { vmpl } })]);
+    assert.equal(r.code, 0, `vmpl ${vmpl}: ${JSON.stringify(r.v.steps)}`);
+  }
 });

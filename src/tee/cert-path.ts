@@ -38,7 +38,7 @@ function fail(msg: string): never {
   throw new BuildtraceError('CERT_INVALID', msg);
 }
 
-export function certProps(cert: X509Certificate): CertProps {
+function certProps(cert: X509Certificate): CertProps {
   const hit = propsCache.get(cert);
   if (hit) return hit;
   let ca: boolean | undefined;
@@ -92,7 +92,7 @@ function crlIssuerProblem(issuer: X509Certificate): string | undefined {
 }
 
 /** Certificates from evidence or collateral are hostile input: any OpenSSL error is a failed check. */
-export function signedBy(c: X509Certificate, issuer: X509Certificate): boolean {
+function signedBy(c: X509Certificate, issuer: X509Certificate): boolean {
   try {
     return c.issuer === issuer.subject && c.verify(issuer.publicKey);
   } catch {
@@ -105,7 +105,7 @@ function selfSigned(c: X509Certificate): boolean {
 }
 
 /** What a certificate at one position of a path must be called. */
-export interface CertRole {
+interface CertRole {
   readonly role: string;
   readonly cn: RegExp;
 }
@@ -116,7 +116,7 @@ export interface PathSpec {
   readonly root: CertRole;
 }
 
-export type PathVerdict =
+type PathVerdict =
   | { readonly ok: true; readonly detail: string; readonly certs: readonly X509Certificate[]; readonly pinned: PinnedCert }
   | { readonly ok: false; readonly detail: string; readonly pinned?: PinnedCert };
 
@@ -191,7 +191,7 @@ function named(c: X509Certificate): string {
 }
 
 /** One certificate and the CA that issued it (adjacent in a validated path). */
-export interface IssuedCert {
+interface IssuedCert {
   readonly cert: X509Certificate;
   readonly issuer: X509Certificate;
 }
@@ -200,7 +200,8 @@ export interface IssuedCert {
 export function issuedIn(path: readonly X509Certificate[] | undefined, which: (issuerIndex: number, length: number) => boolean): IssuedCert[] {
   const out: IssuedCert[] = [];
   if (!path) return out;
-  for (let i = 0; i + 1 < path.length; i++) if (which(i + 1, path.length)) out.push({ cert: path[i] as X509Certificate, issuer: path[i + 1] as X509Certificate });
+  for (let i = 0; i + 1 < path.length; i++)
+    if (which(i + 1, path.length)) out.push({ cert: path[i] as X509Certificate, issuer: path[i + 1] as X509Certificate });
   return out;
 }
 

@@ -68,7 +68,7 @@ export function decodeInteger(v: Uint8Array): number {
   return n;
 }
 
-export interface Extension {
+interface Extension {
   readonly oid: string;
   readonly critical: boolean;
   /** extnValue contents (the DER inside the OCTET STRING). */

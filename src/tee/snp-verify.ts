@@ -46,8 +46,20 @@ function cachedVek(der: Uint8Array): { vek: AmdVekCert; digest: string } {
  */
 const ARK = { role: 'ARK', cn: /^ARK-(Milan|Genoa|Turin)$/ };
 const AMD_PATHS: Record<'VCEK' | 'VLEK', PathSpec> = {
-  VCEK: { below: [{ role: 'VCEK', cn: /^SEV-VCEK$/ }, { role: 'ASK', cn: /^SEV-(Milan|Genoa|Turin)$/ }], root: ARK },
-  VLEK: { below: [{ role: 'VLEK', cn: /^SEV-VLEK$/ }, { role: 'ASVK', cn: /^SEV-VLEK-(Milan|Genoa|Turin)$/ }], root: ARK },
+  VCEK: {
+    below: [
+      { role: 'VCEK', cn: /^SEV-VCEK$/ },
+      { role: 'ASK', cn: /^SEV-(Milan|Genoa|Turin)$/ },
+    ],
+    root: ARK,
+  },
+  VLEK: {
+    below: [
+      { role: 'VLEK', cn: /^SEV-VLEK$/ },
+      { role: 'ASVK', cn: /^SEV-VLEK-(Milan|Genoa|Turin)$/ },
+    ],
+    root: ARK,
+  },
 };
 
 function chainStep(
@@ -122,7 +134,12 @@ function snpCrlStep(der: Uint8Array | undefined, certs: readonly X509Certificate
       ok: required ? false : null,
       detail: `revocation not checked: no AMD CRL given (--crl, or "crl" in the trust policy)${required ? ' and the policy sets snp.requireCrl' : ''}`,
     };
-  return revocationStep('crl', der, issuedIn(certs, (i, n) => i === n - 1), at);
+  return revocationStep(
+    'crl',
+    der,
+    issuedIn(certs, (i, n) => i === n - 1),
+    at,
+  );
 }
 
 export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Date, policy: TeePolicy): EvidenceVerdict {

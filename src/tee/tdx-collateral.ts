@@ -184,7 +184,14 @@ export function checkTdxCollateral(
   // PCK CRL (from the PCK's own issuing CA) to the PCK certificate.
   const isRoot = (i: number, n: number): boolean => i === n - 1;
   steps.push(revocationStep('collateral.root-crl', c.rootCrl, [...issuedIn(pckPath, isRoot), ...issuedIn(signingPath, isRoot)], at));
-  steps.push(revocationStep('collateral.pck-crl', c.pckCrl, issuedIn(pckPath, (i) => i === 1), at));
+  steps.push(
+    revocationStep(
+      'collateral.pck-crl',
+      c.pckCrl,
+      issuedIn(pckPath, (i) => i === 1),
+      at,
+    ),
+  );
 
   // 3. TCB info and QE identity: Intel's signature over the exact member text, id, version, freshness
   let pck: PckExtensions | undefined;
