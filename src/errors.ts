@@ -37,7 +37,9 @@ export type ErrorCode =
   /** a bound on untrusted input (object bytes, line bytes, lines, request time) was hit */
   | 'LIMIT_EXCEEDED'
   /** a bug: an exception that is no decided refusal (a TypeError, a broken invariant); exit 70 */
-  | 'INTERNAL';
+  | 'INTERNAL'
+  /** the requested target cannot be established as the outputs of an unresolved derivation (src/verify/target.ts) */
+  | 'TARGET_REFUSED';
 
 export class BuildtraceError extends Error {
   readonly code: ErrorCode;
