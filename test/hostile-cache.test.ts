@@ -152,7 +152,11 @@ describe('hostile file:// cache: trace-verify ends, bounded, and names the limit
     const url = fileCacheWith((p) => execFileSync('mkfifo', [p]));
     assertBounded('file:// FIFO', await verifyAgainst(url), 2, /is a FIFO; file:\/\/ caches read only regular files/);
     // with the worker pool started (as for big closures): its threads must not keep the run alive
-    assertBounded('file:// FIFO, worker pool', await verifyAgainst(url, [], { BUILDTRACE_POOL_MIN: '0' }), 2, /is a FIFO/);
+    assertBounded('file:// FIFO, worker pool', await verifyAgainst(url, [], { BUILDTRACE_POOL: 'always' }), 2, /is a FIFO/);
+    // the environment does reach the run (a value the switch refuses shows it)
+    const bogus = await verifyAgainst(url, [], { BUILDTRACE_POOL: 'bogus' });
+    assert.equal(bogus.code, 2, bogus.stderr);
+    assert.match(bogus.stderr, /BUILDTRACE_POOL must be always, never or auto, not "bogus"/);
   });
 
   test('traces/<h> is one 300 MB line', async () => {
