@@ -32,9 +32,8 @@ for f in "$@"; do
     bad+=("$name"); tf=$((tf + 1)); continue
   fi
   t0=$(date +%s)
-  node --test --test-concurrency=1 --test-reporter=spec "$f" > "$out" 2>&1
-  rc=$?
-  cat "$out"
+  node --test --test-concurrency=1 --test-reporter=spec "$f" 2>&1 | tee "$out"
+  rc=${PIPESTATUS[0]}
   get() { sed -n "s/^ℹ $1 \([0-9]*\)$/\1/p" "$out" | tail -n 1; }
   n=$(get tests); p=$(get pass); x=$(get fail); s=$(get skipped); c=$(get cancelled)
   n=${n:-0}; p=${p:-0}; x=${x:-0}; s=${s:-0}; c=${c:-0}
