@@ -39,7 +39,8 @@ trap cleanup EXIT
 mkdir -p "$run/nix" "$run/src" "$run/tmp" "${BUILDTRACE_CI_CACHE:-/var/cache/buildtrace-ci}/npm-$suite"
 chmod 1777 "$run/tmp"
 (cd "$repo" && git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done | tar --null -T - -cf -) | tar -xf - -C "$run/src"
-bash "$repo/scripts/ci-node-modules.sh" restore "$run/src" "$(basename "$root")" 2>>"$log"
+# node_modules per suite, not per package list: setup.sh rebuilds it when the chroot's Node changed
+bash "$repo/scripts/ci-node-modules.sh" restore "$run/src" "chroot-$suite" 2>>"$log"
 
 inner=$(cat <<'INNER'
 set -uo pipefail
@@ -86,7 +87,7 @@ timeout --kill-after=30 2700 unshare --mount --propagation private -- bash -euc 
     /bin/bash -c "$inner"
 ' ci-suite "$root" "$run" "$inner" "$TEST_FILES" "${BUILDTRACE_CI_CACHE:-/var/cache/buildtrace-ci}/npm-$suite" "$REQUIRE" >>"$log" 2>&1 || true
 
-bash "$repo/scripts/ci-node-modules.sh" save "$run/src" "$(basename "$root")" 2>>"$log" || true
+bash "$repo/scripts/ci-node-modules.sh" save "$run/src" "chroot-$suite" 2>>"$log" || true
 sed -n 's/^FILE //p' "$log" > "$logdir/$suite.files"
 line=$(sed -n 's/^RESULT //p' "$log" | tail -n 1)
 [ -n "$line" ] || fail_result "the chroot run ended early"
