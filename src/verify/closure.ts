@@ -36,7 +36,7 @@ export interface VerifyResult {
   readonly trust: string;
   readonly problems: Problem[];
   readonly keyStatus: Record<string, { admitted: boolean; detail: string }>;
-  /** The verified world: every path the chosen claims bind, its NAR sha256 and producing udrv (empty unless verified). */
+  /** The verified world: every path the chosen claims bind that the trust tree attests, its NAR sha256 and producing udrv (empty unless verified). */
   readonly world: Record<string, WorldPath>;
   /** The claims the verdict rests on (empty unless verified). */
   readonly entries: readonly ChosenEntry[];
