@@ -49,7 +49,8 @@ Options:
   -h, --help      this text
 
 Exit codes: 0 ok, 1 not found, 2 usage or configuration error (or another daemon holds the
-stateDir or socket), 3 daemon not running or failing (e.g. its database is unreadable).`;
+stateDir or socket), 3 daemon not running or failing (e.g. its database is unreadable),
+70 internal error (a bug: report it).`;
 
 const DEFAULT_CONFIG = '/etc/buildtrace/config.json';
 

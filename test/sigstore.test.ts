@@ -1,3 +1,4 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseSecretKey } from '../src/nix/nix-key.js';

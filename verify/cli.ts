@@ -89,7 +89,8 @@ Options:
   --require-last-mile  fail (exit 1) when a runtime-closure path could not be checked
   -h, --help    this text
 
-Exit codes: 0 verified, 1 not verified, 2 usage or input error.`;
+Exit codes: 0 verified, 1 not verified, 2 usage or input error, 70 internal error (a bug,
+never a verdict: report it).`;
 
 function readKeys(files: readonly string[]): NixPublicKey[] {
   return files.map((f) => parsePublicKey(readTextInput(f, 'key'), f));

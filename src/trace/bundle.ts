@@ -1,4 +1,4 @@
-import { BuildtraceError } from '../errors.js';
+import { BuildtraceError, decidedOrThrow } from '../errors.js';
 import { signDetached, signDetachedPh, verifyDetached, verifyDetachedAsync, verifyDetachedPh, type NixPublicKey, type NixSecretKey } from '../nix/nix-key.js';
 import { isObject, parseStrictJson, type JsonValue } from '../util/strict-json.js';
 import { IN_TOTO_PAYLOAD_TYPE, pae } from './dsse.js';
@@ -139,13 +139,13 @@ function prepare(line: string, keys: readonly NixPublicKey[]): Prepared | Bundle
   try {
     e = parseEnvelope(line);
   } catch (err) {
-    return malformed((err as Error).message);
+    return malformed(decidedOrThrow(err).message);
   }
   let statement: ParsedStatement | BuildtraceError;
   try {
     statement = parseStatement(parseStrictJson(e.payload.toString('utf8'), 'statement'));
   } catch (err) {
-    statement = err instanceof BuildtraceError ? err : new BuildtraceError('BUNDLE_INVALID', (err as Error).message);
+    statement = decidedOrThrow(err);
   }
   // A hint only selects a candidate; identity comes from the key whose signature verifies.
   const candidates = e.hint === '' ? keys : keys.filter((k) => k.fingerprint === e.hint);

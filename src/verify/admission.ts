@@ -1,4 +1,4 @@
-import { BuildtraceError, errorMessage } from '../errors.js';
+import { BuildtraceError, decidedOrThrow } from '../errors.js';
 import { publicKeyFromRaw, spkiFingerprint, type NixPublicKey } from '../nix/nix-key.js';
 import { parsePreimage, reportDataFor, traceAttestationPreimage } from '../tee/binding.js';
 import { loadTdxCollateral } from '../tee/collateral-dir.js';
@@ -55,7 +55,8 @@ function bundleHints(line: string): string[] {
     const env = isObject(b) ? b['dsseEnvelope'] : undefined;
     const sigs = isObject(env) && Array.isArray(env['signatures']) ? env['signatures'] : [];
     return sigs.flatMap((x) => (isObject(x) && typeof x['keyid'] === 'string' && /^[0-9a-f]{64}$/.test(x['keyid']) ? [x['keyid']] : []));
-  } catch {
+  } catch (err) {
+    decidedOrThrow(err); // an unreadable line is judged (malformed) by the bundle check
     return [];
   }
 }
@@ -128,7 +129,7 @@ async function admitByEvidence(
         else if (reasons.length < 8) reasons.push(r.ok ? `${ev.where}: evidence binds another key` : r.detail);
       } catch (err) {
         rethrowBound(err);
-        if (reasons.length < 8) reasons.push(`${ev.where}: ${errorMessage(err)}`);
+        if (reasons.length < 8) reasons.push(`${ev.where}: ${decidedOrThrow(err).message}`);
       }
     }
   }
@@ -165,7 +166,7 @@ async function admitByMeasurement(
         else if (reasons.length < 8) reasons.push(`${m.name}: ${r.detail}`);
       } catch (err) {
         rethrowBound(err);
-        if (reasons.length < 8) reasons.push(`${m.name}: ${ev.where}: ${errorMessage(err)}`);
+        if (reasons.length < 8) reasons.push(`${m.name}: ${ev.where}: ${decidedOrThrow(err).message}`);
       }
     }
   }
@@ -267,7 +268,7 @@ export async function checkTraceEvidence(
         );
       } catch (err) {
         rethrowBound(err);
-        reasons.push(`${ev.where}: ${errorMessage(err)}`);
+        reasons.push(`${ev.where}: ${decidedOrThrow(err).message}`);
       }
     }
   }

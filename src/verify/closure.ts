@@ -1,4 +1,4 @@
-import { BuildtraceError, errorMessage } from '../errors.js';
+import { BuildtraceError, decidedOrThrow, errorMessage, isDecided } from '../errors.js';
 import { derivationKind, derivationName, parseOutputHashAlgo, type Derivation } from '../nix/derivation.js';
 import { parseHash } from '../nix/hash.js';
 import { resolveDerivation, type InputOutputLookup, type Resolution } from '../nix/resolve.js';
@@ -301,7 +301,8 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     for (const [d, outs] of drv.inputDrvs) for (const o of outs) if (declared(d, o) === undefined) return;
     try {
       staticResolution.set(p, resolutionOf(p, drv, declared));
-    } catch {
+    } catch (err) {
+      decidedOrThrow(err);
       return; // processNode meets the same error and reports it
     }
     if (!pool) return;
@@ -455,6 +456,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     order = await postOrder(target, loader, onLoaded, opts.progress && ((n) => opts.progress?.('load', n)));
   } catch (err) {
     await pool?.close();
+    if (!isDecided(err) && !(err instanceof Error && 'syscall' in err)) throw err;
     throw new BuildtraceError('FILE_UNREADABLE', `cannot read the derivation graph of ${target}: ${errorMessage(err)}`, { subject: target });
   }
   // nothing is in flight on the workers unless prefetching began, which needs poolMin derivations
