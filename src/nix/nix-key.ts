@@ -43,6 +43,47 @@ export function spkiFingerprint(raw: Uint8Array): string {
     .digest('hex');
 }
 
+/**
+ * OpenSSH's fingerprint of an Ed25519 key, `SHA256:<unpadded base64 of SHA-256 over the
+ * ssh-ed25519 public-key blob>` (RFC 8709 blob: string "ssh-ed25519", string key). It is the key
+ * hint go-securesystemslib's DSSE adapter computes (cosign, sigstore-go) and laut's latest
+ * profile writes; a hint only picks candidate keys, it is never identity.
+ */
+export function sshFingerprint(raw: Uint8Array): string {
+  const str = (b: Uint8Array): Buffer => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(b.length);
+    return Buffer.concat([len, b]);
+  };
+  const blob = Buffer.concat([str(Buffer.from('ssh-ed25519')), str(raw)]);
+  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
+
+/** PEM SubjectPublicKeyInfo (`-----BEGIN PUBLIC KEY-----`), what cosign's --key and openssl take. */
+export function publicKeyToPem(k: NixPublicKey): string {
+  return k.key.export({ format: 'pem', type: 'spki' }).toString();
+}
+
+/** A Nix public key named `name` from a PEM SubjectPublicKeyInfo holding an Ed25519 key. */
+export function publicKeyFromPem(pem: string, name: string, subject = 'PEM key'): NixPublicKey {
+  if (!/^[^\s:]+$/.test(name))
+    throw new BuildtraceError('KEY_INVALID', `${subject}: a Nix key name is not empty and has no ":" or space: ${JSON.stringify(name)}`, { subject });
+  const text = pem.replace(/\r\n/g, '\n').trim();
+  if (!/^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]+\n-----END PUBLIC KEY-----$/.test(text)) {
+    throw new BuildtraceError('KEY_INVALID', `${subject}: not one PEM "PUBLIC KEY" (SubjectPublicKeyInfo) block`, { subject });
+  }
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: text, format: 'pem' });
+  } catch (err) {
+    throw new BuildtraceError('KEY_INVALID', `${subject}: ${(err as Error).message}`, { subject, cause: err });
+  }
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw new BuildtraceError('KEY_INVALID', `${subject}: an ${key.asymmetricKeyType ?? 'unknown'} key, not Ed25519 (Nix keys are Ed25519)`, { subject });
+  const der = key.export({ format: 'der', type: 'spki' });
+  return publicKeyFromRaw(name, der.subarray(SPKI_ED25519_PREFIX.length), subject);
+}
+
 export function publicKeyFromRaw(name: string, raw: Uint8Array, subject = 'public key'): NixPublicKey {
   if (raw.length !== 32) throw new BuildtraceError('KEY_INVALID', `${subject}: an Ed25519 public key has 32 bytes, not ${raw.length}`, { subject });
   const key = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: 'der', type: 'spki' });
