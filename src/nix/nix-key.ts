@@ -15,8 +15,10 @@ export interface NixPublicKey {
   readonly name: string;
   readonly raw: Uint8Array;
   readonly key: KeyObject;
-  /** Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo (laut's key hint). */
+  /** Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo (builder.id; the older key hint). */
   readonly fingerprint: string;
+  /** OpenSSH fingerprint `SHA256:…`: the key hint bundles carry (sshFingerprint). */
+  readonly sshFingerprint: string;
 }
 
 export interface NixSecretKey {
@@ -60,6 +62,14 @@ export function sshFingerprint(raw: Uint8Array): string {
 }
 
 /** PEM SubjectPublicKeyInfo (`-----BEGIN PUBLIC KEY-----`), what cosign's --key and openssl take. */
+/**
+ * Whether a bundle's key hint names this key: its SSH fingerprint (what we, laut's latest
+ * profile and go-securesystemslib write) or the hex SHA-256 of its DER SPKI (older bundles).
+ */
+export function hintNames(k: NixPublicKey, hint: string): boolean {
+  return hint === k.sshFingerprint || hint === k.fingerprint;
+}
+
 export function publicKeyToPem(k: NixPublicKey): string {
   return k.key.export({ format: 'pem', type: 'spki' }).toString();
 }
@@ -87,7 +97,7 @@ export function publicKeyFromPem(pem: string, name: string, subject = 'PEM key')
 export function publicKeyFromRaw(name: string, raw: Uint8Array, subject = 'public key'): NixPublicKey {
   if (raw.length !== 32) throw new BuildtraceError('KEY_INVALID', `${subject}: an Ed25519 public key has 32 bytes, not ${raw.length}`, { subject });
   const key = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: 'der', type: 'spki' });
-  return { name, raw: Uint8Array.from(raw), key, fingerprint: spkiFingerprint(raw) };
+  return { name, raw: Uint8Array.from(raw), key, fingerprint: spkiFingerprint(raw), sshFingerprint: sshFingerprint(raw) };
 }
 
 export function parsePublicKey(text: string, subject = 'public key'): NixPublicKey {

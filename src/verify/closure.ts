@@ -195,7 +195,8 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const admission = await admitKeys(policy, opts.sources, opts.at ? { at: opts.at } : {});
   const keyStatus = admission.keyStatus; // measured identities add to it as they admit keys
   const allKeys = admission.knownKeys;
-  const knownFps = new Set(allKeys.map((k) => k.fingerprint));
+  // every hint form a known key may carry (grouping puts variants with these hints first)
+  const knownFps = new Set(allKeys.flatMap((k) => [k.fingerprint, k.sshFingerprint]));
 
   // start the workers now: their start-up overlaps reading the derivation graph
   let pool: BundlePool | undefined = opts.sources.length > 0 && process.env['BUILDTRACE_POOL_MIN'] !== 'never' ? new BundlePool(allKeys) : undefined;
