@@ -37,7 +37,7 @@ import { DAEMON_CLI, nixEnv, ROOT, run, tempDir, VERIFY_CLI } from './helpers.js
 
 const README = join(ROOT, 'README.md');
 /** Programs README blocks may call that have no --help check of their own. */
-const ALLOWED_PROGRAMS = new Set(['install', 'chmod', 'mkdir', 'cp', 'cat', 'echo', 'cosign', 'nix-build', 'nix-store', 'test']);
+const ALLOWED_PROGRAMS = new Set(['install', 'chmod', 'mkdir', 'cp', 'cat', 'echo', 'cosign', 'nix-build', 'nix-store', 'test', 'head']);
 /** Inline code checked as a command (nix is not: prose names commands of other Nix versions). */
 const INLINE_CHECKED = /^((trace-verify|trace-daemon|npm run|npm test)( |$)|node dist\/|bash scripts\/)/;
 const OURS: Record<string, string> = { 'trace-verify': VERIFY_CLI, 'trace-daemon': DAEMON_CLI };
