@@ -81,7 +81,20 @@ function parseReadme(text: string): Doc {
       i = j;
       continue;
     }
-    for (const m of l.matchAll(/`([^`]+)`/g)) spans.push({ text: (m[1] ?? '').replaceAll('\\|', '|'), line: i + 1 });
+    // inline code may wrap: spans are read per paragraph (up to a blank line, a fence or a table row)
+    if (l.trim() === '') continue;
+    const start = i;
+    const para = [l];
+    while (i + 1 < lines.length && (lines[i + 1] ?? '').trim() !== '' && !/^\s*```/.test(lines[i + 1] ?? '') && !l.startsWith('|')) {
+      if ((lines[i + 1] ?? '').startsWith('|')) break;
+      i++;
+      para.push(lines[i] ?? '');
+    }
+    const joined = para.join('\n');
+    for (const m of joined.matchAll(/`([^`]+)`/g)) {
+      const line = start + 1 + (joined.slice(0, m.index).match(/\n/g)?.length ?? 0);
+      spans.push({ text: (m[1] ?? '').replaceAll('\\|', '|').replace(/\s*\n\s*/g, ' '), line });
+    }
   }
   return { blocks, spans, text };
 }
