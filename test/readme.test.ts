@@ -290,7 +290,7 @@ describe('README doc test', () => {
     }
     for (const s of doc.spans) {
       if (!INLINE_CHECKED.test(s.text)) continue;
-      problems.push(...(await checkCommand(s.text, `README.md:${s.line}`)));
+      for (const c of splitCommands(s.text)) problems.push(...(await checkCommand(c, `README.md:${s.line}`)));
       checked++;
     }
     assert.ok(checked >= 20, `only ${checked} commands checked: the extraction is broken`);
