@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { parseSecretKey } from '../src/nix/nix-key.js';
 import { checkBundle, checkBundleAsync, createBundle } from '../src/trace/bundle.js';
 import { buildStatement, type StatementParams } from '../src/trace/statement.js';
@@ -161,6 +162,45 @@ describe('Sigstore bundle conformance (protobuf-specs) and the two signature sch
     assert.equal(f.ok ? '' : f.reason, 'signature-invalid');
     const n = checkBundle(line, [k2.publicKey]);
     assert.equal(n.ok ? '' : n.reason, 'key-not-admitted');
+  });
+
+  test('property: whatever the (consistent) hint says, the outcome and the signer are those of the empty hint', async () => {
+    const k = await key('hint-p');
+    const k2 = await key('hint-q');
+    const stranger = await key('hint-r');
+    const lines = [createBundle(statementBytes(params(k, false)), k), createBundle(statementBytes(params(k, true)), k)];
+    const hints = fc.oneof(
+      fc.string(),
+      fc.constantFrom(
+        '',
+        k.publicKey.sshFingerprint,
+        k.publicKey.fingerprint,
+        k2.publicKey.sshFingerprint,
+        k2.publicKey.fingerprint,
+        stranger.publicKey.sshFingerprint,
+      ),
+    );
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...lines),
+        hints,
+        fc.constantFrom([k.publicKey, k2.publicKey], [k2.publicKey, k.publicKey], [k2.publicKey], [stranger.publicKey]),
+        (line, h, admitted) => {
+          const withHint = (x: string): string => {
+            const o = JSON.parse(line) as { verificationMaterial: { publicKey: { hint: string } }; dsseEnvelope: { signatures: { keyid: string }[] } };
+            o.verificationMaterial.publicKey.hint = x;
+            (o.dsseEnvelope.signatures[0] as { keyid: string }).keyid = x;
+            return JSON.stringify(o);
+          };
+          const a = checkBundle(withHint(h), admitted);
+          const b = checkBundle(withHint(''), admitted);
+          assert.equal(a.ok, b.ok);
+          assert.equal(a.ok && b.ok ? a.value.key.fingerprint : 'none', b.ok ? b.value.key.fingerprint : 'none');
+          assert.equal(a.ok, admitted.includes(k.publicKey));
+        },
+      ),
+      { numRuns: Number(process.env['FUZZ_RUNS'] ?? 300) },
+    );
   });
 
   test('media types: v0.3 and the legacy 0.1/0.2/0.3 spellings are accepted, others are not', async () => {
