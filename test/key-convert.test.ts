@@ -8,7 +8,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import { nixKeyPair, run, tempDir, VERIFY_CLI } from './helpers.js';
+import { nixKeyPair, run, startDaemon, tempDir, VERIFY_CLI } from './helpers.js';
 
 const verify = (args: readonly string[], input?: string) => run('node', [VERIFY_CLI, ...args], input === undefined ? {} : { input });
 const which = async (cmd: string): Promise<boolean> => (await run('sh', ['-c', `command -v ${cmd}`])).code === 0;
@@ -69,6 +69,21 @@ describe('trace-verify key', () => {
     const fp = await run('ssh-keygen', ['-l', '-E', 'sha256', '-f', sshFile]);
     assert.equal(fp.code, 0, fp.stderr);
     assert.equal(fp.stdout.split(' ')[1], j.sshFingerprint);
+  });
+
+  test("the running daemon's key: status --json gives its public half, which converts like the key file", async () => {
+    const D = await startDaemon({ keyName: 'status-key-1' });
+    try {
+      const s = JSON.parse((await D.cli(['status', '--json'])).stdout) as { key: { publicKey: string; sshFingerprint: string } };
+      assert.equal(s.key.publicKey, D.keys.publicKey);
+      const fromStatus = await verify(['key', 'to-pem', '-', '--json'], `${s.key.publicKey}\n`);
+      const fromFile = await verify(['key', 'to-pem', D.keys.secretFile, '--json']);
+      assert.equal(fromStatus.code, 0, fromStatus.stderr);
+      assert.deepEqual(JSON.parse(fromStatus.stdout), JSON.parse(fromFile.stdout));
+      assert.equal((JSON.parse(fromFile.stdout) as { sshFingerprint: string }).sshFingerprint, s.key.sshFingerprint);
+    } finally {
+      await D.stop();
+    }
   });
 
   test('refused with exit 2 and a message: other key types, private keys, garbage, bad usage', async () => {
