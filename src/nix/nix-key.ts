@@ -1,6 +1,6 @@
-import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign, type KeyObject } from 'node:crypto';
 import { BuildtraceError } from '../errors.js';
-import { signEd25519ph, verifyEd25519, verifyEd25519ph } from './ed25519.js';
+import { signEd25519ph, verifyEd25519, verifyEd25519Async, verifyEd25519ph, weakPublicKey } from './ed25519.js';
 
 /**
  * Nix key files: `<name>:<base64>`; a secret key is libsodium's 64 bytes
@@ -61,7 +61,6 @@ export function sshFingerprint(raw: Uint8Array): string {
   return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
 }
 
-/** PEM SubjectPublicKeyInfo (`-----BEGIN PUBLIC KEY-----`), what cosign's --key and openssl take. */
 /**
  * Whether a bundle's key hint names this key: its SSH fingerprint (what we, laut's latest
  * profile and go-securesystemslib write) or the hex SHA-256 of its DER SPKI (older bundles).
@@ -70,6 +69,7 @@ export function hintNames(k: NixPublicKey, hint: string): boolean {
   return hint === k.sshFingerprint || hint === k.fingerprint;
 }
 
+/** PEM SubjectPublicKeyInfo (`-----BEGIN PUBLIC KEY-----`), what cosign's --key and openssl take. */
 export function publicKeyToPem(k: NixPublicKey): string {
   return k.key.export({ format: 'pem', type: 'spki' }).toString();
 }
@@ -94,8 +94,10 @@ export function publicKeyFromPem(pem: string, name: string, subject = 'PEM key')
   return publicKeyFromRaw(name, der.subarray(SPKI_ED25519_PREFIX.length), subject);
 }
 
+/** A public key we may admit: 32 bytes, canonical, on the curve, not of small order (src/nix/ed25519.ts). */
 export function publicKeyFromRaw(name: string, raw: Uint8Array, subject = 'public key'): NixPublicKey {
-  if (raw.length !== 32) throw new BuildtraceError('KEY_INVALID', `${subject}: an Ed25519 public key has 32 bytes, not ${raw.length}`, { subject });
+  const weak = weakPublicKey(raw);
+  if (weak !== undefined) throw new BuildtraceError('KEY_INVALID', `${subject}: refused Ed25519 public key: ${weak}`, { subject });
   const key = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: 'der', type: 'spki' });
   return { name, raw: Uint8Array.from(raw), key, fingerprint: spkiFingerprint(raw), sshFingerprint: sshFingerprint(raw) };
 }
@@ -142,8 +144,7 @@ export function verifyDetachedPh(k: NixPublicKey, message: Uint8Array, sig: Uint
 
 /** The same check in libuv's thread pool, so many signatures verify on all cores. */
 export function verifyDetachedAsync(k: NixPublicKey, message: Uint8Array, sig: Uint8Array): Promise<boolean> {
-  if (sig.length !== 64) return Promise.resolve(false);
-  return new Promise((resolve) => verify(null, message, k.key, sig, (err, ok) => resolve(err ? false : ok)));
+  return verifyEd25519Async(k.raw, k.key, message, sig);
 }
 
 /** `<keyName>:<base64 signature>`, as in narinfo `Sig:` lines. */
