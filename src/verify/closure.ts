@@ -203,7 +203,8 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const admission = await admitKeys(policy, opts.sources, { budget, ...(opts.at ? { at: opts.at } : {}) });
   const keyStatus = admission.keyStatus; // measured identities add to it as they admit keys
   const allKeys = admission.knownKeys;
-  const knownFps = new Set(allKeys.map((k) => k.fingerprint));
+  // every hint form a known key may carry (grouping puts variants with these hints first)
+  const knownFps = new Set(allKeys.flatMap((k) => [k.fingerprint, k.sshFingerprint]));
 
   // start the workers now: their start-up overlaps reading the derivation graph; they pay off
   // once there are many bundles to check (BUILDTRACE_POOL=always|never: tests run both ways)
