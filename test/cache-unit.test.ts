@@ -265,6 +265,65 @@ test("statusError: 403 is permanent and 'forbidden'; S3's RequestTimeTooSkewed 4
   for (const e of [denied, skew]) assert.doesNotMatch(e.message, /alice|pw@/);
 });
 
+test('.doi entries: a server without ETags, null, arrays and wrong shapes are refused with a reason, never silently skipped; big ones are bounded', async () => {
+  const { addBuildTraceSignature } = await import('../src/cache/build-trace-entry.js');
+  const sig = { keyName: 'b-1', sig: 'c2ln' };
+  const stored = new Map<string, Buffer>();
+  let puts = 0;
+  // a server that never sends an ETag for .doi (the old nginx recipe): every conditional write is refused
+  const noEtag = {
+    url: 'test://no-etag',
+    get: async (k: string) => (stored.has(k) ? { body: stored.get(k) as Buffer, etag: '' } : undefined),
+    putIf: async (k: string, body: Buffer, ifMatch: string | undefined) => {
+      puts++;
+      if (ifMatch === undefined && !stored.has(k)) {
+        stored.set(k, body);
+        return true;
+      }
+      return false;
+    },
+    put: async () => {},
+  };
+  await addBuildTraceSignature(noEtag, 'e.doi', 'out', sig);
+  await assert.rejects(
+    addBuildTraceSignature(noEtag, 'e.doi', 'out', { keyName: 'b-2', sig: 'eA==' }),
+    (e: unknown) => e instanceof CacheError && /gave up after 20 conflicting writes/.test(e.message) && !e.permanent,
+  );
+  assert.equal(puts, 21);
+  const file = new FileCache(join(tempDir('doi-'), 'cache'));
+  for (const bad of ['null', '[]', '{"outPath":1}', '{"outPath":"out","signatures":{}}', '{"outPath":"out","signatures":[null]}', 'nope']) {
+    await file.put('x.doi', Buffer.from(bad));
+    await assert.rejects(
+      addBuildTraceSignature(file, 'x.doi', 'out', sig),
+      (e: unknown) => e instanceof CacheError && e.reason === 'foreign-object' && /not a build-trace-v2 entry/.test(e.message),
+      bad,
+    );
+  }
+  await file.put('big.doi', Buffer.alloc(2 << 20, 0x20));
+  await assert.rejects(addBuildTraceSignature(file, 'big.doi', 'out', sig), (e: unknown) => e instanceof BuildtraceError && e.code === 'LIMIT_EXCEEDED');
+  // a good entry gets the signature once
+  await file.put('ok.doi', Buffer.from('{"outPath":"out","signatures":[]}'));
+  await addBuildTraceSignature(file, 'ok.doi', 'out', sig);
+  await addBuildTraceSignature(file, 'ok.doi', 'out', sig);
+  assert.deepEqual(JSON.parse((await file.get('ok.doi'))?.body.toString() ?? ''), { outPath: 'out', signatures: [sig] });
+});
+
+test('appendLines: a trace object past the writer bounds is refused with LIMIT_EXCEEDED naming the bound, untouched', async () => {
+  const file = new FileCache(join(tempDir('bound-'), 'cache'));
+  const line = '{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}\n';
+  await file.put('traces/big', Buffer.from(line.repeat(Math.ceil((9 << 20) / line.length))));
+  await assert.rejects(
+    appendLines(file, 'traces/big', [line.trim()]),
+    (e: unknown) => e instanceof BuildtraceError && e.code === 'LIMIT_EXCEEDED' && /maxObjectBytes \(8388608\)/.test(e.message),
+  );
+  await file.put('traces/many', Buffer.from(line.repeat(100_001)));
+  await assert.rejects(
+    appendLines(file, 'traces/many', [line.trim()]),
+    (e: unknown) => e instanceof BuildtraceError && e.code === 'LIMIT_EXCEEDED' && /maxLines \(100000\)/.test(e.message),
+  );
+  assert.equal((await file.get('traces/many'))?.body.length, line.length * 100_001);
+});
+
 test('netrc: the machine entry for the cache host is sent (Basic), only to that host; token and URL credentials come first', async () => {
   const { createServer } = await import('node:http');
   const seen: (string | undefined)[] = [];

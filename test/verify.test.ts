@@ -616,7 +616,11 @@ describe('trace-verify re-does resolution across real closures signed by three b
     // the grouping itself, at the issue's scale: 200,000 replays are one signed content
     const many = Array.from({ length: 200_000 }, (_, i) => replay(i));
     many.push(t.bundle);
-    const groups = groupBySignedContent(new Map(many.map((l) => [l, cache.url])), new Set([secret(A).publicKey.fingerprint]), 2);
+    const groups = groupBySignedContent(
+      new Map(many.map((l) => [l, cache.url])),
+      new Set([secret(A).publicKey.fingerprint, secret(A).publicKey.sshFingerprint]),
+      2,
+    );
     assert.equal(groups.length, 1);
     assert.ok((groups[0] as string[]).includes(t.bundle), 'the variant whose hints name a known key is kept');
   });

@@ -22,6 +22,7 @@ import { parsePublicKey, type NixPublicKey } from '../src/nix/nix-key.js';
 import { checkBundle } from '../src/trace/bundle.js';
 import { splitTraceObject } from '../src/trace/laut-jws.js';
 import { parseArgs } from '../src/util/args.js';
+import { keyCommand } from './key.js';
 import { runCli } from '../src/util/run-cli.js';
 import { verifyEvidence } from '../src/tee/evidence.js';
 import { parsePreimage, reportDataFor } from '../src/tee/binding.js';
@@ -80,6 +81,13 @@ Usage:
       --crl FILE (SEV-SNP): AMD's CRL for the product (DER, signed by the ARK).
       --preimage FILE: REPORT_DATA must equal SHA-512 of this recorded preimage (a key or
       trace attestation); with --key FILE the preimage must bind that Nix public key.
+
+  trace-verify key to-pem KEYFILE|- [--json]
+  trace-verify key from-pem PEMFILE|- --name NAME [--json]
+      a Nix public key (name:base64, from nix key convert-secret-to-public; or a Nix secret
+      key file such as the daemon's signingKeyFile: its public half) as PEM
+      SubjectPublicKeyInfo, the form cosign --key and openssl take, and back. --json also
+      gives the key hints: spkiSha256 and sshFingerprint (SHA256:…, what bundles carry).
 
 Options:
   --db FILE     a trace-daemon database (read-only)
@@ -390,6 +398,7 @@ async function main(argv: string[]): Promise<number> {
     return cmd === undefined ? 2 : EXIT_OK;
   }
   if (cmd === 'evidence') return evidenceCommand(rest);
+  if (cmd === 'key') return keyCommand(rest, HELP);
   if (cmd === 'bundles') {
     const a = parseArgs(rest, { booleans: ['json'], repeated: ['db', 'file', 'key'] });
     if (a.flags.has('help')) {

@@ -36,7 +36,7 @@ export interface VerifyResult {
   readonly trust: string;
   readonly problems: Problem[];
   readonly keyStatus: Record<string, { admitted: boolean; detail: string }>;
-  /** The verified world: every path the chosen claims bind, its NAR sha256 and producing udrv (empty unless verified). */
+  /** The verified world: every path the chosen claims bind that the trust tree attests, its NAR sha256 and producing udrv (empty unless verified). */
   readonly world: Record<string, WorldPath>;
   /** The claims the verdict rests on (empty unless verified). */
   readonly entries: readonly ChosenEntry[];
@@ -203,7 +203,8 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const admission = await admitKeys(policy, opts.sources, { budget, ...(opts.at ? { at: opts.at } : {}) });
   const keyStatus = admission.keyStatus; // measured identities add to it as they admit keys
   const allKeys = admission.knownKeys;
-  const knownFps = new Set(allKeys.map((k) => k.fingerprint));
+  // every hint form a known key may carry (grouping puts variants with these hints first)
+  const knownFps = new Set(allKeys.flatMap((k) => [k.fingerprint, k.sshFingerprint]));
 
   // start the workers now: their start-up overlaps reading the derivation graph; they pay off
   // once there are many bundles to check (BUILDTRACE_POOL=always|never: tests run both ways)
