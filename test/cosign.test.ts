@@ -16,7 +16,20 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { assertNotRequired, FIXTURES, nixBuildWithHook, nixEnv, run, salt, sha256HexOf, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle, type RunResult } from './helpers.js';
+import {
+  assertNotRequired,
+  FIXTURES,
+  nixBuildWithHook,
+  nixEnv,
+  run,
+  salt,
+  sha256HexOf,
+  startDaemon,
+  tempDir,
+  VERIFY_CLI,
+  type DaemonHandle,
+  type RunResult,
+} from './helpers.js';
 
 interface Cosign {
   /** Where files cosign reads must be (a chroot's /tmp, or a plain temp dir). */
