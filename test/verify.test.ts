@@ -606,7 +606,7 @@ describe('trace-verify re-does resolution across real closures signed by three b
     for (let i = 0; i < 20_000; i++) lines.push(replay(i));
     lines.push(t.bundle);
     const cache = new FileCache(join(dir, 'replays'));
-    // written directly: 32 MB is past what a publisher appends to (a writer's bound), not past what a reader takes
+    // written directly, as a hostile cache would hold it: 32 MB is past what a publisher appends to (a writer's bound), not past what a reader takes
     mkdirSync(join(dir, 'replays', 'traces'), { recursive: true });
     writeFileSync(join(dir, 'replays', 'traces', t.rdrv_hash), `${lines.join('\n')}\n`);
     const started = Date.now();
