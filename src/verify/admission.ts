@@ -7,7 +7,7 @@ import { loadRoots, type PinnedCert } from '../tee/roots.js';
 import { readInput } from '../util/read-input.js';
 import { isObject, parseStrictJson } from '../util/strict-json.js';
 import type { BundleSource, EvidenceRecord } from './sources.js';
-import type { AdmittedKey, MeasuredIdentity, TeeRequirement, TrustPolicy } from './trust-policy.js';
+import { claimCounts, type AdmittedKey, type MeasuredIdentity, type TeeRequirement, type TrustPolicy } from './trust-policy.js';
 
 /**
  * Which signer identity a verifying key stands for. An identity is a name in the policy's
@@ -16,7 +16,7 @@ import type { AdmittedKey, MeasuredIdentity, TeeRequirement, TrustPolicy } from 
  */
 export type IdentityVerdict =
   | { readonly identity: string; readonly key: NixPublicKey; readonly detail?: string }
-  | { readonly rejected: string; readonly code: 'key-not-admitted' | 'tee-evidence-failed'; readonly signer?: string };
+  | { readonly rejected: string; readonly code: 'key-not-admitted' | 'tee-evidence-failed' | 'key-retired' | 'key-revoked'; readonly signer?: string };
 
 interface KeyStatus {
   readonly admitted: boolean;
@@ -158,7 +158,12 @@ export async function admitKeys(policy: TrustPolicy, sources: readonly BundleSou
   const keyStatus: Record<string, KeyStatus> = {};
   const byFp = new Map<string, { key: AdmittedKey; status: KeyStatus }>();
   for (const k of policy.keys.values()) {
-    const status = k.tee ? await admitByEvidence({ ...k, tee: k.tee }, sources, opts.at) : { admitted: true, detail: 'no TEE evidence required' };
+    // a retired or revoked key is out whatever evidence it shows (and a measured identity cannot readmit it: byFp is asked first)
+    const status = !claimCounts(k)
+      ? { admitted: false, detail: `${k.status} in the policy: its claims never count` }
+      : k.tee
+        ? await admitByEvidence({ ...k, tee: k.tee }, sources, opts.at)
+        : { admitted: true, detail: 'no TEE evidence required' };
     keyStatus[k.name] = status;
     byFp.set(k.key.fingerprint, { key: k, status });
   }
@@ -168,6 +173,12 @@ export async function admitKeys(policy: TrustPolicy, sources: readonly BundleSou
   const admittedCount = new Map<string, number>();
   const identityFor = async (fp: string): Promise<IdentityVerdict> => {
     const e = byFp.get(fp);
+    if (e && !claimCounts(e.key))
+      return {
+        rejected: `${e.key.name}'s key is ${e.key.status} in the policy: its claims never count`,
+        code: e.key.status === 'revoked' ? 'key-revoked' : 'key-retired',
+        signer: e.key.name,
+      };
     if (e)
       return e.status.admitted
         ? { identity: e.key.name, key: e.key.key }

@@ -21,6 +21,9 @@ export type ProblemCode =
   | 'content-disputed'
   | 'bound-hit'
   | 'derivation-unreadable'
+  // a claim by a key the policy marks retired or revoked (trust-policy.ts KeyLifecycle)
+  | 'key-retired'
+  | 'key-revoked'
   | LastMileProblemCode;
 
 export interface Problem {
