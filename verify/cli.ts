@@ -262,8 +262,10 @@ function printResult(r: VerifyOutput, json: boolean): void {
       `  ${r.derivationsChecked} derivations checked; trust: ${r.trust}; ${r.candidates} candidate output map(s) for the target${r.lastMile ? '; the trust verdict held, the last mile did not' : ''}`,
     );
     const seen = new Set<string>();
-    for (const p of r.problems) {
-      const line = `  ${p.drv}: ${p.code}: ${p.detail}${p.resolvedDrv ? ` [resolved ${p.resolvedDrv}]` : ''}${p.signer ? ` [signer ${p.signer}]` : ''}${p.where ? ` [${p.where}]` : ''}`;
+    // what blocks first; notes (problems where the verdict does not fail) after, marked
+    const ordered = [...r.problems.filter((p) => p.blocking !== false), ...r.problems.filter((p) => p.blocking === false)];
+    for (const p of ordered) {
+      const line = `  ${p.blocking === false ? 'note: ' : ''}${p.drv}: ${p.code}: ${p.detail}${p.resolvedDrv ? ` [resolved ${p.resolvedDrv}]` : ''}${p.signer ? ` [signer ${p.signer}]` : ''}${p.where ? ` [${p.where}]` : ''}`;
       if (seen.has(line)) continue;
       seen.add(line);
       lines.push(line);

@@ -33,6 +33,8 @@ export interface Problem {
   readonly resolvedDrv?: string;
   readonly signer?: string;
   readonly where?: string;
+  /** In a failed run's list: whether it blocks the verdict (at a lowest failing derivation) or is a note (positions.ts markBlocking). */
+  readonly blocking?: boolean;
 }
 
 interface OutputValue {
