@@ -27,6 +27,7 @@ import { loadTdxCollateral } from '../src/tee/collateral-dir.js';
 import { parseAt } from '../src/tee/evidence.js';
 import { loadRoots, refuseEvidenceInRoots } from '../src/tee/roots.js';
 import { DEFAULT_TEE_POLICY, loadTeePolicy, type EvidenceVerdict } from '../src/tee/tee-policy.js';
+import { PLAN_HELP, planCommand } from './plan.js';
 
 const HELP = `trace-verify: check build traces under your own trust policy
 
@@ -74,6 +75,8 @@ Usage:
       --crl FILE (SEV-SNP): AMD's CRL for the product (DER, signed by the ARK).
       --preimage FILE: REPORT_DATA must equal SHA-512 of this recorded preimage (a key or
       trace attestation); with --key FILE the preimage must bind that Nix public key.
+
+${PLAN_HELP}
 
 Options:
   --db FILE     a trace-daemon database (read-only)
@@ -366,6 +369,7 @@ async function main(argv: string[]): Promise<number> {
     return cmd === undefined ? 2 : EXIT_OK;
   }
   if (cmd === 'evidence') return evidenceCommand(rest);
+  if (cmd === 'plan') return planCommand(rest);
   if (cmd === 'bundles') {
     const a = parseArgs(rest, { booleans: ['json'], repeated: ['db', 'file', 'key'] });
     if (a.flags.has('help')) {
