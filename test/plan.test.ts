@@ -230,6 +230,36 @@ describe('trace-verify plan: a policy change over a real 102-derivation closure 
     assert.equal((await verify(saved.drv, pols['revoked'] as string)).code, 1);
   });
 
+  test('installed: a held path whose only admitted signer is revoked is reported with its GC root (exit 1); unchanged policy exit 0', async () => {
+    const drvOf = (n: string): string => closureOf(top).find((d) => d.endsWith(`-p-${n}.drv`)) as string;
+    // GC roots, as a user's profile would hold them: the IA library (traced by A and B) and a leaf A and C traced
+    const libRoot = join(dir, 'lib-root');
+    const leafRoot = join(dir, 'leaf-root');
+    await must('nix-store', ['--add-root', libRoot, '--indirect', '--realise', drvOf('ialib')], { env: nixEnv() });
+    await must('nix-store', ['--add-root', leafRoot, '--indirect', '--realise', drvOf('leaf1')], { env: nixEnv() });
+    const installed = async (
+      pol: string,
+    ): Promise<{ code: number; j: { verified: boolean; paths: { path: string; status: string; reason: string; roots: string[] }[] } }> => {
+      const r = await run(VERIFY_CLI, ['installed', '--policy', pol, libRoot, leafRoot, ...dbs(), '--json']);
+      assert.ok(r.code === 0 || r.code === 1, `exit ${r.code}: ${r.stderr}`);
+      return { code: r.code, j: JSON.parse(r.stdout) };
+    };
+    const ok = await installed(pols['current'] as string);
+    assert.equal(ok.code, 0, JSON.stringify(ok.j));
+    assert.equal(ok.j.paths.length, 2);
+    assert.ok(ok.j.paths.every((p) => p.status === 'verified'));
+    const bad = await installed(pols['revoked'] as string);
+    assert.equal(bad.code, 1);
+    const failing = bad.j.paths.filter((p) => p.status === 'failed');
+    assert.equal(failing.length, 1, JSON.stringify(bad.j));
+    assert.match(failing[0]?.path ?? '', /-p-ialib$/);
+    assert.deepEqual(failing[0]?.roots, [libRoot]);
+    assert.match(failing[0]?.reason ?? '', /threshold-not-met: signed by \{A\}/);
+    const human = await run(VERIFY_CLI, ['installed', '--policy', pols['revoked'] as string, libRoot, leafRoot, ...dbs()]);
+    assert.equal(human.code, 1);
+    assert.match(human.stdout, new RegExp(`FAIL /nix/store/\\S+-p-ialib \\(held by ${libRoot}\\)`));
+  });
+
   test('C rebuilds exactly the list with the printed command; then the target verifies under the next policy and nothing is left', async () => {
     const cmd = before1.commands.nixStore[1] as string;
     const [bin, ...cmdArgs] = cmd.split(' ') as [string, ...string[]];

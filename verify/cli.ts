@@ -27,6 +27,7 @@ import { loadTdxCollateral } from '../src/tee/collateral-dir.js';
 import { parseAt } from '../src/tee/evidence.js';
 import { loadRoots, refuseEvidenceInRoots } from '../src/tee/roots.js';
 import { DEFAULT_TEE_POLICY, loadTeePolicy, type EvidenceVerdict } from '../src/tee/tee-policy.js';
+import { INSTALLED_HELP, installedCommand } from './installed.js';
 import { PLAN_HELP, planCommand } from './plan.js';
 
 const HELP = `trace-verify: check build traces under your own trust policy
@@ -77,6 +78,8 @@ Usage:
       trace attestation); with --key FILE the preimage must bind that Nix public key.
 
 ${PLAN_HELP}
+
+${INSTALLED_HELP}
 
 Options:
   --db FILE     a trace-daemon database (read-only)
@@ -370,6 +373,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (cmd === 'evidence') return evidenceCommand(rest);
   if (cmd === 'plan') return planCommand(rest);
+  if (cmd === 'installed') return installedCommand(rest);
   if (cmd === 'bundles') {
     const a = parseArgs(rest, { booleans: ['json'], repeated: ['db', 'file', 'key'] });
     if (a.flags.has('help')) {
