@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { dumpDom, pageFacts, screenshot } from './chromium.js';
 import { FIXTURES, must, nixEnv, type DaemonHandle, HOOK, run, salt, startDaemon, tempDir, VERIFY_CLI } from './helpers.js';
 
 /** What `plan --json` prints (the fields these tests read). */
@@ -205,6 +206,17 @@ describe('trace-verify plan: a policy change over a real 102-derivation closure 
     assert.match(human.stdout, /102 derivations: 60 still verified, 42 lost, 0 gained, 0 failing under both; 25 to rebuild, 17 saved/);
     assert.match(human.stdout, /missing: B \(not in the next policy\)/);
     assert.match(human.stdout, /nix-store --realise --check \/nix\/store\//);
+    // the picture: every derivation drawn (no clustering at this size), exactly the rebuild set highlighted
+    const html = join(dir, 'plan.html');
+    const h = await run(VERIFY_CLI, ['plan', top, '--policy', pols['current'] as string, '--to', pols['next'] as string, ...dbs(), '--html', html, '--json']);
+    assert.equal(h.code, 1);
+    const { dom } = await dumpDom(html);
+    const f = pageFacts(dom);
+    assert.equal(f.body['ready'], 'yes');
+    assert.equal(f.nodes, 102);
+    assert.equal(f.body['clusters-rendered'], '0');
+    assert.deepEqual(new Set(f.rebuild), new Set(p.rebuild.map((r) => r.drv)));
+    process.stderr.write(`plan page screenshot: ${await screenshot(html)}\n`);
   });
 
   test('revoking B: its claims stop counting; the verdicts match the plan, and the failure list names only what blocks', async () => {

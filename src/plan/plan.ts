@@ -30,9 +30,9 @@ export interface PolicySide {
 }
 
 export type Status = 'both' | 'current-only' | 'next-only' | 'neither';
-export type Action = 'verified' | 'rebuild' | 'saved';
+type Action = 'verified' | 'rebuild' | 'saved';
 
-export interface PlanDerivation {
+interface PlanDerivation {
   readonly drv: string;
   readonly name: string;
   readonly kind: 'ca' | 'ia' | 'fixed';
@@ -44,12 +44,12 @@ export interface PlanDerivation {
   readonly blockedBy?: readonly string[];
 }
 
-export interface Absence {
+interface Absence {
   readonly identity: string;
   readonly why: string;
 }
 
-export interface PlanRebuild extends RebuildStep {
+interface PlanRebuild extends RebuildStep {
   readonly name: string;
   readonly kindOfDrv: 'ca' | 'ia' | 'fixed';
   /** Identities whose claims counted here under the current policy and do not under the next. */

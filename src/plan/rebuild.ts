@@ -19,7 +19,7 @@ import type { Node } from '../verify/world.js';
  * input's content changes under it). The fixpoint is the set.
  */
 
-export interface RebuildInput {
+interface RebuildInput {
   readonly current: ClosureGraph;
   readonly next: ClosureGraph;
   /** Each derivation as its own target under the current and the next policy. */
@@ -33,7 +33,7 @@ export interface RebuildInput {
   readonly toNext: (currentIdentity: string) => string | undefined;
 }
 
-export type RebuildKind = 'signers' | 'input-changed' | 'input-unknown' | 'unsupported';
+type RebuildKind = 'signers' | 'input-changed' | 'input-unknown' | 'unsupported';
 
 export interface RebuildStep {
   readonly drv: string;
@@ -47,7 +47,7 @@ export interface RebuildStep {
   readonly notReproduced?: { readonly was: string; readonly now: string };
 }
 
-export interface RebuildPlan {
+interface RebuildPlan {
   /** Lowest first: by level, then inputs before their users. */
   readonly steps: readonly RebuildStep[];
   /** Failing under the next policy, verifying again if the rebuilds reproduce. */

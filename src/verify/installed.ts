@@ -16,7 +16,7 @@ export interface InstalledPath {
   readonly roots: readonly string[];
 }
 
-export type InstalledStatus = 'verified' | 'failed' | 'unchecked';
+type InstalledStatus = 'verified' | 'failed' | 'unchecked';
 
 export interface InstalledVerdict {
   readonly path: string;
