@@ -69,7 +69,7 @@ export interface Plan {
     readonly toRebuild: number;
     readonly savedIfReproducible: number;
   };
-  /** The next policy's identities whose claims do not count, and why. */
+  /** The next policy's identities whose claims do not count, and why; and current identities the next policy does not have. */
   readonly notCounting: readonly Absence[];
   readonly rebuild: readonly PlanRebuild[];
   readonly derivations: readonly PlanDerivation[];
@@ -164,7 +164,10 @@ export function makePlan(input: PlanInput): Plan {
       toRebuild: rebuild.length,
       savedIfReproducible: rb.saved.size,
     },
-    notCounting: next.identities.filter((i) => !i.counts).map((i) => ({ identity: i.name, why: i.why })),
+    notCounting: [
+      ...next.identities.filter((i) => !i.counts).map((i) => ({ identity: i.name, why: i.why })),
+      ...current.identities.filter((i) => toNext(i.name) === undefined).map((i) => ({ identity: i.name, why: 'not in the next policy' })),
+    ],
     rebuild,
     derivations,
     commands:
