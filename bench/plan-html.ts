@@ -25,7 +25,10 @@ const revoked = join(dir, 'revoked.json');
 writeFileSync(same, JSON.stringify({ keys: { builder: { publicKey: stamp.publicKey } }, trust: 'builder' }));
 writeFileSync(
   revoked,
-  JSON.stringify({ keys: { builder: { publicKey: stamp.publicKey, status: 'revoked' }, other: { publicKey: other } }, trust: { threshold: 1, of: ['builder', 'other'] } }),
+  JSON.stringify({
+    keys: { builder: { publicKey: stamp.publicKey, status: 'revoked' }, other: { publicKey: other } },
+    trust: { threshold: 1, of: ['builder', 'other'] },
+  }),
 );
 const cli = join(ROOT, 'dist/verify/cli.js');
 const cache = `file://${stamp.cache}`;
@@ -53,7 +56,10 @@ for (const [label, to] of [
   const { dom, ms } = await dumpDom(html);
   const f = pageFacts(dom);
   if (f.body['ready'] !== 'yes') throw new Error(`${label}: the page did not finish rendering`);
-  if (f.rebuild.length !== plan.counts.toRebuild) throw new Error(`${label}: ${f.rebuild.length} highlighted, plan says ${plan.counts.toRebuild}`);
+  // one by one or in orange clusters: every rebuild is highlighted
+  const highlighted = Number(f.body['rebuild-highlighted']);
+  if (highlighted !== plan.counts.toRebuild) throw new Error(`${label}: ${highlighted} highlighted, plan says ${plan.counts.toRebuild}`);
+  if (f.nodes + Number(f.body['clustered-derivations']) !== plan.counts.derivations) throw new Error(`${label}: derivations missing from the picture`);
   result[label] = {
     derivations: plan.counts.derivations,
     to_rebuild: plan.counts.toRebuild,

@@ -9,9 +9,9 @@ import { tempDir } from './helpers.js';
 
 /**
  * A plan in the shape of the bench closure (bench/fixtures/closure.nix: 40 groups of 250 leaves,
- * a top): 10,041 derivations. Every 97th leaf is to be rebuilt; its group and the top are saved.
+ * a top): 10,041 derivations. Every `every`th leaf is to be rebuilt; its group and the top are saved.
  */
-function benchShapedPlan(): Plan {
+function benchShapedPlan(every = 97): Plan {
   const derivations: Plan['derivations'][number][] = [];
   const rebuild: Plan['rebuild'][number][] = [];
   const groups: number[] = [];
@@ -20,7 +20,7 @@ function benchShapedPlan(): Plan {
     let hit = false;
     for (let i = 0; i < 250; i++) {
       const drv = `/nix/store/${String(c * 250 + i).padStart(32, 'a')}-leaf-${c}-${i}.drv`;
-      const lost = (c * 250 + i) % 97 === 0;
+      const lost = (c * 250 + i) % every === 0;
       hit ||= lost;
       leaves.push(derivations.length);
       derivations.push({ drv, name: `leaf-${c}-${i}`, kind: 'ia', inputs: [], status: lost ? 'current-only' : 'both', action: lost ? 'rebuild' : 'verified' });
@@ -89,5 +89,19 @@ describe('plan --html in headless Chromium', () => {
     assert.doesNotMatch(renderPlanHtml(plan), /(src|href)="(https?:)?\/\//);
     const png = await screenshot(file);
     process.stderr.write(`screenshot: ${png} (render ${ms} ms)\n`);
+  });
+
+  test('10,041 derivations, every leaf to be rebuilt: the rebuilds are clustered in orange, all counted, within 10 s', async () => {
+    const plan = benchShapedPlan(1);
+    assert.equal(plan.rebuild.length, 10000);
+    const file = join(tempDir('plan-html-'), 'plan.html');
+    writeFileSync(file, renderPlanHtml(plan));
+    const { dom, ms } = await dumpDom(file);
+    const f = pageFacts(dom);
+    assert.equal(f.body['ready'], 'yes');
+    assert.ok(ms < 10_000, `rendered in ${ms} ms`);
+    assert.equal(Number(f.body['rebuild-highlighted']), 10000);
+    assert.equal(f.nodes + Number(f.body['clustered-derivations']), 10041);
+    assert.match(dom, /<g class="cluster rebuild" data-key="L0:rebuild:current-only" data-count="10000">/);
   });
 });

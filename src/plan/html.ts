@@ -5,8 +5,9 @@ import type { Plan } from './plan.js';
  * closure as a layered graph (inputs left of their users), each derivation a box whose left half
  * is its verdict under the current policy and right half under the next; the rebuild set outlined
  * in orange, "saved if reproducible" dashed blue. Above CLUSTER_AT derivations, the ones that
- * verify under both policies are clustered per layer (click a cluster to open it); the rebuild
- * set is always drawn one by one. A searchable list beside the graph. The rendered counts are on
+ * verify under both policies are clustered per layer, and so is any other group (layer, action,
+ * status) of more than GROUP_MAX (click a cluster to open it; a rebuild cluster is outlined
+ * orange). A searchable list beside the graph. The rendered counts are on
  * <body data-*> for tests.
  */
 
@@ -51,10 +52,16 @@ for (let i = 0; i < N; i++) for (const j of P.d[i][5]) level[i] = Math.max(level
 const expanded = new Set();
 let query = '';
 const ok = (s, side) => side === 0 ? (s === 'both' || s === 'current-only') : (s === 'both' || s === 'next-only');
+// Above CLUSTER_AT derivations: per layer, those verified under both are one cluster, and so is
+// any other (action, status) group of more than GROUP_MAX (an orange cluster for rebuilds).
+const GROUP_MAX = 200, LIST_MAX = 300, groupSize = new Map();
+const groupOf = (i) => 'L' + level[i] + ':' + P.d[i][4] + ':' + P.d[i][3];
+for (let i = 0; i < N; i++) groupSize.set(groupOf(i), (groupSize.get(groupOf(i)) || 0) + 1);
 function clusterKey(i) {
   const d = P.d[i];
-  if (N <= CLUSTER_AT || d[4] !== 'verified' || d[3] !== 'both') return null;
-  const k = 'L' + level[i];
+  if (N <= CLUSTER_AT) return null;
+  const k = groupOf(i);
+  if (!(d[4] === 'verified' && d[3] === 'both') && groupSize.get(k) <= GROUP_MAX) return null;
   return expanded.has(k) ? null : k;
 }
 function esc(s) { return String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]); }
@@ -64,7 +71,7 @@ function render() {
     const k = clusterKey(i);
     if (k === null) { at.set(i, items.length); items.push({ i, level: level[i] }); continue; }
     let c = cl.get(k);
-    if (!c) { c = { key: k, level: level[i], n: 0, idx: items.length }; cl.set(k, c); items.push(c); }
+    if (!c) { c = { key: k, level: level[i], n: 0, idx: items.length, status: P.d[i][3], action: P.d[i][4] }; cl.set(k, c); items.push(c); }
     c.n++; at.set(i, c.idx);
   }
   const rows = [];
@@ -79,7 +86,13 @@ function render() {
   let matches = 0, rebuildDrawn = 0, nodesDrawn = 0;
   for (const it of items) {
     if (it.key !== undefined) {
-      parts.push('<g class="cluster" data-key="' + it.key + '" data-count="' + it.n + '"><rect x="' + it.x + '" y="' + it.y + '" width="' + W + '" height="' + H + '" rx="9" fill="' + OK + '" opacity="0.55"/><text x="' + (it.x + 8) + '" y="' + (it.y + 13) + '" fill="#fff">' + it.n + ' verified (both) +</text></g>');
+      if (it.action === 'rebuild') rebuildDrawn += it.n;
+      const cframe = it.action === 'rebuild' ? 'stroke="#f80" stroke-width="3"' : it.action === 'saved' ? 'stroke="#36c" stroke-width="2" stroke-dasharray="4 2"' : 'stroke="none"';
+      parts.push('<g class="cluster ' + it.action + '" data-key="' + it.key + '" data-count="' + it.n + '"><title>' + it.n + ' derivations: ' + it.status + ', ' + it.action + ' (click to open)</title>' +
+        '<rect x="' + it.x + '" y="' + it.y + '" width="' + W / 2 + '" height="' + H + '" rx="9" fill="' + (ok(it.status, 0) ? OK : BAD) + '" opacity="0.6"/>' +
+        '<rect x="' + (it.x + W / 2) + '" y="' + it.y + '" width="' + W / 2 + '" height="' + H + '" rx="9" fill="' + (ok(it.status, 1) ? OK : BAD) + '" opacity="0.6"/>' +
+        '<rect x="' + it.x + '" y="' + it.y + '" width="' + W + '" height="' + H + '" rx="9" fill="none" ' + cframe + '/>' +
+        '<text x="' + (it.x + 8) + '" y="' + (it.y + 13) + '" fill="#fff">' + it.n + ' × ' + it.action + ' +</text></g>');
       continue;
     }
     const d = P.d[it.i], m = query !== '' && d[1].toLowerCase().includes(query);
@@ -113,11 +126,11 @@ function renderList() {
   // the rebuild set first, lowest first; then what is saved; then the rest
   const rank = { rebuild: 0, saved: 1, verified: 2 };
   shown.sort((a, b) => rank[P.d[a][4]] - rank[P.d[b][4]] || P.d[a][6] - P.d[b][6] || a - b);
-  for (const i of shown.slice(0, 1000)) {
+  for (const i of shown.slice(0, LIST_MAX)) {
     const d = P.d[i];
     rows.push('<tr data-i="' + i + '"><td>' + (d[4] === 'rebuild' ? '<b>rebuild</b> [' + d[6] + ']' : d[4]) + '</td><td>' + esc(d[1]) + '</td><td>' + d[2] + '</td><td>' + d[3] + '</td></tr>');
   }
-  const more = shown.length > 1000 ? '<p>' + (shown.length - 1000) + ' more: refine the search</p>' : '';
+  const more = shown.length > LIST_MAX ? '<p>' + (shown.length - LIST_MAX) + ' more: refine the search</p>' : '';
   document.getElementById('list').innerHTML = '<table><tr><th>action</th><th>derivation</th><th>kind</th><th>status</th></tr>' + rows.join('') + '</table>' + more +
     (query === '' ? '<p>' + P.counts.stillVerified + ' derivations that verify under the next policy are listed when searched for.</p>' : '');
 }
