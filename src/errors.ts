@@ -36,7 +36,9 @@ export type ErrorCode =
   | 'CACHE_ERROR'
   /** a bound on untrusted input (object bytes, line bytes, lines, request time) was hit */
   | 'LIMIT_EXCEEDED'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  /** the requested target cannot be established as the outputs of an unresolved derivation (src/verify/target.ts) */
+  | 'TARGET_REFUSED';
 
 export class BuildtraceError extends Error {
   readonly code: ErrorCode;

@@ -2,6 +2,7 @@ import type { Derivation } from '../nix/derivation.js';
 import { parseStorePath } from '../nix/store-path.js';
 import type { ParsedStatement } from '../trace/statement.js';
 import type { LastMileProblemCode } from './last-mile.js';
+import type { TargetProblemCode } from './target.js';
 
 /** Why a position (a derivation, possibly a specific resolution of it) does not verify. */
 export type ProblemCode =
@@ -24,7 +25,8 @@ export type ProblemCode =
   // a claim by a key the policy marks retired or revoked (trust-policy.ts KeyLifecycle)
   | 'key-retired'
   | 'key-revoked'
-  | LastMileProblemCode;
+  | LastMileProblemCode
+  | TargetProblemCode;
 
 export interface Problem {
   readonly drv: string;

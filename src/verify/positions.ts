@@ -78,7 +78,8 @@ function subClosure(root: string, inputsOf: (drv: string) => readonly string[]):
  * non-admitted signer's line beside enough admitted ones), or above a lower failure.
  */
 export function markBlocking(problems: readonly Problem[], positions: Positions, inGraph: (drv: string) => boolean): Problem[] {
-  const marked = problems.map((p) => ({ ...p, blocking: !inGraph(p.drv) || positions.lowestFailing(p.drv) }));
+  // target-unproven: the asked-for path is not what the target's claims give, whatever the positions say
+  const marked = problems.map((p) => ({ ...p, blocking: p.code === 'target-unproven' || !inGraph(p.drv) || positions.lowestFailing(p.drv) }));
   // a run that fails though every position verifies on its own (the target's outputs, its world): all of it blocks
   return marked.some((p) => p.blocking) ? marked : marked.map((p) => ({ ...p, blocking: true }));
 }
