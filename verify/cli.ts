@@ -30,6 +30,8 @@ import { loadTdxCollateral } from '../src/tee/collateral-dir.js';
 import { parseAt } from '../src/tee/evidence.js';
 import { loadRoots, refuseEvidenceInRoots } from '../src/tee/roots.js';
 import { DEFAULT_TEE_POLICY, loadTeePolicy, type EvidenceVerdict } from '../src/tee/tee-policy.js';
+import { INSTALLED_HELP, installedCommand } from './installed.js';
+import { PLAN_HELP, planCommand } from './plan.js';
 
 const HELP = `trace-verify: check build traces under your own trust policy
 
@@ -88,6 +90,10 @@ Usage:
       key file such as the daemon's signingKeyFile: its public half) as PEM
       SubjectPublicKeyInfo, the form cosign --key and openssl take, and back. --json also
       gives the key hints: spkiSha256 and sshFingerprint (SHA256:…, what bundles carry).
+
+${PLAN_HELP}
+
+${INSTALLED_HELP}
 
 Options:
   --db FILE     a trace-daemon database (read-only)
@@ -292,8 +298,10 @@ function printResult(r: VerifyOutput, json: boolean): void {
       `  ${r.derivationsChecked} derivations checked; trust: ${r.trust}; ${r.candidates} candidate output map(s) for the target${r.lastMile ? '; the trust verdict held, the last mile did not' : ''}`,
     );
     const seen = new Set<string>();
-    for (const p of r.problems) {
-      const line = `  ${p.drv}: ${p.code}: ${p.detail}${p.resolvedDrv ? ` [resolved ${p.resolvedDrv}]` : ''}${p.signer ? ` [signer ${p.signer}]` : ''}${p.where ? ` [${p.where}]` : ''}`;
+    // what blocks first; notes (problems where the verdict does not fail) after, marked
+    const ordered = [...r.problems.filter((p) => p.blocking !== false), ...r.problems.filter((p) => p.blocking === false)];
+    for (const p of ordered) {
+      const line = `  ${p.blocking === false ? 'note: ' : ''}${p.drv}: ${p.code}: ${p.detail}${p.resolvedDrv ? ` [resolved ${p.resolvedDrv}]` : ''}${p.signer ? ` [signer ${p.signer}]` : ''}${p.where ? ` [${p.where}]` : ''}`;
       if (seen.has(line)) continue;
       seen.add(line);
       lines.push(line);
@@ -399,6 +407,8 @@ async function main(argv: string[]): Promise<number> {
   }
   if (cmd === 'evidence') return evidenceCommand(rest);
   if (cmd === 'key') return keyCommand(rest, HELP);
+  if (cmd === 'plan') return planCommand(rest);
+  if (cmd === 'installed') return installedCommand(rest);
   if (cmd === 'bundles') {
     const a = parseArgs(rest, { booleans: ['json'], repeated: ['db', 'file', 'key'] });
     if (a.flags.has('help')) {
