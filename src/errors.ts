@@ -36,7 +36,9 @@ export type ErrorCode =
   | 'CACHE_ERROR'
   /** a bound on untrusted input (object bytes, line bytes, lines, request time) was hit */
   | 'LIMIT_EXCEEDED'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  /** a NAR's bytes differ from the attested hash or size (the substituter cut it off) */
+  | 'NAR_MISMATCH';
 
 export class BuildtraceError extends Error {
   readonly code: ErrorCode;

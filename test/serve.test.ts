@@ -1,0 +1,199 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { get } from 'node:http';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { FIXTURES, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
+import { startNginx, type NginxCache } from './nginx.js';
+
+interface Serve {
+  readonly url: string;
+  readonly publicKey: string;
+  readonly stateDir: string;
+  readonly child: ChildProcess;
+  stderr(): string;
+  stop(): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+after(() => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
+async function startServe(root: string, policy: string, caches: readonly string[], stateDir = tempDir('serve-state-')): Promise<Serve> {
+  const child = spawn(VERIFY_CLI, ['serve', '--policy', policy, ...caches.flatMap((c) => ['--cache', c]), '--listen', '127.0.0.1:0', '--state-dir', stateDir, '--store-root', root], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  live.add(child);
+  let err = '';
+  child.stderr?.on('data', (c: Buffer) => (err += c.toString('utf8')));
+  const first = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (c: Buffer) => {
+      out += c.toString('utf8');
+      if (out.includes('\n')) resolve(out.split('\n')[0] as string);
+    });
+    child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
+  });
+  const { listen, publicKey } = JSON.parse(first) as { listen: string; publicKey: string };
+  return {
+    url: `http://${listen}`,
+    publicKey,
+    stateDir,
+    child,
+    stderr: () => err,
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const done = new Promise<void>((r) => child.once('exit', () => r()));
+      child.kill('SIGTERM');
+      await done;
+      live.delete(child);
+    },
+  };
+}
+
+function httpGet(url: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    }).on('error', reject);
+  });
+}
+
+interface Status {
+  served: number;
+  refused: number;
+  narsCutOff: number;
+  verdictsComputed: number;
+  verdictsReused: number;
+  lastRefusals: { path: string; drv: string | null; codes: string[]; detail: string }[];
+}
+
+async function status(s: Serve): Promise<Status> {
+  const r = await run(VERIFY_CLI, ['serve', 'status', '--state-dir', s.stateDir, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as Status;
+}
+
+const hashOf = (p: string): string => p.slice('/nix/store/'.length, '/nix/store/'.length + 32);
+
+describe('trace-verify serve: stock Nix substitutes only what verifies', () => {
+  let nginx: NginxCache;
+  let fileCache: string;
+  let A: DaemonHandle;
+  let B: DaemonHandle;
+  let dir: string;
+  let args: string[];
+  let nondet: string;
+  const drv = new Map<string, string>();
+  let n = 0;
+  const policy = (trust: unknown): string => {
+    const f = join(dir, `policy-${n++}.json`);
+    writeFileSync(f, JSON.stringify({ keys: { A: { publicKey: A.keys.publicKey }, B: { publicKey: B.keys.publicKey } }, trust }));
+    return f;
+  };
+  const both = { threshold: 2, of: ['A', 'B'] };
+  const either = { threshold: 1, of: ['A', 'B'] };
+
+  /** A consumer store under its own root that holds only the .drv files of `attrs`. */
+  const consumer = async (attrs: readonly string[]): Promise<{ root: string; drvs: string[] }> => {
+    const root = join(tempDir('serve-consumer-'), 'store');
+    const drvs = (await must('nix-instantiate', ['--store', root, ...args, ...attrs.flatMap((a) => ['-A', a])], { env: nixEnv() })).stdout.trim().split('\n');
+    return { root, drvs };
+  };
+  /** Stock Nix realises `drvs` in the consumer store, substituting from `s` only, building nothing. */
+  const realise = (root: string, s: Serve, drvs: readonly string[]) =>
+    run(
+      'nix-store',
+      [
+        '--store',
+        root,
+        '--realise',
+        ...drvs,
+        '--max-jobs',
+        '0',
+        '--option',
+        'substituters',
+        s.url,
+        '--option',
+        'trusted-public-keys',
+        s.publicKey,
+        '--option',
+        'narinfo-cache-negative-ttl',
+        '0',
+      ],
+      { env: nixEnv() },
+    );
+  const validIn = async (root: string, paths: readonly string[]): Promise<boolean[]> =>
+    Promise.all(paths.map(async (p) => (await run('nix-store', ['--store', root, '--check-validity', p], { env: nixEnv() })).code === 0));
+
+  const feed = async (d: DaemonHandle, staging: string, keep: (f: string) => boolean): Promise<void> => {
+    for (const f of readdirSync(staging)) if (keep(readFileSync(join(staging, f), 'utf8'))) copyFileSync(join(staging, f), join(d.spool, `x-${f}`));
+    const r = await d.cli(['push', '--wait']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+  };
+
+  before(async () => {
+    dir = tempDir('serve-');
+    nginx = await startNginx();
+    fileCache = join(dir, 'file-cache');
+    const caches = [{ url: `file://${fileCache}` }, { url: nginx.url }];
+    [A, B] = await Promise.all([
+      startDaemon({ keyName: 'builder-a', extraConfig: { caches, uploadOutputs: true } }),
+      startDaemon({ keyName: 'builder-b', extraConfig: { caches, uploadOutputs: true } }),
+    ]);
+    nondet = join(dir, 'nondet');
+    const s = salt();
+    args = [join(FIXTURES, 'serve.nix'), '--argstr', 'salt', s, '--argstr', 'nondet', nondet];
+    const attrs = ['top', 'app', 'capp', 'indep'];
+    for (const a of attrs) drv.set(a, (await must('nix-instantiate', [...args, '-A', a], { env: nixEnv() })).stdout.trim());
+    drv.set('lib', (await must('nix-instantiate', [...args, '-A', 'lib'], { env: nixEnv() })).stdout.trim());
+    // A builds everything; its outputs go to both caches first
+    writeFileSync(nondet, `A ${s}\n`);
+    const stagingA = join(dir, 'staging-a');
+    mkdirSync(stagingA);
+    const ba = await nixBuildWithHook(stagingA, [...args, ...attrs.flatMap((a) => ['-A', a])]);
+    assert.equal(ba.code, 0, ba.stderr);
+    await feed(A, stagingA, () => true);
+    // B agrees on everything but lib: it rebuilds lib (other bytes) and its users
+    const liar = /-s-(lib|app|capp)\.drv/;
+    await feed(B, stagingA, (rec) => !liar.test(rec));
+    const libOut = (await must('nix-store', ['-q', '--outputs', drv.get('lib') as string], { env: nixEnv() })).stdout.trim();
+    const doomed = (await must('nix-store', ['--query', '--referrers-closure', libOut], { env: nixEnv() })).stdout.trim().split('\n');
+    await must('nix-store', ['--delete', ...doomed], { env: nixEnv() });
+    writeFileSync(nondet, `B ${s}\n`);
+    const stagingB = join(dir, 'staging-b');
+    mkdirSync(stagingB);
+    const bb = await nixBuildWithHook(stagingB, [...args, '-A', 'app', '-A', 'capp']);
+    assert.equal(bb.code, 0, bb.stderr);
+    await feed(B, stagingB, () => true);
+  });
+
+  after(async () => {
+    await Promise.all([A?.stop(), B?.stop(), nginx?.stop()]);
+  });
+
+  test('2-of-2: a fresh store holding only .drv files gets the 31-derivation closure from the substituter alone, verified by Nix too', async () => {
+    const { root, drvs } = await consumer(['top']);
+    const s = await startServe(root, policy(both), [`file://${fileCache}`, nginx.url]);
+    try {
+      const r = await realise(root, s, drvs);
+      assert.equal(r.code, 0, `${r.stderr}\n${s.stderr()}\n${JSON.stringify(await status(s))}`);
+      assert.doesNotMatch(r.stderr, /will be built/);
+      const out = r.stdout.trim().split('\n');
+      const closure = (await must('nix-store', ['--store', root, '-qR', ...out], { env: nixEnv() })).stdout.trim().split('\n');
+      assert.ok(closure.length >= 30, `closure of ${closure.length} paths`);
+      const v = await run('nix-store', ['--store', root, '--verify-path', ...closure], { env: nixEnv() });
+      assert.equal(v.code, 0, v.stderr);
+      const st = await status(s);
+      assert.ok(st.served >= 30, JSON.stringify(st));
+      assert.equal(st.narsCutOff, 0);
+    } finally {
+      await s.stop();
+    }
+  });
+});
