@@ -37,6 +37,8 @@ export type ErrorCode =
   /** a bound on untrusted input (object bytes, line bytes, lines, request time) was hit */
   | 'LIMIT_EXCEEDED'
   | 'INTERNAL'
+  /** the requested target cannot be established as the outputs of an unresolved derivation (src/verify/target.ts) */
+  | 'TARGET_REFUSED'
   /** a NAR's bytes differ from the attested hash or size (the substituter cut it off) */
   | 'NAR_MISMATCH';
 

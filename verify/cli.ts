@@ -2,7 +2,7 @@
 // V8 flags, measured on the 10,041-derivation bench: a larger young generation (fewer
 // scavenges of short-lived parse garbage) and less inlining (TurboFan compile time was about
 // 0.5 s of CPU on background threads; 1.33 s instead of 1.41 s median).
-import { existsSync } from 'node:fs';
+import { existsSync, lstatSync } from 'node:fs';
 import { basename } from 'node:path';
 import { readInput, readTextInput } from '../src/util/read-input.js';
 import { LIMIT_FLAGS, readLimitsFrom } from '../src/cache/limits.js';
@@ -10,6 +10,8 @@ import { DrvLoader } from '../src/store/drv-loader.js';
 import { openSources, verifyWithLastMile, type VerifyOutput } from '../src/verify/verdict.js';
 import { LocalStoreFacts } from '../src/verify/store-facts.js';
 import { loadTrustPolicy } from '../src/verify/trust-policy.js';
+import { targetOfDrv, targetOfPath, type Target, type TargetFacts } from '../src/verify/target.js';
+import type { StoreInfo } from '../daemon/store-info.js';
 import type Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
 import { BuildtraceError, errorMessage, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
@@ -33,7 +35,9 @@ Usage:
       re-do dependency resolution over TARGET's whole closure: for every derivation, the
       resolved derivations that admitted signers' traces make plausible, input NAR hashes
       against the traces of their producers, and the policy's trust tree at every position.
-      TARGET: a .drv path, an output path (its deriver), or a .nix file (with --attr A).
+      TARGET: an unresolved .drv, a .nix file (with --attr A), or an output path proven to be an
+      output of its recorded deriver (README "Trust semantics": a resolved .drv, or a path whose
+      deriver cannot be established, is refused with exit 2).
       --cache file:///dir | http(s)://host/path | s3://bucket?endpoint=..&region=..
       --db a trace-daemon database; --output restricts the target to some outputs;
       --at RFC3339: the time TEE endorsements and collateral must be valid at (default: the
@@ -195,29 +199,44 @@ async function evidenceCommand(rest: string[]): Promise<number> {
   return v.ok ? EXIT_OK : EXIT_REJECTED;
 }
 
-async function resolveTarget(t: string, attr: string | undefined): Promise<string> {
-  if (/^\/nix\/store\/[^/]+\.drv$/.test(t)) return t;
-  const run = async (cmd: string, args: string[]): Promise<string> => {
+/**
+ * TARGET -> the unresolved derivation and outputs to verify, through the target's door
+ * (src/verify/target.ts): a .nix file is evaluated here; a .drv or an output path must pass it.
+ */
+async function resolveTarget(t: string, attr: string | undefined, facts: TargetFacts, outputs: readonly string[] | undefined): Promise<Target> {
+  if (t.startsWith('/nix/store/')) {
+    if (t.endsWith('.drv')) return targetOfDrv(t, facts, outputs);
+    if (outputs) throw new BuildtraceError('USAGE', `--output goes with a .drv or a .nix file; ${t} names its output itself`);
+    return targetOfPath(t, facts);
+  }
+  if (existsSync(t)) {
     const { execFile } = await import('node:child_process');
-    return new Promise((resolve, reject) =>
-      execFile(cmd, args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-        if (err) reject(new BuildtraceError('USAGE', `${cmd} ${args.join(' ')}: ${(stderr || err.message).trim().split('\n').pop() ?? ''}`));
+    const args = [t, ...(attr ? ['-A', attr] : [])];
+    const out = await new Promise<string>((resolve, reject) =>
+      execFile('nix-instantiate', args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+        if (err) reject(new BuildtraceError('USAGE', `nix-instantiate ${args.join(' ')}: ${(stderr || err.message).trim().split('\n').pop() ?? ''}`));
         else resolve(stdout.trim());
       }),
     );
-  };
-  if (t.startsWith('/nix/store/')) {
-    const d = await run('nix-store', ['--query', '--deriver', t]);
-    if (!d.endsWith('.drv') || d === 'unknown-deriver') throw new BuildtraceError('USAGE', `${t} has no known deriver; pass its .drv`);
-    return d;
-  }
-  if (existsSync(t)) {
-    const out = await run('nix-instantiate', [t, ...(attr ? ['-A', attr] : [])]);
     const drvs = out.split('\n').filter((l) => l.endsWith('.drv'));
     if (drvs.length !== 1) throw new BuildtraceError('USAGE', `${t} evaluates to ${drvs.length} derivations; pick one with --attr`);
-    return drvs[0] as string;
+    return targetOfDrv(drvs[0] as string, facts, outputs);
   }
   throw new BuildtraceError('USAGE', `${JSON.stringify(t)} is not a .drv path, a store path or a .nix file`);
+}
+
+/** The door's view of the store: Nix's records (database, else the CLI) and the .drv files themselves. */
+function storeTargetFacts(loader: DrvLoader, nixDb: string): TargetFacts & { close(): void } {
+  let info: StoreInfo | undefined;
+  return {
+    pathInfos: async (paths) => {
+      // loaded on demand: most targets are .drv files with input derivations, which need no look-up
+      info ??= (await import('../daemon/store-info.js')).openStoreInfo('auto', nixDb);
+      return info.pathInfos(paths);
+    },
+    derivation: (p) => (lstatSync(p, { throwIfNoEntry: false }) === undefined ? undefined : loader.drv(p)),
+    close: () => info?.close(),
+  };
 }
 
 const DEFAULT_NIX_DB = '/nix/var/nix/db/db.sqlite';
@@ -312,15 +331,18 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
       notes.push(`local store not consulted: ${errorMessage(err)}`);
     }
   }
-  const drv = await resolveTarget(target, a.values.get('attr'));
+  const loader = new DrvLoader('/nix/store', Number.POSITIVE_INFINITY);
+  const doorFacts = storeTargetFacts(loader, a.values.get('nix-db') ?? DEFAULT_NIX_DB);
+  const door = await resolveTarget(target, a.values.get('attr'), doorFacts, a.lists.get('output')).finally(() => doorFacts.close());
   const tty = process.stderr.isTTY === true;
   const atText = a.values.get('at');
-  const out = await verifyWithLastMile(drv, {
+  const out = await verifyWithLastMile(door.drv, {
     policy,
     sources,
     facts,
-    loader: new DrvLoader('/nix/store', Number.POSITIVE_INFINITY),
-    requiredOutputs: a.lists.get('output'),
+    loader,
+    requiredOutputs: door.outputs,
+    requiredPaths: door.paths.size > 0 ? door.paths : undefined,
     at: atText ? parseAt(atText) : undefined,
     progress: tty ? showProgress : undefined,
     requireLastMile: a.flags.has('require-last-mile'),

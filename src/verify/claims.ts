@@ -2,6 +2,7 @@ import type { Derivation } from '../nix/derivation.js';
 import { parseStorePath } from '../nix/store-path.js';
 import type { ParsedStatement } from '../trace/statement.js';
 import type { LastMileProblemCode } from './last-mile.js';
+import type { TargetProblemCode } from './target.js';
 
 /** Why a position (a derivation, possibly a specific resolution of it) does not verify. */
 export type ProblemCode =
@@ -21,7 +22,8 @@ export type ProblemCode =
   | 'content-disputed'
   | 'bound-hit'
   | 'derivation-unreadable'
-  | LastMileProblemCode;
+  | LastMileProblemCode
+  | TargetProblemCode;
 
 export interface Problem {
   readonly drv: string;

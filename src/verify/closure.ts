@@ -12,6 +12,7 @@ import { groupBySignedContent } from './signed-content.js';
 import type { BundleSource } from './sources.js';
 import { describeTrust, type TrustPolicy } from './trust-policy.js';
 import { decide, disputedPaths, type FodLeaf, type Node, type WorldPath } from './world.js';
+import { claimFitsTarget, targetProblem, type Target } from './target.js';
 
 export type { Problem, ProblemCode } from './claims.js';
 
@@ -44,6 +45,8 @@ interface VerifyOptions {
   readonly sources: readonly BundleSource[];
   readonly loader: DrvLoader;
   readonly requiredOutputs?: readonly string[];
+  /** Output name -> the path the consumer asked for, where the .drv does not fix it (Target.paths). */
+  readonly requiredPaths?: Target['paths'];
   readonly at?: Date;
   readonly storeDir?: string;
   /** 'load': derivations read so far (total unknown yet); 'check': derivations checked of all. */
@@ -496,9 +499,19 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     const disputed = disputedPaths([...nodes.values()].map((n) => n.entries));
     if (disputed.size > 0) held = await opts.heldContent([...disputed].sort());
   }
+  // a path asked for must be the one the verdict proves: only the target's claims that give it count
+  const door: Target = { drv: target, paths: opts.requiredPaths ?? new Map() };
+  const targetNode = nodes.get(target) as Node;
+  if (door.paths.size > 0 && !targetNode.fod) {
+    const fit = targetNode.entries.filter((e) => claimFitsTarget(door, e.outputs));
+    if (fit.length < targetNode.entries.length) nodes.set(target, { ...targetNode, entries: fit });
+    if (fit.length === 0) problems.push(targetProblem(door, {}) as Problem);
+  }
   const v = decide({ target, required, order, nodes, trust: policy.trust, maxWorlds: policy.maxResolutions, ...(held ? { held } : {}) });
   const base = { target, derivationsChecked: order.length, trust: describeTrust(policy.trust), keyStatus, candidates: v.candidates };
-  if (v.verified) {
+  const unproven = v.verified ? targetProblem(door, v.outputs) : undefined;
+  if (unproven) problems.push(unproven);
+  if (v.verified && !unproven) {
     // in the order the verdict reached them
     const entries = v.entries.map((e) => ({ drv: e.udrv, resolvedDrv: e.rdrvPath, signer: e.signer, where: e.where }));
     return { ...base, verified: true, outputs: v.outputs, signers: v.signers, problems: [], world: v.world, entries };

@@ -11,6 +11,7 @@ import { decideLastMile, lastMileProblems, type LastMileReport } from './last-mi
 import { CacheSource, DbSource, type BundleSource } from './sources.js';
 import { gatherFacts, heldContent, NarInfoFacts, type FactSource } from './store-facts.js';
 import type { TrustPolicy } from './trust-policy.js';
+import type { Target } from './target.js';
 
 export type VerifyOutput = VerifyResult & {
   /** null when the trust verdict already failed (there is no verified world to compare). */
@@ -58,6 +59,8 @@ interface VerdictOptions {
   readonly facts: readonly FactSource[];
   readonly loader: DrvLoader;
   readonly requiredOutputs?: readonly string[] | undefined;
+  /** Output name -> the path asked for where the .drv does not fix it (target.ts, Target.paths). */
+  readonly requiredPaths?: Target['paths'] | undefined;
   readonly at?: Date | undefined;
   readonly progress?: ((phase: 'load' | 'check', done: number, total?: number) => void) | undefined;
   /** --require-last-mile: a runtime path no source knows fails too */
@@ -73,6 +76,7 @@ export function trustVerdict(drv: string, o: Omit<VerdictOptions, 'requireLastMi
     sources: o.sources,
     loader: o.loader,
     ...(o.requiredOutputs ? { requiredOutputs: o.requiredOutputs } : {}),
+    ...(o.requiredPaths ? { requiredPaths: o.requiredPaths } : {}),
     ...(o.at ? { at: o.at } : {}),
     ...(o.progress ? { progress: o.progress } : {}),
     ...(o.facts.length > 0 ? { heldContent: (paths: readonly string[]) => heldContent(paths, o.facts) } : {}),
