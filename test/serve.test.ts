@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
@@ -197,5 +197,139 @@ describe('trace-verify serve: stock Nix substitutes only what verifies', () => {
     } finally {
       await s.stop();
     }
+  });
+
+  const outOf = async (attr: string): Promise<string> =>
+    (await must('nix-store', ['-q', '--outputs', drv.get(attr) as string], { env: nixEnv() })).stdout.trim().split('\n')[0] as string;
+
+  test('a lying builder under 2-of-2: the library and its users are refused, an independent path substitutes; 1-of-2 serves all', async () => {
+    const { root, drvs } = await consumer(['lib', 'app', 'capp', 'indep']);
+    const [libD, appD, cappD, indepD] = drvs as [string, string, string, string];
+    const s = await startServe(root, policy(both), [`file://${fileCache}`, nginx.url]);
+    try {
+      for (const d of [libD, appD, cappD]) {
+        const r = await realise(root, s, [d]);
+        assert.notEqual(r.code, 0, `${d} must not substitute under 2-of-2`);
+      }
+      const ok = await realise(root, s, [indepD]);
+      assert.equal(ok.code, 0, ok.stderr);
+      const lib = await outOf('lib');
+      assert.deepEqual(await validIn(root, [lib, await outOf('app'), await outOf('indep')]), [false, false, true]);
+      const st = await status(s);
+      const r = st.lastRefusals.find((x) => x.path === lib);
+      assert.ok(r, JSON.stringify(st.lastRefusals));
+      assert.equal(r.drv, libD);
+      assert.ok(r.codes.includes('content-disputed'), JSON.stringify(r));
+      const text = await run(VERIFY_CLI, ['serve', 'status', '--state-dir', s.stateDir]);
+      assert.match(text.stdout, new RegExp(`${lib}.*content-disputed`));
+    } finally {
+      await s.stop();
+    }
+    const s1 = await startServe(root, policy(either), [`file://${fileCache}`, nginx.url]);
+    try {
+      const r = await realise(root, s1, [libD, appD, cappD]);
+      assert.equal(r.code, 0, `${r.stderr}\n${JSON.stringify((await status(s1)).lastRefusals)}`);
+      assert.deepEqual(await validIn(root, [await outOf('lib'), await outOf('app')]), [true, true]);
+    } finally {
+      await s1.stop();
+    }
+  });
+
+  test('an edited narinfo (NarHash, an added reference) is refused; a NAR whose bytes differ is cut off and nothing lands', async () => {
+    const { root, drvs } = await consumer(['indep', 'app']);
+    const indep = await outOf('indep');
+    const app = await outOf('app');
+    const lib = await outOf('lib');
+    const copy = (name: string, edit: (dir: string) => void): string => {
+      const d = join(dir, name);
+      cpSync(fileCache, d, { recursive: true });
+      edit(d);
+      return `file://${d}`;
+    };
+    const narinfo = (d: string, p: string): string => join(d, `${hashOf(p)}.narinfo`);
+    const hashEdited = copy('cache-narhash', (d) => {
+      const f = narinfo(d, indep);
+      writeFileSync(f, readFileSync(f, 'utf8').replace(/^NarHash: sha256:(.)/m, (_m, c: string) => `NarHash: sha256:${c === '0' ? '1' : '0'}`));
+    });
+    const refEdited = copy('cache-reference', (d) => {
+      const f = narinfo(d, app);
+      writeFileSync(f, readFileSync(f, 'utf8').replace(/^References: (.*)$/m, (_m, refs: string) => `References: ${refs} ${indep.slice('/nix/store/'.length)}`));
+    });
+    const narEdited = copy('cache-nar', (d) => {
+      const url = /^URL: (.*)$/m.exec(readFileSync(narinfo(d, indep), 'utf8'))?.[1] as string;
+      const compression = /^Compression: (.*)$/m.exec(readFileSync(narinfo(d, indep), 'utf8'))?.[1];
+      assert.equal(compression, 'xz');
+      const f = join(d, url);
+      const nar = Buffer.from(execFileSync('xz', ['-dc', f]));
+      const at = nar.indexOf('indep');
+      assert.ok(at > 0);
+      nar.write('INDEP', at);
+      writeFileSync(f, execFileSync('xz', ['-c'], { input: nar }));
+    });
+    for (const [cache, path, code] of [
+      [hashEdited, indep, 'content-mismatch'],
+      [refEdited, app, 'unattested-path'],
+    ] as const) {
+      const s = await startServe(root, policy(either), [cache]);
+      try {
+        const g = await httpGet(`${s.url}/${hashOf(path)}.narinfo`);
+        assert.equal(g.status, 404, g.body);
+        const st = await status(s);
+        assert.ok(
+          st.lastRefusals.some((r) => r.path === path && r.codes.includes(code)),
+          JSON.stringify(st.lastRefusals),
+        );
+      } finally {
+        await s.stop();
+      }
+    }
+    void lib;
+    const s = await startServe(root, policy(either), [narEdited]);
+    try {
+      const r = await realise(root, s, [drvs[0] as string]);
+      assert.notEqual(r.code, 0, 'a NAR with other bytes must not be installed');
+      assert.deepEqual(await validIn(root, [indep]), [false]);
+      const st = await status(s);
+      assert.ok(st.narsCutOff >= 1, JSON.stringify(st));
+      assert.ok(st.lastRefusals.some((x) => x.path === indep && x.codes.includes('content-mismatch')));
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('verdict cache: reused across a restart, invalidated by a policy edit; 200 concurrent requests verify each derivation once', async () => {
+    const { root } = await consumer(['top']);
+    const ia = (await must('nix-instantiate', [...args, '-A', 'iaChain', '-A', 'leaves'], { env: nixEnv() })).stdout.trim().split('\n');
+    const paths = (await must('nix-store', ['-q', '--outputs', ...ia], { env: nixEnv() })).stdout.trim().split('\n');
+    assert.equal(paths.length, 18);
+    const pol = policy(both);
+    const stateDir = tempDir('serve-state-');
+    let s = await startServe(root, pol, [`file://${fileCache}`], stateDir);
+    try {
+      const answers = await Promise.all(Array.from({ length: 200 }, (_, i) => httpGet(`${s.url}/${hashOf(paths[i % paths.length] as string)}.narinfo`)));
+      assert.deepEqual(
+        answers.map((a) => a.status),
+        answers.map(() => 200),
+      );
+      const st = await status(s);
+      assert.equal(st.verdictsComputed, paths.length, JSON.stringify(st));
+    } finally {
+      await s.stop();
+    }
+    s = await startServe(root, pol, [`file://${fileCache}`], stateDir);
+    try {
+      const g = await httpGet(`${s.url}/${hashOf(paths[0] as string)}.narinfo`);
+      assert.equal(g.status, 200);
+      const st = await status(s);
+      assert.equal(st.verdictsComputed, paths.length);
+      assert.equal(st.verdictsReused, 1);
+      writeFileSync(pol, `${readFileSync(pol, 'utf8')}\n`);
+      const g2 = await httpGet(`${s.url}/${hashOf(paths[0] as string)}.narinfo`);
+      assert.equal(g2.status, 200);
+      assert.equal((await status(s)).verdictsComputed, paths.length + 1);
+    } finally {
+      await s.stop();
+    }
+    assert.equal(statSync(join(stateDir, 'signing-key.sec')).mode & 0o777, 0o600);
   });
 });

@@ -99,6 +99,7 @@ export async function serveCommand(rest: string[]): Promise<number> {
     loader,
     local,
     localFacts: new LocalStoreFacts(store, `local store (${nixDb})`),
+    pathInfos: (paths) => store.pathInfos(paths),
     state,
     key,
   });

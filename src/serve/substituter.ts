@@ -21,7 +21,7 @@ import { NARINFO_MAX_BYTES, NarInfoFacts, type FactSource } from '../verify/stor
 import { loadTrustPolicy, type TrustPolicy } from '../verify/trust-policy.js';
 import { trustVerdict, withLastMile, type VerifyOutput } from '../verify/verdict.js';
 import type { LocalDerivations } from './local-derivations.js';
-import { isProvenOutput } from './output-proof.js';
+import { targetOfDrv, targetOfPath, type Target, type TargetFacts } from '../verify/target.js';
 import { signedNarInfo, signedRealisation } from './signing-key.js';
 import { linesDigest, StateDb, type TraceDigest } from './state-db.js';
 
@@ -47,6 +47,8 @@ interface SubstituterOptions {
   readonly local: LocalDerivations;
   /** The local store's facts for the last mile (what Nix already holds), when readable. */
   readonly localFacts?: FactSource | undefined;
+  /** Nix's records of local paths (their recorded derivers), for the target's door. */
+  readonly pathInfos: TargetFacts['pathInfos'];
   readonly state: StateDb;
   readonly key: NixSecretKey;
   readonly storeDir?: string;
@@ -109,20 +111,22 @@ export class Substituter {
   }
 
   /** `trace-verify`'s verdict for one derivation: the trust part from the verdict cache while its traces are unchanged, the last mile always fresh. */
-  verdict(drv: string): Promise<VerifyOutput> {
-    const have = this.inFlight.get(drv);
+  verdict(target: Target): Promise<VerifyOutput> {
+    const id = JSON.stringify([target.drv, target.outputs ?? null, [...target.paths]]);
+    const have = this.inFlight.get(id);
     if (have) return have;
-    const p = this.verdictNow(drv).finally(() => this.inFlight.delete(drv));
-    this.inFlight.set(drv, p);
+    const p = this.verdictNow(target, id).finally(() => this.inFlight.delete(id));
+    this.inFlight.set(id, p);
     return p;
   }
 
-  private async verdictNow(drv: string): Promise<VerifyOutput> {
+  private async verdictNow(target: Target, id: string): Promise<VerifyOutput> {
+    const drv = target.drv;
     const { policy, digest } = this.currentPolicy();
     const { sources, facts } = this.sources();
-    const key = StateDb.verdictKey(drv, digest, this.cacheUrls);
+    const key = StateDb.verdictKey(id, digest, this.cacheUrls);
     let result: VerifyResult | undefined;
-    const f = this.fresh.get(drv);
+    const f = this.fresh.get(id);
     if (f && f.policyDigest === digest && Date.now() - f.at < (this.o.recheckMs ?? 10_000)) result = f.result;
     if (!result) {
       const cached = this.o.state.cachedVerdict(key);
@@ -138,24 +142,45 @@ export class Substituter {
       }
     }
     if (!result) {
-      result = await this.verifications.run(() => trustVerdict(drv, { policy, sources, facts, loader: this.o.loader }));
+      result = await this.verifications.run(() =>
+        trustVerdict(drv, {
+          policy,
+          sources,
+          facts,
+          loader: this.o.loader,
+          requiredOutputs: target.outputs,
+          requiredPaths: target.paths.size > 0 ? target.paths : undefined,
+        }),
+      );
       this.o.state.count('verdictsComputed');
       const traces = await Substituter.digests(Substituter.decidingHashes(result), sources);
       this.o.state.storeVerdict(key, drv, digest, this.cacheUrls, { result, traces });
     }
-    this.fresh.set(drv, { at: Date.now(), result, policyDigest: digest });
+    this.fresh.set(id, { at: Date.now(), result, policyDigest: digest });
     return withLastMile(result, facts, false, []);
   }
 
   /** The producers that may have made a path with this hash part: local `.drv` declarations, then hints from verified worlds. */
-  private candidates(hashPart: string): { drv: string; path: string; output?: string }[] {
-    const out: { drv: string; path: string; output?: string }[] = [];
+  private candidates(hashPart: string): { drv: string; path: string }[] {
+    const out: { drv: string; path: string }[] = [];
     for (const d of this.o.local.declaring(hashPart)) {
       const o = this.o.loader.drv(d.drv).outputs.get(d.output);
-      if (o?.path) out.push({ drv: d.drv, path: o.path, output: d.output });
+      if (o?.path) out.push({ drv: d.drv, path: o.path });
     }
     for (const h of this.o.state.hints(this.storeDir, hashPart)) if (!out.some((c) => c.drv === h.drv)) out.push(h);
     return out;
+  }
+
+  /** The door's view: the candidate is the path's deriver (a hint the door checks), the rest as Nix recorded it. */
+  private doorFacts(path: string, deriver: string): TargetFacts {
+    return {
+      pathInfos: async (paths) => {
+        const m = new Map(await this.o.pathInfos(paths.filter((p) => p !== path)));
+        if (paths.includes(path)) m.set(path, { deriver });
+        return m;
+      },
+      derivation: (d) => (this.o.local.has(d) ? this.o.loader.drv(d) : undefined),
+    };
   }
 
   /** `GET /<hashPart>.narinfo`. */
@@ -163,31 +188,25 @@ export class Substituter {
     const cands = this.candidates(hashPart);
     if (cands.length === 0) return refuse(`no local derivation is known to produce a path with hash ${hashPart}`, ['no-derivation']);
     let last: Refused | undefined;
+    const refused = (r: Refused, path: string, drv: string): void => {
+      last = r;
+      this.o.state.refusal(path, drv, r.codes, r.reason);
+    };
     for (const c of cands) {
       let v: VerifyOutput;
       try {
-        v = await this.verdict(c.drv);
+        v = await this.verdict(await targetOfPath(c.path, this.doorFacts(c.path, c.drv), this.storeDir));
       } catch (err) {
-        last = refuse(`${c.drv}: ${errorMessage(err)}`, [err instanceof BuildtraceError ? err.code : 'INTERNAL']);
-        this.o.state.refusal(c.path, c.drv, last.codes, last.reason);
+        refused(refuse(`${c.drv}: ${errorMessage(err)}`, [err instanceof BuildtraceError ? err.code : 'INTERNAL']), c.path, c.drv);
         continue;
       }
       if (!v.verified) {
-        const codes = [...new Set(v.problems.map((p) => p.code))];
         const lines = v.problems.slice(0, 5).map((p) => `${p.drv}: ${p.code}: ${p.detail}`);
-        last = refuse(`${c.drv} does not verify: ${lines.join(' | ')}`, codes);
-        this.o.state.refusal(c.path, c.drv, codes, last.reason);
-        continue;
-      }
-      const drv = this.o.loader.drv(c.drv);
-      const output = c.output ?? Object.entries(v.outputs).find(([, p]) => p === c.path)?.[0];
-      if (output === undefined || !isProvenOutput(drv, output, c.path, v.outputs)) {
-        last = refuse(`${c.path} is not proven to be an output of ${c.drv}`, ['not-target']);
-        this.o.state.refusal(c.path, c.drv, last.codes, last.reason);
+        refused(refuse(`${c.drv} does not verify: ${lines.join(' | ')}`, [...new Set(v.problems.map((p) => p.code))]), c.path, c.drv);
         continue;
       }
       const served = await this.serveVerified(c.path, c.drv, v);
-      if (!served.ok) this.o.state.refusal(c.path, c.drv, served.codes, served.reason);
+      if (!served.ok) refused(served, c.path, c.drv);
       else this.o.state.count('served');
       return served;
     }
@@ -261,13 +280,15 @@ export class Substituter {
     if (cands.length === 0) return refuse(`no local derivation has realisation id ${id}`, ['no-derivation']);
     let last: Refused = refuse(`no derivation for ${id} verifies`, ['no-derivation']);
     for (const d of cands) {
-      const v = await this.verdict(d).catch((err: unknown) => err as Error);
+      const v = await targetOfDrv(d, this.doorFacts('', d))
+        .then((t) => this.verdict(t))
+        .catch((err: unknown) => err as Error);
       if (v instanceof Error) {
         last = refuse(`${d}: ${errorMessage(v)}`, [v instanceof BuildtraceError ? v.code : 'INTERNAL']);
         continue;
       }
       const out = v.outputs[output];
-      if (!v.verified || out === undefined || !isProvenOutput(this.o.loader.drv(d), output, out, v.outputs)) {
+      if (!v.verified || out === undefined) {
         const codes = v.verified ? ['not-target'] : [...new Set(v.problems.map((p) => p.code))];
         last = refuse(`${d} (${id}) does not verify: ${v.problems.slice(0, 3).map((p) => `${p.code}: ${p.detail}`).join(' | ')}`, codes);
         this.o.state.refusal(`${d}!${output}`, d, codes, last.reason);
