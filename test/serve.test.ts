@@ -22,9 +22,13 @@ after(() => {
 });
 
 async function startServe(root: string, policy: string, caches: readonly string[], stateDir = tempDir('serve-state-')): Promise<Serve> {
-  const child = spawn(VERIFY_CLI, ['serve', '--policy', policy, ...caches.flatMap((c) => ['--cache', c]), '--listen', '127.0.0.1:0', '--state-dir', stateDir, '--store-root', root], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    VERIFY_CLI,
+    ['serve', '--policy', policy, ...caches.flatMap((c) => ['--cache', c]), '--listen', '127.0.0.1:0', '--state-dir', stateDir, '--store-root', root],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   live.add(child);
   let err = '';
   child.stderr?.on('data', (c: Buffer) => (err += c.toString('utf8')));
@@ -249,11 +253,17 @@ describe('trace-verify serve: stock Nix substitutes only what verifies', () => {
     const narinfo = (d: string, p: string): string => join(d, `${hashOf(p)}.narinfo`);
     const hashEdited = copy('cache-narhash', (d) => {
       const f = narinfo(d, indep);
-      writeFileSync(f, readFileSync(f, 'utf8').replace(/^NarHash: sha256:(.)/m, (_m, c: string) => `NarHash: sha256:${c === '0' ? '1' : '0'}`));
+      writeFileSync(
+        f,
+        readFileSync(f, 'utf8').replace(/^NarHash: sha256:(.)/m, (_m, c: string) => `NarHash: sha256:${c === '0' ? '1' : '0'}`),
+      );
     });
     const refEdited = copy('cache-reference', (d) => {
       const f = narinfo(d, app);
-      writeFileSync(f, readFileSync(f, 'utf8').replace(/^References: (.*)$/m, (_m, refs: string) => `References: ${refs} ${indep.slice('/nix/store/'.length)}`));
+      writeFileSync(
+        f,
+        readFileSync(f, 'utf8').replace(/^References: (.*)$/m, (_m, refs: string) => `References: ${refs} ${indep.slice('/nix/store/'.length)}`),
+      );
     });
     const narEdited = copy('cache-nar', (d) => {
       const url = /^URL: (.*)$/m.exec(readFileSync(narinfo(d, indep), 'utf8'))?.[1] as string;

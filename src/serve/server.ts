@@ -22,7 +22,11 @@ function send(res: ServerResponse, status: number, type: string, body: string, h
   res.end(head ? undefined : body);
 }
 
-export function startServer(sub: Substituter, state: StateDb, opts: { host: string; port: number; requestTimeoutMs: number; log: (m: string) => void }): Promise<Server> {
+export function startServer(
+  sub: Substituter,
+  state: StateDb,
+  opts: { host: string; port: number; requestTimeoutMs: number; log: (m: string) => void },
+): Promise<Server> {
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const head = req.method === 'HEAD';
     if (req.method !== 'GET' && !head) return send(res, 405, 'text/plain', 'only GET and HEAD\n', head);

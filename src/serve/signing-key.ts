@@ -4,7 +4,7 @@
  * `trusted-public-keys`. Narinfo and realisation signatures use Nix's fingerprints.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { closeSync, constants, existsSync, fstatSync, openSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, openSync, writeFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { BuildtraceError } from '../errors.js';
@@ -12,8 +12,8 @@ import { formatHash, type Hash } from '../nix/hash.js';
 import { formatPublicKey, parseSecretKey, signFingerprint, type NixSecretKey } from '../nix/nix-key.js';
 import { readRegularFile } from '../util/read-input.js';
 
-export const SECRET_KEY_FILE = 'signing-key.sec';
-export const PUBLIC_KEY_FILE = 'signing-key.pub';
+const SECRET_KEY_FILE = 'signing-key.sec';
+const PUBLIC_KEY_FILE = 'signing-key.pub';
 
 function refuseLooseKey(file: string, mode: number): void {
   if ((mode & 0o077) !== 0)
@@ -35,13 +35,18 @@ export function loadOrCreateKey(stateDir: string, name = `${hostname()}-buildtra
       closeSync(fd);
     }
   }
-  const text = readRegularFile(file, 'signing key', { maxBytes: 4096, noFollow: true, invalidCode: 'KEY_INVALID', check: (st) => refuseLooseKey(file, st.mode) });
+  const text = readRegularFile(file, 'signing key', {
+    maxBytes: 4096,
+    noFollow: true,
+    invalidCode: 'KEY_INVALID',
+    check: (st) => refuseLooseKey(file, st.mode),
+  });
   const key = parseSecretKey(text.toString('utf8'), file);
   writeFileSync(join(stateDir, PUBLIC_KEY_FILE), `${formatPublicKey(key.publicKey)}\n`, { mode: 0o644 });
   return key;
 }
 
-export interface NarInfoFields {
+interface NarInfoFields {
   readonly storePath: string;
   readonly url: string;
   readonly narSha256Hex: string;

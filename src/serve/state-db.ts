@@ -11,7 +11,7 @@ import type Database from 'better-sqlite3';
 import { BuildtraceError, errorMessage } from '../errors.js';
 import type { VerifyResult } from '../verify/closure.js';
 
-export const STATE_DB_FILE = 'substituter.db';
+const STATE_DB_FILE = 'substituter.db';
 
 /** The digest of the bundles stored under one resolved derivation in all sources. */
 export interface TraceDigest {
@@ -24,7 +24,7 @@ interface CachedVerdict {
   readonly traces: readonly TraceDigest[];
 }
 
-export interface Refusal {
+interface Refusal {
   readonly at: string;
   readonly path: string;
   readonly drv: string | null;
@@ -85,7 +85,9 @@ export class StateDb {
   }
 
   static verdictKey(drv: string, policyDigest: string, caches: readonly string[]): string {
-    return createHash('sha256').update([drv, policyDigest, ...caches].join('\0')).digest('hex');
+    return createHash('sha256')
+      .update([drv, policyDigest, ...caches].join('\0'))
+      .digest('hex');
   }
 
   cachedVerdict(key: string): CachedVerdict | undefined {
@@ -98,7 +100,16 @@ export class StateDb {
     const tx = this.db.transaction(() => {
       this.db
         .prepare('INSERT OR REPLACE INTO verdicts (key, drv, policy_digest, caches, verified, traces, result, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(key, drv, policyDigest, JSON.stringify(caches), v.result.verified ? 1 : 0, JSON.stringify(v.traces), JSON.stringify(v.result), new Date().toISOString());
+        .run(
+          key,
+          drv,
+          policyDigest,
+          JSON.stringify(caches),
+          v.result.verified ? 1 : 0,
+          JSON.stringify(v.traces),
+          JSON.stringify(v.result),
+          new Date().toISOString(),
+        );
       const hint = this.db.prepare('INSERT OR REPLACE INTO hints (path, drv) VALUES (?, ?)');
       for (const [path, w] of Object.entries(v.result.world)) if (w.producerDrv) hint.run(path, w.producerDrv);
     });

@@ -26,7 +26,7 @@ import { signedNarInfo, signedRealisation } from './signing-key.js';
 import { linesDigest, StateDb, type TraceDigest } from './state-db.js';
 
 /** Where the NAR of a served path comes from, and what it must hash to. */
-export interface NarRoute {
+interface NarRoute {
   readonly cache: CacheBackend;
   readonly key: string;
   readonly compression: string;
@@ -37,7 +37,7 @@ export interface NarRoute {
 }
 
 type Refused = { readonly ok: false; readonly reason: string; readonly codes: string[] };
-export type Answer<T> = { readonly ok: true; readonly value: T } | Refused;
+type Answer<T> = { readonly ok: true; readonly value: T } | Refused;
 
 interface SubstituterOptions {
   readonly policyFile: string;
@@ -290,7 +290,13 @@ export class Substituter {
       const out = v.outputs[output];
       if (!v.verified || out === undefined) {
         const codes = v.verified ? ['not-target'] : [...new Set(v.problems.map((p) => p.code))];
-        last = refuse(`${d} (${id}) does not verify: ${v.problems.slice(0, 3).map((p) => `${p.code}: ${p.detail}`).join(' | ')}`, codes);
+        last = refuse(
+          `${d} (${id}) does not verify: ${v.problems
+            .slice(0, 3)
+            .map((p) => `${p.code}: ${p.detail}`)
+            .join(' | ')}`,
+          codes,
+        );
         this.o.state.refusal(`${d}!${output}`, d, codes, last.reason);
         continue;
       }
