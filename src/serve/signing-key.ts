@@ -43,6 +43,8 @@ export function loadOrCreateKey(stateDir: string, name = `${hostname()}-buildtra
   });
   const key = parseSecretKey(text.toString('utf8'), file);
   writeFileSync(join(stateDir, PUBLIC_KEY_FILE), `${formatPublicKey(key.publicKey)}\n`, { mode: 0o644 });
+  // for nix.conf's `!include` (the NixOS module): Nix trusts this key, and only it
+  writeFileSync(join(stateDir, 'nix.conf'), `trusted-public-keys = ${formatPublicKey(key.publicKey)}\n`, { mode: 0o644 });
   return key;
 }
 
