@@ -21,10 +21,16 @@ after(() => {
   for (const c of live) c.kill('SIGKILL');
 });
 
-async function startServe(root: string, policy: string, caches: readonly string[], stateDir = tempDir('serve-state-')): Promise<Serve> {
+async function startServe(
+  root: string,
+  policy: string,
+  caches: readonly string[],
+  stateDir = tempDir('serve-state-'),
+  extra: readonly string[] = [],
+): Promise<Serve> {
   const child = spawn(
     VERIFY_CLI,
-    ['serve', '--policy', policy, ...caches.flatMap((c) => ['--cache', c]), '--listen', '127.0.0.1:0', '--state-dir', stateDir, '--store-root', root],
+    ['serve', '--policy', policy, ...caches.flatMap((c) => ['--cache', c]), '--listen', '127.0.0.1:0', '--state-dir', stateDir, '--store-root', root, ...extra],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
     },
@@ -341,5 +347,39 @@ describe('trace-verify serve: stock Nix substitutes only what verifies', () => {
       await s.stop();
     }
     assert.equal(statSync(join(stateDir, 'signing-key.sec')).mode & 0o777, 0o600);
+  });
+
+  test('a path with no local .drv: 404 by default; with --fetch-derivers, served once the Deriver closure fetched from the cache verifies', async () => {
+    const { root } = await consumer(['indep']);
+    const app = await outOf('app');
+    const withDrvs = join(dir, 'cache-with-drvs');
+    cpSync(fileCache, withDrvs, { recursive: true });
+    // the .drv closure goes to the cache as store paths (what `nix copy --derivation` publishes)
+    await must('nix', ['copy', '--to', `file://${withDrvs}`, '--derivation', drv.get('app') as string], { env: nixEnv() });
+    const s = await startServe(root, policy(either), [`file://${withDrvs}`]);
+    try {
+      const g = await httpGet(`${s.url}/${hashOf(app)}.narinfo`);
+      assert.equal(g.status, 404);
+      assert.match(g.body, /no-derivation/);
+    } finally {
+      await s.stop();
+    }
+    const f = await startServe(root, policy(either), [`file://${withDrvs}`], tempDir('serve-state-'), ['--fetch-derivers']);
+    try {
+      const g = await httpGet(`${f.url}/${hashOf(app)}.narinfo`);
+      assert.equal(g.status, 200, `${g.body}\n${JSON.stringify((await status(f)).lastRefusals)}`);
+      assert.match(g.body, new RegExp(`^StorePath: ${app}$`, 'm'));
+      assert.match(g.body, new RegExp(`^Deriver: ${(drv.get('app') as string).slice('/nix/store/'.length)}$`, 'm'));
+      // the same path under 2-of-2 (B lied about lib): refused, however the .drv got here
+      const pol = policy(both);
+      const b = await startServe(root, pol, [`file://${withDrvs}`], tempDir('serve-state-'), ['--fetch-derivers']);
+      try {
+        assert.equal((await httpGet(`${b.url}/${hashOf(app)}.narinfo`)).status, 404);
+      } finally {
+        await b.stop();
+      }
+    } finally {
+      await f.stop();
+    }
   });
 });

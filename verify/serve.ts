@@ -2,10 +2,12 @@
  * `trace-verify serve`: the verifying substituter (src/serve/), and `serve status`.
  */
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { BuildtraceError, errorMessage, EXIT_OK } from '../src/errors.js';
 import { openCache } from '../src/cache/open.js';
 import { LIMIT_FLAGS, readLimitsFrom } from '../src/cache/limits.js';
 import { formatPublicKey } from '../src/nix/nix-key.js';
+import { FetchedDerivations } from '../src/serve/fetched-derivations.js';
 import { LocalDerivations } from '../src/serve/local-derivations.js';
 import { startServer } from '../src/serve/server.js';
 import { loadOrCreateKey } from '../src/serve/signing-key.js';
@@ -16,7 +18,7 @@ import { parseArgs } from '../src/util/args.js';
 import { LocalStoreFacts } from '../src/verify/store-facts.js';
 
 export const SERVE_HELP = `  trace-verify serve --policy FILE --cache URL... [--listen 127.0.0.1:PORT] [--state-dir DIR]
-               [--nix-db FILE] [--store-root DIR]
+               [--nix-db FILE] [--store-root DIR] [--fetch-derivers]
       a binary cache for stock Nix on loopback that answers a narinfo only for a path whose
       producing derivation (a .drv in the local Nix database) verifies under the policy, with
       the same verdict and last mile as trace-verify; NarHash, NarSize and References are the
@@ -28,6 +30,9 @@ export const SERVE_HELP = `  trace-verify serve --policy FILE --cache URL... [--
       --listen (default 127.0.0.1:37515), --state-dir (default /var/lib/buildtrace-substituter),
       --nix-db (default /nix/var/nix/db/db.sqlite), --store-root: a store kept under another
       root (nix --store DIR); the read bounds of trace-verify apply to every upstream read.
+      --fetch-derivers: for a path with no local .drv (a nix copy of a prebuilt closure),
+      fetch the .drv closure the cache's Deriver: names (each .drv checked against its own
+      store path, the path proven to follow from it), then verify as above; off: a 404.
   trace-verify serve status [--state-dir DIR] [--json]
       upstream caches, policy digest, served and refused counts, the last refusals with path,
       derivation and failure codes.`;
@@ -69,7 +74,11 @@ export async function serveCommand(rest: string[]): Promise<number> {
     printStatus(readStatus(a.values.get('state-dir') ?? DEFAULT_STATE_DIR), a.flags.has('json'));
     return EXIT_OK;
   }
-  const a = parseArgs(rest, { strings: ['policy', 'listen', 'state-dir', 'nix-db', 'store-root', ...LIMIT_FLAGS], repeated: ['cache'] });
+  const a = parseArgs(rest, {
+    booleans: ['fetch-derivers'],
+    strings: ['policy', 'listen', 'state-dir', 'nix-db', 'store-root', ...LIMIT_FLAGS],
+    repeated: ['cache'],
+  });
   if (a.flags.has('help')) {
     process.stdout.write(`${SERVE_HELP}\n`);
     return EXIT_OK;
@@ -100,6 +109,7 @@ export async function serveCommand(rest: string[]): Promise<number> {
     local,
     localFacts: new LocalStoreFacts(store, `local store (${nixDb})`),
     pathInfos: (paths) => store.pathInfos(paths),
+    fetched: a.flags.has('fetch-derivers') ? new FetchedDerivations(join(stateDir, 'derivations'), caches, limits.requestTimeoutMs * 4) : undefined,
     state,
     key,
   });

@@ -20,6 +20,7 @@ import { CacheSource } from '../verify/sources.js';
 import { NARINFO_MAX_BYTES, NarInfoFacts, type FactSource } from '../verify/store-facts.js';
 import { loadTrustPolicy, type TrustPolicy } from '../verify/trust-policy.js';
 import { trustVerdict, withLastMile, type VerifyOutput } from '../verify/verdict.js';
+import type { FetchedDerivations } from './fetched-derivations.js';
 import type { LocalDerivations } from './local-derivations.js';
 import { targetOfDrv, targetOfPath, type Target, type TargetFacts } from '../verify/target.js';
 import { signedNarInfo, signedRealisation } from './signing-key.js';
@@ -52,6 +53,8 @@ interface SubstituterOptions {
   readonly state: StateDb;
   readonly key: NixSecretKey;
   readonly storeDir?: string;
+  /** The `Deriver` option: fetch the .drv closure of a path with no local .drv from the caches. */
+  readonly fetched?: FetchedDerivations | undefined;
   /** A cached trust verdict is re-checked against the traces at most this often (ms). */
   readonly recheckMs?: number;
 }
@@ -111,16 +114,16 @@ export class Substituter {
   }
 
   /** `trace-verify`'s verdict for one derivation: the trust part from the verdict cache while its traces are unchanged, the last mile always fresh. */
-  verdict(target: Target): Promise<VerifyOutput> {
+  verdict(target: Target, loader = this.o.loader): Promise<VerifyOutput> {
     const id = JSON.stringify([target.drv, target.outputs ?? null, [...target.paths]]);
     const have = this.inFlight.get(id);
     if (have) return have;
-    const p = this.verdictNow(target, id).finally(() => this.inFlight.delete(id));
+    const p = this.verdictNow(target, id, loader).finally(() => this.inFlight.delete(id));
     this.inFlight.set(id, p);
     return p;
   }
 
-  private async verdictNow(target: Target, id: string): Promise<VerifyOutput> {
+  private async verdictNow(target: Target, id: string, loader: DrvLoader): Promise<VerifyOutput> {
     const drv = target.drv;
     const { policy, digest } = this.currentPolicy();
     const { sources, facts } = this.sources();
@@ -147,7 +150,7 @@ export class Substituter {
           policy,
           sources,
           facts,
-          loader: this.o.loader,
+          loader,
           requiredOutputs: target.outputs,
           requiredPaths: target.paths.size > 0 ? target.paths : undefined,
         }),
@@ -172,21 +175,43 @@ export class Substituter {
   }
 
   /** The door's view: the candidate is the path's deriver (a hint the door checks), the rest as Nix recorded it. */
-  private doorFacts(path: string, deriver: string): TargetFacts {
+  private doorFacts(path: string, deriver: string, loader?: DrvLoader): TargetFacts {
     return {
       pathInfos: async (paths) => {
         const m = new Map(await this.o.pathInfos(paths.filter((p) => p !== path)));
         if (paths.includes(path)) m.set(path, { deriver });
         return m;
       },
-      derivation: (d) => (this.o.local.has(d) ? this.o.loader.drv(d) : undefined),
+      derivation: (d) => {
+        if (!loader) return this.o.local.has(d) ? this.o.loader.drv(d) : undefined;
+        try {
+          return loader.drv(d);
+        } catch {
+          return undefined;
+        }
+      },
     };
   }
 
   /** `GET /<hashPart>.narinfo`. */
   async narinfo(hashPart: string): Promise<Answer<{ text: string; route: NarRoute }>> {
-    const cands = this.candidates(hashPart);
-    if (cands.length === 0) return refuse(`no local derivation is known to produce a path with hash ${hashPart}`, ['no-derivation']);
+    const cands: { drv: string; path: string; loader?: DrvLoader }[] = this.candidates(hashPart);
+    if (cands.length === 0 && this.o.fetched) {
+      const named = await this.o.fetched.deriverOf(hashPart);
+      if (named) {
+        try {
+          cands.push({ ...named, loader: await this.o.fetched.closure(named.drv) });
+        } catch (err) {
+          const r = refuse(`${named.drv} (the cache's Deriver: for ${named.path}): ${errorMessage(err)}`, ['derivation-unreadable']);
+          this.o.state.refusal(named.path, named.drv, r.codes, r.reason);
+          return r;
+        }
+      }
+    }
+    if (cands.length === 0) {
+      const why = this.o.fetched ? 'and no cache names a Deriver for it' : '(the Deriver option is off)';
+      return refuse(`no local derivation is known to produce a path with hash ${hashPart} ${why}`, ['no-derivation']);
+    }
     let last: Refused | undefined;
     const refused = (r: Refused, path: string, drv: string): void => {
       last = r;
@@ -195,7 +220,7 @@ export class Substituter {
     for (const c of cands) {
       let v: VerifyOutput;
       try {
-        v = await this.verdict(await targetOfPath(c.path, this.doorFacts(c.path, c.drv), this.storeDir));
+        v = await this.verdict(await targetOfPath(c.path, this.doorFacts(c.path, c.drv, c.loader), this.storeDir), c.loader);
       } catch (err) {
         refused(refuse(`${c.drv}: ${errorMessage(err)}`, [err instanceof BuildtraceError ? err.code : 'INTERNAL']), c.path, c.drv);
         continue;
