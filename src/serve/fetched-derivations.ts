@@ -24,7 +24,7 @@ const MAX_DRV_BYTES = 16 << 20;
 const MAX_DRVS = 200_000;
 
 /** The contents of a NAR that holds one regular file (what a `.drv` is). */
-function singleFileNar(nar: Buffer, what: string): Buffer {
+export function singleFileNar(nar: Buffer, what: string): Buffer {
   let at = 0;
   const str = (): Buffer => {
     if (at + 8 > nar.length) throw new BuildtraceError('NARINFO_INVALID', `${what}: truncated NAR`);
