@@ -9,8 +9,7 @@ import fc from 'fast-check';
 import { BuildtraceError } from '../src/errors.js';
 import { parseNarInfo } from '../src/nix/narinfo.js';
 import { verifyFingerprintSig } from '../src/nix/nix-key.js';
-import { singleFileNar } from '../src/serve/fetched-derivations.js';
-import { narCheck, NarMismatch } from '../src/serve/nar-stream.js';
+import { narCheck, NarMismatch, singleFileNar } from '../src/serve/nar-stream.js';
 import { loadOrCreateKey, signedNarInfo } from '../src/serve/signing-key.js';
 import { tempDir } from './helpers.js';
 

@@ -16,45 +16,12 @@ import { parseNarInfo } from '../nix/narinfo.js';
 import { parseStorePath } from '../nix/store-path.js';
 import { DrvLoader } from '../store/drv-loader.js';
 import { NARINFO_MAX_BYTES } from '../verify/store-facts.js';
-import { byteCap, decompressor } from './nar-stream.js';
+import { byteCap, decompressor, singleFileNar } from './nar-stream.js';
 
 /** The largest .drv files in nixpkgs are around a megabyte (as DrvLoader). */
 const MAX_DRV_BYTES = 16 << 20;
 /** .drv files fetched for one closure at most (nixpkgs' largest closures have tens of thousands). */
 const MAX_DRVS = 200_000;
-
-/** The contents of a NAR that holds one regular file (what a `.drv` is). */
-export function singleFileNar(nar: Buffer, what: string): Buffer {
-  let at = 0;
-  const str = (): Buffer => {
-    if (at + 8 > nar.length) throw new BuildtraceError('NARINFO_INVALID', `${what}: truncated NAR`);
-    const n = Number(nar.readBigUInt64LE(at));
-    at += 8;
-    if (n > nar.length - at) throw new BuildtraceError('NARINFO_INVALID', `${what}: truncated NAR`);
-    const s = nar.subarray(at, at + n);
-    at += n + ((8 - (n % 8)) % 8);
-    return s;
-  };
-  const expect = (t: string): void => {
-    const s = str().toString('latin1');
-    if (s !== t)
-      throw new BuildtraceError(
-        'NARINFO_INVALID',
-        `${what}: not a NAR of one regular file (found ${JSON.stringify(s.slice(0, 40))}, expected ${JSON.stringify(t)})`,
-      );
-  };
-  for (const t of ['nix-archive-1', '(', 'type', 'regular']) expect(t);
-  let tag = str().toString('latin1');
-  if (tag === 'executable') {
-    expect('');
-    tag = str().toString('latin1');
-  }
-  if (tag !== 'contents') throw new BuildtraceError('NARINFO_INVALID', `${what}: not a NAR of one regular file`);
-  const contents = Buffer.from(str());
-  expect(')');
-  if (at !== nar.length) throw new BuildtraceError('NARINFO_INVALID', `${what}: bytes after the NAR`);
-  return contents;
-}
 
 async function collect(body: Readable, compression: string, max: number, what: string): Promise<Buffer> {
   const chunks: Buffer[] = [];

@@ -85,3 +85,36 @@ export function byteCap(max: number, what: string): Transform {
     },
   });
 }
+
+/** The contents of a NAR that holds one regular file (what a `.drv` is). */
+export function singleFileNar(nar: Buffer, what: string): Buffer {
+  let at = 0;
+  const str = (): Buffer => {
+    if (at + 8 > nar.length) throw new BuildtraceError('NARINFO_INVALID', `${what}: truncated NAR`);
+    const n = Number(nar.readBigUInt64LE(at));
+    at += 8;
+    if (n > nar.length - at) throw new BuildtraceError('NARINFO_INVALID', `${what}: truncated NAR`);
+    const s = nar.subarray(at, at + n);
+    at += n + ((8 - (n % 8)) % 8);
+    return s;
+  };
+  const expect = (t: string): void => {
+    const s = str().toString('latin1');
+    if (s !== t)
+      throw new BuildtraceError(
+        'NARINFO_INVALID',
+        `${what}: not a NAR of one regular file (found ${JSON.stringify(s.slice(0, 40))}, expected ${JSON.stringify(t)})`,
+      );
+  };
+  for (const t of ['nix-archive-1', '(', 'type', 'regular']) expect(t);
+  let tag = str().toString('latin1');
+  if (tag === 'executable') {
+    expect('');
+    tag = str().toString('latin1');
+  }
+  if (tag !== 'contents') throw new BuildtraceError('NARINFO_INVALID', `${what}: not a NAR of one regular file`);
+  const contents = Buffer.from(str());
+  expect(')');
+  if (at !== nar.length) throw new BuildtraceError('NARINFO_INVALID', `${what}: bytes after the NAR`);
+  return contents;
+}
