@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
+import { createServer, get } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { FIXTURES, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
@@ -380,6 +381,28 @@ describe('trace-verify serve: stock Nix substitutes only what verifies', () => {
       }
     } finally {
       await f.stop();
+    }
+  });
+
+  test('a silent upstream is a 404 within the request deadline, never a hung Nix', async () => {
+    const { root } = await consumer(['indep']);
+    const silent = createServer(() => {
+      // accepts and never answers
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    const port = (silent.address() as AddressInfo).port;
+    const s = await startServe(root, policy(either), [`http://127.0.0.1:${port}`], tempDir('serve-state-'), ['--request-timeout-ms', '500', '--retries', '0']);
+    try {
+      const t0 = Date.now();
+      const g = await httpGet(`${s.url}/${hashOf(await outOf('indep'))}.narinfo`);
+      assert.equal(g.status, 404, g.body);
+      assert.ok(Date.now() - t0 < 10_000, `answered after ${Date.now() - t0} ms`);
+      const st = await status(s);
+      assert.ok(st.lastRefusals[0]?.codes.includes('CACHE_ERROR'), JSON.stringify(st.lastRefusals));
+    } finally {
+      await s.stop();
+      silent.closeAllConnections();
+      silent.close();
     }
   });
 });
