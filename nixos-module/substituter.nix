@@ -57,6 +57,9 @@ in
     ];
 
     nix.settings.substituters = [ "http://${cfg.listen}" ];
+    # a refusal is not remembered for an hour: a path that verifies later (new traces, a policy
+    # change) is asked for again
+    nix.settings.narinfo-cache-negative-ttl = 0;
     # the key is made at the service's first start; Nix reads it from the state directory
     # (`!include` skips a file that does not exist yet, so Nix trusts nothing until then)
     nix.settings.trusted-public-keys = lib.mkForce [ ];

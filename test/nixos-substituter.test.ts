@@ -7,6 +7,7 @@ interface Evaluated {
   options: string[];
   substituters: string[];
   'trusted-public-keys': string[];
+  'narinfo-cache-negative-ttl': number;
   extraOptions: string;
   service: Record<string, unknown>;
   failedAssertions: string[];
@@ -25,6 +26,7 @@ test('services.buildtrace.substituter: Nix substitutes only from it and trusts o
   for (const o of ['enable', 'package', 'policy', 'caches', 'listen', 'allowOtherSubstituters']) assert.ok(e.options.includes(o), o);
   assert.deepEqual(e.substituters, ['http://127.0.0.1:37515']);
   assert.deepEqual(e['trusted-public-keys'], []);
+  assert.equal(e['narinfo-cache-negative-ttl'], 0);
   assert.match(e.extraOptions, /^!include \/var\/lib\/buildtrace-substituter\/nix\.conf$/m);
   assert.equal(
     e.service['ExecStart'],
