@@ -89,6 +89,10 @@ export async function serveCommand(rest: string[]): Promise<number> {
   const cacheUrls = a.lists.get('cache') ?? [];
   if (cacheUrls.length === 0) throw new BuildtraceError('USAGE', 'serve needs at least one --cache URL');
   const limits = readLimitsFrom((f) => a.values.get(f));
+  // most verifications here are of small closures (one narinfo each): starting the worker
+  // pool (measured: about 25 ms a request) costs more than it saves; signatures still verify
+  // on libuv's thread pool
+  process.env['BUILDTRACE_POOL_MIN'] ??= 'never';
   const { host, port } = parseListen(a.values.get('listen') ?? '127.0.0.1:37515');
   const stateDir = a.values.get('state-dir') ?? DEFAULT_STATE_DIR;
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });

@@ -73,6 +73,8 @@ export class StateDb {
   constructor(stateDir: string) {
     this.db = openDb(join(stateDir, STATE_DB_FILE), false);
     this.db.pragma('journal_mode = WAL');
+    // a crash may lose the last counters or cached verdicts, never corrupt them; no fsync per request
+    this.db.pragma('synchronous = NORMAL');
     this.db.exec(`
       CREATE TABLE IF NOT EXISTS verdicts (key TEXT PRIMARY KEY, drv TEXT NOT NULL, policy_digest TEXT NOT NULL, caches TEXT NOT NULL,
         verified INTEGER NOT NULL, traces TEXT NOT NULL, result TEXT NOT NULL, decided_at TEXT NOT NULL);
