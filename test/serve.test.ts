@@ -79,6 +79,7 @@ interface Status {
   served: number;
   refused: number;
   narsCutOff: number;
+  narsServed: number;
   verdictsComputed: number;
   verdictsReused: number;
   lastRefusals: { path: string; drv: string | null; codes: string[]; detail: string }[];
@@ -407,6 +408,20 @@ describe('trace-verify serve: stock Nix substitutes only what verifies', () => {
       await s.stop();
       silent.closeAllConnections();
       silent.close();
+    }
+  });
+
+  test('from the nginx cache alone: narinfo, traces and NARs come over HTTP', async () => {
+    const { root, drvs } = await consumer(['indep', 'capp']);
+    const s = await startServe(root, policy(either), [nginx.url]);
+    try {
+      const r = await realise(root, s, drvs);
+      assert.equal(r.code, 0, `${r.stderr}\n${JSON.stringify((await status(s)).lastRefusals)}`);
+      const st = await status(s);
+      assert.ok(st.narsServed >= 3, JSON.stringify(st));
+      assert.deepEqual(await validIn(root, [await outOf('indep'), await outOf('lib')]), [true, true]);
+    } finally {
+      await s.stop();
     }
   });
 });
