@@ -45,7 +45,9 @@ Usage:
       When stderr is a terminal, one progress line: derivations read, then checked.
       Bounds on what a cache can make us read (a run that hits one stops with exit 2 and
       names it): --max-object-bytes N (64 MiB), --max-line-bytes N (1 MiB), --max-lines N
-      (100000 per object), --request-timeout-ms N (15000, total per request), --retries N (2).
+      (100000 per object), --request-timeout-ms N (15000, total per request), --retries N (2);
+      per run: --max-key-hints N (256 keys the policy does not name, tried against measured
+      identities), --max-evidence-checks N (256 TEE evidence lines that fail verification).
       The last mile: after the trust verdict, every path of the verified closure and of the
       target's runtime closure (narinfo References / the local store's references) that a
       --cache's narinfo or the local Nix database knows must have exactly the attested NAR
@@ -341,6 +343,7 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
     sources,
     facts,
     loader,
+    limits,
     requiredOutputs: door.outputs,
     requiredPaths: door.paths.size > 0 ? door.paths : undefined,
     at: atText ? parseAt(atText) : undefined,

@@ -151,6 +151,7 @@ export class Substituter {
           sources,
           facts,
           loader,
+          limits: this.o.limits,
           requiredOutputs: target.outputs,
           requiredPaths: target.paths.size > 0 ? target.paths : undefined,
         }),

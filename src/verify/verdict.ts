@@ -58,6 +58,8 @@ interface VerdictOptions {
   readonly sources: readonly BundleSource[];
   readonly facts: readonly FactSource[];
   readonly loader: DrvLoader;
+  /** Per-run bounds (closure.ts's RunBudget); the read limits by default. */
+  readonly limits?: ReadLimits | undefined;
   readonly requiredOutputs?: readonly string[] | undefined;
   /** Output name -> the path asked for where the .drv does not fix it (target.ts, Target.paths). */
   readonly requiredPaths?: Target['paths'] | undefined;
@@ -75,6 +77,7 @@ export function trustVerdict(drv: string, o: Omit<VerdictOptions, 'requireLastMi
     policy: o.policy,
     sources: o.sources,
     loader: o.loader,
+    ...(o.limits ? { limits: o.limits } : {}),
     ...(o.requiredOutputs ? { requiredOutputs: o.requiredOutputs } : {}),
     ...(o.requiredPaths ? { requiredPaths: o.requiredPaths } : {}),
     ...(o.at ? { at: o.at } : {}),
