@@ -15,7 +15,7 @@ import { DEFAULT_READ_LIMITS, readLimitsFrom } from '../src/cache/limits.js';
 import { S3Cache } from '../src/cache/s3-cache.js';
 import { BuildtraceError, exitCodeFor } from '../src/errors.js';
 import { CacheSource, DbSource, recordsOf } from '../src/verify/sources.js';
-import { tempDir } from './helpers.js';
+import { tempDir, waitFor } from './helpers.js';
 
 const small = { maxLineBytes: 100, maxLines: 3 };
 const isLimit = (name: string) => (e: unknown) =>
@@ -242,7 +242,8 @@ test('CacheSource: the first failure abandons requests in flight and answers eve
     });
     const t0 = Date.now();
     const b = src.bundles('b');
-    await new Promise((r) => setTimeout(r, 100));
+    // b is in flight (the server has its request) before a fails
+    await waitFor(() => seen.includes('/traces/b'), 5000, 'the request for b');
     await assert.rejects(src.bundles('a'), isLimit('maxObjectBytes'));
     await assert.rejects(b, isLimit('maxObjectBytes'));
     assert.ok(Date.now() - t0 < 5000, `${Date.now() - t0} ms: b was abandoned, not left to its 30 s deadline`);
@@ -321,4 +322,40 @@ test('appendLines: a trace object past the writer bounds is refused with LIMIT_E
     (e: unknown) => e instanceof BuildtraceError && e.code === 'LIMIT_EXCEEDED' && /maxLines \(100000\)/.test(e.message),
   );
   assert.equal((await file.get('traces/many'))?.body.length, line.length * 100_001);
+});
+
+test('netrc: the machine entry for the cache host is sent (Basic), only to that host; token and URL credentials come first', async () => {
+  const { createServer } = await import('node:http');
+  const seen: (string | undefined)[] = [];
+  const server = createServer((req, res) => {
+    seen.push(req.headers.authorization);
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const dir = tempDir('netrc-');
+  const netrc = join(dir, 'netrc');
+  writeFileSync(netrc, 'machine other.example login eve password nope\nmachine 127.0.0.1\n  login builder\n  password n3trc-pw\ndefault login x password y\n', {
+    mode: 0o600,
+  });
+  const saved = { netrc: process.env['NETRC'], token: process.env['BUILDTRACE_CACHE_TOKEN'] };
+  process.env['NETRC'] = netrc;
+  delete process.env['BUILDTRACE_CACHE_TOKEN'];
+  try {
+    assert.equal(await new HttpCache(`http://127.0.0.1:${port}`).get('traces/x'), undefined);
+    // localhost is another host name: its entry (none) is looked up, not 127.0.0.1's
+    assert.equal(await new HttpCache(`http://localhost:${port}`).get('traces/x'), undefined);
+    // credentials in the URL win over netrc
+    assert.equal(await new HttpCache(`http://alice:url-pw@127.0.0.1:${port}`).get('traces/x'), undefined);
+    assert.deepEqual(seen, [
+      `Basic ${Buffer.from('builder:n3trc-pw').toString('base64')}`,
+      undefined,
+      `Basic ${Buffer.from('alice:url-pw').toString('base64')}`,
+    ]);
+  } finally {
+    if (saved.netrc === undefined) delete process.env['NETRC'];
+    else process.env['NETRC'] = saved.netrc;
+    if (saved.token !== undefined) process.env['BUILDTRACE_CACHE_TOKEN'] = saved.token;
+    await new Promise<void>((r) => server.close(() => r()));
+  }
 });

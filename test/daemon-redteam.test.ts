@@ -1,3 +1,4 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 /**
  * The daemon against the red-team list of issue #11: hostile files where it reads, its
  * database deleted under it, a full disk, a socket path that is a file, a second daemon,
@@ -382,6 +383,8 @@ describe('the socket and the stateDir belong to one daemon', () => {
 class TestCache {
   readonly objects = new Map<string, Buffer>();
   mode: 'ok' | 'stall' | 'forbidden' | 'skewed' = 'ok';
+  /** requests received (answered or not) */
+  requests = 0;
   /** Answers a GET itself when it returns true (a hostile cache's objects). */
   serve: ((key: string, res: ServerResponse) => boolean) | undefined;
   /** Keys written (PUT accepted), in order. */
@@ -407,6 +410,7 @@ class TestCache {
     return [...this.objects].filter(([k]) => k.includes('/traces/')).flatMap(([, v]) => v.toString('utf8').split('\n').filter(Boolean));
   }
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    this.requests++;
     if (this.mode === 'stall') return; // never answers
     const key = req.url ?? '';
     const chunks: Buffer[] = [];
@@ -591,7 +595,8 @@ describe('publishing: caches are independent, failed rows can be requeued', () =
       const { drvs, args } = await many(2, 'stallstop');
       assert.equal((await nixBuildWithHook(d.spool, args)).code, 0);
       await waitFor(async () => (await status(d)).database.traces === drvs.length, 20_000, 'the traces');
-      await new Promise((r) => setTimeout(r, 1500)); // a publishing round is now waiting on the cache
+      // a publishing round is now waiting on the cache
+      await waitFor(() => slow.requests > 0, 20_000, 'a request stalled at the cache');
       const t0 = Date.now();
       assert.equal(await d.stop(), 0);
       const took = Date.now() - t0;
