@@ -605,7 +605,6 @@ describe('trace-verify re-does resolution across real closures signed by three b
     const lines: string[] = [];
     for (let i = 0; i < 20_000; i++) lines.push(replay(i));
     lines.push(t.bundle);
-    // a hostile cache's object (32 MB), written directly: our own publisher refuses to grow one past 8 MiB
     const cache = new FileCache(join(dir, 'replays'));
     // written directly, as a hostile cache would hold it: 32 MB is past what a publisher appends to (a writer's bound), not past what a reader takes
     mkdirSync(join(dir, 'replays', 'traces'), { recursive: true });
