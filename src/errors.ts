@@ -39,7 +39,9 @@ export type ErrorCode =
   /** a bug: an exception that is no decided refusal (a TypeError, a broken invariant); exit 70 */
   | 'INTERNAL'
   /** the requested target cannot be established as the outputs of an unresolved derivation (src/verify/target.ts) */
-  | 'TARGET_REFUSED';
+  | 'TARGET_REFUSED'
+  /** a NAR's bytes differ from the attested hash or size (the substituter cut it off) */
+  | 'NAR_MISMATCH';
 
 export class BuildtraceError extends Error {
   readonly code: ErrorCode;

@@ -298,7 +298,7 @@ export function requireOrSkip(t: { skip: (why: string) => void }, tool: string, 
 }
 
 /** Throws when `tool` is missing on a machine that must have it (BUILDTRACE_REQUIRE lists it). */
-export function assertNotRequired(tool: string, why: string): void {
+function assertNotRequired(tool: string, why: string): void {
   if ((process.env['BUILDTRACE_REQUIRE'] ?? '').split(/[\s,]+/).includes(tool)) {
     throw new Error(`${tool} is required on this machine (BUILDTRACE_REQUIRE) but missing: ${why}`);
   }

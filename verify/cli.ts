@@ -5,13 +5,10 @@
 import { existsSync, lstatSync } from 'node:fs';
 import { basename } from 'node:path';
 import { readInput, readTextInput } from '../src/util/read-input.js';
-import { openCache } from '../src/cache/open.js';
 import { LIMIT_FLAGS, readLimitsFrom } from '../src/cache/limits.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
-import { verifyClosure, type VerifyResult } from '../src/verify/closure.js';
-import { CacheSource, DbSource, type BundleSource } from '../src/verify/sources.js';
-import { decideLastMile, lastMileProblems, type LastMileReport } from '../src/verify/last-mile.js';
-import { gatherFacts, heldContent, LocalStoreFacts, NarInfoFacts, type FactSource } from '../src/verify/store-facts.js';
+import { openSources, verifyWithLastMile, type VerifyOutput } from '../src/verify/verdict.js';
+import { LocalStoreFacts } from '../src/verify/store-facts.js';
 import { loadTrustPolicy } from '../src/verify/trust-policy.js';
 import { targetOfDrv, targetOfPath, type Target, type TargetFacts } from '../src/verify/target.js';
 import type { StoreInfo } from '../daemon/store-info.js';
@@ -24,12 +21,15 @@ import { splitTraceObject } from '../src/trace/laut-jws.js';
 import { parseArgs } from '../src/util/args.js';
 import { keyCommand } from './key.js';
 import { runCli } from '../src/util/run-cli.js';
+import { SERVE_HELP, serveCommand } from './serve.js';
 import { verifyEvidence } from '../src/tee/evidence.js';
 import { parsePreimage, reportDataFor } from '../src/tee/binding.js';
 import { loadTdxCollateral } from '../src/tee/collateral-dir.js';
 import { parseAt } from '../src/tee/evidence.js';
 import { loadRoots, refuseEvidenceInRoots } from '../src/tee/roots.js';
 import { DEFAULT_TEE_POLICY, loadTeePolicy, type EvidenceVerdict } from '../src/tee/tee-policy.js';
+import { INSTALLED_HELP, installedCommand } from './installed.js';
+import { PLAN_HELP, planCommand } from './plan.js';
 
 const HELP = `trace-verify: check build traces under your own trust policy
 
@@ -60,6 +60,8 @@ Usage:
       --nix-db FILE: the local Nix database (default /nix/var/nix/db/db.sqlite, read-only;
       skipped with a note when absent); --no-local-store: consult only the caches.
 
+${SERVE_HELP}
+
   trace-verify bundles (--db FILE | --file FILE)... --key FILE... [--json]
       check the signature and shape of every bundle in daemon databases or cache objects
       (traces/<hash>: JSON Lines of Sigstore bundles, Ed25519 or Ed25519ph, or laut's JWS
@@ -88,6 +90,10 @@ Usage:
       key file such as the daemon's signingKeyFile: its public half) as PEM
       SubjectPublicKeyInfo, the form cosign --key and openssl take, and back. --json also
       gives the key hints: spkiSha256 and sshFingerprint (SHA256:…, what bundles carry).
+
+${PLAN_HELP}
+
+${INSTALLED_HELP}
 
 Options:
   --db FILE     a trace-daemon database (read-only)
@@ -252,11 +258,6 @@ function storeTargetFacts(loader: DrvLoader, nixDb: string): TargetFacts & { clo
 
 const DEFAULT_NIX_DB = '/nix/var/nix/db/db.sqlite';
 
-type VerifyOutput = VerifyResult & {
-  /** null when the trust verdict already failed (there is no verified world to compare). */
-  readonly lastMile: (LastMileReport & { readonly required: boolean; readonly sources: string[]; readonly notes: string[] }) | null;
-};
-
 function lastMileLines(m: NonNullable<VerifyOutput['lastMile']>): string[] {
   const lines: string[] = [];
   const per = new Map<string, number>();
@@ -292,8 +293,10 @@ function printResult(r: VerifyOutput, json: boolean): void {
       `  ${r.derivationsChecked} derivations checked; trust: ${r.trust}; ${r.candidates} candidate output map(s) for the target${r.lastMile ? '; the trust verdict held, the last mile did not' : ''}`,
     );
     const seen = new Set<string>();
-    for (const p of r.problems) {
-      const line = `  ${p.drv}: ${p.code}: ${p.detail}${p.resolvedDrv ? ` [resolved ${p.resolvedDrv}]` : ''}${p.signer ? ` [signer ${p.signer}]` : ''}${p.where ? ` [${p.where}]` : ''}`;
+    // what blocks first; notes (problems where the verdict does not fail) after, marked
+    const ordered = [...r.problems.filter((p) => p.blocking !== false), ...r.problems.filter((p) => p.blocking === false)];
+    for (const p of ordered) {
+      const line = `  ${p.blocking === false ? 'note: ' : ''}${p.drv}: ${p.code}: ${p.detail}${p.resolvedDrv ? ` [resolved ${p.resolvedDrv}]` : ''}${p.signer ? ` [signer ${p.signer}]` : ''}${p.where ? ` [${p.where}]` : ''}`;
       if (seen.has(line)) continue;
       seen.add(line);
       lines.push(line);
@@ -306,22 +309,6 @@ function printResult(r: VerifyOutput, json: boolean): void {
   if (r.lastMile) lines.push(...lastMileLines(r.lastMile));
   for (const [k, s] of Object.entries(r.keyStatus)) if (!s.admitted) lines.push(`  key ${k} not admitted: ${s.detail}`);
   process.stdout.write(`${lines.join('\n')}\n`);
-}
-
-/** The last mile over a verified result: the sources' view of the world and the runtime closure, decided. */
-async function withLastMile(r: VerifyResult, facts: readonly FactSource[], required: boolean, notes: string[]): Promise<VerifyOutput> {
-  if (!r.verified) return { ...r, lastMile: null };
-  const world = new Map(Object.entries(r.world));
-  const roots = Object.values(r.outputs);
-  const answers = await gatherFacts(world, facts);
-  const report = decideLastMile(world, roots, (p) => answers.get(p));
-  const problems = lastMileProblems(report, r.target, required);
-  return {
-    ...r,
-    verified: problems.length === 0,
-    problems: [...r.problems, ...problems],
-    lastMile: { required, sources: facts.map((f) => f.name), notes, ...report },
-  };
 }
 
 /** One line on the terminal, rewritten in place (\x1b[K clears what a longer line left). */
@@ -344,15 +331,8 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
   if (!policyFile) throw new BuildtraceError('USAGE', 'verification needs --policy FILE');
   if (a.positionals.length > 0) throw new BuildtraceError('USAGE', `unexpected argument ${a.positionals[0]}`);
   const policy = loadTrustPolicy(policyFile);
-  const sources: BundleSource[] = [];
   const limits = readLimitsFrom((f) => a.values.get(f));
-  const facts: FactSource[] = [];
-  for (const u of a.lists.get('cache') ?? []) {
-    const cache = new CacheSource(await openCache(u, { limits }), { limits });
-    sources.push(cache);
-    facts.push(new NarInfoFacts(cache));
-  }
-  for (const f of a.lists.get('db') ?? []) sources.push(new DbSource(f, limits));
+  const { sources, facts } = await openSources(a.lists.get('cache') ?? [], a.lists.get('db') ?? [], limits);
   if (sources.length === 0) throw new BuildtraceError('USAGE', 'give at least one --cache URL or --db FILE');
   if (a.flags.has('no-local-store') && a.values.has('nix-db')) throw new BuildtraceError('USAGE', 'give --nix-db or --no-local-store, not both');
   const notes: string[] = [];
@@ -375,18 +355,19 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
   const door = await resolveTarget(target, a.values.get('attr'), doorFacts, a.lists.get('output')).finally(() => doorFacts.close());
   const tty = process.stderr.isTTY === true;
   const atText = a.values.get('at');
-  const r = await verifyClosure(door.drv, {
+  const out = await verifyWithLastMile(door.drv, {
     policy,
     sources,
+    facts,
     loader,
     limits,
-    ...(door.outputs ? { requiredOutputs: door.outputs } : {}),
-    ...(door.paths.size > 0 ? { requiredPaths: door.paths } : {}),
-    ...(atText ? { at: parseAt(atText) } : {}),
-    ...(tty ? { progress: showProgress } : {}),
-    ...(facts.length > 0 ? { heldContent: (paths: readonly string[]) => heldContent(paths, facts) } : {}),
-  });
-  const out = await withLastMile(r, facts, a.flags.has('require-last-mile'), notes).finally(() => store?.close());
+    requiredOutputs: door.outputs,
+    requiredPaths: door.paths.size > 0 ? door.paths : undefined,
+    at: atText ? parseAt(atText) : undefined,
+    progress: tty ? showProgress : undefined,
+    requireLastMile: a.flags.has('require-last-mile'),
+    notes,
+  }).finally(() => store?.close());
   printResult(out, a.flags.has('json'));
   return out.verified ? EXIT_OK : EXIT_REJECTED;
 }
@@ -398,7 +379,10 @@ async function main(argv: string[]): Promise<number> {
     return cmd === undefined ? 2 : EXIT_OK;
   }
   if (cmd === 'evidence') return evidenceCommand(rest);
+  if (cmd === 'serve') return serveCommand(rest);
   if (cmd === 'key') return keyCommand(rest, HELP);
+  if (cmd === 'plan') return planCommand(rest);
+  if (cmd === 'installed') return installedCommand(rest);
   if (cmd === 'bundles') {
     const a = parseArgs(rest, { booleans: ['json'], repeated: ['db', 'file', 'key'] });
     if (a.flags.has('help')) {
