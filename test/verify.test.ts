@@ -788,6 +788,20 @@ describe('trace-verify re-does resolution across real closures signed by three b
     assert.equal(ok.code, 0, JSON.stringify(ok.r.problems));
   });
 
+  test('key-retired through the CLI: a retired key signs nothing that counts, even where the tree names it', async () => {
+    const pol = join(dir, 'retired.json');
+    writeFileSync(
+      pol,
+      JSON.stringify({
+        keys: { A: { publicKey: A.keys.publicKey, status: 'retired' }, B: { publicKey: B.keys.publicKey } },
+        trust: { threshold: 1, of: ['A', 'B'] },
+      }),
+    );
+    const r = await verify(drv.get('ia1') as string, pol, dbs(A));
+    assert.equal(r.code, 1);
+    problemAt(r.r, 'key-retired', 'ia1', /./);
+  });
+
   test('BUILDTRACE_NO_SODIUM: the OpenSSL Ed25519 path reaches the same verdicts', async () => {
     const env = { ...process.env, BUILDTRACE_NO_SODIUM: '1' };
     const good = await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', policy(both), ...dbs(A, B), '--json'], { env });
