@@ -1,10 +1,10 @@
 // ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { dumpDom, pageFacts, screenshot } from './chromium.js';
-import { FIXTURES, must, nixEnv, type DaemonHandle, HOOK, run, salt, startDaemon, tempDir, VERIFY_CLI } from './helpers.js';
+import { FIXTURES, must, nixEnv, type DaemonHandle, HOOK, requireOrSkip, run, salt, startDaemon, tempDir, VERIFY_CLI } from './helpers.js';
 
 /** What `plan --json` prints (the fields these tests read). */
 interface PlanJson {
@@ -207,6 +207,11 @@ describe('trace-verify plan: a policy change over a real 102-derivation closure 
     assert.match(human.stdout, /102 derivations: 60 still verified, 42 lost, 0 gained, 0 failing under both; 25 to rebuild, 17 saved/);
     assert.match(human.stdout, /missing: B \(not in the next policy\)/);
     assert.match(human.stdout, /nix-store --realise --check \/nix\/store\//);
+  });
+
+  test('plan --html: the page draws every derivation and highlights exactly the rebuild set (headless Chromium)', async (t) => {
+    if (!requireOrSkip(t, 'chromium', existsSync('/usr/bin/chromium'), "Debian's chromium (scripts/setup.sh installs it on the host)")) return;
+    const p = before1;
     // the picture: every derivation drawn (no clustering at this size), exactly the rebuild set highlighted
     const html = join(dir, 'plan.html');
     const h = await run(VERIFY_CLI, ['plan', top, '--policy', pols['current'] as string, '--to', pols['next'] as string, ...dbs(), '--html', html, '--json']);
