@@ -36,7 +36,11 @@ export type ErrorCode =
   | 'CACHE_ERROR'
   /** a bound on untrusted input (object bytes, line bytes, lines, request time) was hit */
   | 'LIMIT_EXCEEDED'
-  | 'INTERNAL';
+  | 'INTERNAL'
+  /** a firmware image's OVMF footer table or SEV metadata is malformed (no measurement from it) */
+  | 'FIRMWARE_INVALID'
+  /** a builder image output lacks the documented layout (firmware.fd, kernel, initrd, cmdline) */
+  | 'IMAGE_INVALID';
 
 export class BuildtraceError extends Error {
   readonly code: ErrorCode;
