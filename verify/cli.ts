@@ -1,21 +1,18 @@
 #!/usr/bin/env -S node --max-semi-space-size=16 --max-inlined-bytecode-size-cumulative=200
-// V8 flags, measured on the 10,041-derivation bench: a larger young generation (fewer
-// scavenges of short-lived parse garbage) and less inlining (TurboFan compile time was about
-// 0.5 s of CPU on background threads; 1.33 s instead of 1.41 s median).
-import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { readInput, readTextInput } from '../src/util/read-input.js';
-import { openCache } from '../src/cache/open.js';
-import { LIMIT_FLAGS, readLimitsFrom } from '../src/cache/limits.js';
+import { LIMIT_FLAGS } from '../src/cache/limits.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
-import { verifyClosure, type VerifyResult } from '../src/verify/closure.js';
-import { CacheSource, DbSource, type BundleSource } from '../src/verify/sources.js';
-import { decideLastMile, lastMileProblems, type LastMileReport } from '../src/verify/last-mile.js';
-import { gatherFacts, heldContent, LocalStoreFacts, NarInfoFacts, type FactSource } from '../src/verify/store-facts.js';
+import { verifyClosure } from '../src/verify/closure.js';
+import { withLastMile, type VerifyOutput } from '../src/verify/verdict.js';
+import { deriveMeasurements, type DerivedChain } from '../src/verify/derived-measurement.js';
+import { derivedLines, MEASURE_HELP, measureCommand, withDerived } from './measure.js';
+import { openConsumerSources, resolveTarget } from './consumer-sources.js';
+import { heldContent } from '../src/verify/store-facts.js';
 import { loadTrustPolicy } from '../src/verify/trust-policy.js';
 import type Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
-import { BuildtraceError, errorMessage, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
+import { BuildtraceError, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
 import { parsePublicKey, type NixPublicKey } from '../src/nix/nix-key.js';
 import { checkBundle } from '../src/trace/bundle.js';
 import { splitTraceObject } from '../src/trace/laut-jws.js';
@@ -74,6 +71,8 @@ Usage:
       --crl FILE (SEV-SNP): AMD's CRL for the product (DER, signed by the ARK).
       --preimage FILE: REPORT_DATA must equal SHA-512 of this recorded preimage (a key or
       trace attestation); with --key FILE the preimage must bind that Nix public key.
+
+${MEASURE_HELP}
 
 Options:
   --db FILE     a trace-daemon database (read-only)
@@ -195,38 +194,6 @@ async function evidenceCommand(rest: string[]): Promise<number> {
   return v.ok ? EXIT_OK : EXIT_REJECTED;
 }
 
-async function resolveTarget(t: string, attr: string | undefined): Promise<string> {
-  if (/^\/nix\/store\/[^/]+\.drv$/.test(t)) return t;
-  const run = async (cmd: string, args: string[]): Promise<string> => {
-    const { execFile } = await import('node:child_process');
-    return new Promise((resolve, reject) =>
-      execFile(cmd, args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-        if (err) reject(new BuildtraceError('USAGE', `${cmd} ${args.join(' ')}: ${(stderr || err.message).trim().split('\n').pop() ?? ''}`));
-        else resolve(stdout.trim());
-      }),
-    );
-  };
-  if (t.startsWith('/nix/store/')) {
-    const d = await run('nix-store', ['--query', '--deriver', t]);
-    if (!d.endsWith('.drv') || d === 'unknown-deriver') throw new BuildtraceError('USAGE', `${t} has no known deriver; pass its .drv`);
-    return d;
-  }
-  if (existsSync(t)) {
-    const out = await run('nix-instantiate', [t, ...(attr ? ['-A', attr] : [])]);
-    const drvs = out.split('\n').filter((l) => l.endsWith('.drv'));
-    if (drvs.length !== 1) throw new BuildtraceError('USAGE', `${t} evaluates to ${drvs.length} derivations; pick one with --attr`);
-    return drvs[0] as string;
-  }
-  throw new BuildtraceError('USAGE', `${JSON.stringify(t)} is not a .drv path, a store path or a .nix file`);
-}
-
-const DEFAULT_NIX_DB = '/nix/var/nix/db/db.sqlite';
-
-type VerifyOutput = VerifyResult & {
-  /** null when the trust verdict already failed (there is no verified world to compare). */
-  readonly lastMile: (LastMileReport & { readonly required: boolean; readonly sources: string[]; readonly notes: string[] }) | null;
-};
-
 function lastMileLines(m: NonNullable<VerifyOutput['lastMile']>): string[] {
   const lines: string[] = [];
   const per = new Map<string, number>();
@@ -246,7 +213,7 @@ function lastMileLines(m: NonNullable<VerifyOutput['lastMile']>): string[] {
   return lines;
 }
 
-function printResult(r: VerifyOutput, json: boolean): void {
+function printResult(r: VerifyOutput & { derivedMeasurements?: readonly DerivedChain[] }, json: boolean): void {
   if (json) {
     process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     return;
@@ -274,24 +241,9 @@ function printResult(r: VerifyOutput, json: boolean): void {
     }
   }
   if (r.lastMile) lines.push(...lastMileLines(r.lastMile));
+  if (r.derivedMeasurements) lines.push(...derivedLines(r.derivedMeasurements));
   for (const [k, s] of Object.entries(r.keyStatus)) if (!s.admitted) lines.push(`  key ${k} not admitted: ${s.detail}`);
   process.stdout.write(`${lines.join('\n')}\n`);
-}
-
-/** The last mile over a verified result: the sources' view of the world and the runtime closure, decided. */
-async function withLastMile(r: VerifyResult, facts: readonly FactSource[], required: boolean, notes: string[]): Promise<VerifyOutput> {
-  if (!r.verified) return { ...r, lastMile: null };
-  const world = new Map(Object.entries(r.world));
-  const roots = Object.values(r.outputs);
-  const answers = await gatherFacts(world, facts);
-  const report = decideLastMile(world, roots, (p) => answers.get(p));
-  const problems = lastMileProblems(report, r.target, required);
-  return {
-    ...r,
-    verified: problems.length === 0,
-    problems: [...r.problems, ...problems],
-    lastMile: { required, sources: facts.map((f) => f.name), notes, ...report },
-  };
 }
 
 /** One line on the terminal, rewritten in place (\x1b[K clears what a longer line left). */
@@ -314,45 +266,28 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
   if (!policyFile) throw new BuildtraceError('USAGE', 'verification needs --policy FILE');
   if (a.positionals.length > 0) throw new BuildtraceError('USAGE', `unexpected argument ${a.positionals[0]}`);
   const policy = loadTrustPolicy(policyFile);
-  const sources: BundleSource[] = [];
-  const limits = readLimitsFrom((f) => a.values.get(f));
-  const facts: FactSource[] = [];
-  for (const u of a.lists.get('cache') ?? []) {
-    const cache = new CacheSource(await openCache(u, { limits }), { limits });
-    sources.push(cache);
-    facts.push(new NarInfoFacts(cache));
-  }
-  for (const f of a.lists.get('db') ?? []) sources.push(new DbSource(f, limits));
-  if (sources.length === 0) throw new BuildtraceError('USAGE', 'give at least one --cache URL or --db FILE');
-  if (a.flags.has('no-local-store') && a.values.has('nix-db')) throw new BuildtraceError('USAGE', 'give --nix-db or --no-local-store, not both');
-  const notes: string[] = [];
-  let store: { close(): void } | undefined;
-  if (!a.flags.has('no-local-store')) {
-    const nixDb = a.values.get('nix-db') ?? DEFAULT_NIX_DB;
-    try {
-      const { NixDbStoreInfo } = await import('../daemon/store-info.js');
-      const s = new NixDbStoreInfo(nixDb);
-      store = s;
-      facts.push(new LocalStoreFacts(s, `local store (${nixDb})`));
-    } catch (err) {
-      // named explicitly: an error; the default: a consumer without a readable store still verifies against caches
-      if (a.values.has('nix-db')) throw err;
-      notes.push(`local store not consulted: ${errorMessage(err)}`);
-    }
-  }
+  const { sources, facts, notes, store } = await openConsumerSources(a);
   const drv = await resolveTarget(target, a.values.get('attr'));
   const tty = process.stderr.isTTY === true;
   const atText = a.values.get('at');
-  const r = await verifyClosure(drv, {
-    policy,
+  const loader = new DrvLoader('/nix/store', Number.POSITIVE_INFINITY);
+  const derived = await deriveMeasurements(policy, {
     sources,
-    loader: new DrvLoader('/nix/store', Number.POSITIVE_INFINITY),
+    facts,
+    loader,
+    ...(atText ? { at: parseAt(atText) } : {}),
+    deriverOf: (p) => resolveTarget(p, undefined),
+  });
+  const r = await verifyClosure(drv, {
+    policy: derived.policy,
+    sources,
+    loader,
     ...(a.lists.has('output') ? { requiredOutputs: a.lists.get('output') as string[] } : {}),
     ...(atText ? { at: parseAt(atText) } : {}),
     ...(tty ? { progress: showProgress } : {}),
     ...(facts.length > 0 ? { heldContent: (paths: readonly string[]) => heldContent(paths, facts) } : {}),
   });
-  const out = await withLastMile(r, facts, a.flags.has('require-last-mile'), notes).finally(() => store?.close());
+  const out = withDerived(await withLastMile(r, facts, a.flags.has('require-last-mile'), notes).finally(() => store?.close()), derived.chains);
   printResult(out, a.flags.has('json'));
   return out.verified ? EXIT_OK : EXIT_REJECTED;
 }
@@ -364,6 +299,7 @@ async function main(argv: string[]): Promise<number> {
     return cmd === undefined ? 2 : EXIT_OK;
   }
   if (cmd === 'evidence') return evidenceCommand(rest);
+  if (cmd === 'measure') return measureCommand(rest);
   if (cmd === 'bundles') {
     const a = parseArgs(rest, { booleans: ['json'], repeated: ['db', 'file', 'key'] });
     if (a.flags.has('help')) {

@@ -1,6 +1,7 @@
 import type { Derivation } from '../nix/derivation.js';
 import { parseStorePath } from '../nix/store-path.js';
 import type { ParsedStatement } from '../trace/statement.js';
+import type { DerivedProblemCode } from './derived-measurement.js';
 import type { LastMileProblemCode } from './last-mile.js';
 
 /** Why a position (a derivation, possibly a specific resolution of it) does not verify. */
@@ -21,7 +22,8 @@ export type ProblemCode =
   | 'content-disputed'
   | 'bound-hit'
   | 'derivation-unreadable'
-  | LastMileProblemCode;
+  | LastMileProblemCode
+  | DerivedProblemCode;
 
 export interface Problem {
   readonly drv: string;
