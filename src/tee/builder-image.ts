@@ -11,9 +11,9 @@ import type { DirectBoot } from './measure/kernel-hashes.js';
  *   cmdline       the exact -append string, UTF-8, no NUL, no trailing newline (optional, needs kernel)
  * Other entries may exist (launch notes, a README); they are covered by the NAR hash only.
  */
-export const IMAGE_FILES = { firmware: 'firmware.fd', kernel: 'kernel', initrd: 'initrd', cmdline: 'cmdline' } as const;
+const IMAGE_FILES = { firmware: 'firmware.fd', kernel: 'kernel', initrd: 'initrd', cmdline: 'cmdline' } as const;
 
-export interface BuilderImage {
+interface BuilderImage {
   readonly path: string;
   readonly narSha256: string;
   readonly firmware: Buffer;

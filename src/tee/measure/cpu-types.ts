@@ -5,7 +5,7 @@ import { BuildtraceError } from '../../errors.js';
  * is part of the measurement. Names are QEMU's CPU model names, as sev-snp-measure accepts
  * them; the family/model/stepping values are those of QEMU's builtin_x86_defs.
  */
-export function cpuSignature(family: number, model: number, stepping: number): number {
+function cpuSignature(family: number, model: number, stepping: number): number {
   // AMD CPUID specification #25481: family above 0xf is 0xf plus the extended family
   const [famLow, famHigh] = family > 0xf ? [0xf, (family - 0xf) & 0xff] : [family, 0];
   return ((famHigh << 20) | (((model >> 4) & 0xf) << 16) | (famLow << 8) | ((model & 0xf) << 4) | (stepping & 0xf)) >>> 0;
@@ -16,7 +16,7 @@ const ROME = cpuSignature(23, 49, 0);
 const MILAN = cpuSignature(25, 1, 1);
 const GENOA = cpuSignature(25, 17, 0);
 
-export const CPU_TYPES: Readonly<Record<string, number>> = {
+const CPU_TYPES: Readonly<Record<string, number>> = {
   EPYC: EPYC,
   'EPYC-v1': EPYC,
   'EPYC-v2': EPYC,

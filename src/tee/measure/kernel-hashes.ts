@@ -33,7 +33,7 @@ function entry(guid: Buffer, data: Uint8Array): Buffer {
   return e;
 }
 
-export function hashesTable(boot: DirectBoot): Buffer {
+function hashesTable(boot: DirectBoot): Buffer {
   const head = Buffer.alloc(18);
   TABLE_GUID.copy(head, 0);
   head.writeUInt16LE(TABLE_LEN, 16);

@@ -27,7 +27,7 @@ const SVSM_INFO_GUID = 'a789a612-0597-4c4b-a49f-cbb1fe9d1ddd';
 export const SectionType = { snpSecMem: 1, snpSecrets: 2, cpuid: 3, svsmCaa: 4, snpKernelHashes: 0x10 } as const;
 const KNOWN_TYPES = new Set<number>(Object.values(SectionType));
 
-export interface MetadataSection {
+interface MetadataSection {
   readonly gpa: number;
   readonly size: number;
   readonly type: number;

@@ -1,5 +1,5 @@
 import { BuildtraceError } from '../../errors.js';
-import { hashesPage, type DirectBoot } from './kernel-hashes.js';
+import { hashesPage, PADDED_TABLE_LEN, type DirectBoot } from './kernel-hashes.js';
 import { LaunchDigest, PAGE_SIZE } from './launch-digest.js';
 import { apResetAddress, hashesTableAddress, parseFirmware, SectionType, svsmEntry, type FirmwareImage } from './ovmf.js';
 import { BSP_RESET_EIP, resetVmsa, svsmVmsa, type VmmType } from './vmsa.js';
@@ -11,7 +11,7 @@ import { BSP_RESET_EIP, resetVmsa, svsmVmsa, type VmmType } from './vmsa.js';
  * target/i386/sev.c). Launch parameters must be those of the real launch: the vCPU count and
  * type and the guest features are all inside the digest.
  */
-export interface SnpLaunch {
+interface SnpLaunch {
   readonly firmware: Uint8Array;
   /** Direct kernel boot (QEMU -kernel/-initrd/-append); absent: the firmware boots on its own. */
   readonly boot?: DirectBoot;
@@ -27,7 +27,7 @@ export interface SnpLaunch {
 }
 
 /** A bound on the vCPUs (a VMSA page each): QEMU's KVM limit for one guest is below this. */
-export const MAX_VCPUS = 4096;
+const MAX_VCPUS = 4096;
 
 function checkVcpus(n: number): void {
   if (!Number.isInteger(n) || n < 1 || n > MAX_VCPUS)
@@ -66,7 +66,7 @@ function metadataPages(ld: LaunchDigest, fw: FirmwareImage, boot: DirectBoot | u
           break;
         }
         const table = hashesTableAddress(fw, subject);
-        if (table === undefined || table < s.gpa || table - s.gpa + 176 > PAGE_SIZE)
+        if (table === undefined || table < s.gpa || table - s.gpa + PADDED_TABLE_LEN > PAGE_SIZE)
           throw new BuildtraceError(
             'FIRMWARE_INVALID',
             `${subject}: the SEV hash table address ${table === undefined ? '(none)' : `0x${table.toString(16)}`} does not lie in the kernel hashes section at 0x${s.gpa.toString(16)}`,
