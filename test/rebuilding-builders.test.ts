@@ -6,8 +6,9 @@ import Database from 'better-sqlite3';
 import { parseSecretKey } from '../src/nix/nix-key.js';
 import { cpuTypeSignature } from '../src/tee/measure/cpu-types.js';
 import { snpMeasurement } from '../src/tee/measure/snp-measurement.js';
+import { readBuilderImage } from '../src/tee/builder-image.js';
 import { createBundle } from '../src/trace/bundle.js';
-import { FIXTURES, must, nixBuildWithHook, nixEnv, ROOT, run, salt, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
+import { FIXTURES, must, nixBuildWithHook, nixEnv, ROOT, run, salt, sriToHex, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
 
 interface Result {
   verified: boolean;
@@ -251,4 +252,46 @@ test('rebuilding builders: a TEE builder admitted by a measurement derived from 
     await A.stop();
     await B.stop();
   }
+});
+
+test('nixos-module/builder-image.nix builds the layout trace-verify measures (evaluated with stand-ins for nixpkgs)', async () => {
+  const s = salt();
+  const b = await run('nix-build', ['--no-out-link', '--arg', 'salt', `"${s}"`, '--arg', 'firmware', FIRMWARE, join(FIXTURES, 'builder-image-eval.nix')], {
+    env: nixEnv(),
+  });
+  assert.equal(b.code, 0, b.stderr);
+  const out = b.stdout.trim();
+  const cmdline = readFileSync(join(out, 'cmdline'), 'utf8');
+  assert.equal(cmdline, `init=/nix/store/00000000000000000000000000000000-nixos-system/init quiet buildtrace.salt=${s} console=ttyS0`);
+  const m = await run(VERIFY_CLI, [
+    'measure',
+    '--firmware',
+    join(out, 'firmware.fd'),
+    '--kernel',
+    join(out, 'kernel'),
+    '--initrd',
+    join(out, 'initrd'),
+    '--append',
+    cmdline,
+    '--vcpus',
+    '1',
+    '--vcpu-type',
+    'EPYC-Milan',
+  ]);
+  assert.equal(m.code, 0, m.stderr);
+  const img = await readBuilderImage(out);
+  assert.equal(img.boot?.append, cmdline);
+  assert.equal(
+    m.stdout.trim(),
+    snpMeasurement({
+      firmware: img.firmware,
+      ...(img.boot ? { boot: img.boot } : {}),
+      vcpus: 1,
+      vcpuSignature: cpuTypeSignature('EPYC-Milan', 't'),
+      guestFeatures: 1n,
+    }).toString('hex'),
+  );
+  // its NAR hash is the one Nix recorded for it (what the verified claims attest)
+  const info = (await must('nix-store', ['--query', '--hash', out], { env: nixEnv() })).stdout.trim();
+  assert.equal(img.narSha256, await sriToHex(info));
 });
