@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { BuildtraceError } from '../src/errors.js';
+import { DrvLoader } from '../src/store/drv-loader.js';
+import { deriveMeasurements } from '../src/verify/derived-measurement.js';
+import { loadTrustPolicy } from '../src/verify/trust-policy.js';
 import { cpuTypeSignature } from '../src/tee/measure/cpu-types.js';
 import { firmwareDigest, snpMeasurement, svsmMeasurement } from '../src/tee/measure/snp-measurement.js';
 import type { VmmType } from '../src/tee/measure/vmsa.js';
@@ -240,5 +244,40 @@ test('fuzz: damaged firmware metadata gives the naive model’s digest or a FIRM
       }
     }),
     { numRuns: 500 },
+  );
+});
+
+test('derived measurements: an image policy naming its own identity, or a cycle through another, derives nothing; an unknown name is a policy error', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'derive-'));
+  const entry = (imagePolicy: unknown): unknown => ({
+    tee: {
+      roots: 'roots',
+      policy: {
+        snp: { derivedFrom: [{ image: '/nix/store/00000000000000000000000000000000-img.drv', imagePolicy, vcpus: 1, vcpuType: 'EPYC-v4' }], minimumTcb: {} },
+      },
+    },
+  });
+  const load = (keys: Record<string, unknown>): ReturnType<typeof loadTrustPolicy> => {
+    const f = join(dir, `p-${Object.keys(keys).join('-')}.json`);
+    writeFileSync(f, JSON.stringify({ keys, trust: Object.keys(keys)[0] }));
+    return loadTrustPolicy(f);
+  };
+  const ctx = { sources: [], facts: [], loader: new DrvLoader('/nix/store', 10) };
+  // T's image verified by U, U's by T: neither is derived, and nothing was read to find out
+  const cyc = await deriveMeasurements(load({ T: entry('U'), U: entry({ threshold: 1, of: ['T'] }) }), ctx);
+  assert.deepEqual(
+    cyc.chains.map((c) => [c.identity, c.ok, c.code]),
+    [
+      ['T', false, 'image-self-vouching'],
+      ['U', false, 'image-self-vouching'],
+    ],
+  );
+  assert.match(cyc.chains[0]?.detail ?? '', /names U, whose measurement depends on T's own/);
+  for (const id of ['T', 'U']) assert.deepEqual(cyc.policy.measured.get(id)?.tee.policy.snp?.measurements, [], `${id} admits nobody`);
+  const self = await deriveMeasurements(load({ S: entry('S') }), ctx);
+  assert.match(self.chains[0]?.detail ?? '', /names S itself/);
+  await assert.rejects(
+    deriveMeasurements(load({ X: entry('nobody') }), ctx),
+    (e: unknown) => e instanceof BuildtraceError && e.code === 'POLICY_INVALID' && /imagePolicy names "nobody", which is not in keys/.test(e.message),
   );
 });

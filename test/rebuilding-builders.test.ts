@@ -175,10 +175,14 @@ test('rebuilding builders: a TEE builder admitted by a measurement derived from 
     const lie = await verify(policy({}), ['a', 'b-lies', 't-good']);
     assert.equal(lie.code, 1, lie.text);
     assert.ok(codes(lie.r).includes('image-not-verified'), lie.text);
-    assert.match(
-      lie.r.problems.find((p) => p.code === 'image-not-verified')?.detail ?? '',
-      new RegExp(`image ${imageDrv.replace(/\./g, '\\.')} does not verify under A and B`),
-    );
+    const lieDetail = lie.r.problems.find((p) => p.code === 'image-not-verified')?.detail ?? '';
+    assert.match(lieDetail, new RegExp(`image ${imageDrv.replace(/\./g, '\\.')} does not verify under A and B`));
+    assert.match(lieDetail, /bt-kernel/, 'the reason leads to the kernel');
+
+    // the image named by its output path (its deriver must produce exactly that path)
+    const byPath = await verify(policy({ image: imagePath }), ['a', 'b', 't-good']);
+    assert.equal(byPath.code, 0, byPath.text);
+    assert.equal(byPath.r.derivedMeasurements?.[0]?.measurement, M);
 
     // 2. the report's measurement differs (one initrd byte changed): the key is not admitted
     const other = await verify(policy({}), ['a', 'b', 't-flipped']);

@@ -175,7 +175,7 @@ export async function deriveMeasurements(policy: TrustPolicy, ctx: DeriveContext
           'image-not-verified',
           `image ${drv} does not verify under ${base.imagePolicy}: ${v.problems
             .slice(0, 3)
-            .map((p) => `${p.code}: ${p.detail}`)
+            .map((p) => `${p.drv}: ${p.code}: ${p.detail}`)
             .join('; ')}`,
           {
             imageProblems: v.problems.slice(0, 20),
