@@ -249,11 +249,11 @@ test('fuzz: damaged firmware metadata gives the naive model’s digest or a FIRM
 
 test('derived measurements: an image policy naming its own identity, or a cycle through another, derives nothing; an unknown name is a policy error', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'derive-'));
-  const entry = (imagePolicy: unknown): unknown => ({
+  const entry = (imagePolicy: unknown, vcpuType = 'EPYC-v4'): unknown => ({
     tee: {
       roots: 'roots',
       policy: {
-        snp: { derivedFrom: [{ image: '/nix/store/00000000000000000000000000000000-img.drv', imagePolicy, vcpus: 1, vcpuType: 'EPYC-v4' }], minimumTcb: {} },
+        snp: { derivedFrom: [{ image: '/nix/store/00000000000000000000000000000000-img.drv', imagePolicy, vcpus: 1, vcpuType }], minimumTcb: {} },
       },
     },
   });
@@ -279,5 +279,9 @@ test('derived measurements: an image policy naming its own identity, or a cycle 
   await assert.rejects(
     deriveMeasurements(load({ X: entry('nobody') }), ctx),
     (e: unknown) => e instanceof BuildtraceError && e.code === 'POLICY_INVALID' && /imagePolicy names "nobody", which is not in keys/.test(e.message),
+  );
+  await assert.rejects(
+    deriveMeasurements(load({ Y: entry('Y', 'EPYC-v9') }), ctx),
+    (e: unknown) => e instanceof BuildtraceError && e.code === 'POLICY_INVALID' && /derivedFrom\[0\]\.vcpuType: unknown vCPU type "EPYC-v9"/.test(e.message),
   );
 });

@@ -72,16 +72,19 @@ export async function deriveMeasurements(policy: TrustPolicy, ctx: DeriveContext
   for (const m of policy.measured.values()) if ((m.tee.policy.snp?.derivedFrom?.length ?? 0) > 0) entries.set(m.name, m);
   if (entries.size === 0 && (ctx.also?.length ?? 0) === 0) return { policy, chains: [] };
   for (const [name, e] of entries)
-    for (const [i, s] of specsOf(e).entries())
+    for (const [i, s] of specsOf(e).entries()) {
+      const at = `${policy.file}: keys.${name}.tee.policy.snp.derivedFrom[${i}]`;
+      try {
+        cpuTypeSignature(s.vcpuType, 'vcpuType');
+      } catch (err) {
+        throw new BuildtraceError('POLICY_INVALID', `${at}.${errorMessage(err)}`, { subject: policy.file });
+      }
       for (const n of leaves(s.imagePolicy))
         if (!policy.keys.has(n) && !policy.measured.has(n))
-          throw new BuildtraceError(
-            'POLICY_INVALID',
-            `${policy.file}: keys.${name}.tee.policy.snp.derivedFrom[${i}].imagePolicy names ${JSON.stringify(n)}, which is not in keys`,
-            {
-              subject: policy.file,
-            },
-          );
+          throw new BuildtraceError('POLICY_INVALID', `${at}.imagePolicy names ${JSON.stringify(n)}, which is not in keys`, {
+            subject: policy.file,
+          });
+    }
 
   // which derived entries each one's image policies depend on, transitively
   const reach = (from: string): Set<string> => {
@@ -158,7 +161,11 @@ export async function deriveMeasurements(policy: TrustPolicy, ctx: DeriveContext
     try {
       if (!drv.endsWith('.drv')) {
         if (!ctx.deriverOf) return fail('image-unreadable', `${spec.image} is not a .drv and no deriver lookup is available`);
-        drv = await ctx.deriverOf(spec.image);
+        try {
+          drv = await ctx.deriverOf(spec.image);
+        } catch (err) {
+          return fail('image-unreadable', `no derivation for ${spec.image}: ${errorMessage(err)}`);
+        }
       }
       const facts = ctx.facts;
       const r = await verifyClosure(drv, {
