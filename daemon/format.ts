@@ -39,6 +39,7 @@ export function formatStatus(b: StatusBody): string {
     );
     if (c.lastError && (c.pending > 0 || c.failed > 0)) lines.push(`               last error ${ago(c.lastError.at)}: ${c.lastError.message}`);
     if (c.failed > 0) lines.push(`               failed rows wait for: trace-daemon retry --cache ${c.url}   (after fixing the cause)`);
+    for (const o of c.failingObjects ?? []) lines.push(`               object ${o.key} failing (retried with backoff) ${ago(o.at)}: ${o.message}`);
     if (c.preconditions === 'ignored') lines.push('               accepts writes under a stale If-Match: one publisher at a time only (lines can be lost)');
   }
   if (b.tee.provider !== 'none') {

@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { appendLines, CacheError, preconditionsChecked, type CacheBackend } from '../src/cache/backend.js';
-import { errorMessage } from '../src/errors.js';
+import { BuildtraceError, errorMessage } from '../src/errors.js';
 import { evidenceFromRow, evidenceToJson } from '../src/verify/sources.js';
 import type { OutboxRow, TraceDb } from './trace-db.js';
 import { buildTraceDoiKey, signBuildTrace, type BuildTraceSignature } from '../src/nix/build-trace.js';
@@ -27,7 +27,15 @@ export interface CacheStatus {
   lastSuccessAt: string | null;
   /** Whether the cache refuses a stale conditional write; `ignored`: one publisher at a time only. */
   preconditions: 'checked' | 'ignored' | 'unknown';
+  /** Objects whose last write failed (too big, malformed, conflicting): each holds up only its own rows. */
+  failingObjects: { key: string; at: string; message: string }[];
 }
+
+/** How many failing objects `status` lists per cache (the count is always exact). */
+const MAX_FAILING_OBJECTS_SHOWN = 20;
+
+/** Bytes of a build-trace-v2 `.doi` entry read before adding a signature ({outPath, signatures}: a few hundred bytes per signer). */
+const MAX_DOI_BYTES = 1 << 20;
 
 const MAX_BACKOFF_MS = 10 * 60_000;
 
@@ -48,6 +56,17 @@ function failureClass(err: unknown): 'transient' | 'permanent' {
   return /RequestTimeTooSkewed/.test(err.message) ? 'transient' : 'permanent';
 }
 
+/**
+ * Whether a failure is the cache's (unreachable, 5xx, timeouts: stop this round, back off the
+ * cache) or one object's (too big, not our format, conflicting writes, a 4xx for that key): the
+ * latter holds up only that object's rows, each with its own backoff, and the round goes on.
+ */
+function stopsRound(err: unknown): boolean {
+  if (err instanceof CacheError) return !err.permanent && err.reason === undefined && !/conflicting writes/.test(err.message);
+  if (err instanceof BuildtraceError && err.code === 'LIMIT_EXCEEDED') return false;
+  return true;
+}
+
 /** One cache's worker: at most one round in flight, and one backoff after a failed round. */
 interface Worker {
   readonly target: PublishTarget;
@@ -60,8 +79,12 @@ interface Worker {
 interface RoundResult {
   /** Rows this round looked at. */
   rows: number;
-  /** Whether something failed (the round stopped at the first transient failure). */
+  /** Rows this round published. */
+  done: number;
+  /** Whether something failed. */
   failed: boolean;
+  /** Whether the cache itself failed (the round stopped; the cache backs off). */
+  stalled: boolean;
 }
 
 /**
@@ -78,6 +101,8 @@ export class Publisher {
   private readonly failing = new Set<string>();
   /** Per cache: does it refuse a stale conditional write (probed once, before the first append)? */
   private readonly preconditions = new Map<string, boolean>();
+  /** Per cache: objects whose last write failed, until one succeeds. */
+  private readonly failingObjects = new Map<string, Map<string, { at: string; message: string }>>();
   private readonly workers: Worker[];
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
@@ -116,19 +141,19 @@ export class Publisher {
 
   private kickOne(w: Worker, force: boolean): Promise<RoundResult> {
     if (w.running) return w.running;
-    if (this.stopped || (!force && Date.now() < w.pausedUntil)) return Promise.resolve({ rows: 0, failed: false });
+    if (this.stopped || (!force && Date.now() < w.pausedUntil)) return Promise.resolve({ rows: 0, done: 0, failed: false, stalled: false });
     w.running = this.publishTo(w.target, force)
       .catch((err: unknown): RoundResult => {
         // the database itself failed (full disk, corrupt): the rows stay pending
         this.db.noteError(err);
         this.noteError(w.target.url, err);
-        return { rows: 0, failed: true };
+        return { rows: 0, done: 0, failed: true, stalled: true };
       })
       .then((r) => {
-        if (r.failed) {
+        if (r.stalled) {
           w.failedRounds++;
           w.pausedUntil = Date.now() + backoffMs(w.failedRounds);
-        } else if (r.rows > 0) {
+        } else if (r.done > 0) {
           if (this.failing.delete(w.target.url)) this.log(`trace-daemon: publishing to ${w.target.url}: working again`);
           w.failedRounds = 0;
           w.pausedUntil = 0;
@@ -168,7 +193,7 @@ export class Publisher {
   private async publishTo(t: PublishTarget, force: boolean): Promise<RoundResult> {
     this.db.checkFiles();
     const rows = this.db.dueRows(t.url, force ? Number.MAX_SAFE_INTEGER : Date.now());
-    if (rows.length === 0) return { rows: 0, failed: false };
+    if (rows.length === 0) return { rows: 0, done: 0, failed: false, stalled: false };
     const traceRows = rows.filter((r) => r.kind === 'trace');
     const evRows = rows.filter((r) => r.kind === 'evidence');
     try {
@@ -231,12 +256,16 @@ export class Publisher {
         g.lines.push(line);
         evByKey.set(key, g);
       }
-      if (t.buildTraceV2 && this.signingKey)
-        await this.publishBuildTraces(
-          t,
-          traceRows.map((r) => r.ref_id),
-          this.signingKey,
-        );
+      // a trace whose .doi entry could not be written stays pending (or failed), with the
+      // entry's error: a dropped build-trace-v2 signature shows in status and push --wait
+      const doiFailed =
+        t.buildTraceV2 && this.signingKey
+          ? await this.publishBuildTraces(
+              t,
+              traceRows.map((r) => r.ref_id),
+              this.signingKey,
+            )
+          : new Map<number, unknown>();
       // Key attestations go first, and traces wait while one fails: a consumer who admits keys
       // by their attestation must find it by the time it finds the key's first trace.
       const evJobs = [...evByKey].map(([k, g]) => ({ key: k, ...g }));
@@ -244,6 +273,7 @@ export class Publisher {
       if (evJobs.length + traceJobs.length > 0) await this.probePreconditions(t);
       const rowById = new Map(rows.map((r) => [r.id, r]));
       let failures = 0;
+      let done = 0;
       let transient = false;
       const jobs: typeof evJobs = [];
       for (const list of [evJobs, traceJobs]) {
@@ -260,11 +290,21 @@ export class Publisher {
             list.slice(i, i + 8).map(async (j) => {
               try {
                 await appendLines(t.backend, j.key, j.lines);
-                this.db.markDone(j.ids);
+                this.objectOk(t.url, j.key);
+                const held = j.ids.map((id) => rowById.get(id) as OutboxRow).filter((r) => r.kind === 'trace' && doiFailed.has(r.ref_id));
+                for (const r of held) {
+                  failures++;
+                  this.markFailed([r], doiFailed.get(r.ref_id));
+                }
+                const ok = j.ids.filter((id) => !held.some((r) => r.id === id));
+                this.db.markDone(ok);
+                done += ok.length;
               } catch (err) {
                 failures++;
-                // an unreachable cache: stop this round, the rest waits for the backoff
-                if (failureClass(err) === 'transient') transient = true;
+                // an unreachable cache: stop this round, the rest waits for the backoff;
+                // one bad object holds up only its own rows
+                if (stopsRound(err)) transient = true;
+                else this.objectFailed(t.url, j.key, err);
                 this.markFailed(
                   j.ids.map((id) => rowById.get(id) as OutboxRow),
                   err,
@@ -275,12 +315,12 @@ export class Publisher {
           );
         }
       }
-      if (failures < jobs.length) this.lastSuccess.set(t.url, new Date().toISOString());
-      return { rows: rows.length, failed: failures > 0 };
+      if (done > 0) this.lastSuccess.set(t.url, new Date().toISOString());
+      return { rows: rows.length, done, failed: failures > 0, stalled: transient };
     } catch (err) {
       this.markFailed(rows, err);
       this.noteError(t.url, err);
-      return { rows: rows.length, failed: true };
+      return { rows: rows.length, done: 0, failed: true, stalled: true };
     }
   }
 
@@ -288,30 +328,38 @@ export class Publisher {
    * build-trace-v2 entries for CA traces: one JSON object per (resolved drv, output); several
    * builders add their signatures to it (conditional write). A different outPath already
    * there is left alone: Nix substitutes one mapping per key, and our own traces record ours.
+   * Each entry is read bounded and parsed defensively; one that fails (too big, not an entry,
+   * the cache's error) fails only the traces it belongs to: returned per trace id.
    */
-  private async publishBuildTraces(t: PublishTarget, traceIds: readonly number[], key: NixSecretKey): Promise<void> {
+  private async publishBuildTraces(t: PublishTarget, traceIds: readonly number[], key: NixSecretKey): Promise<Map<number, unknown>> {
+    const failed = new Map<number, unknown>();
     for (const id of traceIds) {
       for (const row of this.db.caOutputs(id)) {
         const drvBase = row.rdrv_path.slice(row.rdrv_path.lastIndexOf('/') + 1);
         const outBase = row.path.slice(row.path.lastIndexOf('/') + 1);
-        const sig = signBuildTrace(key, drvBase, row.name, outBase);
         const objKey = buildTraceDoiKey(drvBase, row.name);
-        for (let attempt = 0; attempt < 20; attempt++) {
-          const cur = await t.backend.get(objKey);
-          let value: { outPath: string; signatures: BuildTraceSignature[] } = { outPath: outBase, signatures: [] };
-          if (cur) {
-            try {
-              value = JSON.parse(cur.body.toString('utf8')) as typeof value;
-            } catch {
-              break; // not ours to repair
-            }
-            if (value.outPath !== outBase || value.signatures.some((s) => s.keyName === sig.keyName && s.sig === sig.sig)) break;
-          }
-          value = { outPath: value.outPath, signatures: [...(value.signatures ?? []), sig] };
-          if (await t.backend.putIf(objKey, Buffer.from(JSON.stringify(value)), cur?.etag, 'application/json')) break;
+        try {
+          await addBuildTraceSignature(t.backend, objKey, outBase, signBuildTrace(key, drvBase, row.name, outBase));
+          this.objectOk(t.url, objKey);
+        } catch (err) {
+          failed.set(id, err);
+          if (stopsRound(err)) throw err;
+          this.objectFailed(t.url, objKey, err);
+          this.noteError(t.url, err);
         }
       }
     }
+    return failed;
+  }
+
+  private objectFailed(url: string, key: string, err: unknown): void {
+    const m = this.failingObjects.get(url) ?? new Map<string, { at: string; message: string }>();
+    m.set(key, { at: new Date().toISOString(), message: errorMessage(err) });
+    this.failingObjects.set(url, m);
+  }
+
+  private objectOk(url: string, key: string): void {
+    this.failingObjects.get(url)?.delete(key);
   }
 
   /**
@@ -351,6 +399,7 @@ export class Publisher {
       lastError: this.lastError.get(t.url) ?? null,
       lastSuccessAt: this.lastSuccess.get(t.url) ?? null,
       preconditions: !this.preconditions.has(t.url) ? 'unknown' : this.preconditions.get(t.url) ? 'checked' : 'ignored',
+      failingObjects: [...(this.failingObjects.get(t.url) ?? [])].slice(0, MAX_FAILING_OBJECTS_SHOWN).map(([key, e]) => ({ key, ...e })),
     }));
   }
 
@@ -387,9 +436,11 @@ export class Publisher {
     await Promise.all(
       this.workers.map(async (w) => {
         await w.running;
+        // until nothing is left, the cache stalls, or a round publishes nothing new (only
+        // objects that keep failing are left: they are reported, not retried in a loop)
         for (;;) {
           const r = await this.kickOne(w, true);
-          if (r.failed || r.rows === 0) return;
+          if (r.stalled || r.rows === 0 || r.done === 0) return;
         }
       }),
     );
@@ -403,4 +454,53 @@ export class Publisher {
     }
     return { pending: left.length, failed: failedRows.length, errors: [...errs].map(([cache, error]) => ({ cache, error })) };
   }
+}
+
+/**
+ * Adds one signature to a build-trace-v2 `.doi` entry: read with a size bound, parsed
+ * defensively (`null`, arrays and objects without a string outPath and a signature list are
+ * not entries: left untouched, reported), written with a precondition, given up after 20
+ * conflicting writes (reported and retried, never silently dropped).
+ */
+async function addBuildTraceSignature(cache: CacheBackend, objKey: string, outBase: string, sig: BuildTraceSignature): Promise<void> {
+  const maxAttempts = 20;
+  for (let attempt = 0; attempt < maxAttempts; attempt++) {
+    const cur = await cache.get(objKey, { maxBytes: MAX_DOI_BYTES });
+    let value: { outPath: string; signatures: BuildTraceSignature[] } = { outPath: outBase, signatures: [] };
+    if (cur) {
+      const parsed = parseDoi(cur.body);
+      if (!parsed)
+        throw new CacheError(
+          `${cache.url}/${objKey}: not a build-trace-v2 entry ({"outPath": string, "signatures": [{keyName, sig}]}); left untouched, this builder's signature is not added`,
+          true,
+          undefined,
+          'foreign-object',
+        );
+      value = parsed;
+      if (value.outPath !== outBase || value.signatures.some((s) => s.keyName === sig.keyName && s.sig === sig.sig)) return;
+    }
+    value = { outPath: value.outPath, signatures: [...value.signatures, sig] };
+    if (await cache.putIf(objKey, Buffer.from(JSON.stringify(value)), cur?.etag, 'application/json')) return;
+    await new Promise((r) => setTimeout(r, Math.random() * 20 * (attempt + 1)));
+  }
+  throw new CacheError(`${cache.url}/${objKey}: gave up after ${maxAttempts} conflicting writes (does the server send an ETag for it?)`, false);
+}
+
+function parseDoi(body: Buffer): { outPath: string; signatures: BuildTraceSignature[] } | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const o = v as { outPath?: unknown; signatures?: unknown };
+  if (typeof o.outPath !== 'string') return undefined;
+  const sigs = o.signatures ?? [];
+  if (!Array.isArray(sigs)) return undefined;
+  const ok = sigs.every(
+    (x: unknown) =>
+      typeof x === 'object' && x !== null && typeof (x as BuildTraceSignature).keyName === 'string' && typeof (x as BuildTraceSignature).sig === 'string',
+  );
+  return ok ? { outPath: o.outPath, signatures: sigs as BuildTraceSignature[] } : undefined;
 }

@@ -37,6 +37,8 @@ export type ErrorCode =
   /** a bound on untrusted input (object bytes, line bytes, lines, request time) was hit */
   | 'LIMIT_EXCEEDED'
   | 'INTERNAL'
+  /** the requested target cannot be established as the outputs of an unresolved derivation (src/verify/target.ts) */
+  | 'TARGET_REFUSED'
   /** a firmware image's OVMF footer table or SEV metadata is malformed (no measurement from it) */
   | 'FIRMWARE_INVALID'
   /** a builder image output lacks the documented layout (firmware.fd, kernel, initrd, cmdline) */

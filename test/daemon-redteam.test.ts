@@ -323,6 +323,10 @@ describe('the socket and the stateDir belong to one daemon', () => {
 class TestCache {
   readonly objects = new Map<string, Buffer>();
   mode: 'ok' | 'stall' | 'forbidden' | 'skewed' = 'ok';
+  /** Answers a GET itself when it returns true (a hostile cache's objects). */
+  serve: ((key: string, res: ServerResponse) => boolean) | undefined;
+  /** Keys written (PUT accepted), in order. */
+  readonly written: string[] = [];
   private readonly server: Server;
   private version = 0;
   private readonly etags = new Map<string, string>();
@@ -350,6 +354,7 @@ class TestCache {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       if (req.method === 'GET') {
+        if (this.serve?.(key, res)) return;
         const v = this.objects.get(key);
         if (!v) return void res.writeHead(404).end();
         res.writeHead(200, { etag: this.etags.get(key) ?? '' }).end(v);
@@ -361,6 +366,7 @@ class TestCache {
       const ifMatch = req.headers['if-match'];
       if ((req.headers['if-none-match'] === '*' && cur !== undefined) || (ifMatch !== undefined && ifMatch !== cur)) return void res.writeHead(412).end();
       this.objects.set(key, Buffer.concat(chunks));
+      this.written.push(key);
       this.etags.set(key, `"${++this.version}"`);
       res.writeHead(201).end();
     });
@@ -368,6 +374,113 @@ class TestCache {
 }
 
 describe('publishing: caches are independent, failed rows can be requeued', () => {
+  test('a cache serving a cap-sized traces/ object, a huge .doi and a null .doi: the daemon lives, the rest is published, the objects are reported', {
+    timeout: 300_000,
+  }, async () => {
+    const hostile = new TestCache();
+    // 63 MiB of short bundle-like lines, just under the readers' 64 MiB object bound
+    const line = Buffer.from('{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}\n');
+    const cap = Buffer.alloc(63 << 20);
+    for (let o = 0; o + line.length <= cap.length; o += line.length) line.copy(cap, o);
+    const mib = Buffer.alloc(1 << 20, 0x20);
+    let hugeTraceKey: string | undefined;
+    hostile.serve = (key, res) => {
+      if (key.includes('/traces/') && !key.endsWith('.jsonl')) {
+        hugeTraceKey ??= key; // the first trace object asked for stays cap-sized
+        if (key !== hugeTraceKey) return false;
+        res.writeHead(200, { etag: '"huge"' }); // no Content-Length: the reader must cut it off
+        res.end(cap);
+        return true;
+      }
+      if (/-ca-1\.drv\/out\.doi$/.test(key)) {
+        res.writeHead(200, { etag: '"null"' }).end('null');
+        return true;
+      }
+      if (/-ca-2\.drv\/out\.doi$/.test(key)) {
+        res.writeHead(200, { etag: '"big"' });
+        let sent = 0;
+        const more = (): void => {
+          while (sent < 100 && !res.destroyed) {
+            sent++;
+            if (!res.write(mib)) return void res.once('drain', more);
+          }
+          res.end();
+        };
+        more();
+        return true;
+      }
+      return false;
+    };
+    const url = await hostile.listen();
+    const fileDir = tempDir('good-cache-');
+    const fileUrl = `file://${fileDir}`;
+    const d = await startDaemon({
+      extraConfig: {
+        caches: [
+          { url, buildTraceV2: true },
+          { url: fileUrl, buildTraceV2: true },
+        ],
+      },
+    });
+    try {
+      const pid = d.child.pid;
+      const s = salt();
+      const fodHash = (await import('node:crypto')).createHash('sha256').update(`fixed-${s}\n`).digest('hex');
+      const b = await nixBuildWithHook(d.spool, [join(FIXTURES, 'scope.nix'), '--argstr', 'salt', s, '--argstr', 'fodHash', fodHash, '-A', 'ca3', '-A', 'ia1']);
+      assert.equal(b.code, 0, b.stderr);
+      const p = await d.cli(['push', '--wait']);
+      assert.equal(p.code, 1, 'objects that cannot be written make push --wait exit 1');
+      assert.match(p.stdout + p.stderr, /not a build-trace-v2 entry|maxObjectBytes|exceeded/);
+      // alive, same process
+      assert.equal(d.child.exitCode, null, d.stderr());
+      let st = await status(d);
+      assert.equal(st.pid, pid);
+      assert.equal(st.database.traces, 4, 'ca-1, ca-2, ca-3, ia-1');
+      // the file:// cache has everything: 4 trace objects, 3 .doi entries
+      assert.equal(readdirSync(join(fileDir, 'traces')).length, 4);
+      assert.equal(readdirSync(join(fileDir, 'build-trace-v2')).length, 3);
+      assert.equal(st.caches.find((c) => c.url === fileUrl)?.done, 4);
+      // the hostile cache: the three other trace objects and ca-3's .doi were written; only the bad objects are held up
+      const tracesWritten = new Set(hostile.written.filter((k) => k.includes('/traces/')));
+      assert.equal(tracesWritten.size, 3, [...tracesWritten].join());
+      assert.ok(hugeTraceKey && !tracesWritten.has(hugeTraceKey));
+      assert.ok(
+        hostile.written.some((k) => /-ca-3\.drv\/out\.doi$/.test(k)),
+        'the null .doi held up only its own entry',
+      );
+      assert.ok(!hostile.written.some((k) => /-ca-[12]\.drv\/out\.doi$/.test(k)));
+      const h = st.caches.find((c) => c.url === url) as Status['caches'][number] & { failingObjects: { key: string; message: string }[] };
+      const objects = new Map(h.failingObjects.map((o) => [o.key, o.message]));
+      assert.equal(objects.size, 3, JSON.stringify(h.failingObjects));
+      assert.match(objects.get((hugeTraceKey ?? '').replace(/^\/cache\//, '')) ?? '', /LIMIT_EXCEEDED|limit maxObjectBytes \(8388608\) exceeded/);
+      const doi = [...objects].filter(([k]) => k.endsWith('.doi'));
+      assert.match(doi.find(([k]) => /-ca-1\.drv/.test(k))?.[1] ?? '', /not a build-trace-v2 entry/);
+      assert.match(doi.find(([k]) => /-ca-2\.drv/.test(k))?.[1] ?? '', /limit maxObjectBytes \(1048576\) exceeded/);
+      assert.equal(h.done, 1, 'ia-1 (its trace object is fine, it has no .doi) is done; the others wait');
+      const human = await d.cli(['status']);
+      assert.match(human.stdout, /object build-trace-v2\/.*-ca-1\.drv\/out\.doi failing/);
+      // it keeps tracing and publishing
+      const { drvs, args } = await many(2, 'afterhostile');
+      assert.equal((await nixBuildWithHook(d.spool, args)).code, 0);
+      await waitFor(
+        async () => (await status(d)).caches.find((c) => c.url === fileUrl)?.done === 4 + drvs.length,
+        30_000,
+        'the new traces on the file:// cache',
+      );
+      await waitFor(
+        async () => new Set(hostile.written.filter((k) => k.includes('/traces/'))).size === 3 + drvs.length,
+        30_000,
+        'the new traces on the hostile cache',
+      );
+      st = await status(d);
+      assert.equal(st.pid, pid);
+      assert.equal(d.child.exitCode, null);
+    } finally {
+      assert.equal(await d.stop(), 0);
+      await hostile.close();
+    }
+  });
+
   test('a cache that never answers does not hold up a file:// cache', { timeout: 300_000 }, async (t) => {
     const slow = new TestCache();
     slow.mode = 'stall';

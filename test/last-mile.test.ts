@@ -226,8 +226,28 @@ describe('last mile rules', () => {
       wrong.mismatches.map((m) => m.field),
       ['contentAddress'],
     );
+    // #17 class 4: a source that serves it without a content address is a failure, not "unchecked"
     const none = decideLastMile(w, [fod], answers({ [fod]: [fact(fod, h('nar of file'))] }));
-    assert.match(none.unchecked[0]?.reason ?? '', /nothing attests its NAR hash/);
+    assert.deepEqual(
+      none.mismatches.map((m) => [m.field, m.found]),
+      [['contentAddress', '(none)']],
+    );
+    assert.match(none.mismatches[0]?.detail ?? '', /gives no content address/);
+    assert.deepEqual(none.unchecked, []);
+    // and the sources are compared with each other: same content address, another NAR
+    const split = decideLastMile(
+      w,
+      [fod],
+      answers({ [fod]: [fact(fod, h('nar of file'), { ca }), fact(fod, h('nar of file, executable'), { ca, where: LOCAL })] }),
+    );
+    assert.deepEqual(
+      split.mismatches.map((m) => [m.field, m.where]),
+      [['narHash', LOCAL]],
+    );
+    assert.deepEqual(split.checked, []);
+    // nothing to compare with: no source knows it (only then "unchecked")
+    const unknown = decideLastMile(w, [fod], answers({}));
+    assert.match(unknown.unchecked[0]?.reason ?? '', /no named cache and not the local store knows it/);
   });
 
   test('content address parsing: every form Nix writes, garbage refused', () => {
@@ -493,9 +513,10 @@ describe('trace-verify: the last mile on real builds', () => {
     return `file://${d}`;
   };
   const verify = async (target: string, extra: string[]): Promise<{ code: number; r: CliResult; text: string }> => {
-    const p = await run(VERIFY_CLI, [target, '--policy', pol, ...extra, '--json']);
+    const p = await run(VERIFY_CLI, [target, '--policy', pol, ...extra, '--json'], { env: { ...process.env, BUILDTRACE_POOL: 'never' } });
     assert.ok(p.code === 0 || p.code === 1, `exit ${p.code}: ${p.stderr}`);
-    const t = await run(VERIFY_CLI, [target, '--policy', pol, ...extra]);
+    // the text run goes through the worker pool: the same verdict (pool parity)
+    const t = await run(VERIFY_CLI, [target, '--policy', pol, ...extra], { env: { ...process.env, BUILDTRACE_POOL: 'always' } });
     assert.equal(t.code, p.code, t.stdout);
     return { code: p.code, r: JSON.parse(p.stdout) as CliResult, text: t.stdout };
   };

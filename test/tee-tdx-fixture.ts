@@ -26,12 +26,24 @@ export interface TestCa {
 
 let serial = 0x1000;
 
-export function makeCert(subject: string, issuer: TestCa | undefined, opts: { ca: boolean; extensions?: Buffer[]; notAfter?: Date } = { ca: true }): TestCa {
+/** KeyUsage bits as Intel sets them: CAs keyCertSign + cRLSign, end entities digitalSignature + nonRepudiation. */
+export const KU_CA = 0x06;
+export const KU_EE = 0xc0;
+
+export function makeCert(
+  subject: string,
+  issuer: TestCa | undefined,
+  opts: { ca: boolean; extensions?: Buffer[]; notAfter?: Date; keyUsage?: number | null; pathLen?: number; basicConstraints?: boolean } = { ca: true },
+): TestCa {
   const kp = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   const subj = name(subject);
   const signer = issuer?.key ?? kp.privateKey;
+  const ku = opts.keyUsage === undefined ? (opts.ca ? KU_CA : KU_EE) : opts.keyUsage;
+  const bc = [...(opts.ca ? [tlv(0x01, Buffer.from([0xff]))] : []), ...(opts.pathLen !== undefined ? [int(opts.pathLen)] : [])];
   const exts = [
-    seq(oid('2.5.29.19'), tlv(0x01, Buffer.from([0xff])), octets(seq(...(opts.ca ? [tlv(0x01, Buffer.from([0xff]))] : [])))),
+    ...(opts.basicConstraints === false ? [] : [seq(oid('2.5.29.19'), tlv(0x01, Buffer.from([0xff])), octets(seq(...bc)))]),
+    // unused-bits count 1 keeps the DER of the two KU values used here minimal enough for OpenSSL
+    ...(ku === null ? [] : [seq(oid('2.5.29.15'), tlv(0x01, Buffer.from([0xff])), octets(tlv(0x03, Buffer.from([1, ku]))))]),
     ...(opts.extensions ?? []),
   ];
   const tbs = seq(

@@ -107,10 +107,10 @@ describe('trace-verify re-does resolution across real closures signed by three b
     return f;
   };
   const verify = async (target: string, pol: string, sources: string[], extra: string[] = []): Promise<{ code: number; r: Result; stdout: string }> => {
-    const p = await run(VERIFY_CLI, [target, '--policy', pol, ...sources, ...extra, '--json']);
+    const p = await run(VERIFY_CLI, [target, '--policy', pol, ...sources, ...extra, '--json'], { env: { ...process.env, BUILDTRACE_POOL: 'never' } });
     assert.ok(p.code === 0 || p.code === 1, `exit ${p.code}: ${p.stderr}`);
     // the worker-thread path (used for large closures) must reach the same verdict
-    const w = await run(VERIFY_CLI, [target, '--policy', pol, ...sources, ...extra, '--json'], { env: { ...process.env, BUILDTRACE_POOL_MIN: '0' } });
+    const w = await run(VERIFY_CLI, [target, '--policy', pol, ...sources, ...extra, '--json'], { env: { ...process.env, BUILDTRACE_POOL: 'always' } });
     assert.equal(w.code, p.code, `worker path: ${w.stdout}`);
     const strip = (o: string): unknown => {
       const r = JSON.parse(o) as Result;
@@ -590,7 +590,7 @@ describe('trace-verify re-does resolution across real closures signed by three b
     // the grouping itself, at the issue's scale: 200,000 replays are one signed content
     const many = Array.from({ length: 200_000 }, (_, i) => replay(i));
     many.push(t.bundle);
-    const groups = groupBySignedContent(many, new Set([secret(A).publicKey.fingerprint]), 2);
+    const groups = groupBySignedContent(new Map(many.map((l) => [l, cache.url])), new Set([secret(A).publicKey.fingerprint]), 2);
     assert.equal(groups.length, 1);
     assert.ok((groups[0] as string[]).includes(t.bundle), 'the variant whose hints name a known key is kept');
   });

@@ -180,6 +180,79 @@ describe('world: claims are pooled only within one consistent world', () => {
     assert.equal(run(['lib', 'app'], [honest[0], honest[2], ...lies] as Entry[], trust).verified, false);
   });
 
+  test('#17 class 3: a liar cannot borrow an honest vote for outputs the consumers do not use', () => {
+    // H built d (dH) and built t with L's d (dL, substituted): t refers to dL at run time.
+    // L signs d as dL, t from dL, and one more false claim: t from dH gives the same t. That
+    // claim pulled H's claim for dH into the chosen set, so d was "signed by {H, L}" although
+    // the dL the target uses is attested by L alone.
+    const [dH, dL, t] = [P('dH'), P('dL'), P('t')];
+    const honest = [
+      entry({ udrv: 'd', signer: 'H', out: [dH, H('a')] }),
+      entry({ udrv: 't', signer: 'H', rdrv: 'rtL', out: [t, H('c')], inputs: { [dL]: H('b') }, deps: [{ drv: 'd', path: dL }] }),
+    ];
+    const liar = [
+      entry({ udrv: 'd', signer: 'L', out: [dL, H('b')] }),
+      entry({ udrv: 't', signer: 'L', rdrv: 'rtL', out: [t, H('c')], inputs: { [dL]: H('b') }, deps: [{ drv: 'd', path: dL }] }),
+    ];
+    const borrow = entry({ udrv: 't', signer: 'L', rdrv: 'rtH', out: [t, H('c')], inputs: { [dH]: H('a') }, deps: [{ drv: 'd', path: dH }] });
+    const trust: TrustNode = { threshold: 2, of: ['H', 'L'] };
+    assert.equal(run(['d', 't'], [...honest, ...liar], trust).verified, false);
+    const r = run(['d', 't'], [...honest, ...liar, borrow], trust);
+    assert.equal(r.verified, false, 'the borrowed vote must not count');
+    assert.ok(
+      r.problems.some((p) => p.code === 'threshold-not-met' && p.drv === 'd' && p.detail.includes(dL) && /signed by \{L\}/.test(p.detail)),
+      JSON.stringify(r.problems),
+    );
+    assert.ok(r.problems.some((p) => p.code === 'threshold-not-met' && p.drv === 't' && /signed by \{L\}/.test(p.detail)));
+    // once H also vouches for dL (a second honest builder's claim for d under another rdrv), it verifies
+    const h2 = entry({ udrv: 'd', signer: 'H', rdrv: 'r-d2', out: [dL, H('b')] });
+    const ok = run(['d', 't'], [...honest, ...liar, borrow, h2], trust);
+    assert.equal(ok.verified, true, JSON.stringify(ok.problems));
+    assert.equal(ok.world[dL]?.narSha256, H('b'));
+    assert.equal(ok.world[dH], undefined, 'dH is no input of the chosen claims');
+    // 1-of-2: each chain alone is enough
+    assert.equal(run(['d', 't'], [...honest, ...liar, borrow], { threshold: 1, of: ['H', 'L'] }).verified, true);
+  });
+
+  test('#17 class 3: an output only one signer gives is not attested, even when both agree on the output used', () => {
+    // d has out (agreed) and a content-addressed dev that differs; t uses only d.out
+    const [o, vH, vL, t] = [P('o'), P('vH'), P('vL'), P('t')];
+    const multi = (signer: string, dev: string, h: string): Entry => ({
+      ...entry({ udrv: 'd', signer, out: [o, H('a')] }),
+      outputs: new Map([
+        ['out', { path: o, sha256: H('a') }],
+        ['dev', { path: dev, sha256: h }],
+      ]),
+    });
+    const es = [
+      multi('H', vH, H('b')),
+      multi('L', vL, H('e')),
+      ...['H', 'L'].map((s) => entry({ udrv: 't', signer: s, out: [t, H('c')], inputs: { [o]: H('a') }, deps: [{ drv: 'd', path: o }] })),
+    ];
+    const r = run(['d', 't'], es, { threshold: 2, of: ['H', 'L'] });
+    assert.equal(r.verified, true, JSON.stringify(r.problems));
+    assert.deepEqual(r.signers, ['H', 'L']);
+    assert.equal(r.world[o]?.narSha256, H('a'));
+    assert.equal(r.world[t]?.narSha256, H('c'));
+    assert.equal(r.world[vL], undefined, 'only L gives vL: a runtime reference to it is unattested');
+    assert.equal(r.world[vH], undefined);
+    const r1 = run(['d', 't'], es, { threshold: 1, of: ['H', 'L'] });
+    assert.equal(r1.world[vH]?.narSha256, H('b'), 'under 1-of-2 one signer attests');
+  });
+
+  test('a CA divergence that converges: the divergent build inputs are not attested outputs', () => {
+    const es = [
+      entry({ udrv: 'c1', signer: 'A', out: [P('c1a'), H('a')] }),
+      entry({ udrv: 'c1', signer: 'B', out: [P('c1b'), H('b')] }),
+      entry({ udrv: 'c2', signer: 'A', rdrv: 'r2a', out: [P('c2'), H('c')], inputs: { [P('c1a')]: H('a') }, deps: [{ drv: 'c1', path: P('c1a') }] }),
+      entry({ udrv: 'c2', signer: 'B', rdrv: 'r2b', out: [P('c2'), H('c')], inputs: { [P('c1b')]: H('b') }, deps: [{ drv: 'c1', path: P('c1b') }] }),
+    ];
+    const r = run(['c1', 'c2'], es, both);
+    assert.equal(r.verified, true);
+    assert.deepEqual(Object.keys(r.world), [P('c2')]);
+    assert.equal(r.entries.length, 4);
+  });
+
   test('a deep chain (100,000 derivations) is walked without recursion', () => {
     const es: Entry[] = [];
     const order: string[] = [];

@@ -1,20 +1,27 @@
-import { existsSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
+import type { StoreInfo } from '../daemon/store-info.js';
+import { type ReadLimits, readLimitsFrom } from '../src/cache/limits.js';
 import { openCache } from '../src/cache/open.js';
-import { readLimitsFrom } from '../src/cache/limits.js';
 import { BuildtraceError, errorMessage } from '../src/errors.js';
+import type { DrvLoader } from '../src/store/drv-loader.js';
 import type { parseArgs } from '../src/util/args.js';
 import { CacheSource, DbSource, type BundleSource } from '../src/verify/sources.js';
 import { LocalStoreFacts, NarInfoFacts, type FactSource } from '../src/verify/store-facts.js';
+import type { TargetFacts } from '../src/verify/target.js';
 
-const DEFAULT_NIX_DB = '/nix/var/nix/db/db.sqlite';
+export const DEFAULT_NIX_DB = '/nix/var/nix/db/db.sqlite';
 
 /**
- * What a consumer command reads: bundles from --cache and --db, and the last mile's facts
- * from the caches' narinfo and the local Nix database (trace-verify TARGET and measure IMAGE).
+ * What a consumer command reads (trace-verify TARGET, trace-verify measure IMAGE): bundles from
+ * --cache and --db, and the last mile's facts from the caches' narinfo and the local Nix database.
  */
-export async function openConsumerSources(
-  a: ReturnType<typeof parseArgs>,
-): Promise<{ sources: BundleSource[]; facts: FactSource[]; notes: string[]; store: { close(): void } | undefined }> {
+export async function openConsumerSources(a: ReturnType<typeof parseArgs>): Promise<{
+  sources: BundleSource[];
+  facts: FactSource[];
+  notes: string[];
+  store: { close(): void } | undefined;
+  limits: ReadLimits;
+}> {
   const sources: BundleSource[] = [];
   const limits = readLimitsFrom((f) => a.values.get(f));
   const facts: FactSource[] = [];
@@ -41,30 +48,19 @@ export async function openConsumerSources(
       notes.push(`local store not consulted: ${errorMessage(err)}`);
     }
   }
-  return { sources, facts, notes, store };
+  return { sources, facts, notes, store, limits };
 }
 
-export async function resolveTarget(t: string, attr: string | undefined): Promise<string> {
-  if (/^\/nix\/store\/[^/]+\.drv$/.test(t)) return t;
-  const run = async (cmd: string, args: string[]): Promise<string> => {
-    const { execFile } = await import('node:child_process');
-    return new Promise((resolve, reject) =>
-      execFile(cmd, args, { maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-        if (err) reject(new BuildtraceError('USAGE', `${cmd} ${args.join(' ')}: ${(stderr || err.message).trim().split('\n').pop() ?? ''}`));
-        else resolve(stdout.trim());
-      }),
-    );
+/** The door's view of the store: Nix's records (database, else the CLI) and the .drv files themselves. */
+export function storeTargetFacts(loader: DrvLoader, nixDb: string): TargetFacts & { close(): void } {
+  let info: StoreInfo | undefined;
+  return {
+    pathInfos: async (paths) => {
+      // loaded on demand: most targets are .drv files with input derivations, which need no look-up
+      info ??= (await import('../daemon/store-info.js')).openStoreInfo('auto', nixDb);
+      return info.pathInfos(paths);
+    },
+    derivation: (p) => (lstatSync(p, { throwIfNoEntry: false }) === undefined ? undefined : loader.drv(p)),
+    close: () => info?.close(),
   };
-  if (t.startsWith('/nix/store/')) {
-    const d = await run('nix-store', ['--query', '--deriver', t]);
-    if (!d.endsWith('.drv') || d === 'unknown-deriver') throw new BuildtraceError('USAGE', `${t} has no known deriver; pass its .drv`);
-    return d;
-  }
-  if (existsSync(t)) {
-    const out = await run('nix-instantiate', [t, ...(attr ? ['-A', attr] : [])]);
-    const drvs = out.split('\n').filter((l) => l.endsWith('.drv'));
-    if (drvs.length !== 1) throw new BuildtraceError('USAGE', `${t} evaluates to ${drvs.length} derivations; pick one with --attr`);
-    return drvs[0] as string;
-  }
-  throw new BuildtraceError('USAGE', `${JSON.stringify(t)} is not a .drv path, a store path or a .nix file`);
 }

@@ -12,7 +12,8 @@ import { readRegularFile } from '../src/util/read-input.js';
 import { deriveMeasurements, derivedProblems, type DerivedChain } from '../src/verify/derived-measurement.js';
 import { loadTrustPolicy } from '../src/verify/trust-policy.js';
 import type { VerifyOutput } from '../src/verify/verdict.js';
-import { openConsumerSources, resolveTarget } from './consumer-sources.js';
+import { targetOfPath } from '../src/verify/target.js';
+import { DEFAULT_NIX_DB, openConsumerSources, storeTargetFacts } from './consumer-sources.js';
 
 export const MEASURE_HELP = `  trace-verify measure (IMAGE --policy FILE [--cache URL]... [--db FILE]...
                         | --firmware FILE [--kernel FILE [--initrd FILE] [--append STR]])
@@ -132,17 +133,23 @@ export async function measureCommand(rest: string[]): Promise<number> {
   if (!policyFile) throw new BuildtraceError('USAGE', 'measure IMAGE needs --policy FILE (its trust tree is the image policy)');
   if (a.values.has('svsm')) throw new BuildtraceError('USAGE', '--svsm is for --firmware only');
   const policy = loadTrustPolicy(policyFile);
-  const { sources, facts, store } = await openConsumerSources(a);
+  const { sources, facts, store, limits } = await openConsumerSources(a);
   const atText = a.values.get('at');
   const spec: DerivedMeasurementSpec = { image: image as string, imagePolicy: policy.trust, ...params };
+  const loader = new DrvLoader('/nix/store', Number.POSITIVE_INFINITY);
+  const imageFacts = storeTargetFacts(loader, a.values.get('nix-db') ?? DEFAULT_NIX_DB);
   const derived = await deriveMeasurements(policy, {
     sources,
     facts,
-    loader: new DrvLoader('/nix/store', Number.POSITIVE_INFINITY),
+    loader,
+    limits,
     ...(atText ? { at: parseAt(atText) } : {}),
-    deriverOf: (p) => resolveTarget(p, undefined),
+    deriverOf: async (p) => (await targetOfPath(p, imageFacts)).drv,
     also: [{ identity: '(command line)', spec }],
-  }).finally(() => store?.close());
+  }).finally(() => {
+    imageFacts.close();
+    store?.close();
+  });
   const chain = derived.chains.find((c) => c.identity === '(command line)') as DerivedChain;
   if (json)
     process.stdout.write(

@@ -1,5 +1,5 @@
 import { BuildtraceError } from '../errors.js';
-import { DEFAULT_READ_LIMITS } from './limits.js';
+import { DEFAULT_READ_LIMITS, limitExceeded } from './limits.js';
 
 /**
  * One binary cache, seen as a key/value store of small objects (`traces/<hash>`,
@@ -77,9 +77,42 @@ function isJsonObjectLine(line: string): boolean {
   }
 }
 
-/** Non-empty lines of an object. */
-function linesOf(body: Buffer | string): string[] {
-  return (typeof body === 'string' ? body : body.toString('utf8')).split('\n').filter((l) => l.trim() !== '');
+/**
+ * What a publisher reads back from a cache before appending to it. Lower than a verifier's
+ * object bound: the daemon runs in a 128 MiB heap with several appends in flight per cache,
+ * and a real `traces/<hash>` object (a few KB per signer) never comes near 8 MiB. An object
+ * past these bounds fails only its own key (LIMIT_EXCEEDED), retried with backoff.
+ */
+const WRITE_LIMITS = { maxObjectBytes: 8 << 20, maxLines: DEFAULT_READ_LIMITS.maxLines, maxLineBytes: DEFAULT_READ_LIMITS.maxLineBytes } as const;
+
+/**
+ * Checks every non-empty line of `body` with `fits` without holding the object as one string
+ * (a 63 MiB object of short lines as strings and a Set exhausted the daemon's heap): lines are
+ * decoded one at a time, and the line count and each line's size are bounded.
+ */
+function everyLineFits(body: Buffer, fits: (line: string) => boolean, where: { cache: string; key: string }): boolean {
+  let lines = 0;
+  for (let start = 0; start < body.length; ) {
+    let end = body.indexOf(0x0a, start);
+    if (end < 0) end = body.length;
+    if (end - start > WRITE_LIMITS.maxLineBytes) throw limitExceeded('maxLineBytes', WRITE_LIMITS.maxLineBytes, where.key, where.cache);
+    const line = body.toString('utf8', start, end);
+    if (line.trim() !== '') {
+      if (++lines > WRITE_LIMITS.maxLines) throw limitExceeded('maxLines', WRITE_LIMITS.maxLines, where.key, where.cache);
+      if (!fits(line)) return false;
+    }
+    start = end + 1;
+  }
+  return true;
+}
+
+/** Whether `line` is one whole line of `body` (between newlines), found without splitting it. */
+function hasLine(body: Buffer, line: Buffer): boolean {
+  for (let at = body.indexOf(line); at >= 0; at = body.indexOf(line, at + 1)) {
+    const end = at + line.length;
+    if ((at === 0 || body[at - 1] === 0x0a) && (end === body.length || body[end] === 0x0a)) return true;
+  }
+  return false;
 }
 
 /** `traces/<hash>`: the object laut and buildtrace share (laut's location). */
@@ -122,11 +155,13 @@ export async function preconditionsChecked(cache: CacheBackend): Promise<boolean
  */
 export async function appendLines(cache: CacheBackend, key: string, lines: readonly string[], maxAttempts = 20): Promise<{ added: number; key: string }> {
   const fits = isTraceKey(key) || isTraceKey(key.replace(/\.jsonl$/, '')) ? isBundleLine : isJsonObjectLine;
+  const where = { cache: cache.url, key };
+  const ours = lines.map((l) => Buffer.from(l, 'utf8'));
   for (let attempt = 0; attempt < maxAttempts; attempt++) {
-    // a writer reads what others wrote: bounded like any reader
-    const cur = await cache.get(key, { maxBytes: DEFAULT_READ_LIMITS.maxObjectBytes });
-    const curLines = cur ? linesOf(cur.body) : [];
-    if (!curLines.every(fits)) {
+    // a writer reads what others wrote: bounded like any reader, and tighter (WRITE_LIMITS)
+    const cur = await cache.get(key, { maxBytes: WRITE_LIMITS.maxObjectBytes });
+    const prefix = cur?.body ?? Buffer.alloc(0);
+    if (!everyLineFits(prefix, fits, where)) {
       // never write into an object of another format: it stays byte-identical
       if (isTraceKey(key)) return appendLines(cache, alternativeTraceKey(key), lines, maxAttempts);
       throw new CacheError(
@@ -136,20 +171,17 @@ export async function appendLines(cache: CacheBackend, key: string, lines: reado
         'foreign-object',
       );
     }
-    const existing = new Set(curLines);
-    const fresh = lines.filter((l) => !existing.has(l));
+    const fresh = ours.filter((l, i) => ours.findIndex((o) => o.equals(l)) === i && !hasLine(prefix, l));
     if (fresh.length === 0) return { added: 0, key };
-    const prefix = cur?.body ?? Buffer.alloc(0);
     // an object whose last line has no newline must not get ours glued onto it
-    const glue = prefix.length > 0 && prefix[prefix.length - 1] !== 0x0a ? '\n' : '';
-    const body = Buffer.concat([prefix, Buffer.from(glue + fresh.map((l) => `${l}\n`).join(''), 'utf8')]);
+    const glue = prefix.length > 0 && prefix[prefix.length - 1] !== 0x0a ? [Buffer.from('\n')] : [];
+    const body = Buffer.concat([prefix, ...glue, ...fresh.flatMap((l) => [l, Buffer.from('\n')])]);
     if (await cache.putIf(key, body, cur?.etag, 'application/jsonl')) {
       // Read back: a server that ignores preconditions may have let a concurrent writer
       // overwrite us already; if our lines are gone, go round again (this cannot see a later
       // overwrite: on such servers only one publisher at a time is safe).
-      const after = await cache.get(key, { maxBytes: DEFAULT_READ_LIMITS.maxObjectBytes });
-      const present = new Set(after ? linesOf(after.body) : []);
-      if (lines.every((l) => present.has(l))) return { added: fresh.length, key };
+      const after = await cache.get(key, { maxBytes: WRITE_LIMITS.maxObjectBytes });
+      if (after && ours.every((l) => hasLine(after.body, l))) return { added: fresh.length, key };
       continue;
     }
     // someone else wrote in between: read again and retry (with a little jitter)

@@ -17,6 +17,10 @@ export interface ReadLimits {
   readonly requestTimeoutMs: number;
   /** further attempts after a timeout, a network error or a 5xx (GET only) */
   readonly retries: number;
+  /** per run: distinct key hints (fingerprints the policy does not name) tried against measured identities */
+  readonly maxKeyHints: number;
+  /** per run: TEE evidence lines verified that did not pass (a line that passes ends its search) */
+  readonly maxEvidenceChecks: number;
 }
 
 export const DEFAULT_READ_LIMITS: ReadLimits = {
@@ -26,6 +30,9 @@ export const DEFAULT_READ_LIMITS: ReadLimits = {
   // 3 attempts of 15 s plus backoff stay under a minute even against a server that trickles
   requestTimeoutMs: 15_000,
   retries: 2,
+  // a TEE builder has one key per boot; an honest run checks each key's attestation once
+  maxKeyHints: 256,
+  maxEvidenceChecks: 256,
 };
 
 const flagOf = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
@@ -37,6 +44,14 @@ export function limitExceeded(limit: keyof ReadLimits, value: number, object: st
     'LIMIT_EXCEEDED',
     `${cache}/${object}: limit ${limit} (${value}) exceeded${detail ? `: ${detail}` : ''}; a real cache never gets there (raise it with ${flag} if this one is trusted)`,
     { subject: `${cache}/${object}` },
+  );
+}
+
+/** A per-run bound (not about one object): names the limit, its value and what reached it. */
+export function runLimitExceeded(limit: 'maxKeyHints' | 'maxEvidenceChecks', value: number, detail: string): BuildtraceError {
+  return new BuildtraceError(
+    'LIMIT_EXCEEDED',
+    `limit ${limit} (${value} per run) exceeded: ${detail}; honest caches never get there (raise it with --${flagOf(limit)} if they are trusted)`,
   );
 }
 

@@ -2,7 +2,19 @@ import { createHash, verify, type KeyObject } from 'node:crypto';
 import { createRequire } from 'node:module';
 
 /**
- * Ed25519 verification, pure and prehashed (RFC 8032).
+ * Ed25519 verification, pure and prehashed (RFC 8032), under ONE rule whatever the backend
+ * (libsodium, OpenSSL inline or in libuv's pool, @noble/curves; the worker pool and the main
+ * thread): libsodium's crypto_sign_verify_detached. A signature (R, S) by public key A
+ * verifies iff
+ *  - A is a canonical encoding (y < p) of a point that is not of small order (the keys we
+ *    admit are refused at load otherwise: weakPublicKey; checked again per signature),
+ *  - S < L, and R is not the encoding of a small-order point (either sign bit, y or y + p),
+ *  - [S]B - [k]A encodes to exactly the bytes of R (cofactorless; so R is canonical), with
+ *    k = SHA-512(R || A || M) mod L, or SHA-512(dom2(1, "") || R || A || SHA-512(M)) for Ed25519ph.
+ * The pre-checks run before every backend: OpenSSL alone accepts small-order A and R and a
+ * non-canonical A (an all-zero key lets anyone forge about one message in four); with them,
+ * all backends agree on the edge cases of "Taming the many EdDSAs" (test/vectors/ed25519-speccheck).
+ *
  *
  * Pure: libsodium (sodium-native, an optional dependency that ships prebuilt binaries)
  * verifies in about half the time of OpenSSL here (58 vs 110 µs), which is most of what
@@ -54,14 +66,26 @@ export function ed25519Backend(): 'libsodium' | 'openssl' {
 const buf = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
 
 export function verifyEd25519(publicRaw: Uint8Array, key: KeyObject, message: Uint8Array, sig: Uint8Array): boolean {
-  if (sig.length !== 64 || publicRaw.length !== 32) return false;
+  if (!passesPrechecks(publicRaw, sig)) return false;
   const s = loadSodium();
   if (s) return s.crypto_sign_verify_detached(buf(sig), buf(message), buf(publicRaw));
   return verify(null, message, key, sig);
 }
 
+/** verifyEd25519 in libuv's thread pool (OpenSSL), so many signatures verify on all cores; the same rule. */
+export function verifyEd25519Async(publicRaw: Uint8Array, key: KeyObject, message: Uint8Array, sig: Uint8Array): Promise<boolean> {
+  if (!passesPrechecks(publicRaw, sig)) return Promise.resolve(false);
+  return new Promise((resolve) => verify(null, message, key, sig, (err, ok) => resolve(err ? false : ok)));
+}
+
 /** RFC 8032 dom2(phflag = 1, context = ""): the prefix that separates Ed25519ph from Ed25519. */
 const DOM2_PH_EMPTY = Buffer.concat([Buffer.from('SigEd25519 no Ed25519 collisions', 'ascii'), Buffer.from([1, 0])]);
+
+const leToBigInt = (b: Uint8Array): bigint => {
+  let n = 0n;
+  for (let i = b.length - 1; i >= 0; i--) n = (n << 8n) | BigInt(b[i] as number);
+  return n;
+};
 
 /** The group order L, little-endian, for the S < L check. */
 const L = Buffer.from('edd3f55c1a631258d69cf7a2def9de1400000000000000000000000000000010', 'hex');
@@ -75,12 +99,89 @@ function scalarBelowL(s: Uint8Array): boolean {
   return false;
 }
 
+const L_BIG = leToBigInt(L);
+
+/**
+ * libsodium's blocklist (ge25519_has_small_order): the y coordinates of the eight points of
+ * small order, canonical and not (0, 1, two of order 8, p - 1, p, p + 1); the sign bit is ignored.
+ */
+const SMALL_ORDER_Y = [
+  '0000000000000000000000000000000000000000000000000000000000000000',
+  '0100000000000000000000000000000000000000000000000000000000000000',
+  '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+  'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+  'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+  'eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+].map((h) => Buffer.from(h, 'hex'));
+
+function hasSmallOrder(p: Uint8Array): boolean {
+  for (const b of SMALL_ORDER_Y) {
+    let d = ((p[31] as number) & 0x7f) ^ (b[31] as number);
+    for (let i = 0; i < 31 && d === 0; i++) d |= (p[i] as number) ^ (b[i] as number);
+    if (d === 0) return true;
+  }
+  return false;
+}
+
+/** Whether y (the low 255 bits) is below p = 2^255 - 19 (ge25519_is_canonical). */
+function canonicalY(p: Uint8Array): boolean {
+  if (((p[31] as number) & 0x7f) !== 0x7f) return true;
+  for (let i = 30; i > 0; i--) if (p[i] !== 0xff) return true;
+  return (p[0] as number) < 0xed;
+}
+
+function passesPrechecks(publicRaw: Uint8Array, sig: Uint8Array): boolean {
+  if (sig.length !== 64 || publicRaw.length !== 32) return false;
+  if (!canonicalY(publicRaw) || hasSmallOrder(publicRaw)) return false;
+  return scalarBelowL(sig.subarray(32)) && !hasSmallOrder(sig.subarray(0, 32));
+}
+
+const P_BIG = 2n ** 255n - 19n;
+const modP = (n: bigint): bigint => ((n % P_BIG) + P_BIG) % P_BIG;
+const powP = (b: bigint, e: bigint): bigint => {
+  let r = 1n;
+  let x = modP(b);
+  for (let k = e; k > 0n; k >>= 1n) {
+    if (k & 1n) r = (r * x) % P_BIG;
+    x = (x * x) % P_BIG;
+  }
+  return r;
+};
+
+/**
+ * Why an Ed25519 public key must not be admitted: not a canonical encoding, not a point of
+ * the curve, or of small order (anyone can forge for such a key). Undefined for a good key.
+ * Run once per key (policy load, TEE admission), so plain BigInt arithmetic suffices.
+ */
+export function weakPublicKey(raw: Uint8Array): string | undefined {
+  if (raw.length !== 32) return `an Ed25519 public key has 32 bytes, not ${raw.length}`;
+  if (!canonicalY(raw)) return 'not a canonical encoding (y >= p)';
+  if (hasSmallOrder(raw)) return 'a point of small order (anyone can forge signatures that verify with it)';
+  // RFC 8032 5.1.3: x^2 = (y^2 - 1) / (d y^2 + 1) must have a root; x = 0 with the sign bit set is refused
+  const y = leToBigInt(raw) & ((1n << 255n) - 1n);
+  const d = modP(-121665n * powP(121666n, P_BIG - 2n));
+  const u = modP(y * y - 1n);
+  const v = modP(d * y * y + 1n);
+  let x = modP(u * powP(v, 3n) * powP(u * powP(v, 7n), (P_BIG - 5n) / 8n));
+  if (modP(v * x * x) !== u) {
+    if (modP(v * x * x) !== modP(-u)) return 'not a point of the curve';
+    x = modP(x * powP(2n, (P_BIG - 1n) / 4n));
+  }
+  if (x === 0n && ((raw[31] as number) & 0x80) !== 0) return 'not a canonical encoding (x = 0 with the sign bit set)';
+  return undefined;
+}
+
+/** k = SHA-512(dom2(1, "") || R || A || SHA-512(M)) (64 bytes, not yet reduced mod L). */
+function phChallenge(publicRaw: Uint8Array, message: Uint8Array, R: Uint8Array): Buffer {
+  const ph = createHash('sha512').update(message).digest();
+  return createHash('sha512').update(DOM2_PH_EMPTY).update(R).update(publicRaw).update(ph).digest();
+}
+
 function verifyPhSodium(s: Sodium, publicRaw: Uint8Array, message: Uint8Array, sig: Uint8Array): boolean {
   const R = buf(sig.subarray(0, 32));
   const S = buf(sig.subarray(32));
-  if (!scalarBelowL(S)) return false;
-  const ph = createHash('sha512').update(message).digest();
-  const h = createHash('sha512').update(DOM2_PH_EMPTY).update(R).update(publicRaw).update(ph).digest();
+  const h = phChallenge(publicRaw, message, R);
   const k = Buffer.alloc(32);
   s.crypto_core_ed25519_scalar_reduce(k, h);
   const sB = Buffer.alloc(32);
@@ -99,11 +200,17 @@ function verifyPhSodium(s: Sodium, publicRaw: Uint8Array, message: Uint8Array, s
 
 /** Ed25519ph (RFC 8032, SHA-512 prehash, empty context) over `message`. */
 export function verifyEd25519ph(publicRaw: Uint8Array, message: Uint8Array, sig: Uint8Array): boolean {
-  if (sig.length !== 64 || publicRaw.length !== 32) return false;
+  if (!passesPrechecks(publicRaw, sig)) return false;
   const s = loadSodium();
   if (s) return verifyPhSodium(s, publicRaw, message, sig);
+  // @noble/curves' own verify is cofactored; the rule is cofactorless: [S]B - [k]A must encode to R
   try {
-    return nobleEd25519ph().verify(sig, message, publicRaw, { zip215: false });
+    const { Point } = nobleEd25519ph();
+    const A = Point.fromBytes(Uint8Array.from(publicRaw), false);
+    const R = sig.subarray(0, 32);
+    const k = leToBigInt(phChallenge(publicRaw, message, R)) % L_BIG;
+    const r = Point.BASE.multiplyUnsafe(leToBigInt(sig.subarray(32))).subtract(A.multiplyUnsafe(k));
+    return Buffer.from(r.toBytes()).equals(Buffer.from(R));
   } catch {
     return false;
   }

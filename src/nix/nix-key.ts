@@ -1,6 +1,6 @@
-import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign, type KeyObject } from 'node:crypto';
 import { BuildtraceError } from '../errors.js';
-import { signEd25519ph, verifyEd25519, verifyEd25519ph } from './ed25519.js';
+import { signEd25519ph, verifyEd25519, verifyEd25519Async, verifyEd25519ph, weakPublicKey } from './ed25519.js';
 
 /**
  * Nix key files: `<name>:<base64>`; a secret key is libsodium's 64 bytes
@@ -43,8 +43,10 @@ export function spkiFingerprint(raw: Uint8Array): string {
     .digest('hex');
 }
 
+/** A public key we may admit: 32 bytes, canonical, on the curve, not of small order (src/nix/ed25519.ts). */
 export function publicKeyFromRaw(name: string, raw: Uint8Array, subject = 'public key'): NixPublicKey {
-  if (raw.length !== 32) throw new BuildtraceError('KEY_INVALID', `${subject}: an Ed25519 public key has 32 bytes, not ${raw.length}`, { subject });
+  const weak = weakPublicKey(raw);
+  if (weak !== undefined) throw new BuildtraceError('KEY_INVALID', `${subject}: refused Ed25519 public key: ${weak}`, { subject });
   const key = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: 'der', type: 'spki' });
   return { name, raw: Uint8Array.from(raw), key, fingerprint: spkiFingerprint(raw) };
 }
@@ -91,8 +93,7 @@ export function verifyDetachedPh(k: NixPublicKey, message: Uint8Array, sig: Uint
 
 /** The same check in libuv's thread pool, so many signatures verify on all cores. */
 export function verifyDetachedAsync(k: NixPublicKey, message: Uint8Array, sig: Uint8Array): Promise<boolean> {
-  if (sig.length !== 64) return Promise.resolve(false);
-  return new Promise((resolve) => verify(null, message, k.key, sig, (err, ok) => resolve(err ? false : ok)));
+  return verifyEd25519Async(k.raw, k.key, message, sig);
 }
 
 /** `<keyName>:<base64 signature>`, as in narinfo `Sig:` lines. */

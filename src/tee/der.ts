@@ -68,12 +68,24 @@ export function decodeInteger(v: Uint8Array): number {
   return n;
 }
 
-/** Extensions of an X.509 certificate: OID -> extnValue contents. */
-export function certificateExtensions(der: Uint8Array): Map<string, Uint8Array> {
+interface Extension {
+  readonly oid: string;
+  readonly critical: boolean;
+  /** extnValue contents (the DER inside the OCTET STRING). */
+  readonly value: Uint8Array;
+}
+
+/**
+ * Extensions of an X.509 certificate, in order. A repeated extension is refused (RFC 5280
+ * §4.2: "A certificate MUST NOT include more than one instance of a particular extension"):
+ * two basicConstraints could be read one way here and another way by OpenSSL.
+ */
+export function certificateExtensionList(der: Uint8Array): Extension[] {
   const cert = readTlv(der, 0);
   const [tbs] = children(der, cert);
   if (!tbs) fail('certificate has no TBSCertificate');
-  const out = new Map<string, Uint8Array>();
+  const out: Extension[] = [];
+  const seen = new Set<string>();
   for (const f of children(der, tbs)) {
     if (f.tag !== 0xa3) continue;
     const [seq] = children(der, f);
@@ -82,11 +94,21 @@ export function certificateExtensions(der: Uint8Array): Map<string, Uint8Array> 
       const parts = children(der, ext);
       const oid = parts[0];
       const val = parts[parts.length - 1];
-      if (!oid || !val || oid.tag !== 0x06 || val.tag !== 0x04) fail('malformed extension');
-      out.set(decodeOid(oid.value), val.value);
+      if (!oid || !val || oid.tag !== 0x06 || val.tag !== 0x04 || parts.length > 3) fail('malformed extension');
+      const crit = parts.length === 3 ? parts[1] : undefined;
+      if (crit && (crit.tag !== 0x01 || crit.value.length !== 1)) fail('malformed extension criticality');
+      const o = decodeOid(oid.value);
+      if (seen.has(o)) fail(`extension ${o} appears twice`);
+      seen.add(o);
+      out.push({ oid: o, critical: crit !== undefined && crit.value[0] !== 0, value: val.value });
     }
   }
   return out;
+}
+
+/** Extensions of an X.509 certificate: OID -> extnValue contents. */
+export function certificateExtensions(der: Uint8Array): Map<string, Uint8Array> {
+  return new Map(certificateExtensionList(der).map((e) => [e.oid, e.value]));
 }
 
 // ---- writer (used to build the simulated TEE's certificates) ----

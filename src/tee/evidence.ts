@@ -1,4 +1,5 @@
 import { BuildtraceError } from '../errors.js';
+import { parseRfc3339 } from '../util/rfc3339.js';
 import type { PinnedCert } from './roots.js';
 import { verifySnp } from './snp-verify.js';
 import { detectEvidence } from './tdx-quote.js';
@@ -31,16 +32,8 @@ export function verificationTime(policy: TeePolicy, explicit: Date | undefined):
 
 /** Parses --at: an RFC 3339 date-time that names a real instant (2026-02-30 is a usage error). */
 export function parseAt(text: string, flag = '--at'): Date {
-  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/.exec(text);
-  const d = new Date(text);
-  const bad = (): never => {
-    throw new BuildtraceError('USAGE', `${flag} ${JSON.stringify(text)} is not an RFC 3339 date-time (e.g. 2026-01-31T12:00:00Z)`);
-  };
-  if (!m || Number.isNaN(d.getTime())) return bad();
-  const [y, mo, da, h, mi, se] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
-  // Date() rolls 2026-02-30 over to March; the calendar fields must survive the round trip.
-  const cal = new Date(Date.UTC(y, mo - 1, da));
-  if (cal.getUTCFullYear() !== y || cal.getUTCMonth() !== mo - 1 || cal.getUTCDate() !== da || h > 23 || mi > 59 || se > 59) return bad();
+  const d = parseRfc3339(text);
+  if (!d) throw new BuildtraceError('USAGE', `${flag} ${JSON.stringify(text)} is not an RFC 3339 date-time (e.g. 2026-01-31T12:00:00Z)`);
   return d;
 }
 

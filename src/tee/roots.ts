@@ -12,7 +12,7 @@ export interface PinnedCert {
 
 const PEM_RE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
 
-function certSha256(cert: X509Certificate): string {
+export function certSha256(cert: X509Certificate): string {
   return createHash('sha256').update(cert.raw).digest('hex');
 }
 
@@ -79,42 +79,6 @@ export function cn(name: string): string | undefined {
 
 export function validAt(cert: X509Certificate, at: Date): boolean {
   return Date.parse(cert.validFrom) <= at.getTime() && at.getTime() <= Date.parse(cert.validTo);
-}
-
-/** Certificates from evidence or collateral are hostile input: any OpenSSL error is a failed check. */
-function signedBy(c: X509Certificate, issuer: X509Certificate): boolean {
-  try {
-    return c.issuer === issuer.subject && c.verify(issuer.publicKey);
-  } catch {
-    return false;
-  }
-}
-
-interface ChainVerdict {
-  readonly ok: boolean;
-  readonly detail: string;
-  readonly pinned: PinnedCert | undefined;
-}
-
-/**
- * Walks leaf -> ... -> top; the top must be a pinned root (compared by DER, or signed by a
- * pinned self-signed root), never trusted because it came along; with `fingerprints`, the
- * pinned root must also be one of those.
- */
-export function chainToPinned(certs: readonly X509Certificate[], roots: readonly PinnedCert[], fingerprints: readonly string[] | undefined): ChainVerdict {
-  for (let i = 0; i + 1 < certs.length; i++) {
-    const c = certs[i] as X509Certificate;
-    const issuer = certs[i + 1] as X509Certificate;
-    if (!signedBy(c, issuer)) return { ok: false, detail: `${cn(c.subject)} is not signed by ${cn(issuer.subject)}`, pinned: undefined };
-  }
-  const top = certs[certs.length - 1];
-  if (!top) return { ok: false, detail: 'no certificates', pinned: undefined };
-  const pinned = roots.find((r) => r.cert.raw.equals(top.raw) || (r.cert.subject === r.cert.issuer && signedBy(top, r.cert)));
-  if (!pinned)
-    return { ok: false, detail: `chain ends at ${cn(top.subject)} (sha256 ${certSha256(top).slice(0, 16)}…), which is not a pinned root`, pinned: undefined };
-  if (fingerprints && !fingerprints.includes(pinned.sha256))
-    return { ok: false, detail: `root ${cn(pinned.cert.subject)} is not among the policy's rootFingerprints`, pinned };
-  return { ok: true, detail: `${certs.map((c) => cn(c.subject)).join(' ← ')} (pinned ${pinned.file})`, pinned };
 }
 
 export function pemCertificates(text: string): X509Certificate[] {

@@ -86,6 +86,8 @@ export interface SimulatedPlatform {
   readonly measurement: Buffer;
   /** The simulated ARK's private key (tests sign CRLs with it). */
   readonly arkKey: KeyObject;
+  /** The simulated ASK's private key (tests show a CRL from it is refused). */
+  readonly askKey: KeyObject;
   /** Signs a report for `reportData`. */
   report(reportData: Uint8Array, opts?: { debug?: boolean; vmpl?: number }): Buffer;
 }
@@ -109,7 +111,10 @@ export function createSimulatedPlatform(opts: { rsaBits?: number; now?: Date; tc
   const measurement = opts.measurement ?? createHash('sha384').update('buildtrace simulated launch measurement').digest();
   const from = new Date(now.getTime() - 86_400_000);
   const caTo = new Date(now.getTime() + 20 * 365 * 86_400_000);
-  const caExt = [ext('2.5.29.19', seq(tlv(0x01, Buffer.from([0xff]))), true), ext('2.5.29.15', tlv(0x03, Buffer.from([0x01, 0x06])), true)];
+  // As AMD's real certificates: the ARK a CA that signs certificates and CRLs, the ASK a CA
+  // (pathLen 0) that signs certificates only.
+  const arkExt = [ext('2.5.29.19', seq(tlv(0x01, Buffer.from([0xff]))), true), ext('2.5.29.15', tlv(0x03, Buffer.from([0x01, 0x06])), true)];
+  const askExt = [ext('2.5.29.19', seq(tlv(0x01, Buffer.from([0xff])), int(0)), true), ext('2.5.29.15', tlv(0x03, Buffer.from([0x02, 0x04])), true)];
   const arkDer = certificate({
     serial: 1,
     issuer: 'ARK-Milan',
@@ -118,7 +123,7 @@ export function createSimulatedPlatform(opts: { rsaBits?: number; now?: Date; tc
     signer: ark.privateKey,
     notBefore: from,
     notAfter: caTo,
-    extensions: caExt,
+    extensions: arkExt,
   });
   const askDer = certificate({
     serial: 2,
@@ -128,7 +133,7 @@ export function createSimulatedPlatform(opts: { rsaBits?: number; now?: Date; tc
     signer: ark.privateKey,
     notBefore: from,
     notAfter: caTo,
-    extensions: caExt,
+    extensions: askExt,
   });
   const vcekDer = certificate({
     serial: 0,
@@ -161,6 +166,7 @@ export function createSimulatedPlatform(opts: { rsaBits?: number; now?: Date; tc
     tcb,
     measurement,
     arkKey: ark.privateKey,
+    askKey: ask.privateKey,
     report(reportData, ro = {}) {
       if (reportData.length !== 64) throw new Error('REPORT_DATA must be 64 bytes');
       const r = Buffer.alloc(SNP_REPORT_SIZE);

@@ -2,7 +2,7 @@ import { createHash, verify as cryptoVerify, type X509Certificate } from 'node:c
 import { errorMessage } from '../errors.js';
 import type { JsonValue } from '../util/strict-json.js';
 import { parseVekCert, type AmdVekCert } from './amd-cert.js';
-import { crlCurrent, crlSignedBy, isRevoked, parseCrl, type Crl } from './crl.js';
+import { issuedIn, revocationStep, validatePath, type PathSpec } from './cert-path.js';
 import { cn, validAt, type PinnedCert } from './roots.js';
 import { decodeTcb, hex, parseSnpReport, productFromCpuid, SNP_SIGNED_LENGTH, type SnpProduct, type SnpReport, type TcbParts } from './snp-report.js';
 import type { EvidenceVerdict, Step, TeePolicy } from './tee-policy.js';
@@ -40,48 +40,41 @@ function cachedVek(der: Uint8Array): { vek: AmdVekCert; digest: string } {
   return { vek, digest };
 }
 
-function issuerIn(child: X509Certificate, pool: readonly PinnedCert[]): PinnedCert | undefined {
-  return pool.find((p) => {
-    try {
-      return p.cert.subject === child.issuer && child.verify(p.cert.publicKey);
-    } catch {
-      return false; // a damaged certificate from the evidence
-    }
-  });
-}
+/**
+ * AMD's roles (AMD 57230 §2; go-sev-guest validateArkX509/validateAskX509/validateKDSCertificate):
+ * VCEK ← ASK ← ARK and VLEK ← ASVK ← ARK, the ASK/ASVK and the ARK pinned by the verifier's owner.
+ */
+const ARK = { role: 'ARK', cn: /^ARK-(Milan|Genoa|Turin)$/ };
+const AMD_PATHS: Record<'VCEK' | 'VLEK', PathSpec> = {
+  VCEK: {
+    below: [
+      { role: 'VCEK', cn: /^SEV-VCEK$/ },
+      { role: 'ASK', cn: /^SEV-(Milan|Genoa|Turin)$/ },
+    ],
+    root: ARK,
+  },
+  VLEK: {
+    below: [
+      { role: 'VLEK', cn: /^SEV-VLEK$/ },
+      { role: 'ASVK', cn: /^SEV-VLEK-(Milan|Genoa|Turin)$/ },
+    ],
+    root: ARK,
+  },
+};
 
 function chainStep(
   vek: AmdVekCert,
   roots: readonly PinnedCert[],
   product: SnpProduct | undefined,
   pins: readonly string[] | undefined,
-): Step & { certs?: X509Certificate[] } {
-  const inter = issuerIn(vek.cert, roots);
-  if (!inter) {
-    return { step: 'chain', ok: false, detail: `no pinned certificate named ${JSON.stringify(cn(vek.cert.issuer))} signed this ${vek.kind}` };
-  }
-  const ark = issuerIn(inter.cert, roots);
-  if (!ark) return { step: 'chain', ok: false, detail: `no pinned root signed ${cn(inter.cert.subject)}` };
-  if (ark.cert.subject !== ark.cert.issuer || !ark.cert.verify(ark.cert.publicKey)) {
-    return { step: 'chain', ok: false, detail: `${cn(ark.cert.subject)} is not a self-signed root` };
-  }
-  const arkName = cn(ark.cert.subject) ?? '';
-  const interName = cn(inter.cert.subject) ?? '';
-  const expectInter = vek.kind === 'VCEK' ? /^SEV-(Milan|Genoa|Turin)$/ : /^SEV-VLEK-(Milan|Genoa|Turin)$/;
-  if (!expectInter.test(interName))
-    return { step: 'chain', ok: false, detail: `${vek.kind} issued by ${interName}, expected ${vek.kind === 'VCEK' ? 'an ASK' : 'an ASVK'}` };
+): Step & { certs?: readonly X509Certificate[] } {
+  const path = validatePath([vek.cert], AMD_PATHS[vek.kind], roots, pins);
+  if (!path.ok) return { step: 'chain', ok: false, detail: path.detail };
+  const arkName = cn(path.pinned.cert.subject) ?? '';
   if (product !== undefined && arkName !== `ARK-${product}`) {
     return { step: 'chain', ok: false, detail: `report is from a ${product} CPU but the chain ends at ${arkName}` };
   }
-  if (pins !== undefined && !pins.includes(ark.sha256)) {
-    return { step: 'chain', ok: false, detail: `root ${arkName} (sha256 ${ark.sha256}) is not among the policy's rootFingerprints` };
-  }
-  return {
-    step: 'chain',
-    ok: true,
-    detail: `${vek.kind} ← ${interName} ← ${arkName} (pinned ${ark.file}, sha256 ${ark.sha256.slice(0, 16)}…)`,
-    certs: [vek.cert, inter.cert, ark.cert],
-  };
+  return { step: 'chain', ok: true, detail: `${vek.kind} ← ${path.detail}, sha256 ${path.pinned.sha256.slice(0, 16)}…`, certs: path.certs };
 }
 
 function tcbEqual(a: TcbParts, b: TcbParts): boolean {
@@ -127,35 +120,26 @@ function snpFields(r: SnpReport, product: SnpProduct | undefined): Record<string
   };
 }
 
-/** AMD's CRL: signed by the pinned ARK, current at `at`, revoking neither the ASK/ASVK nor the VEK. */
-function snpCrlStep(der: Uint8Array, certs: readonly X509Certificate[] | undefined, at: Date): Step {
-  let crl: Crl;
-  try {
-    crl = parseCrl(der);
-  } catch (err) {
-    return { step: 'crl', ok: false, detail: errorMessage(err) };
-  }
-  const ark = certs?.[2];
-  if (!certs || !ark) return { step: 'crl', ok: false, detail: 'no trusted chain to check the CRL against' };
-  if (!crlSignedBy(crl, ark)) return { step: 'crl', ok: false, detail: `CRL is not signed by ${cn(ark.subject)}` };
-  if (!crlCurrent(crl, at))
+/**
+ * AMD's CRL (KDS /vcek/v1/<product>/crl, /vlek/v1/<product>/crl) is the ARK's: it covers what
+ * the ARK issued, the ASK or ASVK. VCEKs and VLEKs are issued by the ASK/ASVK, which has no
+ * cRLSign (AMD's real ASKs) and publishes no CRL; a VCEK is superseded by TCB, not revoked
+ * (go-sev-guest verify.go). Without a CRL, revocation is unchecked and the verdict says so;
+ * "snp.requireCrl" makes that a failure.
+ */
+function snpCrlStep(der: Uint8Array | undefined, certs: readonly X509Certificate[] | undefined, at: Date, required: boolean): Step {
+  if (der === undefined)
     return {
       step: 'crl',
-      ok: false,
-      detail: `CRL issued ${crl.thisUpdate.toISOString()}, next update ${crl.nextUpdate?.toISOString() ?? '-'}: not current at ${at.toISOString()}`,
+      ok: required ? false : null,
+      detail: `revocation not checked: no AMD CRL given (--crl, or "crl" in the trust policy)${required ? ' and the policy sets snp.requireCrl' : ''}`,
     };
-  const revoked = certs.slice(0, 2).filter((c) => isRevoked(crl, c));
-  return {
-    step: 'crl',
-    ok: revoked.length === 0,
-    detail:
-      revoked.length === 0
-        ? `${cn(ark.subject)} CRL (${crl.revoked.size} revoked) lists neither ${certs
-            .slice(0, 2)
-            .map((c) => cn(c.subject))
-            .join(' nor ')}`
-        : revoked.map((c) => `${cn(c.subject)} serial ${c.serialNumber.toLowerCase()} is revoked`).join('; '),
-  };
+  return revocationStep(
+    'crl',
+    der,
+    issuedIn(certs, (i, n) => i === n - 1),
+    at,
+  );
 }
 
 export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Date, policy: TeePolicy): EvidenceVerdict {
@@ -207,7 +191,7 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
   });
 
   const cacheKey = `${vekDigest}|${product}|${(policy.rootFingerprints ?? []).join(',')}|${roots.map((x) => x.sha256).join(',')}`;
-  let chain = chainCache.get(cacheKey) as (Step & { certs?: X509Certificate[] }) | undefined;
+  let chain = chainCache.get(cacheKey) as (Step & { certs?: readonly X509Certificate[] }) | undefined;
   if (!chain) {
     chain = chainStep(vek, roots, product, policy.rootFingerprints);
     if (chainCache.size > 1000) chainCache.clear();
@@ -247,7 +231,7 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
         : `${expired.map((c) => `${cn(c.subject)} valid ${c.validFrom} to ${c.validTo}`).join('; ')} — not at ${at.toISOString()}`,
   });
 
-  if (ev.crl !== undefined) steps.push(snpCrlStep(ev.crl, chain.certs, at));
+  steps.push(snpCrlStep(ev.crl, chain.certs, at, policy.snp?.requireCrl === true));
 
   if (ev.expectedReportData !== undefined) {
     const ok = Buffer.from(r.reportData).equals(Buffer.from(ev.expectedReportData));
@@ -268,7 +252,14 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
     detail: r.policy.debug ? `guest allows debugging (POLICY.DEBUG)${allowDebug ? ', permitted by policy' : ''}` : 'debugging disabled',
   });
   const p = policy.snp ?? {};
-  if (p.vmpl !== undefined) steps.push({ step: 'policy.vmpl', ok: r.vmpl === p.vmpl, detail: `VMPL ${r.vmpl}, required ${p.vmpl}` });
+  // An unset VMPL means 0, the most privileged level (trustee's SNP verifier; AWS reports at
+  // VMPL 1 exist): a guest's lower-privileged software must be accepted by name ("any" or 1-3).
+  const vmpl = p.vmpl ?? 0;
+  steps.push({
+    step: 'policy.vmpl',
+    ok: vmpl === 'any' || r.vmpl === vmpl,
+    detail: `VMPL ${r.vmpl}, ${vmpl === 'any' ? 'any accepted' : `required ${vmpl}${p.vmpl === undefined ? ' (the default; "vmpl": "any" opts out)' : ''}`}`,
+  });
   if (p.measurements !== undefined || policy.anyMeasurement !== true) {
     const m = hex(r.measurement);
     const list = p.measurements ?? [];

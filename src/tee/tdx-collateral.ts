@@ -1,9 +1,9 @@
 import { verify as cryptoVerify, type X509Certificate } from 'node:crypto';
 import { BuildtraceError, errorMessage } from '../errors.js';
 import { isObject, parseStrictJson, type JsonValue } from '../util/strict-json.js';
-import { crlCurrent, crlSignedBy, isRevoked, parseCrl, type Crl } from './crl.js';
+import { issuedIn, revocationStep, validatePath, type PathSpec } from './cert-path.js';
 import { rawMember } from './raw-json.js';
-import { chainToPinned, cn, pemCertificates, validAt, type PinnedCert } from './roots.js';
+import { cn, pemCertificates, validAt, type PinnedCert } from './roots.js';
 import { parsePckExtensions, type PckExtensions } from './sgx-pck.js';
 import { hex } from './snp-report.js';
 import type { TdxQuote } from './tdx-quote.js';
@@ -23,6 +23,21 @@ export interface TdxCollateral {
   readonly pckCrl: Uint8Array;
   readonly rootCrl: Uint8Array;
 }
+
+/**
+ * Intel's certificate roles (Intel QVL X509Constants: the CN of each position; PckCertVerifier,
+ * TCBSigningChain): PCK certificate ← PCK Platform or Processor CA ← Intel SGX Root CA, and
+ * TCB info and QE identity signed only by the TCB Signing certificate, issued by the root itself.
+ */
+const INTEL_ROOT = { role: 'Intel SGX Root CA', cn: /^Intel SGX Root CA$/ };
+export const PCK_PATH: PathSpec = {
+  below: [
+    { role: 'PCK certificate', cn: /^Intel SGX PCK Certificate$/ },
+    { role: 'PCK Platform/Processor CA', cn: /^Intel SGX PCK (Platform|Processor) CA$/ },
+  ],
+  root: INTEL_ROOT,
+};
+const TCB_SIGNING_PATH: PathSpec = { below: [{ role: 'TCB Signing certificate', cn: /^Intel SGX TCB Signing$/ }], root: INTEL_ROOT };
 
 const DEFAULT_ACCEPTED_TCB_STATUSES = ['UpToDate'] as const;
 
@@ -121,10 +136,14 @@ function masked(value: Uint8Array, mask: Uint8Array): Buffer {
   return Buffer.from(value.map((b, i) => b & (mask[i] ?? 0)));
 }
 
-/** The collateral steps for one quote whose PCK chain is `pckCerts` (leaf first). */
+/**
+ * The collateral steps for one quote: `pckLeaf` is the quote's PCK certificate, `pckPath` its
+ * validated path (leaf to pinned root) or undefined when that failed.
+ */
 export function checkTdxCollateral(
   q: TdxQuote,
-  pckCerts: readonly X509Certificate[],
+  pckLeaf: X509Certificate | undefined,
+  pckPath: readonly X509Certificate[] | undefined,
   c: TdxCollateral,
   roots: readonly PinnedCert[],
   at: Date,
@@ -134,7 +153,7 @@ export function checkTdxCollateral(
   const accepted: readonly string[] = policy.tdx?.acceptedTcbStatuses ?? DEFAULT_ACCEPTED_TCB_STATUSES;
   const s = c.source;
 
-  // 1. the TCB signing chain (Intel SGX TCB Signing ← pinned Intel SGX Root CA)
+  // 1. the TCB signing chain: Intel SGX TCB Signing, issued directly by a pinned Intel SGX Root CA
   let signing: X509Certificate[] = [];
   try {
     signing = pemCertificates(c.signingChainPem);
@@ -143,11 +162,11 @@ export function checkTdxCollateral(
   }
   const signer = signing[0];
   let signerOk = false;
-  let rootCert: X509Certificate | undefined;
+  let signingPath: readonly X509Certificate[] | undefined;
   if (signer) {
-    const chain = chainToPinned(signing, roots, policy.rootFingerprints);
-    rootCert = chain.pinned?.cert;
-    const expired = [...signing, ...(rootCert ? [rootCert] : [])].filter((x) => !validAt(x, at));
+    const chain = validatePath(signing, TCB_SIGNING_PATH, roots, policy.rootFingerprints);
+    if (chain.ok) signingPath = chain.certs;
+    const expired = (chain.ok ? chain.certs : signing).filter((x) => !validAt(x, at));
     signerOk = chain.ok && expired.length === 0;
     steps.push({
       step: 'collateral.signing-chain',
@@ -160,48 +179,24 @@ export function checkTdxCollateral(
     });
   } else if (steps.length === 0) steps.push({ step: 'collateral.signing-chain', ok: false, detail: `${s}: no certificate in the TCB signing chain` });
 
-  // 2. CRLs: the root CRL (signed by the pinned root) and the PCK CRL (signed by the PCK's issuer)
-  const crlStep = (name: string, der: Uint8Array, issuer: X509Certificate | undefined, subjects: readonly X509Certificate[]): void => {
-    let crl: Crl;
-    try {
-      crl = parseCrl(der);
-    } catch (err) {
-      steps.push({ step: name, ok: false, detail: errorMessage(err) });
-      return;
-    }
-    if (!issuer) {
-      steps.push({ step: name, ok: false, detail: 'no trusted issuer to check the CRL against' });
-      return;
-    }
-    if (!crlSignedBy(crl, issuer)) {
-      steps.push({ step: name, ok: false, detail: `CRL is not signed by ${cn(issuer.subject)}` });
-      return;
-    }
-    if (!crlCurrent(crl, at)) {
-      steps.push({
-        step: name,
-        ok: false,
-        detail: `CRL issued ${crl.thisUpdate.toISOString()}, next update ${crl.nextUpdate?.toISOString() ?? '-'}: not current at ${at.toISOString()}`,
-      });
-      return;
-    }
-    const revoked = subjects.filter((x) => isRevoked(crl, x));
-    steps.push({
-      step: name,
-      ok: revoked.length === 0,
-      detail:
-        revoked.length === 0
-          ? `${cn(issuer.subject)} CRL (${crl.revoked.size} revoked) lists none of ${subjects.map((x) => cn(x.subject)).join(', ')}`
-          : revoked.map((x) => `${cn(x.subject)} serial ${x.serialNumber.toLowerCase()} is revoked`).join('; '),
-    });
-  };
-  crlStep('collateral.root-crl', c.rootCrl, rootCert, [...pckCerts.slice(1, -1), ...signing.slice(0, -1)]);
-  crlStep('collateral.pck-crl', c.pckCrl, pckCerts[1], pckCerts.slice(0, 1));
+  // 2. CRLs, each applied to everything its issuer issued in either path, whether or not the
+  // evidence carried the root: the root CRL to the PCK CA and the TCB Signing certificate, the
+  // PCK CRL (from the PCK's own issuing CA) to the PCK certificate.
+  const isRoot = (i: number, n: number): boolean => i === n - 1;
+  steps.push(revocationStep('collateral.root-crl', c.rootCrl, [...issuedIn(pckPath, isRoot), ...issuedIn(signingPath, isRoot)], at));
+  steps.push(
+    revocationStep(
+      'collateral.pck-crl',
+      c.pckCrl,
+      issuedIn(pckPath, (i) => i === 1),
+      at,
+    ),
+  );
 
   // 3. TCB info and QE identity: Intel's signature over the exact member text, id, version, freshness
   let pck: PckExtensions | undefined;
   try {
-    if (pckCerts[0]) pck = parsePckExtensions(pckCerts[0].raw);
+    if (pckLeaf) pck = parsePckExtensions(pckLeaf.raw);
   } catch (err) {
     steps.push({ step: 'collateral.fmspc', ok: false, detail: errorMessage(err) });
   }

@@ -1,8 +1,9 @@
 import { createHash, createPublicKey, verify as cryptoVerify, X509Certificate } from 'node:crypto';
 import { errorMessage } from '../errors.js';
 import type { JsonValue } from '../util/strict-json.js';
-import { chainToPinned, cn, validAt, type PinnedCert } from './roots.js';
-import { checkTdxCollateral, type TdxCollateral } from './tdx-collateral.js';
+import { validatePath } from './cert-path.js';
+import { cn, validAt, type PinnedCert } from './roots.js';
+import { checkTdxCollateral, PCK_PATH, type TdxCollateral } from './tdx-collateral.js';
 import { hex } from './snp-report.js';
 import { parseTdxQuote, type TdxQuote } from './tdx-quote.js';
 import { verdictOk, type EvidenceVerdict, type Step, type TeePolicy } from './tee-policy.js';
@@ -103,10 +104,12 @@ export function verifyTdx(
     detail: bindOk ? 'QE REPORTDATA = SHA-256(attestation key ‖ QE auth data) ‖ 0³²' : 'QE report does not vouch for this attestation key',
   });
 
-  if (certs.length >= 2) {
-    const chain = chainToPinned(certs, roots, policy.rootFingerprints);
+  let pckPath: readonly X509Certificate[] | undefined;
+  if (certs.length > 0) {
+    const chain = validatePath(certs, PCK_PATH, roots, policy.rootFingerprints);
     steps.push({ step: 'pck-chain', ok: chain.ok, detail: chain.detail });
-    const expired = [...certs, ...(chain.pinned ? [chain.pinned.cert] : [])].filter((c) => !validAt(c, at));
+    if (chain.ok) pckPath = chain.certs;
+    const expired = (chain.ok ? chain.certs : certs).filter((c) => !validAt(c, at));
     steps.push({
       step: 'validity',
       ok: expired.length === 0,
@@ -115,10 +118,10 @@ export function verifyTdx(
           ? `all certificates valid at ${at.toISOString()}`
           : expired.map((c) => `${cn(c.subject)} valid ${c.validFrom} to ${c.validTo}`).join('; '),
     });
-  } else if (certs.length > 0) steps.push({ step: 'pck-chain', ok: false, detail: 'PCK chain has no issuer certificates' });
+  }
 
   // Without Intel's collateral nothing ties the PCK-certified key to Intel's QE or says the TCB is current.
-  if (collateral) steps.push(...checkTdxCollateral(q, certs, collateral, roots, at, policy));
+  if (collateral) steps.push(...checkTdxCollateral(q, certs[0], pckPath, collateral, roots, at, policy));
   else if (policy.anyTcb === true)
     steps.push({ step: 'collateral', ok: null, detail: 'not checked (no --collateral): QE identity, TCB status and CRLs are unverified' });
   else

@@ -1,6 +1,7 @@
 import { BuildtraceError } from '../errors.js';
 import type { TrustNode } from '../verify/trust-policy.js';
 import { readTextInput } from '../util/read-input.js';
+import { parseRfc3339 } from '../util/rfc3339.js';
 import { validateAgainst } from '../util/schema.js';
 import { parseStrictJson, type JsonValue } from '../util/strict-json.js';
 
@@ -15,7 +16,10 @@ export interface TeePolicy {
   readonly rootFingerprints?: readonly string[];
   readonly snp?: {
     readonly measurements?: readonly string[];
-    readonly vmpl?: number;
+    /** Required VMPL; absent means 0, "any" accepts every VMPL. */
+    readonly vmpl?: number | 'any';
+    /** Fail when no AMD CRL was given (revocation would be unchecked). */
+    readonly requireCrl?: boolean;
     readonly signingKeys?: readonly ('VCEK' | 'VLEK')[];
     readonly reportVersions?: readonly number[];
     readonly minimumTcb?: { readonly bootloader?: number; readonly tee?: number; readonly snp?: number; readonly microcode?: number; readonly fmc?: number };
@@ -63,6 +67,9 @@ export const DEFAULT_TEE_POLICY: TeePolicy = { allowDebug: false, anyMeasurement
  * unless "anyTcb": true. Refused at load, so a forgotten list never admits every guest.
  */
 export function referenceValueProblem(p: TeePolicy): string | undefined {
+  // The schema checks the shape; the calendar (2026-02-30) only a real parse can.
+  if (p.verificationTime !== undefined && p.verificationTime !== 'now' && !parseRfc3339(p.verificationTime))
+    return `has verificationTime ${JSON.stringify(p.verificationTime)}, which is not a real instant`;
   const hasMeasurements = (p.snp?.measurements?.length ?? 0) > 0 || (p.tdx?.mrTd?.length ?? 0) > 0 || (p.snp?.derivedFrom?.length ?? 0) > 0;
   if (!hasMeasurements && p.anyMeasurement !== true)
     return 'lists no measurements (snp.measurements or tdx.mrTd); set "anyMeasurement": true to accept any guest image';

@@ -1,4 +1,4 @@
-import { errorMessage } from '../errors.js';
+import { BuildtraceError, errorMessage } from '../errors.js';
 import { publicKeyFromRaw, spkiFingerprint, type NixPublicKey } from '../nix/nix-key.js';
 import { parsePreimage, reportDataFor, traceAttestationPreimage } from '../tee/binding.js';
 import { loadTdxCollateral } from '../tee/collateral-dir.js';
@@ -6,6 +6,7 @@ import { verifyEvidence, type EvidenceInput } from '../tee/evidence.js';
 import { loadRoots, type PinnedCert } from '../tee/roots.js';
 import { readInput } from '../util/read-input.js';
 import { isObject, parseStrictJson } from '../util/strict-json.js';
+import { RunBudget } from './budget.js';
 import type { BundleSource, EvidenceRecord } from './sources.js';
 import type { AdmittedKey, MeasuredIdentity, TeeRequirement, TrustPolicy } from './trust-policy.js';
 
@@ -38,6 +39,13 @@ interface Admission {
 
 interface AdmissionOptions {
   readonly at?: Date;
+  /** Per-run bounds on key hints tried and evidence that fails (a fresh default budget if absent). */
+  readonly budget?: RunBudget;
+}
+
+/** A per-run bound hit while checking evidence stops the run; any other error is that line's reason. */
+function rethrowBound(err: unknown): void {
+  if (err instanceof BuildtraceError && err.code === 'LIMIT_EXCEEDED') throw err;
 }
 
 /** The key hints (DSSE keyid) of a bundle line; a hint only selects a key, the signature decides. */
@@ -55,13 +63,18 @@ function bundleHints(line: string): string[] {
 /** Verifies one piece of key-attestation evidence under a TEE requirement; the bound public key when it passes. */
 function keyAttestation(
   ev: EvidenceRecord,
+  fp: string,
   tee: TeeRequirement,
   roots: readonly PinnedCert[],
   at: Date | undefined,
-): { ok: true; raw: Uint8Array; detail: string } | { ok: false; detail: string } {
+  budget: RunBudget,
+): { ok: true; raw: Uint8Array; detail: string } | { ok: false; detail: string; otherKey?: true } {
   const b = parsePreimage(ev.preimage);
   if (b.kind !== 'key') return { ok: false, detail: `${ev.where}: not a key attestation` };
+  // the cheap test first: evidence for another key is never verified (a cache can serve any number of lines)
+  if (spkiFingerprint(b.publicKey) !== fp) return { ok: false, detail: `${ev.where} binds another key`, otherKey: true };
   const v = verifyEvidence(evidenceInput(ev, reportDataFor(ev.preimage), tee), roots, tee.policy, at);
+  if (!v.ok) budget.evidenceFailed(ev.where);
   if (!v.ok)
     return {
       ok: false,
@@ -97,20 +110,29 @@ function once<T>(file: string, load: (f: string) => T): T {
 }
 
 /** A key that needs TEE evidence: admitted if some source's key attestation passes its TEE policy. */
-async function admitByEvidence(k: AdmittedKey & { tee: TeeRequirement }, sources: readonly BundleSource[], at: Date | undefined): Promise<KeyStatus> {
+async function admitByEvidence(
+  k: AdmittedKey & { tee: TeeRequirement },
+  sources: readonly BundleSource[],
+  at: Date | undefined,
+  budget: RunBudget,
+): Promise<KeyStatus> {
   const roots = loadRoots(k.tee.roots);
   const reasons: string[] = [];
+  let otherKeys = 0;
   for (const src of sources) {
     for (const ev of await src.keyEvidence(k.key.fingerprint)) {
       try {
-        const r = keyAttestation(ev, k.tee, roots, at);
+        const r = keyAttestation(ev, k.key.fingerprint, k.tee, roots, at, budget);
         if (r.ok && Buffer.from(r.raw).equals(Buffer.from(k.key.raw))) return { admitted: true, detail: r.detail };
-        reasons.push(r.ok ? `${ev.where}: evidence binds another key` : r.detail);
+        if (!r.ok && r.otherKey) otherKeys++;
+        else if (reasons.length < 8) reasons.push(r.ok ? `${ev.where}: evidence binds another key` : r.detail);
       } catch (err) {
-        reasons.push(`${ev.where}: ${errorMessage(err)}`);
+        rethrowBound(err);
+        if (reasons.length < 8) reasons.push(`${ev.where}: ${errorMessage(err)}`);
       }
     }
   }
+  if (otherKeys > 0) reasons.push(`${otherKeys} evidence line(s) bind another key`);
   return { admitted: false, detail: reasons.length === 0 ? 'no key attestation evidence found in any source' : reasons.join(' | ') };
 }
 
@@ -125,8 +147,10 @@ async function admitByMeasurement(
   measured: readonly MeasuredIdentity[],
   sources: readonly BundleSource[],
   at: Date | undefined,
+  budget: RunBudget,
 ): Promise<IdentityVerdict> {
   const reasons: string[] = [];
+  let otherKeys = 0;
   const evidence: EvidenceRecord[] = [];
   for (const src of sources) evidence.push(...(await src.keyEvidence(fp)));
   if (evidence.length === 0)
@@ -135,15 +159,17 @@ async function admitByMeasurement(
     const roots = loadRoots(m.tee.roots);
     for (const ev of evidence) {
       try {
-        const r = keyAttestation(ev, m.tee, roots, at);
-        if (!r.ok) reasons.push(`${m.name}: ${r.detail}`);
-        else if (spkiFingerprint(r.raw) !== fp) reasons.push(`${m.name}: ${ev.where} binds another key`);
-        else return { identity: m.name, key: publicKeyFromRaw(m.name, r.raw), detail: r.detail };
+        const r = keyAttestation(ev, fp, m.tee, roots, at, budget);
+        if (r.ok) return { identity: m.name, key: publicKeyFromRaw(m.name, r.raw), detail: r.detail };
+        if (r.otherKey) otherKeys++;
+        else if (reasons.length < 8) reasons.push(`${m.name}: ${r.detail}`);
       } catch (err) {
-        reasons.push(`${m.name}: ${ev.where}: ${errorMessage(err)}`);
+        rethrowBound(err);
+        if (reasons.length < 8) reasons.push(`${m.name}: ${ev.where}: ${errorMessage(err)}`);
       }
     }
   }
+  if (otherKeys > 0) reasons.push(`${otherKeys} evidence line(s) bind another key`);
   return { rejected: `key ${fp.slice(0, 16)}… is not admitted by measurement: ${reasons.join(' | ')}`, code: 'tee-evidence-failed' };
 }
 
@@ -155,10 +181,11 @@ async function admitByMeasurement(
  * identity, so fresh keys from reboots never multiply its vote.
  */
 export async function admitKeys(policy: TrustPolicy, sources: readonly BundleSource[], opts: AdmissionOptions = {}): Promise<Admission> {
+  const budget = opts.budget ?? new RunBudget();
   const keyStatus: Record<string, KeyStatus> = {};
   const byFp = new Map<string, { key: AdmittedKey; status: KeyStatus }>();
   for (const k of policy.keys.values()) {
-    const status = k.tee ? await admitByEvidence({ ...k, tee: k.tee }, sources, opts.at) : { admitted: true, detail: 'no TEE evidence required' };
+    const status = k.tee ? await admitByEvidence({ ...k, tee: k.tee }, sources, opts.at, budget) : { admitted: true, detail: 'no TEE evidence required' };
     keyStatus[k.name] = status;
     byFp.set(k.key.fingerprint, { key: k, status });
   }
@@ -175,7 +202,8 @@ export async function admitKeys(policy: TrustPolicy, sources: readonly BundleSou
     if (measured.length === 0) return { rejected: 'signed by a key the policy does not admit', code: 'key-not-admitted' };
     let v = lazily.get(fp);
     if (!v) {
-      v = admitByMeasurement(fp, measured, sources, opts.at);
+      budget.keyHint(fp);
+      v = admitByMeasurement(fp, measured, sources, opts.at, budget);
       lazily.set(fp, v);
       const got = await v;
       if ('identity' in got) {
@@ -218,6 +246,7 @@ export async function checkTraceEvidence(
   tee: TeeRequirement,
   sources: readonly BundleSource[],
   at: Date | undefined,
+  budget: RunBudget,
 ): Promise<{ ok: true } | { ok: false; detail: string }> {
   const preimage = traceAttestationPreimage(statementBytes);
   const want = reportDataFor(preimage);
@@ -229,6 +258,7 @@ export async function checkTraceEvidence(
       try {
         const v = verifyEvidence(evidenceInput(ev, want, tee), roots, tee.policy, at);
         if (v.ok) return { ok: true };
+        budget.evidenceFailed(ev.where);
         reasons.push(
           `${ev.where}: ${v.steps
             .filter((s) => s.ok === false)
@@ -236,6 +266,7 @@ export async function checkTraceEvidence(
             .join('; ')}`,
         );
       } catch (err) {
+        rethrowBound(err);
         reasons.push(`${ev.where}: ${errorMessage(err)}`);
       }
     }

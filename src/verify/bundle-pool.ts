@@ -6,8 +6,28 @@ import type { BundleCheck } from '../trace/bundle.js';
 import type { WorkerResult } from './bundle-worker.js';
 
 /**
+ * When trace-verify checks bundles on worker threads: `BUILDTRACE_POOL=always|never` (tests run
+ * every verify suite both ways and require identical results), else from this many
+ * derivations on (`BUILDTRACE_POOL_MIN`, default 500; `never` also disables it). Undefined: never.
+ */
+export function poolThreshold(env: NodeJS.ProcessEnv = process.env): number | undefined {
+  const mode = env['BUILDTRACE_POOL'];
+  if (mode === 'always') return 0;
+  if (mode === 'never') return undefined;
+  if (mode !== undefined && mode !== 'auto') throw new BuildtraceError('USAGE', `BUILDTRACE_POOL must be always, never or auto, not ${JSON.stringify(mode)}`);
+  const min = env['BUILDTRACE_POOL_MIN'];
+  if (min === 'never') return undefined;
+  if (min === undefined) return 500;
+  const n = Number(min);
+  if (!Number.isInteger(n) || n < 0) throw new BuildtraceError('USAGE', `BUILDTRACE_POOL_MIN must be a count or never, not ${JSON.stringify(min)}`);
+  return n;
+}
+
+/**
  * Bundle checks on worker threads, batched: over a large closure, parsing and Ed25519
- * verification are most of the work, and they are independent per bundle.
+ * verification are most of the work, and they are independent per bundle. The result is the
+ * inline check's, statement bytes included for the keys in `bytesFor` (those whose identity
+ * requires per-trace evidence, which binds the exact bytes; others need only the parsed claim).
  */
 export class BundlePool {
   private readonly workers: Worker[];
@@ -22,9 +42,9 @@ export class BundlePool {
 
   // A core stays with the main thread, which reads, resolves and fetches while the workers
   // check (on 2 cores, 10,041 derivations: 1.33 s with one worker, 1.41-1.50 s with two).
-  constructor(keys: readonly NixPublicKey[], size = Math.max(1, availableParallelism() - 1)) {
+  constructor(keys: readonly NixPublicKey[], size = Math.max(1, availableParallelism() - 1), bytesFor: ReadonlySet<string> = new Set()) {
     this.byFp = new Map(keys.map((k) => [k.fingerprint, k]));
-    const data = { keys: keys.map((k) => ({ name: k.name, raw: k.raw })) };
+    const data = { keys: keys.map((k) => ({ name: k.name, raw: k.raw })), bytesFor: [...bytesFor] };
     this.workers = Array.from({ length: size }, () => {
       // a larger young generation: each bundle check leaves short-lived garbage only
       const w = new Worker(new URL('./bundle-worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 48 } });
@@ -35,7 +55,10 @@ export class BundlePool {
           const key = r.ok ? this.byFp.get(r.keyFingerprint) : undefined;
           cbs[i]?.resolve(
             r.ok && key
-              ? { ok: true, value: { key, statement: r.statement, statementBytes: Buffer.alloc(0), scheme: r.scheme } }
+              ? {
+                  ok: true,
+                  value: { key, statement: r.statement, statementBytes: r.statementBytes ? Buffer.from(r.statementBytes) : Buffer.alloc(0), scheme: r.scheme },
+                }
               : r.ok
                 ? { ok: false, reason: 'key-not-admitted', detail: 'unknown key' }
                 : r,

@@ -3,7 +3,9 @@ import { publicKeyFromRaw } from '../nix/nix-key.js';
 import { checkBundle, type BundleCheck } from '../trace/bundle.js';
 
 /** Checks bundles off the main thread: envelope, Ed25519 / Ed25519ph signature, statement (or a laut JWS). */
-const keys = (workerData as { keys: { name: string; raw: Uint8Array }[] }).keys.map((k) => publicKeyFromRaw(k.name, k.raw));
+const data = workerData as { keys: { name: string; raw: Uint8Array }[]; bytesFor: string[] };
+const keys = data.keys.map((k) => publicKeyFromRaw(k.name, k.raw));
+const bytesFor = new Set(data.bytesFor);
 
 export type WorkerResult =
   | {
@@ -11,14 +13,20 @@ export type WorkerResult =
       readonly keyFingerprint: string;
       readonly statement: Extract<BundleCheck, { ok: true }>['value']['statement'];
       readonly scheme: Extract<BundleCheck, { ok: true }>['value']['scheme'];
+      /** For keys whose identity requires per-trace evidence: the exact statement bytes. */
+      readonly statementBytes?: Uint8Array;
     }
   | Extract<BundleCheck, { ok: false }>;
 
 parentPort?.on('message', (msg: { id: number; lines: string[] }) => {
   const results: WorkerResult[] = msg.lines.map((line) => {
     const c = checkBundle(line, keys);
-    // the statement's bytes stay here: the verifier needs only the parsed claim
-    return c.ok ? { ok: true, keyFingerprint: c.value.key.fingerprint, statement: c.value.statement, scheme: c.value.scheme } : c;
+    if (!c.ok) return c;
+    const fp = c.value.key.fingerprint;
+    // the statement's bytes stay here unless per-trace evidence must bind them (a copy: the
+    // decoded payload may be a slice of a larger buffer, which a message would copy whole)
+    const bytes = bytesFor.has(fp) ? { statementBytes: new Uint8Array(c.value.statementBytes) } : {};
+    return { ok: true, keyFingerprint: fp, statement: c.value.statement, scheme: c.value.scheme, ...bytes };
   });
   parentPort?.postMessage({ id: msg.id, results });
 });

@@ -3,6 +3,7 @@ import { parseStorePath } from '../nix/store-path.js';
 import type { ParsedStatement } from '../trace/statement.js';
 import type { DerivedProblemCode } from './derived-measurement.js';
 import type { LastMileProblemCode } from './last-mile.js';
+import type { TargetProblemCode } from './target.js';
 
 /** Why a position (a derivation, possibly a specific resolution of it) does not verify. */
 export type ProblemCode =
@@ -23,6 +24,7 @@ export type ProblemCode =
   | 'bound-hit'
   | 'derivation-unreadable'
   | LastMileProblemCode
+  | TargetProblemCode
   | DerivedProblemCode;
 
 export interface Problem {

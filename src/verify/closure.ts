@@ -6,12 +6,15 @@ import { parseStorePath, printStorePath } from '../nix/store-path.js';
 import type { DrvLoader } from '../store/drv-loader.js';
 import { checkBundleAsync, type BundleCheck } from '../trace/bundle.js';
 import { admitKeys, checkTraceEvidence, type IdentityVerdict } from './admission.js';
-import { BundlePool } from './bundle-pool.js';
+import { BundlePool, poolThreshold } from './bundle-pool.js';
+import { RunBudget } from './budget.js';
+import type { ReadLimits } from '../cache/limits.js';
 import { checkClaim, depKey, type DepRef, type Entry, type InputOrigin, type Problem } from './claims.js';
 import { groupBySignedContent } from './signed-content.js';
 import type { BundleSource } from './sources.js';
 import { describeTrust, type TrustPolicy } from './trust-policy.js';
 import { decide, disputedPaths, type FodLeaf, type Node, type WorldPath } from './world.js';
+import { claimFitsTarget, targetProblem, type Target } from './target.js';
 
 export type { Problem, ProblemCode } from './claims.js';
 
@@ -44,7 +47,11 @@ interface VerifyOptions {
   readonly sources: readonly BundleSource[];
   readonly loader: DrvLoader;
   readonly requiredOutputs?: readonly string[];
+  /** Output name -> the path the consumer asked for, where the .drv does not fix it (Target.paths). */
+  readonly requiredPaths?: Target['paths'];
   readonly at?: Date;
+  /** Per-run work bounds (maxKeyHints, maxEvidenceChecks); the defaults otherwise. */
+  readonly limits?: ReadLimits;
   readonly storeDir?: string;
   /** 'load': derivations read so far (total unknown yet); 'check': derivations checked of all. */
   readonly progress?: (phase: 'load' | 'check', done: number, total?: number) => void;
@@ -192,15 +199,17 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const storeDir = opts.storeDir ?? '/nix/store';
   const problems: Problem[] = [];
 
-  const admission = await admitKeys(policy, opts.sources, opts.at ? { at: opts.at } : {});
+  const budget = new RunBudget(opts.limits);
+  const admission = await admitKeys(policy, opts.sources, { budget, ...(opts.at ? { at: opts.at } : {}) });
   const keyStatus = admission.keyStatus; // measured identities add to it as they admit keys
   const allKeys = admission.knownKeys;
   const knownFps = new Set(allKeys.map((k) => k.fingerprint));
 
-  // start the workers now: their start-up overlaps reading the derivation graph
-  let pool: BundlePool | undefined = opts.sources.length > 0 && process.env['BUILDTRACE_POOL_MIN'] !== 'never' ? new BundlePool(allKeys) : undefined;
-  // worker threads pay off once there are many bundles to check (BUILDTRACE_POOL_MIN: tests force them)
-  const poolMin = Number(process.env['BUILDTRACE_POOL_MIN'] ?? 500);
+  // start the workers now: their start-up overlaps reading the derivation graph; they pay off
+  // once there are many bundles to check (BUILDTRACE_POOL=always|never: tests run both ways)
+  const poolMin = poolThreshold() ?? Number.POSITIVE_INFINITY;
+  const bytesFor = new Set([...policy.keys.values()].filter((k) => k.tee?.requirePerTraceEvidence).map((k) => k.key.fingerprint));
+  let pool: BundlePool | undefined = opts.sources.length > 0 && poolMin !== Number.POSITIVE_INFINITY ? new BundlePool(allKeys, undefined, bytesFor) : undefined;
   const checkKnown = (line: string): Promise<BundleCheck> => (pool ? pool.check(line) : checkBundleAsync(line, allKeys));
   // a key the policy does not name may still be admitted by a measured identity (its hint finds its attestation)
   const checkOne = async (line: string): Promise<BundleCheck> => {
@@ -213,7 +222,8 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
 
   // Every source's bundles for a resolved derivation, read once and grouped by signed content
   // before any signature check (replays with other hints cost one check); within a group the
-  // variants are tried in turn until one passes, at most one per known key and one more.
+  // variants are tried in turn until one passes, at most one per known key and one more from
+  // each source (so copies from one cache never crowd out another's line).
   const lookups = new Map<string, Promise<Lookup[]>>();
   const lookupsDone = new Map<string, Lookup[]>();
   const lookup = (h: string): Promise<Lookup[]> => {
@@ -224,7 +234,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
         for (const src of opts.sources) for (const line of await src.bundles(h)) if (!from.has(line)) from.set(line, src.name);
         const out: Lookup[] = [];
         // one line needs no grouping (the common case: one builder's trace)
-        const groups = from.size === 1 ? [[...from.keys()]] : groupBySignedContent(from.keys(), knownFps, allKeys.length + 1);
+        const groups = from.size === 1 ? [[...from.keys()]] : groupBySignedContent(from, knownFps, allKeys.length + 1);
         for (const variants of groups) {
           const check = (async (): Promise<BundleCheck> => {
             let first: BundleCheck | undefined;
@@ -414,7 +424,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
         }
         const tee = admission.teeRequirementOf(who.identity);
         if (tee?.requirePerTraceEvidence) {
-          const te = await checkTraceEvidence(c.value.statementBytes, h, tee, opts.sources, opts.at);
+          const te = await checkTraceEvidence(c.value.statementBytes, h, tee, opts.sources, opts.at, budget);
           if (!te.ok) {
             problems.push({
               drv: p,
@@ -496,9 +506,19 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     const disputed = disputedPaths([...nodes.values()].map((n) => n.entries));
     if (disputed.size > 0) held = await opts.heldContent([...disputed].sort());
   }
+  // a path asked for must be the one the verdict proves: only the target's claims that give it count
+  const door: Target = { drv: target, paths: opts.requiredPaths ?? new Map() };
+  const targetNode = nodes.get(target) as Node;
+  if (door.paths.size > 0 && !targetNode.fod) {
+    const fit = targetNode.entries.filter((e) => claimFitsTarget(door, e.outputs));
+    if (fit.length < targetNode.entries.length) nodes.set(target, { ...targetNode, entries: fit });
+    if (fit.length === 0) problems.push(targetProblem(door, {}) as Problem);
+  }
   const v = decide({ target, required, order, nodes, trust: policy.trust, maxWorlds: policy.maxResolutions, ...(held ? { held } : {}) });
   const base = { target, derivationsChecked: order.length, trust: describeTrust(policy.trust), keyStatus, candidates: v.candidates };
-  if (v.verified) {
+  const unproven = v.verified ? targetProblem(door, v.outputs) : undefined;
+  if (unproven) problems.push(unproven);
+  if (v.verified && !unproven) {
     // in the order the verdict reached them
     const entries = v.entries.map((e) => ({ drv: e.udrv, resolvedDrv: e.rdrvPath, signer: e.signer, where: e.where }));
     return { ...base, verified: true, outputs: v.outputs, signers: v.signers, problems: [], world: v.world, entries };

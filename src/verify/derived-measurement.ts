@@ -1,3 +1,4 @@
+import type { ReadLimits } from '../cache/limits.js';
 import { BuildtraceError, errorMessage } from '../errors.js';
 import type { DrvLoader } from '../store/drv-loader.js';
 import { readBuilderImage } from '../tee/builder-image.js';
@@ -49,6 +50,7 @@ interface DeriveContext {
   readonly sources: readonly BundleSource[];
   readonly facts: readonly FactSource[];
   readonly loader: DrvLoader;
+  readonly limits?: ReadLimits;
   readonly at?: Date;
   /** The .drv of an image given as an output path (a hint: the verified outputs must include the path). */
   readonly deriverOf?: (path: string) => Promise<string>;
@@ -173,6 +175,7 @@ export async function deriveMeasurements(policy: TrustPolicy, ctx: DeriveContext
         sources: ctx.sources,
         loader: ctx.loader,
         requiredOutputs: [output],
+        ...(ctx.limits ? { limits: ctx.limits } : {}),
         ...(ctx.at ? { at: ctx.at } : {}),
         ...(facts.length > 0 ? { heldContent: (paths: readonly string[]) => heldContent(paths, facts) } : {}),
       });

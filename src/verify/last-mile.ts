@@ -275,6 +275,13 @@ function checkPath(path: string, att: Attestation, facts: readonly PathFact[], s
         continue;
       }
     }
+    // a fixed output nothing attests by NAR hash (flat, or not recursive SHA-256): a source
+    // that knows it must show it is the declared content, by a content address giving this
+    // path; one that cannot is serving bytes nothing binds, and Nix would install them
+    if (att.narSha256 === undefined && f.ca === undefined) {
+      mismatch('contentAddress', path, '(none)', f.where, `${f.where} knows it but gives no content address, so nothing shows it holds the declared content`);
+      continue;
+    }
     // the attested NAR hash itself must give the path when the path is a recursive SHA-256
     // content address without self-reference (the source supplies the references)
     if (!storePathChecked && att.narSha256 !== undefined && f.ca?.startsWith('fixed:r:sha256:') && !f.references.includes(path)) {
@@ -294,9 +301,24 @@ function checkPath(path: string, att: Attestation, facts: readonly PathFact[], s
     }
     if (ok && att.narSha256 !== undefined) against.push(f.where);
   }
-  const why =
-    att.narSha256 === undefined ? `nothing attests its NAR hash and no source gives a content address for it (${facts.map((f) => f.where).join(', ')})` : '';
-  return { mismatches, against, contentAddress, why };
+  // ... and with nothing to compare each source to, the sources are compared with each other:
+  // a content address does not fix the NAR (a flat hash leaves out the executable bit)
+  if (att.narSha256 === undefined && facts.length > 1) {
+    const first = facts[0] as PathFact;
+    for (const f of facts.slice(1)) {
+      if (f.narSha256 !== first.narSha256 || f.narSize !== first.narSize) {
+        mismatch(
+          'narHash',
+          `${narHashText(first.narSha256)} (${first.where})`,
+          narHashText(f.narSha256),
+          f.where,
+          `nothing attests its NAR hash, and ${first.where} has NarHash ${narHashText(first.narSha256)} (size ${first.narSize}) while ${f.where} has ${narHashText(f.narSha256)} (size ${f.narSize})`,
+        );
+      }
+    }
+  }
+  const why = att.narSha256 === undefined ? 'nothing attests its NAR hash and no source gives a content address for it' : '';
+  return { mismatches, against: mismatches.length > 0 ? [] : against, contentAddress, why };
 }
 
 export type LastMileProblemCode = 'content-mismatch' | 'unattested-path' | 'source-unreadable' | 'unchecked-path';

@@ -38,21 +38,31 @@ function signedContent(line: string, knownFingerprints: ReadonlySet<string>): Si
   return { key: `${env['payloadType']}\0${env['payload']}\0${sigBytes.join(',')}`, hintsKnown };
 }
 
-/** Lines grouped by signed content; per group the variants to try, hint-consistent ones first, at most `maxVariants`. */
-export function groupBySignedContent(lines: Iterable<string>, knownFingerprints: ReadonlySet<string>, maxVariants: number): string[][] {
-  const groups = new Map<string, { good: string[]; other: string[]; seen: Set<string> }>();
-  for (const line of lines) {
+/**
+ * Lines grouped by signed content; per group the variants to try, hint-consistent ones first,
+ * at most `maxVariants` from each source (`lines` maps a line to the source that served it):
+ * copies from one cache never crowd out another cache's line.
+ */
+export function groupBySignedContent(lines: ReadonlyMap<string, string>, knownFingerprints: ReadonlySet<string>, maxVariants: number): string[][] {
+  const groups = new Map<string, Map<string, { good: string[]; other: string[] }>>();
+  for (const [line, source] of lines) {
     const c = signedContent(line, knownFingerprints);
     let g = groups.get(c.key);
     if (!g) {
-      g = { good: [], other: [], seen: new Set() };
+      g = new Map();
       groups.set(c.key, g);
     }
-    if (g.seen.has(line)) continue;
-    const into = c.hintsKnown ? g.good : g.other;
-    if (into.length >= maxVariants) continue;
-    g.seen.add(line);
-    into.push(line);
+    let per = g.get(source);
+    if (!per) {
+      per = { good: [], other: [] };
+      g.set(source, per);
+    }
+    const into = c.hintsKnown ? per.good : per.other;
+    if (into.length < maxVariants) into.push(line);
   }
-  return [...groups.values()].map((g) => [...g.good, ...g.other].slice(0, maxVariants));
+  // hint-consistent variants of every source before the others
+  return [...groups.values()].map((g) => {
+    const per = [...g.values()];
+    return [...per.flatMap((x) => x.good), ...per.flatMap((x) => x.other.slice(0, maxVariants - x.good.length))];
+  });
 }

@@ -1,18 +1,21 @@
-import { assertionKey, claimKey, type Entry, type OutputMap, type Problem } from './claims.js';
+import { assertionKey, claimKey, type DepRef, type Entry, type OutputMap, type Problem } from './claims.js';
 import { describeTrust, missing, satisfies, type TrustNode } from './trust-policy.js';
 
 /**
  * The trust verdict over checked entries (README "Trust semantics"). Pure.
  *
- * A target verifies iff some set B of entries is
- *  - closed: an entry for the target udrv with the required outputs is in B, and every
- *    entry's dependency resolutions are met by a fixed-output leaf or an entry in B (one
- *    entry's whole output map per dependency);
- *  - a consistent world: no store path has two NAR hashes among B's outputs and listed inputs;
- *  - trusted: at every udrv with entries in B, their distinct signers satisfy the trust tree.
- * Trust is monotone in the signer set, so for a fixed world the largest closed B (every
- * supported entry reachable from the target's entries) is the one to check. Worlds differ only
- * on disputed paths; each is tried in an order fixed by identities and hashes, never by input order.
+ * A target verifies iff, in some consistent world (no store path with two NAR hashes among the
+ * claims used), the *counting* claims for the target that give the required outputs have
+ * signers that satisfy the trust tree. A claim counts iff each dependency resolution it uses
+ * (the outputs it consumes, at those paths) is backed:
+ *  (a) the counting claims at that dependency that give exactly those outputs have signers
+ *      that satisfy the trust tree, or
+ *  (b) its own signer has a counting claim there that gives them (its own chain: divergence
+ *      upstream that converges downstream, laut).
+ * So a vote at a derivation counts only for the output map its consumers use, never for
+ * another signer's different outputs (#17 class 3). Counting is monotone in the claims, so
+ * one bottom-up pass per world decides. Worlds differ only on disputed paths; each is tried in
+ * an order fixed by identities and hashes, never by input order.
  */
 
 /** A fixed-output derivation: a leaf that needs no signature. */
@@ -284,6 +287,8 @@ export function decide(input: DecideInput): Verdict {
 
   let candidates = 0;
   let firstFailure: Problem[] | undefined;
+  const isFod = (u: string): boolean => (nodes.get(u) as Node).fod !== undefined;
+  const producersOf = (d: DepRef): readonly Entry[] => producers.get(d.drv)?.get(d.key) ?? [];
   for (const w of worlds) {
     const allowed = new Map(fixed);
     for (const [i, d] of branching.entries()) allowed.set(d.path, d.viable[w[i] as number] as string);
@@ -293,76 +298,74 @@ export function decide(input: DecideInput): Verdict {
         const a = allowed.get(p);
         return a === undefined || a === h;
       });
-    // supports, bottom-up: an entry whose every dependency resolution some supported entry meets
-    const supported = new Set<Entry>();
-    for (const u of order) {
-      if ((nodes.get(u) as Node).fod) continue;
-      for (const e of live.get(u) ?? []) {
-        if (!consistent(e)) continue;
-        let ok = true;
-        for (const d of e.deps) {
-          if ((nodes.get(d.drv) as Node).fod) continue;
-          if (!(producers.get(d.drv)?.get(d.key) ?? []).some((f) => supported.has(f))) {
-            ok = false;
-            break;
-          }
-        }
-        if (ok) supported.add(e);
+    // Votes, bottom-up (README "Trust semantics", trust per output map): a claim counts iff every
+    // dependency resolution it uses is backed, either by the counting claims that give exactly
+    // that output map (the used outputs at those paths) meeting the policy, or by a counting
+    // claim of its own signer for that map (its own thread: divergence that converges).
+    const counting = new Set<Entry>();
+    const trustedMemo = new Map<string, Map<string, boolean>>();
+    const trusted = (d: DepRef): boolean => {
+      let m = trustedMemo.get(d.drv);
+      if (!m) {
+        m = new Map();
+        trustedMemo.set(d.drv, m);
       }
+      let t = m.get(d.key);
+      if (t === undefined) {
+        const signers = new Set<string>();
+        for (const f of producersOf(d)) if (counting.has(f)) signers.add(f.signer);
+        t = satisfies(trust, signers);
+        m.set(d.key, t);
+      }
+      return t;
+    };
+    const own = (d: DepRef, signer: string): boolean => producersOf(d).some((f) => f.signer === signer && counting.has(f));
+    const backed = (e: Entry): boolean => e.deps.every((d) => isFod(d.drv) || trusted(d) || own(d, e.signer));
+    for (const u of order) {
+      if (isFod(u)) continue;
+      for (const e of live.get(u) ?? []) if (consistent(e) && backed(e)) counting.add(e);
     }
-    // candidate targets: the required outputs of supported target entries, in hash order
+    // candidate targets: the required outputs of consistent target claims, in hash order
     const byCandidate = new Map<string, { outputs: OutputMap; entries: Entry[] }>();
     for (const e of live.get(target) ?? []) {
-      if (!supported.has(e) || !required.every((o) => e.outputs.has(o))) continue;
+      if (!consistent(e) || !required.every((o) => e.outputs.has(o))) continue;
       const outputs: OutputMap = new Map(required.map((o) => [o, e.outputs.get(o) as { path: string; sha256: string }]));
       const k = claimKey(outputs);
       const c = byCandidate.get(k) ?? { outputs, entries: [] };
       c.entries.push(e);
       byCandidate.set(k, c);
     }
-    candidates = Math.max(candidates, byCandidate.size);
     const failing: Problem[] = [];
+    let supportedCandidates = 0;
+    let supported: Set<Entry> | undefined;
     for (const [, cand] of [...byCandidate].sort((a, b) => byStr(a[0], b[0]))) {
-      // B: every supported entry reachable from the candidate's entries (iterative: closures are deep)
-      const inB = new Set<Entry>();
-      const stack: Entry[] = [];
-      for (const e of cand.entries) stack.push(e);
-      const evidence = new Map<string, string[]>();
-      while (stack.length > 0) {
-        const e = stack.pop() as Entry;
-        if (inB.has(e)) continue;
-        inB.add(e);
-        const s = evidence.get(e.udrv);
-        if (!s) evidence.set(e.udrv, [e.signer]);
-        else if (!s.includes(e.signer)) s.push(e.signer);
-        for (const d of e.deps) for (const f of producers.get(d.drv)?.get(d.key) ?? []) if (supported.has(f) && !inB.has(f)) stack.push(f);
-      }
-      const bad: Problem[] = [];
-      for (const [u, list] of evidence) {
-        const signers = new Set(list);
-        if (!satisfies(trust, signers)) {
-          bad.push({
-            drv: u,
-            code: 'threshold-not-met',
-            detail: `signed by {${[...signers].sort().join(', ')}}; the policy needs ${describeTrust(trust)}: ${missing(trust, signers)}`,
-          });
-        }
-      }
-      if (bad.length === 0) {
-        const entries = [...inB];
+      const signers = new Set<string>();
+      for (const e of cand.entries) if (counting.has(e)) signers.add(e.signer);
+      if (satisfies(trust, signers)) {
+        const entries = chosen(cand.entries, counting, trusted, producersOf, isFod);
         return {
           verified: true,
           outputs: Object.fromEntries([...cand.outputs].map(([n, v]) => [n, v.path])),
           signers: [...new Set(entries.map((e) => e.signer))].sort(byStr),
-          candidates: byCandidate.size,
-          world: worldOf(entries, nodes),
+          candidates: [...byCandidate.values()].filter((x) => x.entries.some((e) => counting.has(e))).length,
+          world: worldOf(entries, nodes, live, counting, trust),
           entries,
           problems: [],
         };
       }
-      for (const b of bad) failing.push(b);
+      // why not: only now the (cheaper, laut's) support relation is needed
+      supported ??= supportedEntries(order, live, consistent, producersOf, isFod);
+      if (!cand.entries.some((e) => supported?.has(e))) continue;
+      supportedCandidates++;
+      failing.push({
+        drv: target,
+        code: 'threshold-not-met',
+        detail: `signed by {${[...signers].sort(byStr).join(', ')}}; the policy needs ${describeTrust(trust)}: ${missing(trust, signers)}`,
+      });
+      for (const p of unbacked(cand.entries, counting, supported, trusted, own, producersOf, isFod, trust)) failing.push(p);
     }
-    if (byCandidate.size === 0 && (live.get(target) ?? []).length > 0) {
+    candidates = Math.max(candidates, supportedCandidates);
+    if (supportedCandidates === 0 && (live.get(target) ?? []).length > 0) {
       failing.push({
         drv: target,
         code: 'dependency-unsupported',
@@ -381,12 +384,128 @@ export function decide(input: DecideInput): Verdict {
   return { verified: false, outputs: {}, signers: [], candidates, ...empty, problems: [...(firstFailure ?? []), ...problems] };
 }
 
-/** The paths the chosen entries bind, each with its one hash and the udrv that produces it. */
-function worldOf(entries: readonly Entry[], nodes: ReadonlyMap<string, Node>): Record<string, WorldPath> {
+/** laut's support: a consistent claim whose every dependency resolution some supported claim meets (for diagnostics). */
+function supportedEntries(
+  order: readonly string[],
+  live: ReadonlyMap<string, readonly Entry[]>,
+  consistent: (e: Entry) => boolean,
+  producersOf: (d: DepRef) => readonly Entry[],
+  isFod: (u: string) => boolean,
+): Set<Entry> {
+  const supported = new Set<Entry>();
+  for (const u of order) {
+    if (isFod(u)) continue;
+    for (const e of live.get(u) ?? []) {
+      if (consistent(e) && e.deps.every((d) => isFod(d.drv) || producersOf(d).some((f) => supported.has(f)))) supported.add(e);
+    }
+  }
+  return supported;
+}
+
+/**
+ * The claims a verified candidate rests on: its counting target claims and, for each
+ * dependency resolution, the counting claims that back it (all of that map's when they meet
+ * the policy, else the consumer's signer's own). Iterative: closures are deep.
+ */
+function chosen(
+  roots: readonly Entry[],
+  counting: ReadonlySet<Entry>,
+  trusted: (d: DepRef) => boolean,
+  producersOf: (d: DepRef) => readonly Entry[],
+  isFod: (u: string) => boolean,
+): Entry[] {
+  const inJ = new Set<Entry>();
+  const stack = roots.filter((e) => counting.has(e));
+  while (stack.length > 0) {
+    const e = stack.pop() as Entry;
+    if (inJ.has(e)) continue;
+    inJ.add(e);
+    for (const d of e.deps) {
+      if (isFod(d.drv)) continue;
+      const all = trusted(d);
+      for (const f of producersOf(d)) if (counting.has(f) && (all || f.signer === e.signer) && !inJ.has(f)) stack.push(f);
+    }
+  }
+  return [...inJ];
+}
+
+/** For a failing candidate: each dependency resolution that a supported claim uses but nothing backs, once, with who signed it. */
+function unbacked(
+  roots: readonly Entry[],
+  counting: ReadonlySet<Entry>,
+  supported: ReadonlySet<Entry>,
+  trusted: (d: DepRef) => boolean,
+  own: (d: DepRef, signer: string) => boolean,
+  producersOf: (d: DepRef) => readonly Entry[],
+  isFod: (u: string) => boolean,
+  trust: TrustNode,
+): Problem[] {
+  const out: Problem[] = [];
+  const seen = new Set<Entry>();
+  const reported = new Set<string>();
+  const stack = roots.filter((e) => supported.has(e) && !counting.has(e));
+  while (stack.length > 0) {
+    const e = stack.pop() as Entry;
+    if (seen.has(e)) continue;
+    seen.add(e);
+    for (const d of e.deps) {
+      if (isFod(d.drv) || trusted(d) || own(d, e.signer)) continue;
+      const k = `${d.drv}\0${d.key}\0${e.signer}`;
+      if (!reported.has(k)) {
+        reported.add(k);
+        const signers = new Set<string>();
+        for (const f of producersOf(d)) if (counting.has(f)) signers.add(f.signer);
+        out.push({
+          drv: d.drv,
+          code: 'threshold-not-met',
+          detail: `outputs ${d.key} (used by ${e.signer}'s claim for ${e.udrv}) signed by {${[...signers].sort(byStr).join(', ')}}; the policy needs ${describeTrust(trust)}: ${missing(trust, signers)}, and ${e.signer} did not sign them itself (a vote counts only for the output map its consumers use)`,
+        });
+      }
+      for (const f of producersOf(d)) if (supported.has(f) && !counting.has(f) && !seen.has(f)) stack.push(f);
+    }
+  }
+  return out;
+}
+
+/**
+ * The paths the chosen entries bind, each with its one hash and the udrv that produces it.
+ * An output is in it only where the counting claims at its producer that give it meet the
+ * policy: an output backed only by its signer's own thread (a divergent build input) or that
+ * only some signers give (another content-addressed `dev`) is attested by nobody the policy
+ * trusts, so the last mile refuses it if the consumer would install it.
+ */
+function worldOf(
+  entries: readonly Entry[],
+  nodes: ReadonlyMap<string, Node>,
+  live: ReadonlyMap<string, readonly Entry[]>,
+  counting: ReadonlySet<Entry>,
+  trust: TrustNode,
+): Record<string, WorldPath> {
   const producer = new Map<string, string>();
   const hash = new Map<string, string | undefined>();
+  const vouched = new Map<string, Map<string, Set<string>>>();
+  const attested = (u: string, path: string): boolean => {
+    let m = vouched.get(u);
+    if (!m) {
+      m = new Map();
+      for (const f of live.get(u) ?? []) {
+        if (!counting.has(f)) continue;
+        for (const o of f.outputs.values()) {
+          const s = m.get(o.path);
+          if (s) s.add(f.signer);
+          else m.set(o.path, new Set([f.signer]));
+        }
+      }
+      vouched.set(u, m);
+    }
+    return satisfies(trust, m.get(path) ?? new Set());
+  };
+  const unattested = new Set<string>();
   for (const e of entries) {
-    for (const o of e.outputs.values()) producer.set(o.path, e.udrv);
+    for (const o of e.outputs.values()) {
+      if (attested(e.udrv, o.path)) producer.set(o.path, e.udrv);
+      else unattested.add(o.path);
+    }
     for (const d of e.deps) {
       const f = (nodes.get(d.drv) as Node).fod;
       if (f) {
@@ -395,7 +514,7 @@ function worldOf(entries: readonly Entry[], nodes: ReadonlyMap<string, Node>): R
       }
     }
   }
-  for (const e of entries) eachBinding(e, (p, h) => void hash.set(p, h));
+  for (const e of entries) eachBinding(e, (p, h) => void (unattested.has(p) && !producer.has(p) ? undefined : hash.set(p, h)));
   const out: Record<string, WorldPath> = {};
   // store paths are ASCII: the default sort is byte order
   for (const p of [...hash.keys()].sort()) {

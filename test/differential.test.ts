@@ -1,0 +1,482 @@
+import assert from 'node:assert/strict';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import fc from 'fast-check';
+import { serializeDerivation } from '../src/nix/aterm.js';
+import type { Derivation } from '../src/nix/derivation.js';
+import { parseSecretKey, type NixSecretKey } from '../src/nix/nix-key.js';
+import { derivationStorePath, resolveDerivation } from '../src/nix/resolve.js';
+import { makeTextPath, printStorePath } from '../src/nix/store-path.js';
+import { DrvLoader } from '../src/store/drv-loader.js';
+import { createBundle } from '../src/trace/bundle.js';
+import { buildStatement } from '../src/trace/statement.js';
+import type { DepRef, Entry } from '../src/verify/claims.js';
+import { verifyClosure } from '../src/verify/closure.js';
+import type { BundleSource } from '../src/verify/sources.js';
+import { loadTrustPolicy, type TrustNode } from '../src/verify/trust-policy.js';
+import { decide, type Node } from '../src/verify/world.js';
+import { tempDir } from './helpers.js';
+import { holds, modelVerifies } from './reference-model.js';
+
+// decide() against the naive model (test/reference-model.ts) on small synthetic graphs:
+// input-addressed, content-addressed and fixed-output derivations, one or two outputs,
+// 1-4 signers whose claims are drawn at random (so every signer may lie, equivocate, copy or
+// diverge), and nested threshold policies. BUILDTRACE_DIFF_SEED=<n> replays a run,
+// BUILDTRACE_DIFF_RUNS=<n> changes its size.
+
+const SEED = Number(process.env['BUILDTRACE_DIFF_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
+const RUNS = Number(process.env['BUILDTRACE_DIFF_RUNS'] ?? 2500);
+/** How many of them also go through the whole closure check, inline and on the worker threads. */
+const CLOSURE_RUNS = Number(process.env['BUILDTRACE_DIFF_CLOSURE_RUNS'] ?? 40);
+const SIGNERS = ['A', 'B', 'C', 'D'];
+
+const hex = (s: string): string => createHash('sha256').update(s).digest('hex');
+const P = (name: string): string => `/nix/store/${hex(name).slice(0, 32)}-${name}`;
+
+interface DrvSpec {
+  readonly kind: 'ia' | 'ca';
+  readonly outputs: 1 | 2;
+  /** Earlier derivations used (index into the earlier ones, FOD first when there is one) and which outputs. */
+  readonly deps: readonly { readonly on: number; readonly outs: 0 | 1 | 2 }[];
+}
+interface ClaimSpec {
+  readonly drv: number;
+  readonly signer: number;
+  /** Per dependency: which of the output maps its producers' claims give (mod their number). */
+  readonly pick: readonly number[];
+  /** Per output: its content (0-2). */
+  readonly content: readonly number[];
+  /** Which of the hashes the producers give an input path to list (mod their number). */
+  readonly inputHash: number;
+  /** Content-addressed inputs only: list no inputs, as laut's #ca does. */
+  readonly lautCa: boolean;
+  /** 0: no source; 1/2: a source listed with content a/b. */
+  readonly source: 0 | 1 | 2;
+}
+interface Case {
+  readonly fod: boolean;
+  readonly drvs: readonly DrvSpec[];
+  readonly signers: number;
+  readonly trust: TrustNode;
+  readonly claims: readonly ClaimSpec[];
+  readonly onlyOut: boolean;
+}
+
+const trustArb = (n: number): fc.Arbitrary<TrustNode> =>
+  fc.tuple(fc.shuffledSubarray(SIGNERS.slice(0, n), { minLength: 1 }), fc.nat(), fc.nat(), fc.boolean()).map(([keys, t, split, nest]): TrustNode => {
+    if (keys.length === 1 && !nest) return keys[0] as string;
+    if (!nest || keys.length < 3) return { threshold: 1 + (t % keys.length), of: keys };
+    // two levels: a group of the first keys as one child
+    const g = 2 + (split % (keys.length - 1));
+    const inner: TrustNode = { threshold: 1 + (t % g), of: keys.slice(0, g) };
+    const of = [inner, ...keys.slice(g)];
+    return { threshold: 1 + (split % of.length), of };
+  });
+
+const caseArb: fc.Arbitrary<Case> = fc
+  .record({ fod: fc.boolean(), n: fc.integer({ min: 1, max: 4 }), signers: fc.integer({ min: 1, max: 4 }) })
+  .chain(({ fod, n, signers }) =>
+    fc.record({
+      fod: fc.constant(fod),
+      signers: fc.constant(signers),
+      drvs: fc.tuple(
+        ...Array.from({ length: n }, (_, i) =>
+          fc.record({
+            kind: fc.constantFrom<'ia' | 'ca'>('ca', 'ia'),
+            outputs: fc.constantFrom<1 | 2>(1, 2),
+            deps:
+              i + (fod ? 1 : 0) === 0
+                ? fc.constant([])
+                : fc.uniqueArray(fc.record({ on: fc.nat(i + (fod ? 1 : 0) - 1), outs: fc.constantFrom<0 | 1 | 2>(0, 1, 2) }), {
+                    selector: (d) => d.on,
+                    maxLength: i + (fod ? 1 : 0),
+                  }),
+          }),
+        ),
+      ),
+      trust: trustArb(signers),
+      claims: fc.array(
+        fc.record({
+          drv: fc.nat(n - 1),
+          signer: fc.nat(signers - 1),
+          pick: fc.array(fc.nat(3), { minLength: 4, maxLength: 4 }),
+          content: fc.array(fc.nat(2), { minLength: 2, maxLength: 2 }),
+          inputHash: fc.nat(2),
+          lautCa: fc.boolean(),
+          source: fc.constantFrom<0 | 1 | 2>(0, 1, 2),
+        }),
+        { minLength: 1, maxLength: 10 },
+      ),
+      onlyOut: fc.boolean(),
+    }),
+  )
+  .map((c) => c as Case);
+
+interface Built {
+  readonly nodes: Map<string, Node>;
+  readonly order: string[];
+  readonly target: string;
+  readonly required: string[];
+}
+
+/** Turns a case into the claims the verifier would have checked (the checks of claims.ts hold by construction). */
+function build(c: Case): Built {
+  const nodes = new Map<string, Node>();
+  const order: string[] = [];
+  const names: string[] = [];
+  const kinds = new Map<string, DrvSpec>();
+  if (c.fod) {
+    nodes.set('fod', { drv: 'fod', fod: { path: P('fod'), sha256: hex('fod') }, entries: [] });
+    order.push('fod');
+    names.push('fod');
+  }
+  c.drvs.forEach((spec, i) => {
+    const u = `d${i}`;
+    kinds.set(u, spec);
+    const outNames = spec.outputs === 2 ? ['dev', 'out'] : ['out'];
+    const deps = spec.deps
+      .map((d) => ({ drv: names[d.on] as string, outs: d.outs }))
+      .filter((d) => d.drv !== undefined)
+      .map((d) => {
+        const dk = kinds.get(d.drv);
+        const avail = dk?.outputs === 2 ? ['dev', 'out'] : ['out'];
+        const used = d.outs === 0 || avail.length === 1 ? ['out'] : d.outs === 1 ? ['dev'] : ['dev', 'out'];
+        return { drv: d.drv, used, ca: dk?.kind === 'ca' };
+      });
+    const entries: Entry[] = [];
+    for (const cs of c.claims.filter((x) => x.drv === i)) {
+      const depRefs: DepRef[] = [];
+      const inputs = new Map<string, string>();
+      let possible = true;
+      deps.forEach((d, j) => {
+        const n = nodes.get(d.drv) as Node;
+        if (n.fod) {
+          depRefs.push({ drv: d.drv, key: `out=${n.fod.path}` });
+          inputs.set(n.fod.path, n.fod.sha256 as string);
+          return;
+        }
+        // the distinct output maps the producer's claims give (what depOptions offers), in key order
+        const options = [...new Set(n.entries.map((e) => `${d.used.join(',')}=${d.used.map((o) => e.outputs.get(o)?.path).join(',')}`))].sort();
+        if (options.length === 0) {
+          possible = false;
+          return;
+        }
+        const key = options[(cs.pick[j] ?? 0) % options.length] as string;
+        depRefs.push({ drv: d.drv, key });
+        for (const path of key.slice(key.indexOf('=') + 1).split(',')) {
+          const hs = [...new Set(n.entries.flatMap((e) => [...e.outputs.values()].filter((o) => o.path === path).map((o) => o.sha256)))].sort();
+          inputs.set(path, hs[cs.inputHash % hs.length] as string);
+        }
+      });
+      if (!possible) continue;
+      if (cs.source > 0) inputs.set(P('src'), hex(`src${cs.source}`));
+      // laut's #ca binds no inputs: only where every input path pins its content
+      const lautCa = cs.lautCa && spec.kind === 'ca' && deps.every((d) => d.ca || (nodes.get(d.drv) as Node).fod);
+      const rdrv = `r-${u}-${hex(depRefs.map((d) => d.key).join(' ') + (cs.source > 0 ? 'src' : '')).slice(0, 8)}`;
+      const outputs = new Map(
+        outNames.map((o, k) => {
+          const v = cs.content[k] ?? 0;
+          // an input-addressed path is fixed by the derivation; a content-addressed one by its content
+          const path = spec.kind === 'ia' ? P(`${u}-${o}`) : P(`${u}-${o}-c${v}`);
+          return [o, { path, sha256: hex(`${u}${o}${v}`) }];
+        }),
+      );
+      entries.push({
+        udrv: u,
+        rdrvHash: rdrv,
+        rdrvPath: `/nix/store/${rdrv}.drv`,
+        signer: SIGNERS[cs.signer] as string,
+        where: 'synthetic',
+        outputs,
+        inputs: lautCa ? new Map() : inputs,
+        deps: depRefs,
+      });
+    }
+    nodes.set(u, { drv: u, entries });
+    order.push(u);
+    names.push(u);
+  });
+  const target = order[order.length - 1] as string;
+  const t = kinds.get(target);
+  const required = t?.outputs === 2 && !c.onlyOut ? ['dev', 'out'] : ['out'];
+  return { nodes, order, target, required };
+}
+
+function render(b: Built, trust: TrustNode): string {
+  const short = (p: string): string => p.replace(/^\/nix\/store\/[0-9a-f]{32}-/, '');
+  const lines = [`trust ${JSON.stringify(trust)}; target ${b.target} (${b.required.join(',')})`];
+  for (const u of b.order) {
+    const n = b.nodes.get(u) as Node;
+    if (n.fod) lines.push(`${u}: fixed output ${short(n.fod.path)}`);
+    for (const e of n.entries) {
+      const outs = [...e.outputs].map(([o, v]) => `${o}=${short(v.path)}:${v.sha256.slice(0, 4)}`).join(' ');
+      const ins = [...e.inputs].map(([p, h]) => `${short(p)}:${h.slice(0, 4)}`).join(' ');
+      const deps = e.deps.map((d) => `${d.drv}[${d.key.replace(/\/nix\/store\/[0-9a-f]{32}-/g, '')}]`).join(' ');
+      lines.push(`${u} ${e.signer} ${e.rdrvHash}: ${outs} | in ${ins || '-'} | deps ${deps || '-'}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+describe('differential: decide() agrees with the naive reference model', () => {
+  test(`${RUNS} generated graphs, claims and policies (seed ${SEED}; BUILDTRACE_DIFF_SEED=${SEED} replays)`, () => {
+    console.log(`differential seed ${SEED} (BUILDTRACE_DIFF_SEED=${SEED} replays this run)`);
+    let verified = 0;
+    let refused = 0;
+    fc.assert(
+      fc.property(caseArb, (c) => {
+        const b = build(c);
+        const v = decide({ target: b.target, required: b.required, order: b.order, nodes: b.nodes, trust: c.trust, maxWorlds: 1 << 16 });
+        assert.ok(!v.problems.some((p) => p.code === 'bound-hit'), 'the generated cases stay under the world bound');
+        const m = modelVerifies({ target: b.target, required: b.required, nodes: b.nodes, trust: c.trust });
+        if (v.verified !== m) {
+          throw new Error(`decide() says ${v.verified ? 'VERIFIED' : 'NOT VERIFIED'}, the model ${m ? 'VERIFIED' : 'NOT VERIFIED'}:\n${render(b, c.trust)}`);
+        }
+        if (v.verified) {
+          verified++;
+          // what the verdict attests, the claims at its producer that give it vouch for under the policy
+          for (const [path, w] of Object.entries(v.world)) {
+            const n = w.producerDrv === undefined ? undefined : b.nodes.get(w.producerDrv);
+            if (!n || n.fod) continue;
+            const by = new Set(n.entries.filter((e) => [...e.outputs.values()].some((o) => o.path === path && o.sha256 === w.narSha256)).map((e) => e.signer));
+            if (!holds(c.trust, by)) throw new Error(`world attests ${path}, vouched only by {${[...by].join(', ')}}:\n${render(b, c.trust)}`);
+          }
+        } else refused++;
+      }),
+      { seed: SEED, numRuns: RUNS, includeErrorInReport: true },
+    );
+    console.log(`differential: ${verified} verified, ${refused} not verified`);
+    // a generator that never reaches one of the verdicts tests nothing
+    assert.ok(verified > RUNS / 20 && refused > RUNS / 20, `${verified} verified, ${refused} not`);
+  });
+});
+
+// --- the same cases as real .drv files and signed bundles, through verifyClosure ---
+
+/** A Nix secret key made in-process (name:base64 of seed and public key). */
+function nixKey(name: string): NixSecretKey {
+  const jwk = generateKeyPairSync('ed25519').privateKey.export({ format: 'jwk' }) as { d: string; x: string };
+  return parseSecretKey(`${name}:${Buffer.concat([Buffer.from(jwk.d, 'base64url'), Buffer.from(jwk.x, 'base64url')]).toString('base64')}`);
+}
+
+interface BuiltClosure extends Built {
+  readonly lines: Map<string, string[]>;
+  readonly drvs: ReadonlyMap<string, Derivation>;
+}
+
+/**
+ * A case as a closure: derivations (served from memory, as parsed .drv files would be), one bundle per claim signed by its
+ * signer's key, and the entries the verifier should derive from them (for the model). Claims
+ * list their inputs (our build type); a derivation with a content-addressed input is itself
+ * content-addressed (an input-addressed one would be deferred); no sources.
+ */
+function buildClosure(c: Case, keys: readonly NixSecretKey[], storeDir: string, tag: string): BuiltClosure {
+  const nodes = new Map<string, Node>();
+  const order: string[] = [];
+  const lines = new Map<string, string[]>();
+  const drvs = new Map<string, Derivation>();
+  const caOf = new Map<string, boolean>();
+  const text = (name: string, content: string): string => printStorePath(makeTextPath(name, content, [], storeDir));
+  const write = (drv: Derivation): string => {
+    const path = printStorePath(derivationStorePath(drv, serializeDerivation(drv), storeDir));
+    drvs.set(path, drv);
+    return path;
+  };
+  if (c.fod) {
+    const name = `fod-${tag}`;
+    const path = text(name, 'fixed');
+    const drv: Derivation = {
+      outputs: new Map([['out', { path, hashAlgo: 'r:sha256', hash: hex(name) }]]),
+      inputDrvs: new Map(),
+      inputSrcs: [],
+      platform: 'x86_64-linux',
+      builder: '/bin/sh',
+      args: [],
+      env: new Map([['name', name]]),
+    };
+    const p = write(drv);
+    nodes.set(p, { drv: p, fod: { path, sha256: hex(name) }, entries: [] });
+    order.push(p);
+  }
+  c.drvs.forEach((spec, i) => {
+    const name = `d${i}-${tag}`;
+    const deps = spec.deps
+      .map((d) => order[d.on])
+      .filter((d): d is string => d !== undefined)
+      .map((d, j) => {
+        const dd = drvs.get(d) as Derivation;
+        const avail = [...dd.outputs.keys()].sort();
+        const o = spec.deps[j]?.outs ?? 0;
+        const used = o === 0 || avail.length === 1 ? ['out'] : o === 1 ? ['dev'] : ['dev', 'out'];
+        return { drv: d, used };
+      });
+    const ca = spec.kind === 'ca' || deps.some((d) => caOf.get(d.drv));
+    const outNames = spec.outputs === 2 ? ['dev', 'out'] : ['out'];
+    const outName = (o: string): string => (o === 'out' ? name : `${name}-${o}`);
+    const drv: Derivation = {
+      outputs: new Map(outNames.map((o) => [o, ca ? { path: '', hashAlgo: 'r:sha256', hash: '' } : { path: text(outName(o), 'ia'), hashAlgo: '', hash: '' }])),
+      inputDrvs: new Map(deps.map((d) => [d.drv, d.used])),
+      inputSrcs: [],
+      platform: 'x86_64-linux',
+      builder: '/bin/sh',
+      args: ['-c', 'true'],
+      env: new Map([['name', name]]),
+    };
+    const u = write(drv);
+    caOf.set(u, ca);
+    const entries: Entry[] = [];
+    for (const cs of c.claims.filter((x) => x.drv === i)) {
+      const depRefs: DepRef[] = [];
+      const inputs = new Map<string, string>();
+      const chosen = new Map<string, Map<string, string>>();
+      let possible = true;
+      deps.forEach((d, j) => {
+        const n = nodes.get(d.drv) as Node;
+        if (n.fod) {
+          depRefs.push({ drv: d.drv, key: `out=${n.fod.path}` });
+          inputs.set(n.fod.path, n.fod.sha256 as string);
+          chosen.set(d.drv, new Map([['out', n.fod.path]]));
+          return;
+        }
+        const keyOf = (e: Entry): string => `${d.used.join(',')}=${d.used.map((o) => e.outputs.get(o)?.path).join(',')}`;
+        const options = [...new Set(n.entries.map(keyOf))].sort();
+        if (options.length === 0) {
+          possible = false;
+          return;
+        }
+        const key = options[(cs.pick[j] ?? 0) % options.length] as string;
+        depRefs.push({ drv: d.drv, key });
+        const paths = key.slice(key.indexOf('=') + 1).split(',');
+        chosen.set(d.drv, new Map(d.used.map((o, k) => [o, paths[k] as string])));
+        // the hashes the claims giving this map give each path (what the verifier accepts)
+        for (const path of paths) {
+          const hs = [
+            ...new Set(n.entries.filter((e) => keyOf(e) === key).flatMap((e) => [...e.outputs.values()].filter((o) => o.path === path).map((o) => o.sha256))),
+          ].sort();
+          inputs.set(path, hs[cs.inputHash % hs.length] as string);
+        }
+      });
+      if (!possible) continue;
+      const res = resolveDerivation(drv, (d, o) => chosen.get(d)?.get(o), storeDir);
+      const outputs = new Map(
+        outNames.map((o, k) => {
+          const v = cs.content[k] ?? 0;
+          const path = ca ? text(outName(o), `content ${v}`) : (drv.outputs.get(o)?.path as string);
+          return [o, { path, sha256: hex(`${u}${o}${v}`) }];
+        }),
+      );
+      const key = keys[cs.signer] as NixSecretKey;
+      const statement = buildStatement({
+        kind: ca ? 'ca' : 'ia',
+        resolvedInputHash: res.path.hashPart,
+        drvName: name,
+        outputs: [...outputs].map(([o, v]) => ({ name: o, path: v.path, sha256: v.sha256, narSize: 100, declared: ca ? { hashAlgo: 'r:sha256' } : {} })),
+        inputs: [...inputs].map(([path, sha256]) => ({ path, sha256, narSize: 100 })),
+        keyFingerprint: key.publicKey.fingerprint,
+        versions: {},
+        invocationId: hex(`${u}${entries.length}`).slice(0, 32),
+        finishedOn: '2026-01-01T00:00:00Z',
+      });
+      const l = lines.get(res.path.hashPart) ?? [];
+      l.push(createBundle(Buffer.from(JSON.stringify(statement)), key));
+      lines.set(res.path.hashPart, l);
+      entries.push({
+        udrv: u,
+        rdrvHash: res.path.hashPart,
+        rdrvPath: printStorePath(res.path),
+        signer: SIGNERS[cs.signer] as string,
+        where: 'synthetic',
+        outputs,
+        inputs,
+        deps: depRefs,
+      });
+    }
+    nodes.set(u, { drv: u, entries });
+    order.push(u);
+  });
+  const target = order[order.length - 1] as string;
+  const required = (drvs.get(target) as Derivation).outputs.size === 2 && !c.onlyOut ? ['dev', 'out'] : ['out'];
+  return { nodes, order, target, required, lines, drvs };
+}
+
+describe('differential: the whole closure check, inline and on the worker threads, agrees with the model', () => {
+  test(`${CLOSURE_RUNS} generated closures (seed ${SEED})`, async () => {
+    const storeDir = '/nix/store';
+    const dir = tempDir('diff-closure-');
+    const keys = SIGNERS.map((n) => nixKey(`diff-${n}`));
+    let k = 0;
+    let verified = 0;
+    const env = { pool: process.env['BUILDTRACE_POOL'], min: process.env['BUILDTRACE_POOL_MIN'] };
+    const setPool = (on: boolean): void => {
+      process.env['BUILDTRACE_POOL'] = on ? 'always' : 'never';
+      process.env['BUILDTRACE_POOL_MIN'] = on ? '0' : 'never';
+    };
+    try {
+      await fc.assert(
+        fc.asyncProperty(caseArb, async (raw) => {
+          const c: Case = { ...raw, claims: raw.claims.map((x) => ({ ...x, source: 0, lautCa: false })) };
+          const b = buildClosure(c, keys, storeDir, `${SEED}-${k++}`);
+          const m = modelVerifies({ target: b.target, required: b.required, nodes: b.nodes, trust: c.trust });
+          const policyFile = join(dir, `policy-${k}.json`);
+          const named = SIGNERS.slice(0, c.signers);
+          writeFileSync(
+            policyFile,
+            JSON.stringify({
+              keys: Object.fromEntries(
+                named.map((n, i) => [n, { publicKey: `${keys[i]?.publicKey.name}:${Buffer.from(keys[i]?.publicKey.raw ?? []).toString('base64')}` }]),
+              ),
+              trust: c.trust,
+              maxResolutions: 1 << 16,
+            }),
+          );
+          const source: BundleSource = {
+            name: 'memory',
+            bundles: async (h) => b.lines.get(h) ?? [],
+            keyEvidence: async () => [],
+            traceEvidence: async () => [],
+          };
+          const verdicts: boolean[] = [];
+          for (const pool of [false, true]) {
+            setPool(pool);
+            // the .drv files as the loader would parse them (the graph is never written to the store)
+            const loader = new DrvLoader(storeDir, Number.POSITIVE_INFINITY);
+            loader.drv = (path: string): Derivation => {
+              const d = b.drvs.get(path);
+              if (!d) throw new Error(`no derivation ${path}`);
+              return d;
+            };
+            const r = await verifyClosure(b.target, {
+              policy: loadTrustPolicy(policyFile),
+              sources: [source],
+              loader,
+              storeDir,
+              requiredOutputs: b.required,
+            });
+            const unexpected = r.problems.filter(
+              (p) => !['threshold-not-met', 'content-disputed', 'equivocation', 'dependency-unsupported', 'no-bundle', 'key-not-admitted'].includes(p.code),
+            );
+            if (unexpected.length > 0) throw new Error(`unexpected problems ${JSON.stringify(unexpected)}:\n${render(b, c.trust)}`);
+            verdicts.push(r.verified);
+          }
+          if (verdicts[0] !== m || verdicts[1] !== m) {
+            throw new Error(`verifyClosure inline ${verdicts[0]}, on the pool ${verdicts[1]}, the model ${m}:\n${render(b, c.trust)}`);
+          }
+          if (m) verified++;
+        }),
+        { seed: SEED, numRuns: CLOSURE_RUNS, includeErrorInReport: true },
+      );
+    } finally {
+      for (const [name, v] of [
+        ['BUILDTRACE_POOL', env.pool],
+        ['BUILDTRACE_POOL_MIN', env.min],
+      ] as const) {
+        if (v === undefined) delete process.env[name];
+        else process.env[name] = v;
+      }
+    }
+    console.log(`differential (closures): ${verified} of ${CLOSURE_RUNS} verified`);
+    assert.ok(verified > 0 && verified < CLOSURE_RUNS, 'both verdicts occur');
+  });
+});

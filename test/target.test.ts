@@ -1,0 +1,144 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { FIXTURES, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
+
+interface Result {
+  verified: boolean;
+  outputs: Record<string, string>;
+  problems: { drv: string; code: string; detail: string }[];
+}
+
+/**
+ * #17 classes 1 and 2: the target's door. A hostile binary cache (its narinfo key trusted by
+ * Nix, here --no-check-sigs) names any derivation in the unsigned `Deriver:` field; Nix records
+ * a resolved .drv as the deriver of content-addressed outputs. Neither may decide what a
+ * verdict is about.
+ */
+describe('the target: outputs of the unresolved derivation, proven', () => {
+  let A: DaemonHandle;
+  let B: DaemonHandle;
+  let dir: string;
+  const drv = new Map<string, string>();
+  const out = new Map<string, string>();
+  let resolvedTop: string;
+
+  before(async () => {
+    dir = tempDir('target-');
+    const args = [join(FIXTURES, 'target.nix'), '--argstr', 'salt', salt()];
+    const attrs = ['ia', 'top'].flatMap((a) => ['-A', a]);
+    for (const p of (await must('nix-instantiate', [...args, ...attrs, '-A', 'dep'], { env: nixEnv() })).stdout.trim().split('\n')) {
+      drv.set(p.replace(/^.*?-tg-/, '').replace(/\.drv$/, ''), p);
+    }
+    [A, B] = await Promise.all([startDaemon({ keyName: 'target-a' }), startDaemon({ keyName: 'target-b' })]);
+    const staging = join(dir, 'staging');
+    mkdirSync(staging);
+    const b = await nixBuildWithHook(staging, [...args, ...attrs]);
+    assert.equal(b.code, 0, b.stderr);
+    const [ia, top] = b.stdout.trim().split('\n');
+    out.set('ia', ia as string).set('top', top as string);
+    resolvedTop = (await must('nix-store', ['--query', '--deriver', top as string], { env: nixEnv() })).stdout.trim();
+    assert.notEqual(resolvedTop, drv.get('top'), 'Nix 2.8+ records the resolved .drv for a CA output');
+    // A signs everything; B only the top (its dependency has one signer)
+    const feed = async (d: DaemonHandle, keep: (drvPath: string) => boolean): Promise<void> => {
+      for (const f of readdirSync(staging)) {
+        const rec = JSON.parse(readFileSync(join(staging, f), 'utf8')) as { drv: string };
+        if (keep(rec.drv)) copyFileSync(join(staging, f), join(d.spool, f));
+      }
+      const r = await d.cli(['push', '--wait']);
+      assert.equal(r.code, 0, r.stderr);
+    };
+    await feed(A, () => true);
+    await feed(B, (p) => p.endsWith('-tg-top.drv'));
+  });
+
+  after(async () => {
+    await Promise.all([A.stop(), B.stop()]);
+  });
+
+  let n = 0;
+  const policy = (trust: unknown): string => {
+    const f = join(dir, `policy-${n++}.json`);
+    writeFileSync(f, JSON.stringify({ keys: { A: { publicKey: A.keys.publicKey }, B: { publicKey: B.keys.publicKey } }, trust }));
+    return f;
+  };
+  const verify = async (target: string, trust: unknown): Promise<{ code: number; stderr: string; r?: Result }> => {
+    const p = await run(VERIFY_CLI, [target, '--policy', policy(trust), '--db', A.dbFile, '--db', B.dbFile, '--json']);
+    return { code: p.code, stderr: p.stderr, ...(p.stdout ? { r: JSON.parse(p.stdout) as Result } : {}) };
+  };
+
+  /** Puts `path` into the store as a substitute from a file:// binary cache whose narinfo says `Deriver: deriver`. */
+  const substituteWithDeriver = async (path: string, deriver: string): Promise<void> => {
+    const cache = join(dir, `bc-${n++}`);
+    const env = nixEnv();
+    await must('nix', ['copy', '--to', `file://${cache}`, path], { env });
+    const narinfo = join(cache, `${basename(path).slice(0, 32)}.narinfo`);
+    const text = readFileSync(narinfo, 'utf8').replace(/^Deriver: .*\n/m, '');
+    writeFileSync(narinfo, `${text}Deriver: ${basename(deriver)}\n`);
+    await must('nix-store', ['--delete', path], { env });
+    await must('nix', ['copy', '--from', `file://${cache}`, '--no-check-sigs', path], { env });
+    assert.equal((await must('nix-store', ['--query', '--deriver', path], { env })).stdout.trim(), deriver);
+  };
+  /** A path named like an output of `name`, holding other bytes. */
+  const impostor = async (name: string): Promise<string> => {
+    const d = join(dir, `evil-${n++}`);
+    mkdirSync(d);
+    writeFileSync(join(d, `tg-${name}`), `evil ${salt()}\n`);
+    return (await must('nix-store', ['--add', join(d, `tg-${name}`)], { env: nixEnv() })).stdout.trim();
+  };
+
+  test('class 1: an output path whose Deriver: names an unrelated derivation is refused, not verified for that derivation', async () => {
+    const real = await verify(out.get('ia') as string, 'A');
+    assert.equal(real.code, 0, real.stderr);
+    assert.deepEqual(real.r?.outputs, { out: out.get('ia') });
+    const evil = await impostor('ia');
+    await substituteWithDeriver(evil, drv.get('ia') as string);
+    const v = await verify(evil, 'A');
+    assert.equal(v.code, 2, `exit ${v.code}: ${JSON.stringify(v.r)}`);
+    assert.match(v.stderr, /is not an output of .*-tg-ia\.drv, the deriver Nix recorded/);
+    assert.match(v.stderr, /pass the unresolved \.drv you evaluated/);
+    // no deriver at all, or one that is not in the store
+    const orphan = await impostor('ia');
+    const none = await verify(orphan, 'A');
+    assert.equal(none.code, 2);
+    assert.match(none.stderr, /knows no deriver/);
+    const absent = await impostor('ia');
+    await substituteWithDeriver(absent, `/nix/store/${'0'.repeat(32)}-tg-ia.drv`);
+    const gone = await verify(absent, 'A');
+    assert.equal(gone.code, 2);
+    assert.match(gone.stderr, /is not in the store/);
+  });
+
+  test('class 2: a resolved .drv, given or recorded as deriver, is refused; the unresolved one checks every dependency', async () => {
+    const both = { threshold: 2, of: ['A', 'B'] };
+    const unresolved = await verify(drv.get('top') as string, both);
+    assert.equal(unresolved.code, 1);
+    assert.ok(
+      unresolved.r?.problems.some((p) => p.drv === drv.get('dep') && p.code === 'threshold-not-met'),
+      JSON.stringify(unresolved.r?.problems),
+    );
+    const resolved = await verify(resolvedTop, both);
+    assert.equal(resolved.code, 2, `exit ${resolved.code}: ${JSON.stringify(resolved.r)}`);
+    assert.match(resolved.stderr, /a resolved derivation .* verifying it would skip their traces/);
+    const byPath = await verify(out.get('top') as string, both);
+    assert.equal(byPath.code, 2, `exit ${byPath.code}: ${JSON.stringify(byPath.r)}`);
+    assert.match(byPath.stderr, /recorded deriver .* is a resolved derivation/);
+  });
+
+  test('a content-addressed output path is a target only when the verified claim gives that very path', async () => {
+    // a cache names the unresolved .drv: the real output verifies, an impostor named like it does not
+    await substituteWithDeriver(out.get('top') as string, drv.get('top') as string);
+    const real = await verify(out.get('top') as string, 'A');
+    assert.equal(real.code, 0, `${real.stderr} ${JSON.stringify(real.r?.problems)}`);
+    assert.deepEqual(real.r?.outputs, { out: out.get('top') });
+    const evil = await impostor('top');
+    await substituteWithDeriver(evil, drv.get('top') as string);
+    const v = await verify(evil, 'A');
+    assert.equal(v.code, 1, v.stderr);
+    assert.ok(
+      v.r?.problems.some((p) => p.code === 'target-unproven' && p.drv === drv.get('top') && p.detail.includes(evil)),
+      JSON.stringify(v.r?.problems),
+    );
+  });
+});
