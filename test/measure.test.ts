@@ -253,7 +253,7 @@ test('derived measurements: an image policy naming its own identity, or a cycle 
     tee: {
       roots: 'roots',
       policy: {
-        snp: { derivedFrom: [{ image: '/nix/store/00000000000000000000000000000000-img.drv', imagePolicy, vcpus: 1, vcpuType }], minimumTcb: {} },
+        snp: { derivedFrom: [{ image: '/nix/store/00000000000000000000000000000000-img.drv', imagePolicy, vcpus: 1, vcpuType }], minimumTcb: { snp: 1 } },
       },
     },
   });
