@@ -1,7 +1,7 @@
-import { chmodSync, lstatSync, mkdirSync, unlinkSync, type Stats } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, renameSync, rmdirSync, unlinkSync, type Stats } from 'node:fs';
 import { createConnection } from 'node:net';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { BuildtraceError, errorMessage } from '../src/errors.js';
 
 /** The daemon's control API: HTTP/1.1 over a unix socket, JSON bodies. */
@@ -53,11 +53,37 @@ export async function listenOnSocket(socket: string, handler: Handler): Promise<
         res.end(JSON.stringify({ error: sqlite ? `database error: ${errorMessage(err)} (${code})` : errorMessage(err) }));
       });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(socket, () => resolve());
+  // The socket appears at its path with its final mode: it is bound inside a fresh directory
+  // only we can enter (0700), narrowed to 0660 there, then renamed into place (no window in
+  // which the umask decides who may connect).
+  const priv = mkdtempSync(join(dirname(socket), '.trace-daemon-sock-'));
+  const tmp = join(priv, 's');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(tmp, () => resolve());
+    });
+    chmodSync(tmp, 0o660);
+    renameSync(tmp, socket);
+  } catch (err) {
+    server.close();
+    throw err;
+  } finally {
+    try {
+      unlinkSync(tmp); // only still there when the rename failed
+    } catch {
+      // renamed into place
+    }
+    rmdirSync(priv);
+  }
+  // the server was bound under the temporary name: remove the real one when it closes
+  server.once('close', () => {
+    try {
+      unlinkSync(socket);
+    } catch {
+      // already gone
+    }
   });
-  chmodSync(socket, 0o660);
   return server;
 }
 

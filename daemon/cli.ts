@@ -10,7 +10,7 @@ import { openCache } from '../src/cache/open.js';
 import { redactUrl } from '../src/cache/credentials.js';
 
 import { BuildtraceError, errorMessage, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
-import { parseSecretKey } from '../src/nix/nix-key.js';
+import { formatPublicKey, parseSecretKey } from '../src/nix/nix-key.js';
 import { parseArgs } from '../src/util/args.js';
 import { runCli } from '../src/util/run-cli.js';
 import { callDaemonOk, listenOnSocket } from './api.js';
@@ -49,7 +49,8 @@ Options:
   -h, --help      this text
 
 Exit codes: 0 ok, 1 not found, 2 usage or configuration error (or another daemon holds the
-stateDir or socket), 3 daemon not running or failing (e.g. its database is unreadable).`;
+stateDir or socket), 3 daemon not running or failing (e.g. its database is unreadable),
+70 internal error (a bug: report it).`;
 
 const DEFAULT_CONFIG = '/etc/buildtrace/config.json';
 
@@ -137,7 +138,13 @@ async function run(config: DaemonConfig): Promise<void> {
           version: BUILDTRACE_VERSION,
           pid: process.pid,
           ...service.stats,
-          key: { name: key.name, fingerprint: key.publicKey.fingerprint },
+          // the public half, also for TEE mode's guest-born key (no file to convert): trace-verify key to-pem takes it
+          key: {
+            name: key.name,
+            fingerprint: key.publicKey.fingerprint,
+            publicKey: formatPublicKey(key.publicKey),
+            sshFingerprint: key.publicKey.sshFingerprint,
+          },
           database: { file: db.file, traces: db.count(), lastTraceAt: db.lastCreated() ?? null },
           spool: { dir: spool.dir, pending: spool.list().length, queued: service.pending, rejected: spool.rejectedCount() },
           store: { mode: store.mode, ...(store.mode === 'db' ? { nixDb: config.nixDb } : {}) },

@@ -88,6 +88,15 @@ export function readKeyFile(file: string): string {
     noFollow: false,
     invalidCode: 'KEY_INVALID',
     check: (st) => {
+      // Whoever owns the file can chmod it or replace the key (OpenSSH's rule for private
+      // keys): only the daemon's own user or root may.
+      const me = process.getuid?.();
+      if (me !== undefined && st.uid !== me && st.uid !== 0)
+        throw new BuildtraceError(
+          'KEY_INVALID',
+          `signing key ${file} is owned by uid ${st.uid}, not by the daemon's user (uid ${me}) or root; run: chown ${me} ${file}`,
+          { subject: file },
+        );
       const loose = st.mode & 0o066;
       if (loose !== 0) {
         const who = [

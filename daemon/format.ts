@@ -6,7 +6,7 @@ import type { ServiceStats } from './service.js';
 export interface StatusBody extends ServiceStats {
   version: string;
   pid: number;
-  key: { name: string; fingerprint: string };
+  key: { name: string; fingerprint: string; publicKey: string; sshFingerprint: string };
   database: { file: string; traces: number; lastTraceAt: string | null };
   spool: { dir: string; pending: number; queued: number; rejected: number };
   store: { mode: string; nixDb?: string };

@@ -12,6 +12,8 @@ mirror=${BUILDTRACE_CI_MIRROR:-http://deb.debian.org/debian}
 # source (build-essential, python3): no prebuilt binary can be downloaded here.
 packages=(nix-bin nodejs npm nginx-light libnginx-mod-http-lua busybox-static build-essential python3
   ca-certificates git mount util-linux bsdutils procps xz-utils
+  # GNU time: test/hostile-cache.test.ts measures each hostile run's peak RSS with /usr/bin/time
+  time
   # cosign: Sigstore's own client verifies our bundles; moto: an S3 server that checks SigV4 and
   # conditional writes (neither is in bookworm)
   cosign python3-moto python3-flask python3-flask-cors)

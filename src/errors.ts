@@ -36,6 +36,7 @@ export type ErrorCode =
   | 'CACHE_ERROR'
   /** a bound on untrusted input (object bytes, line bytes, lines, request time) was hit */
   | 'LIMIT_EXCEEDED'
+  /** a bug: an exception that is no decided refusal (a TypeError, a broken invariant); exit 70 */
   | 'INTERNAL'
   /** the requested target cannot be established as the outputs of an unresolved derivation (src/verify/target.ts) */
   | 'TARGET_REFUSED'
@@ -66,6 +67,27 @@ const EXIT_USAGE = 2;
 /** trace-daemon is not running or not reachable. */
 const EXIT_DAEMON = 3;
 
+/**
+ * An internal error: a bug, never a verdict (sysexits' EX_SOFTWARE). Kept apart from 1 and 2
+ * so that a crash on hostile input is never mistaken for a correct refusal.
+ */
+export const EXIT_INTERNAL = 70;
+
+/** A refusal the code decided on (a BuildtraceError other than INTERNAL); anything else is a bug. */
+export function isDecided(err: unknown): err is BuildtraceError {
+  return err instanceof BuildtraceError && err.code !== 'INTERNAL';
+}
+
+/**
+ * For catch blocks that turn a failure into a verdict (malformed bundle, evidence rejected):
+ * returns a decided refusal and rethrows everything else, so a bug surfaces as INTERNAL
+ * instead of passing as a refusal.
+ */
+export function decidedOrThrow(err: unknown): BuildtraceError {
+  if (isDecided(err)) return err;
+  throw err;
+}
+
 export function exitCodeFor(err: unknown): number {
   if (err instanceof BuildtraceError) {
     switch (err.code) {
@@ -76,15 +98,29 @@ export function exitCodeFor(err: unknown): number {
       case 'DAEMON_NOT_RUNNING':
       case 'DAEMON_ERROR':
         return EXIT_DAEMON;
+      case 'INTERNAL':
+        return EXIT_INTERNAL;
       default:
         return EXIT_USAGE;
     }
   }
-  return EXIT_USAGE;
+  return isSystemError(err) ? EXIT_USAGE : EXIT_INTERNAL;
+}
+
+/** An operating-system error (ENOENT, EACCES, EPIPE…): the environment refused, not a bug. */
+function isSystemError(err: unknown): boolean {
+  return err instanceof Error && typeof (err as NodeJS.ErrnoException).syscall === 'string';
 }
 
 export function errorMessage(err: unknown): string {
   if (err instanceof BuildtraceError) return err.message;
   if (err instanceof Error) return err.message;
   return String(err);
+}
+
+/** What a command prints for an error that ends it: internal errors are labelled as such, with their type. */
+export function reportedMessage(err: unknown): string {
+  if (exitCodeFor(err) !== EXIT_INTERNAL) return errorMessage(err);
+  const what = err instanceof BuildtraceError ? 'INTERNAL' : err instanceof Error ? err.name : typeof err;
+  return `internal error (a bug, not a verdict): ${what}: ${errorMessage(err)}`;
 }

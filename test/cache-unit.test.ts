@@ -15,7 +15,7 @@ import { DEFAULT_READ_LIMITS, readLimitsFrom } from '../src/cache/limits.js';
 import { S3Cache } from '../src/cache/s3-cache.js';
 import { BuildtraceError, exitCodeFor } from '../src/errors.js';
 import { CacheSource, DbSource, recordsOf } from '../src/verify/sources.js';
-import { tempDir } from './helpers.js';
+import { tempDir, waitFor } from './helpers.js';
 
 const small = { maxLineBytes: 100, maxLines: 3 };
 const isLimit = (name: string) => (e: unknown) =>
@@ -242,7 +242,8 @@ test('CacheSource: the first failure abandons requests in flight and answers eve
     });
     const t0 = Date.now();
     const b = src.bundles('b');
-    await new Promise((r) => setTimeout(r, 100));
+    // b is in flight (the server has its request) before a fails
+    await waitFor(() => seen.includes('/traces/b'), 5000, 'the request for b');
     await assert.rejects(src.bundles('a'), isLimit('maxObjectBytes'));
     await assert.rejects(b, isLimit('maxObjectBytes'));
     assert.ok(Date.now() - t0 < 5000, `${Date.now() - t0} ms: b was abandoned, not left to its 30 s deadline`);
@@ -262,4 +263,99 @@ test("statusError: 403 is permanent and 'forbidden'; S3's RequestTimeTooSkewed 4
   const skew = statusError('GET', u, { status: 403, headers: {}, body: Buffer.from('<Error><Code>RequestTimeTooSkewed</Code></Error>') });
   assert.ok(!skew.permanent && skew.reason === undefined && /RequestTimeTooSkewed/.test(skew.message));
   for (const e of [denied, skew]) assert.doesNotMatch(e.message, /alice|pw@/);
+});
+
+test('.doi entries: a server without ETags, null, arrays and wrong shapes are refused with a reason, never silently skipped; big ones are bounded', async () => {
+  const { addBuildTraceSignature } = await import('../src/cache/build-trace-entry.js');
+  const sig = { keyName: 'b-1', sig: 'c2ln' };
+  const stored = new Map<string, Buffer>();
+  let puts = 0;
+  // a server that never sends an ETag for .doi (the old nginx recipe): every conditional write is refused
+  const noEtag = {
+    url: 'test://no-etag',
+    get: async (k: string) => (stored.has(k) ? { body: stored.get(k) as Buffer, etag: '' } : undefined),
+    putIf: async (k: string, body: Buffer, ifMatch: string | undefined) => {
+      puts++;
+      if (ifMatch === undefined && !stored.has(k)) {
+        stored.set(k, body);
+        return true;
+      }
+      return false;
+    },
+    put: async () => {},
+  };
+  await addBuildTraceSignature(noEtag, 'e.doi', 'out', sig);
+  await assert.rejects(
+    addBuildTraceSignature(noEtag, 'e.doi', 'out', { keyName: 'b-2', sig: 'eA==' }),
+    (e: unknown) => e instanceof CacheError && /gave up after 20 conflicting writes/.test(e.message) && !e.permanent,
+  );
+  assert.equal(puts, 21);
+  const file = new FileCache(join(tempDir('doi-'), 'cache'));
+  for (const bad of ['null', '[]', '{"outPath":1}', '{"outPath":"out","signatures":{}}', '{"outPath":"out","signatures":[null]}', 'nope']) {
+    await file.put('x.doi', Buffer.from(bad));
+    await assert.rejects(
+      addBuildTraceSignature(file, 'x.doi', 'out', sig),
+      (e: unknown) => e instanceof CacheError && e.reason === 'foreign-object' && /not a build-trace-v2 entry/.test(e.message),
+      bad,
+    );
+  }
+  await file.put('big.doi', Buffer.alloc(2 << 20, 0x20));
+  await assert.rejects(addBuildTraceSignature(file, 'big.doi', 'out', sig), (e: unknown) => e instanceof BuildtraceError && e.code === 'LIMIT_EXCEEDED');
+  // a good entry gets the signature once
+  await file.put('ok.doi', Buffer.from('{"outPath":"out","signatures":[]}'));
+  await addBuildTraceSignature(file, 'ok.doi', 'out', sig);
+  await addBuildTraceSignature(file, 'ok.doi', 'out', sig);
+  assert.deepEqual(JSON.parse((await file.get('ok.doi'))?.body.toString() ?? ''), { outPath: 'out', signatures: [sig] });
+});
+
+test('appendLines: a trace object past the writer bounds is refused with LIMIT_EXCEEDED naming the bound, untouched', async () => {
+  const file = new FileCache(join(tempDir('bound-'), 'cache'));
+  const line = '{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}\n';
+  await file.put('traces/big', Buffer.from(line.repeat(Math.ceil((9 << 20) / line.length))));
+  await assert.rejects(
+    appendLines(file, 'traces/big', [line.trim()]),
+    (e: unknown) => e instanceof BuildtraceError && e.code === 'LIMIT_EXCEEDED' && /maxObjectBytes \(8388608\)/.test(e.message),
+  );
+  await file.put('traces/many', Buffer.from(line.repeat(100_001)));
+  await assert.rejects(
+    appendLines(file, 'traces/many', [line.trim()]),
+    (e: unknown) => e instanceof BuildtraceError && e.code === 'LIMIT_EXCEEDED' && /maxLines \(100000\)/.test(e.message),
+  );
+  assert.equal((await file.get('traces/many'))?.body.length, line.length * 100_001);
+});
+
+test('netrc: the machine entry for the cache host is sent (Basic), only to that host; token and URL credentials come first', async () => {
+  const { createServer } = await import('node:http');
+  const seen: (string | undefined)[] = [];
+  const server = createServer((req, res) => {
+    seen.push(req.headers.authorization);
+    res.writeHead(404).end();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  const dir = tempDir('netrc-');
+  const netrc = join(dir, 'netrc');
+  writeFileSync(netrc, 'machine other.example login eve password nope\nmachine 127.0.0.1\n  login builder\n  password n3trc-pw\ndefault login x password y\n', {
+    mode: 0o600,
+  });
+  const saved = { netrc: process.env['NETRC'], token: process.env['BUILDTRACE_CACHE_TOKEN'] };
+  process.env['NETRC'] = netrc;
+  delete process.env['BUILDTRACE_CACHE_TOKEN'];
+  try {
+    assert.equal(await new HttpCache(`http://127.0.0.1:${port}`).get('traces/x'), undefined);
+    // localhost is another host name: its entry (none) is looked up, not 127.0.0.1's
+    assert.equal(await new HttpCache(`http://localhost:${port}`).get('traces/x'), undefined);
+    // credentials in the URL win over netrc
+    assert.equal(await new HttpCache(`http://alice:url-pw@127.0.0.1:${port}`).get('traces/x'), undefined);
+    assert.deepEqual(seen, [
+      `Basic ${Buffer.from('builder:n3trc-pw').toString('base64')}`,
+      undefined,
+      `Basic ${Buffer.from('alice:url-pw').toString('base64')}`,
+    ]);
+  } finally {
+    if (saved.netrc === undefined) delete process.env['NETRC'];
+    else process.env['NETRC'] = saved.netrc;
+    if (saved.token !== undefined) process.env['BUILDTRACE_CACHE_TOKEN'] = saved.token;
+    await new Promise<void>((r) => server.close(() => r()));
+  }
 });

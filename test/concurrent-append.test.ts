@@ -14,14 +14,22 @@ import { startNginx } from './nginx.js';
 const WORKER = fileURLToPath(new URL('./append-worker.js', import.meta.url));
 
 /**
- * `writers` processes append one same-length line each to the same `keys` objects at once,
- * `rounds` times; returns how many lines are missing afterwards. Separate processes, as two
- * daemons are: only the cache serialises them.
+ * `writers` processes append one same-length line each to the same `keys` objects at once
+ * (with `doi`: add one signature each to the same `keys` build-trace-v2 entries), `rounds`
+ * times; returns what is missing afterwards. Separate processes, as two daemons are: only the
+ * cache serialises them.
  */
-async function stress(url: string, writers: number, rounds: number, keys: number): Promise<{ expected: number; missing: string[] }> {
+async function stress(
+  url: string,
+  writers: number,
+  rounds: number,
+  keys: number,
+  mode: 'lines' | 'doi' = 'lines',
+  maxDelayMs = 15,
+): Promise<{ expected: number; missing: string[] }> {
   const run = randomBytes(4).toString('hex');
   const procs = Array.from({ length: writers }, (_, w) =>
-    spawn(process.execPath, [WORKER, url, String(w), String(rounds), String(keys), run], { stdio: ['pipe', 'pipe', 'inherit'] }),
+    spawn(process.execPath, [WORKER, url, String(w), String(rounds), String(keys), run, mode, String(maxDelayMs)], { stdio: ['pipe', 'pipe', 'inherit'] }),
   );
   const outs = procs.map((p) => createInterface({ input: p.stdout })[Symbol.asyncIterator]());
   const exits = procs.map((p) => new Promise<number | null>((r) => p.once('exit', (code) => r(code))));
@@ -32,6 +40,14 @@ async function stress(url: string, writers: number, rounds: number, keys: number
       for (const p of procs) p.stdin.write('go\n');
       for (const o of outs) assert.equal((await o.next()).value, 'done', 'a writer failed (see its stderr)');
       for (let k = 0; k < keys; k++) {
+        if (mode === 'doi') {
+          const key = `build-trace-v2/stress-${run}-r${r}-k${k}.drv/out.doi`;
+          const v = JSON.parse((await cache.get(key))?.body.toString('utf8') ?? '{"signatures":[]}') as { signatures: { keyName: string }[] };
+          const names = v.signatures.map((s) => s.keyName);
+          assert.equal(new Set(names).size, names.length, `${key}: a signature twice`);
+          if (names.length !== writers) missing.push(`${key}: ${names.length} of ${writers}`);
+          continue;
+        }
         const key = `buildtrace/stress/${run}/r${r}-k${k}.jsonl`;
         const lines = ((await cache.get(key))?.body.toString('utf8') ?? '').split('\n').filter(Boolean);
         assert.equal(new Set(lines).size, lines.length, `${key}: a line twice`);
@@ -60,6 +76,22 @@ describe('concurrent publishers append to the same objects (separate processes, 
       assert.equal(await preconditionsChecked(await openCache(nginx.url)), true);
       const r = await stress(nginx.url, 2, 8, 40);
       assert.deepEqual(r.missing, [], `${r.missing.length} of ${r.expected} lines lost`);
+    } finally {
+      await nginx.stop();
+    }
+  });
+
+  test('nginx+Lua with 2 workers, 3 publishers, 10,000 appends each to shared trace objects and 10,000 signatures each to shared .doi entries: nothing lost', {
+    timeout: 600_000,
+  }, async (t) => {
+    const nginx = await startNginx({ workers: 2 });
+    try {
+      for (const mode of ['lines', 'doi'] as const) {
+        const t0 = Date.now();
+        const r = await stress(nginx.url, 3, 25, 400, mode, 2);
+        t.diagnostic(`${mode}: ${r.expected} appends by 3 publishers in ${Date.now() - t0} ms, ${r.missing.length} objects short`);
+        assert.deepEqual(r.missing, [], `${mode}: ${r.missing.length} objects short of ${r.expected / 3}`);
+      }
     } finally {
       await nginx.stop();
     }

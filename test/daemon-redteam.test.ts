@@ -1,3 +1,4 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 /**
  * The daemon against the red-team list of issue #11: hostile files where it reads, its
  * database deleted under it, a full disk, a socket path that is a file, a second daemon,
@@ -6,7 +7,21 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, closeSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  chownSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  closeSync,
+  unlinkSync,
+  watch,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -163,6 +178,14 @@ describe('reading files that are not what their names say', () => {
       );
     }
     chmodSync(k.secretFile, 0o600);
+    // owned by another user (who could chmod or replace it): refused; root's or our own: accepted
+    chownSync(k.secretFile, 12345, 0);
+    assert.throws(
+      () => readKeyFile(k.secretFile),
+      (e: unknown) => e instanceof BuildtraceError && e.code === 'KEY_INVALID' && /owned by uid 12345, not by the daemon's user/.test(e.message),
+    );
+    chownSync(k.secretFile, process.getuid?.() ?? 0, 0);
+    assert.equal(readKeyFile(k.secretFile), text);
     const fifo = join(dir, 'fifo.sec');
     await must('mkfifo', ['-m', '600', fifo]);
     assert.throws(() => readKeyFile(fifo), /not a regular file \(a FIFO\)/);
@@ -293,6 +316,43 @@ describe('the socket and the stateDir belong to one daemon', () => {
     assert.equal(readFileSync(sock, 'utf8'), 'precious\n');
   });
 
+  test('the socket appears with its final mode (0660) even under umask 000, and is removed at exit', { timeout: 120_000 }, async () => {
+    const dir = tempDir('sockmode-');
+    const seen: number[] = [];
+    const watcher = watch(dir, (_e, name) => {
+      if (name !== 'daemon.sock') return;
+      try {
+        seen.push(lstatSync(join(dir, 'daemon.sock')).mode & 0o777);
+      } catch {
+        // gone again
+      }
+    });
+    const old = process.umask(0);
+    let d: DaemonHandle | undefined;
+    try {
+      d = await startDaemon({ dir });
+    } finally {
+      process.umask(old);
+    }
+    try {
+      assert.equal(lstatSync(d.socket).mode & 0o777, 0o660);
+      assert.ok(
+        seen.every((m) => m === 0o660),
+        `modes seen: ${seen.map((m) => m.toString(8)).join()}`,
+      );
+      assert.deepEqual(
+        readdirSync(dir).filter((n) => n.startsWith('.trace-daemon-sock-')),
+        [],
+        'no temporary directory left',
+      );
+      await statusAnswersWithin(d, STATUS_DEADLINE_MS);
+    } finally {
+      watcher.close();
+      assert.equal(await d.stop(), 0);
+    }
+    assert.ok(!existsSync(d.socket), 'the socket is removed at exit');
+  });
+
   test('a second daemon on the same stateDir, or on a live socket, exits 2; a stale socket is replaced', { timeout: 120_000 }, async () => {
     const d = await startDaemon();
     try {
@@ -323,6 +383,8 @@ describe('the socket and the stateDir belong to one daemon', () => {
 class TestCache {
   readonly objects = new Map<string, Buffer>();
   mode: 'ok' | 'stall' | 'forbidden' | 'skewed' = 'ok';
+  /** requests received (answered or not) */
+  requests = 0;
   /** Answers a GET itself when it returns true (a hostile cache's objects). */
   serve: ((key: string, res: ServerResponse) => boolean) | undefined;
   /** Keys written (PUT accepted), in order. */
@@ -348,6 +410,7 @@ class TestCache {
     return [...this.objects].filter(([k]) => k.includes('/traces/')).flatMap(([, v]) => v.toString('utf8').split('\n').filter(Boolean));
   }
   private handle(req: IncomingMessage, res: ServerResponse): void {
+    this.requests++;
     if (this.mode === 'stall') return; // never answers
     const key = req.url ?? '';
     const chunks: Buffer[] = [];
@@ -532,7 +595,8 @@ describe('publishing: caches are independent, failed rows can be requeued', () =
       const { drvs, args } = await many(2, 'stallstop');
       assert.equal((await nixBuildWithHook(d.spool, args)).code, 0);
       await waitFor(async () => (await status(d)).database.traces === drvs.length, 20_000, 'the traces');
-      await new Promise((r) => setTimeout(r, 1500)); // a publishing round is now waiting on the cache
+      // a publishing round is now waiting on the cache
+      await waitFor(() => slow.requests > 0, 20_000, 'a request stalled at the cache');
       const t0 = Date.now();
       assert.equal(await d.stop(), 0);
       const took = Date.now() - t0;

@@ -1,3 +1,4 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
 import { closeSync, openSync, readFileSync, readdirSync, symlinkSync, writeFileSync, writeSync, existsSync, unlinkSync, copyFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -180,7 +181,8 @@ describe('trace-daemon captures real Nix builds', () => {
     const ia1 = drvs.get('ia-1') as string;
     const before = JSON.parse((await d.cli(['status', '--json'])).stdout) as { database: { traces: number }; duplicates: number };
     for (let i = 0; i < 3; i++) writeFileSync(join(d.spool, `replay-${i}.json`), JSON.stringify({ v: 1, drv: ia1, outs: [] }));
-    await d.cli(['push', '--wait']);
+    const pushed = await d.cli(['push', '--wait']);
+    assert.equal(pushed.code, 0, pushed.stdout + pushed.stderr);
     const afterSt = JSON.parse((await d.cli(['status', '--json'])).stdout) as { database: { traces: number }; duplicates: number };
     assert.equal(afterSt.database.traces, before.database.traces);
     assert.equal(afterSt.duplicates, before.duplicates + 3);
@@ -196,8 +198,10 @@ describe('trace-daemon captures real Nix builds', () => {
     assert.match(st.stdout, /running \(pid \d+\)/);
     assert.match(st.stdout, new RegExp(`${closureDrvs.length} traces`));
     const ls = await d.cli(['list']);
+    assert.equal(ls.code, 0, ls.stderr);
     assert.match(ls.stdout, /ia-deferred/);
     const sh = await d.cli(['show', drvs.get('multi') as string]);
+    assert.equal(sh.code, 0, sh.stderr);
     assert.match(sh.stdout, /output dev/);
     const missing = await d.cli(['show', '/nix/store/00000000000000000000000000000000-nothing']);
     assert.equal(missing.code, 1);

@@ -121,6 +121,45 @@ interface Built {
   readonly required: string[];
 }
 
+/**
+ * A claim's dependency resolutions: per dependency, one of the output maps its producer's
+ * claims give (what the verifier offers as options), and each input path listed with one of
+ * the hashes the claims giving that map give it (what checkClaim accepts). Undefined when a
+ * dependency has no claim at all (the verifier would not look for this derivation's traces).
+ */
+function chooseDeps(
+  cs: ClaimSpec,
+  deps: readonly { readonly drv: string; readonly used: readonly string[] }[],
+  nodes: ReadonlyMap<string, Node>,
+): { depRefs: DepRef[]; inputs: Map<string, string>; chosen: Map<string, Map<string, string>> } | undefined {
+  const depRefs: DepRef[] = [];
+  const inputs = new Map<string, string>();
+  const chosen = new Map<string, Map<string, string>>();
+  for (const [j, d] of deps.entries()) {
+    const n = nodes.get(d.drv) as Node;
+    if (n.fod) {
+      depRefs.push({ drv: d.drv, key: `out=${n.fod.path}` });
+      inputs.set(n.fod.path, n.fod.sha256 as string);
+      chosen.set(d.drv, new Map([['out', n.fod.path]]));
+      continue;
+    }
+    const keyOf = (e: Entry): string => `${d.used.join(',')}=${d.used.map((o) => e.outputs.get(o)?.path).join(',')}`;
+    const options = [...new Set(n.entries.map(keyOf))].sort();
+    if (options.length === 0) return undefined;
+    const key = options[(cs.pick[j] ?? 0) % options.length] as string;
+    depRefs.push({ drv: d.drv, key });
+    const paths = key.slice(key.indexOf('=') + 1).split(',');
+    chosen.set(d.drv, new Map(d.used.map((o, k) => [o, paths[k] as string])));
+    for (const path of paths) {
+      const hs = [
+        ...new Set(n.entries.filter((e) => keyOf(e) === key).flatMap((e) => [...e.outputs.values()].filter((o) => o.path === path).map((o) => o.sha256))),
+      ].sort();
+      inputs.set(path, hs[cs.inputHash % hs.length] as string);
+    }
+  }
+  return { depRefs, inputs, chosen };
+}
+
 /** Turns a case into the claims the verifier would have checked (the checks of claims.ts hold by construction). */
 function build(c: Case): Built {
   const nodes = new Map<string, Node>();
@@ -147,30 +186,9 @@ function build(c: Case): Built {
       });
     const entries: Entry[] = [];
     for (const cs of c.claims.filter((x) => x.drv === i)) {
-      const depRefs: DepRef[] = [];
-      const inputs = new Map<string, string>();
-      let possible = true;
-      deps.forEach((d, j) => {
-        const n = nodes.get(d.drv) as Node;
-        if (n.fod) {
-          depRefs.push({ drv: d.drv, key: `out=${n.fod.path}` });
-          inputs.set(n.fod.path, n.fod.sha256 as string);
-          return;
-        }
-        // the distinct output maps the producer's claims give (what depOptions offers), in key order
-        const options = [...new Set(n.entries.map((e) => `${d.used.join(',')}=${d.used.map((o) => e.outputs.get(o)?.path).join(',')}`))].sort();
-        if (options.length === 0) {
-          possible = false;
-          return;
-        }
-        const key = options[(cs.pick[j] ?? 0) % options.length] as string;
-        depRefs.push({ drv: d.drv, key });
-        for (const path of key.slice(key.indexOf('=') + 1).split(',')) {
-          const hs = [...new Set(n.entries.flatMap((e) => [...e.outputs.values()].filter((o) => o.path === path).map((o) => o.sha256)))].sort();
-          inputs.set(path, hs[cs.inputHash % hs.length] as string);
-        }
-      });
-      if (!possible) continue;
+      const got = chooseDeps(cs, deps, nodes);
+      if (!got) continue;
+      const { depRefs, inputs } = got;
       if (cs.source > 0) inputs.set(P('src'), hex(`src${cs.source}`));
       // laut's #ca binds no inputs: only where every input path pins its content
       const lautCa = cs.lautCa && spec.kind === 'ca' && deps.every((d) => d.ca || (nodes.get(d.drv) as Node).fod);
@@ -328,37 +346,9 @@ function buildClosure(c: Case, keys: readonly NixSecretKey[], storeDir: string, 
     caOf.set(u, ca);
     const entries: Entry[] = [];
     for (const cs of c.claims.filter((x) => x.drv === i)) {
-      const depRefs: DepRef[] = [];
-      const inputs = new Map<string, string>();
-      const chosen = new Map<string, Map<string, string>>();
-      let possible = true;
-      deps.forEach((d, j) => {
-        const n = nodes.get(d.drv) as Node;
-        if (n.fod) {
-          depRefs.push({ drv: d.drv, key: `out=${n.fod.path}` });
-          inputs.set(n.fod.path, n.fod.sha256 as string);
-          chosen.set(d.drv, new Map([['out', n.fod.path]]));
-          return;
-        }
-        const keyOf = (e: Entry): string => `${d.used.join(',')}=${d.used.map((o) => e.outputs.get(o)?.path).join(',')}`;
-        const options = [...new Set(n.entries.map(keyOf))].sort();
-        if (options.length === 0) {
-          possible = false;
-          return;
-        }
-        const key = options[(cs.pick[j] ?? 0) % options.length] as string;
-        depRefs.push({ drv: d.drv, key });
-        const paths = key.slice(key.indexOf('=') + 1).split(',');
-        chosen.set(d.drv, new Map(d.used.map((o, k) => [o, paths[k] as string])));
-        // the hashes the claims giving this map give each path (what the verifier accepts)
-        for (const path of paths) {
-          const hs = [
-            ...new Set(n.entries.filter((e) => keyOf(e) === key).flatMap((e) => [...e.outputs.values()].filter((o) => o.path === path).map((o) => o.sha256))),
-          ].sort();
-          inputs.set(path, hs[cs.inputHash % hs.length] as string);
-        }
-      });
-      if (!possible) continue;
+      const got = chooseDeps(cs, deps, nodes);
+      if (!got) continue;
+      const { depRefs, inputs, chosen } = got;
       const res = resolveDerivation(drv, (d, o) => chosen.get(d)?.get(o), storeDir);
       const outputs = new Map(
         outNames.map((o, k) => {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after } from 'node:test';
-import { BuildtraceError } from '../src/errors.js';
+import { EXIT_INTERNAL, isDecided } from '../src/errors.js';
 import { nixAtLeast, parsePathInfoJson, pathInfoJsonArgs, type NixVersion, type PathInfoJson } from '../src/nix/nix-cli-json.js';
 import { nixVersion } from '../daemon/store-info.js';
 
@@ -53,7 +53,25 @@ export interface RunResult {
   stderr: string;
 }
 
-export function run(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {}): Promise<RunResult> {
+/**
+ * Runs a command. An internal error (exit 70, see src/errors.ts) rejects: it is a bug, never a
+ * refusal, whatever exit code the test expected. `runAllowingInternal` is for the one test of
+ * that exit status itself.
+ */
+export async function run(cmd: string, args: readonly string[], opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {}): Promise<RunResult> {
+  const r = await runAllowingInternal(cmd, args, opts);
+  // a stack trace: Node died before our error handling (an import that fails exits 1)
+  if (r.code === EXIT_INTERNAL || r.stderr.includes('internal error (a bug') || /^\s+at .+:\d+:\d+\)?$/m.test(r.stderr)) {
+    throw new Error(`${cmd} ${args.join(' ')}: internal error (exit ${r.code}):\n${r.stderr}`);
+  }
+  return r;
+}
+
+export function runAllowingInternal(
+  cmd: string,
+  args: readonly string[],
+  opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { env: opts.env ?? process.env, cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
@@ -242,16 +260,41 @@ export async function waitFor(pred: () => Promise<boolean> | boolean, timeoutMs 
 
 export { execFileP };
 
-/** A parser may reject input only with its own error type. */
+/** A parser may reject input only with its own error type, and never with an internal error. */
 export function onlyOwnErrors(f: () => unknown): void {
   try {
     f();
   } catch (err) {
-    if (!(err instanceof BuildtraceError)) throw err;
+    if (!isDecided(err)) throw err;
   }
+}
+
+/**
+ * A refusal as a test must pin it: the exit code and the failure code or message expected
+ * (stderr and stdout are searched, so `--json` codes and messages both match).
+ */
+export function assertRefused(r: RunResult, exit: 1 | 2 | 3, expect: RegExp | string, what = ''): void {
+  const all = `${r.stdout}\n${r.stderr}`;
+  if (r.code !== exit) throw new Error(`${what}: exit ${r.code}, expected ${exit}\n${all.slice(0, 4000)}`);
+  const hit = typeof expect === 'string' ? all.includes(expect) : expect.test(all);
+  if (!hit) throw new Error(`${what}: exit ${exit} as expected, but not for ${String(expect)}\n${all.slice(0, 4000)}`);
 }
 
 /** A bundle line with one character of its signature changed (still valid base64). */
 export function flipSignature(line: string): string {
   return line.replace(/"sig":"(.)/, (_, c: string) => `"sig":"${c === 'A' ? 'B' : 'A'}`);
+}
+
+/**
+ * Skips a test whose tool is not installed here (reported by scripts/run-tests.sh and .ci/run),
+ * unless this machine is one where it must be (BUILDTRACE_REQUIRE lists it, as the CI chroots
+ * do): then the missing tool fails the test. Returns whether to go on.
+ */
+export function requireOrSkip(t: { skip: (why: string) => void }, tool: string, present: boolean, why: string): boolean {
+  if (present) return true;
+  if ((process.env['BUILDTRACE_REQUIRE'] ?? '').split(/[\s,]+/).includes(tool)) {
+    throw new Error(`${tool} is required on this machine (BUILDTRACE_REQUIRE) but missing: ${why}`);
+  }
+  t.skip(`${tool} is not installed here: ${why}`);
+  return false;
 }

@@ -1,3 +1,4 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
@@ -35,11 +36,12 @@ const work = tempDir('hostile-');
 const measurements: string[] = [];
 
 /** trace-verify against one cache, measured; killed (and the test failed) after 90 s. */
-function verifyAgainst(cacheUrl: string, extra: readonly string[] = [], _env: Record<string, string> = {}): Promise<Measured> {
+function verifyAgainst(cacheUrl: string, extra: readonly string[] = [], env: Record<string, string> = {}): Promise<Measured> {
   const timeFile = join(work, `time-${Math.random().toString(36).slice(2)}`);
   return new Promise((resolve, reject) => {
     const child = spawn('/usr/bin/time', ['-o', timeFile, '-f', '%M %e', VERIFY_CLI, drv, '--policy', policy, '--cache', cacheUrl, ...extra], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -61,11 +63,12 @@ function verifyAgainst(cacheUrl: string, extra: readonly string[] = [], _env: Re
   });
 }
 
-/** The acceptance of every hostile case. */
-function assertBounded(name: string, r: Measured, message: RegExp): void {
+/** The acceptance of every hostile case: the one exit code it must end with (2: a bound or a cache error; 1: a verdict). */
+function assertBounded(name: string, r: Measured, exit: 1 | 2, message: RegExp): void {
   measurements.push(`${name}: exit ${r.code}, ${r.seconds.toFixed(2)} s, ${r.rssMb.toFixed(0)} MB RSS`);
   const all = r.stdout + r.stderr;
-  assert.ok(r.code === 1 || r.code === 2, `${name}: exit ${r.code}\n${all}`);
+  assert.doesNotMatch(all, /internal error/, name);
+  assert.equal(r.code, exit, `${name}: exit ${r.code}\n${all}`);
   assert.ok(r.seconds < 60, `${name}: ${r.seconds} s`);
   assert.ok(r.rssMb < 512, `${name}: ${r.rssMb} MB`);
   assert.match(all, message, name);
@@ -132,7 +135,7 @@ after(() => {
 describe('hostile file:// cache: trace-verify ends, bounded, and names the limit', () => {
   test('traces/<h> is a symbolic link to /dev/zero', async () => {
     const url = fileCacheWith((p) => symlinkSync('/dev/zero', p));
-    assertBounded('file:// symlink to /dev/zero', await verifyAgainst(url), /never follow links/);
+    assertBounded('file:// symlink to /dev/zero', await verifyAgainst(url), 2, /never follow links/);
   });
 
   test('traces/ itself is a symbolic link (to a directory holding a good-looking object)', async () => {
@@ -142,14 +145,18 @@ describe('hostile file:// cache: trace-verify ends, bounded, and names the limit
     mkdirSync(root);
     symlinkSync(elsewhere, join(root, 'traces'));
     writeFileSync(join(elsewhere, hash), `${bundleLine(1)}\n`);
-    assertBounded('file:// traces/ a symlink', await verifyAgainst(`file://${root}`), /never follow links/);
+    assertBounded('file:// traces/ a symlink', await verifyAgainst(`file://${root}`), 2, /never follow links/);
   });
 
   test('traces/<h> is a FIFO nobody writes to', async () => {
     const url = fileCacheWith((p) => execFileSync('mkfifo', [p]));
-    assertBounded('file:// FIFO', await verifyAgainst(url), /is a FIFO; file:\/\/ caches read only regular files/);
+    assertBounded('file:// FIFO', await verifyAgainst(url), 2, /is a FIFO; file:\/\/ caches read only regular files/);
     // with the worker pool started (as for big closures): its threads must not keep the run alive
-    assertBounded('file:// FIFO, worker pool', await verifyAgainst(url, [], { BUILDTRACE_POOL_MIN: '0' }), /is a FIFO/);
+    assertBounded('file:// FIFO, worker pool', await verifyAgainst(url, [], { BUILDTRACE_POOL: 'always' }), 2, /is a FIFO/);
+    // the environment does reach the run (a value the switch refuses shows it)
+    const bogus = await verifyAgainst(url, [], { BUILDTRACE_POOL: 'bogus' });
+    assert.equal(bogus.code, 2, bogus.stderr);
+    assert.match(bogus.stderr, /BUILDTRACE_POOL must be always, never or auto, not "bogus"/);
   });
 
   test('traces/<h> is one 300 MB line', async () => {
@@ -161,12 +168,12 @@ describe('hostile file:// cache: trace-verify ends, bounded, and names the limit
       writeSync(fd, '"}');
       closeSync(fd);
     });
-    assertBounded('file:// 300 MB line', await verifyAgainst(url), /limit maxObjectBytes \(67108864\) exceeded/);
+    assertBounded('file:// 300 MB line', await verifyAgainst(url), 2, /limit maxObjectBytes \(67108864\) exceeded/);
   });
 
   test('traces/<h> holds one 2 MiB line (under the object cap)', async () => {
     const url = fileCacheWith((p) => writeFileSync(p, `${bundleLine(0, 2 << 20)}\n`));
-    assertBounded('file:// 2 MiB line', await verifyAgainst(url), /limit maxLineBytes \(1048576\) exceeded: line 1/);
+    assertBounded('file:// 2 MiB line', await verifyAgainst(url), 2, /limit maxLineBytes \(1048576\) exceeded: line 1/);
   });
 
   test('traces/<h> holds one bundle replayed 200,000 times (only the unsigned hint changed)', async () => {
@@ -183,7 +190,7 @@ describe('hostile file:// cache: trace-verify ends, bounded, and names the limit
       writeSync(fd, batch);
       closeSync(fd);
     });
-    assertBounded('file:// 200,000 replayed lines', await verifyAgainst(url), /limit maxLines \(100000\) exceeded/);
+    assertBounded('file:// 200,000 replayed lines', await verifyAgainst(url), 2, /limit maxLines \(100000\) exceeded/);
   });
 
   test('traces/<h> is a 1 GiB sparse file', async () => {
@@ -192,12 +199,12 @@ describe('hostile file:// cache: trace-verify ends, bounded, and names the limit
       ftruncateSync(fd, 1 << 30);
       closeSync(fd);
     });
-    assertBounded('file:// 1 GiB sparse', await verifyAgainst(url), /limit maxObjectBytes \(67108864\) exceeded/);
+    assertBounded('file:// 1 GiB sparse', await verifyAgainst(url), 2, /limit maxObjectBytes \(67108864\) exceeded/);
   });
 
   test('a limit can be lowered (and a trusted cache could raise it)', async () => {
     const url = fileCacheWith((p) => writeFileSync(p, `${bundleLine(1)}\n${bundleLine(2)}\n${bundleLine(3)}\n`));
-    assertBounded('file:// --max-lines 2', await verifyAgainst(url, ['--max-lines', '2']), /limit maxLines \(2\) exceeded.*--max-lines/);
+    assertBounded('file:// --max-lines 2', await verifyAgainst(url, ['--max-lines', '2']), 2, /limit maxLines \(2\) exceeded.*--max-lines/);
     const bad = await verifyAgainst(url, ['--max-lines', 'lots']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--max-lines "lots": expected an integer/);
@@ -215,7 +222,7 @@ describe('hostile http cache: trace-verify ends, bounded, and names the limit', 
     });
     try {
       const r = await verifyAgainst(srv.url);
-      assertBounded('http one byte / 2 s', r, /no complete answer within 15000 ms \(limit requestTimeoutMs/);
+      assertBounded('http one byte / 2 s', r, 2, /no complete answer within 15000 ms \(limit requestTimeoutMs/);
       assert.equal(srv.seen.filter((s) => s.path === `/traces/${hash}`).length, 3, 'three attempts (two retries)');
     } finally {
       for (const t of timers) clearInterval(t);
@@ -243,7 +250,7 @@ describe('hostile http cache: trace-verify ends, bounded, and names the limit', 
       const saved = drv;
       drv = top;
       const r = await verifyAgainst(srv.url, ['--request-timeout-ms', '2000', '--retries', '0']).finally(() => (drv = saved));
-      assertBounded('http 101 derivations, never finishing', r, /no complete answer within 2000 ms/);
+      assertBounded('http 101 derivations, never finishing', r, 2, /no complete answer within 2000 ms/);
       // 32 reads in flight at once: one round of 2 s, not four (the queued 68 are never sent)
       assert.ok(r.seconds < 7, `${r.seconds} s`);
       assert.ok(srv.seen.length <= 40, `${srv.seen.length} requests`);
@@ -264,7 +271,7 @@ describe('hostile http cache: trace-verify ends, bounded, and names the limit', 
       pump();
     });
     try {
-      assertBounded('http endless body', await verifyAgainst(srv.url), /limit maxObjectBytes \(67108864\) exceeded: the body went past it/);
+      assertBounded('http endless body', await verifyAgainst(srv.url), 2, /limit maxObjectBytes \(67108864\) exceeded: the body went past it/);
     } finally {
       await srv.close();
     }
@@ -279,6 +286,7 @@ describe('hostile http cache: trace-verify ends, bounded, and names the limit', 
       assertBounded(
         'http Content-Length 1 GiB',
         await verifyAgainst(srv.url),
+        2,
         /limit maxObjectBytes \(67108864\) exceeded: the server announces 1073741824 bytes/,
       );
     } finally {
@@ -295,12 +303,13 @@ describe('hostile http cache: trace-verify ends, bounded, and names the limit', 
       res.writeHead(200).end(`${bundleLine(7)}\n`);
     });
     try {
-      const r = await verifyAgainst(srv.url);
+      const r = await verifyAgainst(srv.url, ['--json']);
       measurements.push(`http 503 then 200: exit ${r.code}, ${r.seconds.toFixed(2)} s, ${r.rssMb.toFixed(0)} MB RSS`);
       assert.equal(srv.seen.length, 2, 'one retry');
-      // the 200's (unsigned) line reached the verifier: it is reported, not "no trace"
+      // the 200's (unsigned) line reached the verifier and was judged
       assert.equal(r.code, 1, r.stdout + r.stderr);
-      assert.doesNotMatch(r.stdout, /no trace for resolved derivation/);
+      const codes = (JSON.parse(r.stdout) as { problems: { code: string }[] }).problems.map((p) => p.code);
+      assert.deepEqual(codes, ['malformed'], 'the unsigned line is judged by its shape (no signature of 64 bytes), not "no trace"');
       const c = new HttpCache(srv.url);
       assert.equal((await c.get('traces/again'))?.body.toString(), `${bundleLine(7)}\n`);
     } finally {
@@ -312,7 +321,7 @@ describe('hostile http cache: trace-verify ends, bounded, and names the limit', 
     const srv = await serve((_req, res) => void res.writeHead(503).end('down'));
     try {
       const r = await verifyAgainst(srv.url);
-      assertBounded('http 503 for ever', r, /HTTP 503/);
+      assertBounded('http 503 for ever', r, 2, /HTTP 503/);
       assert.equal(r.code, 2);
       assert.equal(srv.seen.length, 3);
     } finally {
@@ -324,7 +333,7 @@ describe('hostile http cache: trace-verify ends, bounded, and names the limit', 
     const srv = await serve((_req, res) => void res.writeHead(403).end('denied'));
     try {
       const r = await verifyAgainst(srv.url);
-      assertBounded('http 403', r, /no trace for resolved derivation/);
+      assertBounded('http 403', r, 1, /no trace for resolved derivation/);
       assert.equal(r.code, 1);
     } finally {
       await srv.close();
@@ -441,6 +450,9 @@ describe('publishing: 403, missing newlines, foreign objects, credentials', () =
       assert.doesNotMatch(err.message, /s3cret|alice/);
       const v = await verifyAgainst(withPassword);
       assert.doesNotMatch(v.stdout + v.stderr, /s3cret/);
+      // the run itself went through to a verdict (404: no trace), so the text searched is its real output
+      assert.equal(v.code, 1, v.stdout + v.stderr);
+      assert.match(v.stdout, /no trace for resolved derivation/);
     } finally {
       for (const [k, v] of [
         ['BUILDTRACE_CACHE_TOKEN', saved.token],

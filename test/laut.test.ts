@@ -1,3 +1,4 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
 import { createHash, createPublicKey, generateKeyPairSync, verify as nodeVerify } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
@@ -9,7 +10,7 @@ import { ed25519 } from '@noble/curves/ed25519.js';
 import { nix32Encode } from '../src/nix/nix32.js';
 import { castoreFromNar } from './castore-nar.js';
 import { parsePublicKey, parseSecretKey, publicKeyFromRaw } from '../src/nix/nix-key.js';
-import { checkBundle } from '../src/trace/bundle.js';
+import { checkBundle, createBundle } from '../src/trace/bundle.js';
 import { checkLautJws, lautKid, parseLautContainer, signLautJws, splitTraceObject } from '../src/trace/laut-jws.js';
 import type { JsonValue } from '../src/util/strict-json.js';
 import { BundlePool } from '../src/verify/bundle-pool.js';
@@ -249,6 +250,12 @@ function spkiHint(publicRaw: Buffer): string {
   return createHash('sha256').update(der).digest('hex');
 }
 
+/** OpenSSH's SHA256 fingerprint of an Ed25519 key (RFC 8709 blob), written out here independently. */
+function sshHint(publicRaw: Buffer): string {
+  const blob = Buffer.concat([Buffer.from([0, 0, 0, 11]), Buffer.from('ssh-ed25519'), Buffer.from([0, 0, 0, 32]), publicRaw]);
+  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
+
 const narHex = (path: string): string => {
   const j = JSON.parse(execFileSync('nix', ['path-info', '--json', path], { env: nixEnv() }).toString()) as { narHash: string }[];
   return execFileSync('nix', ['hash', 'to-base16', (j[0] as { narHash: string }).narHash], { env: nixEnv() })
@@ -266,7 +273,7 @@ function checkLautProfile(line: string, publicRaw: Buffer, h: string, outputs: M
   const vm = b['verificationMaterial'] as Obj;
   assert.ok(Object.keys(vm).every((k) => k === 'publicKey' || k === 'tlogEntries'));
   const hint = (vm['publicKey'] as Obj)['hint'];
-  assert.equal(hint, spkiHint(publicRaw), 'hint = lowercase SHA-256 of the DER SPKI');
+  assert.equal(hint, sshHint(publicRaw), "hint = the key's SSH fingerprint (laut's latest profile, go-securesystemslib)");
   const env = b['dsseEnvelope'] as { payloadType: string; payload: string; signatures: { keyid: string; sig: string }[] };
   assert.equal(env.payloadType, 'application/vnd.in-toto+json');
   assert.equal(env.signatures.length, 1, 'exactly one signature');
@@ -490,8 +497,75 @@ describe("our traces for a real Nix build: laut's profile where it applies, our 
     const obj = JSON.parse(readFileSync(join(cache, 'traces', h), 'utf8')) as { signatures: string[] };
     obj.signatures[1] = flipAt(obj.signatures[1] as string, (obj.signatures[1] as string).length - 10);
     writeFileSync(join(cache, 'traces', h), JSON.stringify(obj, null, 2));
-    const bad = await run(VERIFY_CLI, [drvs.get('link') as string, '--policy', pol, '--cache', `file://${cache}`]);
+    const bad = await run(VERIFY_CLI, [drvs.get('link') as string, '--policy', pol, '--cache', `file://${cache}`, '--json']);
     assert.equal(bad.code, 1, bad.stdout);
+    const badProblems = (JSON.parse(bad.stdout) as { problems: { code: string }[] }).problems.map((p) => p.code);
+    assert.ok(badProblems.includes('signature-invalid') && badProblems.includes('threshold-not-met'), badProblems.join(','));
+  });
+
+  test("laut's latest profile signed with laut's test keys (SSH-fingerprint hints) verifies 2 of 2; hex, empty and unknown hints too", async () => {
+    // laut's #ca statements for link's closure, as laut's latest profile writes them for its two
+    // test builders: our statement with builder.id of that key, Ed25519ph, SSH hints
+    const bundlesFor = (sec: typeof secA): Map<string, string> => {
+      const out = new Map<string, string>();
+      for (const name of ['tree', 'user', 'link']) {
+        const r = rows.get(name);
+        assert.ok(r);
+        const st = JSON.parse(Buffer.from((JSON.parse(r.bundle) as { dsseEnvelope: { payload: string } }).dsseEnvelope.payload, 'base64').toString()) as {
+          predicate: { runDetails: { builder: { id: string } } };
+        };
+        st.predicate.runDetails.builder.id = `urn:laut:builder:sha256:${spkiHint(Buffer.from(sec.publicKey.raw))}`;
+        const line = createBundle(Buffer.from(JSON.stringify(st)), sec);
+        checkLautProfile(line, Buffer.from(sec.publicKey.raw), r.rdrv_hash, outputsOf(name));
+        out.set(r.rdrv_hash, line);
+      }
+      return out;
+    };
+    const a = bundlesFor(secA);
+    const b = bundlesFor(secB);
+    const pol = join(dir, 'laut-latest-policy.json');
+    writeFileSync(pol, JSON.stringify({ keys: lautKeys(), trust: { threshold: 2, of: ['builderA', 'builderB'] } }));
+    const rehint = (line: string, h: string): string => {
+      const o = JSON.parse(line) as { verificationMaterial: { publicKey: { hint: string } }; dsseEnvelope: { signatures: { keyid: string }[] } };
+      o.verificationMaterial.publicKey.hint = h;
+      (o.dsseEnvelope.signatures[0] as { keyid: string }).keyid = h;
+      return JSON.stringify(o);
+    };
+    const variants: [string, (line: string, sec: typeof secA) => string][] = [
+      ['SSH hints', (l) => l],
+      ['hex-SPKI hints (older bundles)', (l, sec) => rehint(l, spkiHint(Buffer.from(sec.publicKey.raw)))],
+      ['empty hints', (l) => rehint(l, '')],
+      ['garbage hints', (l) => rehint(l, 'SHA256:garbage')],
+      ["each builder carrying the other's hint", (l, sec) => rehint(l, sshHint(Buffer.from((sec === secA ? secB : secA).publicKey.raw)))],
+    ];
+    for (const [what, f] of variants) {
+      const cache = join(dir, `laut-latest-${what.replace(/\W+/g, '-')}`);
+      mkdirSync(join(cache, 'traces'), { recursive: true });
+      writeFileSync(join(cache, 'nix-cache-info'), 'StoreDir: /nix/store\n');
+      for (const [h, line] of a) writeFileSync(join(cache, 'traces', h), `${f(line, secA)}\n${f(b.get(h) as string, secB)}\n`);
+      const v = await run(VERIFY_CLI, [drvs.get('link') as string, '--policy', pol, '--cache', `file://${cache}`]);
+      assert.equal(v.code, 0, `${what}: ${v.stdout}${v.stderr}`);
+      assert.match(v.stdout, /signers: builderA, builderB/, what);
+    }
+    // and a changed payload byte in one of laut's bundles breaks 2 of 2 (exit 1, signature-invalid)
+    const cache = join(dir, 'laut-latest-tampered');
+    mkdirSync(join(cache, 'traces'), { recursive: true });
+    writeFileSync(join(cache, 'nix-cache-info'), 'StoreDir: /nix/store\n');
+    const hUser = (rows.get('user') as { rdrv_hash: string }).rdrv_hash;
+    for (const [h, line] of a) {
+      let la = line;
+      if (h === hUser) {
+        const o = JSON.parse(line) as { dsseEnvelope: { payload: string } };
+        const p = Buffer.from(o.dsseEnvelope.payload, 'base64');
+        p[p.length - 3] = (p[p.length - 3] ?? 0) ^ 1;
+        o.dsseEnvelope.payload = p.toString('base64');
+        la = JSON.stringify(o);
+      }
+      writeFileSync(join(cache, 'traces', h), `${la}\n${b.get(h) as string}\n`);
+    }
+    const bad = await run(VERIFY_CLI, [drvs.get('link') as string, '--policy', pol, '--cache', `file://${cache}`, '--json']);
+    assert.equal(bad.code, 1, bad.stdout + bad.stderr);
+    assert.match(bad.stdout, /signature-invalid/);
   });
 
   test("one cache, laut's containers and our daemon's bundles for the same resolved derivations: laut's files stay byte-identical, and 3 of 3 (laut's two keys and ours) verify", async () => {
@@ -512,7 +586,8 @@ describe("our traces for a real Nix build: laut's profile where it applies, our 
     );
     const v = await run(VERIFY_CLI, [drvs.get('link') as string, '--policy', pol, '--cache', `file://${cache}`]);
     assert.equal(v.code, 0, v.stdout + v.stderr);
-    assert.match(v.stdout, /signers: E, builderA, builderB|signers: builderA, builderB, E/);
+    // signers are listed in code-unit order (world.ts byStr): upper case first
+    assert.match(v.stdout, /signers: E, builderA, builderB;/);
     // laut's containers still hold exactly laut's two signatures each
     for (const f of before.keys()) assert.equal(splitTraceObject(readFileSync(join(cache, 'traces', f), 'utf8')).length, 2);
   });

@@ -6,8 +6,10 @@ import { tempDir } from './helpers.js';
 
 /**
  * nginx from Debian as a binary cache that accepts PUT (WebDAV), with conditional
- * writes (If-Match / If-None-Match -> 412, serialised per object) added by a few
- * lines of Lua — the same configuration an operator can use (see README).
+ * writes (If-Match / If-None-Match -> 412, serialised per object across workers) and
+ * ETags of the bytes served for the objects publishers append to (traces/, buildtrace/,
+ * build-trace-v2/) added by Lua — the same configuration an operator can use (see
+ * docs/nginx-cache.md). Two workers by default, as in production.
  * Fault switches: <dir>/fail503 makes every request 503; <dir>/slow delays each by 0.3 s.
  */
 export interface NginxCache {
@@ -31,7 +33,7 @@ function portOpen(port: number): Promise<boolean> {
   });
 }
 
-export function nginxConfig(root: string, dir: string, port: number, conditional = true): string {
+export function nginxConfig(root: string, dir: string, port: number, conditional = true, workers = 2): string {
   // without the Lua lines: stock nginx WebDAV, which ignores If-Match / If-None-Match on PUT
   const lua = conditional
     ? {
@@ -44,6 +46,12 @@ load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
     function buildtrace_sha1hex(data)
       return (ngx.sha1_bin(data):gsub(".", function(c) return string.format("%02x", c:byte()) end))
     end
+    -- objects that are replaced by conditional writes: served from Lua, so that the ETag is
+    -- computed from the very bytes sent (a second read could see a newer file than the one
+    -- served, and a writer would then append to an old body under a current ETag)
+    function buildtrace_versioned(uri)
+      return uri:find("^/traces/") or uri:find("^/buildtrace/") or uri:find("^/build%-trace%-v2/")
+    end
   }
 `,
         location: `      access_by_lua_block {
@@ -51,10 +59,26 @@ load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
         if f then f:close(); return ngx.exit(503) end
         f = io.open("${dir}/slow", "r")
         if f then f:close(); ngx.sleep(0.3) end
-        if ngx.req.get_method() ~= "PUT" then return end
+        local m = ngx.req.get_method()
+        if m == "GET" or m == "HEAD" then
+          if not buildtrace_versioned(ngx.var.uri) then return end
+          local g = io.open(ngx.var.request_filename, "rb")
+          if not g then return end
+          local data = g:read("*a"); g:close()
+          if not data then return end
+          ngx.header["Content-Type"] = "application/octet-stream"
+          ngx.header["Content-Length"] = #data
+          ngx.header["ETag"] = '"' .. buildtrace_sha1hex(data) .. '"'
+          if m == "GET" then ngx.print(data) end
+          return ngx.exit(ngx.HTTP_OK)
+        end
+        if m ~= "PUT" then return end
         local im = ngx.var.http_if_match
         local inm = ngx.var.http_if_none_match
         if not im and not inm then return end
+        -- read, compare and write under one lock per object, shared by all workers (the
+        -- shared dict); the WebDAV PUT writes a temp file and renames it, the lock is
+        -- released in the log phase, after the rename
         local locks = ngx.shared.buildtrace_locks
         if not locks:add(ngx.var.uri, true, 30) then return ngx.exit(409) end
         ngx.ctx.lock = ngx.var.uri
@@ -69,13 +93,6 @@ load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
           return ngx.exit(412)
         end
       }
-      header_filter_by_lua_block {
-        local m = ngx.req.get_method()
-        if (m == "GET" or m == "HEAD") and ngx.status == 200 and (ngx.var.uri:find("^/traces/") or ngx.var.uri:find("^/buildtrace/")) then
-          local g = io.open(ngx.var.request_filename, "rb")
-          if g then local d = g:read("*a"); g:close(); ngx.header["ETag"] = '"' .. buildtrace_sha1hex(d) .. '"' end
-        end
-      }
       log_by_lua_block {
         if ngx.ctx.lock then ngx.shared.buildtrace_locks:delete(ngx.ctx.lock) end
       }
@@ -83,7 +100,7 @@ load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
       }
     : { modules: '', http: '', location: '' };
   return `${lua.modules}user root;
-worker_processes 1;
+worker_processes ${workers};
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/error.log warn;
@@ -110,8 +127,9 @@ ${lua.location}    }
 }
 
 /** `conditional: false`: stock WebDAV without the Lua precondition checks (for tests that need it). */
-export async function startNginx(opts: { conditional?: boolean } = {}): Promise<NginxCache> {
+export async function startNginx(opts: { conditional?: boolean; workers?: number } = {}): Promise<NginxCache> {
   const conditional = opts.conditional ?? true;
+  const workers = opts.workers ?? 2;
   const dir = tempDir('nginx-');
   const root = join(dir, 'cache');
   mkdirSync(root);
@@ -121,7 +139,7 @@ export async function startNginx(opts: { conditional?: boolean } = {}): Promise<
     for (let attempt = 0; attempt < 20; attempt++) {
       if (port === 0 || attempt > 0) port = 20000 + Math.floor(Math.random() * 20000);
       if (await portOpen(port)) continue;
-      writeFileSync(join(dir, 'nginx.conf'), nginxConfig(root, dir, port, conditional));
+      writeFileSync(join(dir, 'nginx.conf'), nginxConfig(root, dir, port, conditional, workers));
       let err = '';
       child = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
       child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
@@ -143,7 +161,7 @@ export async function startNginx(opts: { conditional?: boolean } = {}): Promise<
     port: fixedPort,
     async start() {
       port = fixedPort;
-      writeFileSync(join(dir, 'nginx.conf'), nginxConfig(root, dir, fixedPort, conditional));
+      writeFileSync(join(dir, 'nginx.conf'), nginxConfig(root, dir, fixedPort, conditional, workers));
       child = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: 'ignore' });
       for (let i = 0; i < 100 && !(await portOpen(fixedPort)); i++) await new Promise((r) => setTimeout(r, 50));
     },

@@ -1,3 +1,4 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
 import { chmodSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -6,12 +7,14 @@ import { validateAgainst } from '../src/util/schema.js';
 import type { JsonValue } from '../src/util/strict-json.js';
 import { must, nixEnv, ROOT, run, tempDir } from './helpers.js';
 
+const p0 = (d: string, n: string): string => (d === '' ? n : `${d}/${n}`);
 const nixFiles = (): string[] => {
   const out: string[] = [];
   const walk = (d: string): void => {
     for (const n of readdirSync(join(ROOT, d), { withFileTypes: true })) {
-      if (n.name === 'node_modules' || n.name === 'dist' || n.name.startsWith('.')) continue;
-      const p = d === '' ? n.name : `${d}/${n.name}`;
+      // test/vectors: vendored third-party files (the Nixpkgs lib snapshot is evaluated below)
+      if (n.name === 'node_modules' || n.name === 'dist' || n.name.startsWith('.') || p0(d, n.name) === 'test/vectors') continue;
+      const p = p0(d, n.name);
       if (n.isDirectory()) walk(p);
       else if (n.name.endsWith('.nix')) out.push(p);
     }
@@ -35,17 +38,25 @@ const baseCfg = {
 interface Evaluated {
   enabled: boolean;
   options: string[];
+  values: Record<string, JsonValue>;
   daemonConfig: JsonValue;
   serviceConfig: Record<string, unknown>;
   hookText: string;
   tmpfiles: string[];
+  services: string[];
   failedAssertions: string[];
   package: Record<string, unknown>;
 }
 
-async function evaluate(cfg: unknown): Promise<Evaluated> {
-  const expr = `import ${join(ROOT, 'test/fixtures/nixos-eval.nix')} { cfg = builtins.fromJSON ${JSON.stringify(JSON.stringify(cfg))}; }`;
-  const r = await must('nix-instantiate', ['--eval', '--strict', '--json', '--read-write-mode', '-E', expr], { env: nixEnv() });
+/** nix-instantiate over test/fixtures/nixos-eval.nix: the module under the vendored Nixpkgs lib's evalModules. */
+function evalArgs(cfg: unknown, extra: unknown = {}): string[] {
+  const json = (v: unknown): string => `builtins.fromJSON ${JSON.stringify(JSON.stringify(v))}`;
+  const expr = `import ${join(ROOT, 'test/fixtures/nixos-eval.nix')} { cfg = ${json(cfg)}; extra = ${json(extra)}; }`;
+  return ['--eval', '--strict', '--json', '--read-write-mode', '-E', expr];
+}
+
+async function evaluate(cfg: unknown, extra: unknown = {}): Promise<Evaluated> {
+  const r = await must('nix-instantiate', evalArgs(cfg, extra), { env: nixEnv() });
   return JSON.parse(r.stdout) as Evaluated;
 }
 
@@ -156,4 +167,69 @@ test('the package expression evaluates: name and version from package.json, hook
   assert.deepEqual(e.package['passthru'], { hookShell: '/static-busybox-standalone/bin/busybox sh' }, "the module's wrapper runs under the same shell");
   const hook = readFileSync(join(ROOT, 'hook/trace-hook'), 'utf8');
   assert.ok(hook.includes('@spool@') && hook.includes('@mv@'), 'the placeholders build-hook.sh substitutes exist');
+});
+
+test('real module system: defaults fill what a user leaves out, and a disabled module defines nothing (mkIf)', async () => {
+  const e = await evaluate({ enable: true, signingKeyFile: '/var/lib/k.sec', caches: ['file:///srv/c'] });
+  assert.deepEqual(e.failedAssertions, []);
+  assert.equal(e.values['spoolDir'], '/var/spool/buildtrace');
+  assert.equal(e.values['uploadOutputs'], false);
+  assert.deepEqual(e.values['settings'], { batchSize: 500, storeInfo: 'auto' });
+  assert.deepEqual(e.values['tee'], { provider: 'none', perTrace: false, allowSimulated: false });
+  const dc = e.daemonConfig as Record<string, unknown>;
+  assert.equal(dc['batchSize'], 500);
+  assert.deepEqual(e.tmpfiles, ['d /var/spool/buildtrace 0700 root root - -']);
+  // settings is freeform JSON: further daemon settings pass through, typed ones are checked
+  const free = await evaluate({ enable: true, signingKeyFile: '/var/lib/k.sec', caches: ['file:///srv/c'], settings: { retryMaxSeconds: 60 } });
+  assert.equal((free.daemonConfig as Record<string, unknown>)['retryMaxSeconds'], 60);
+  const off = await evaluate({ enable: false });
+  assert.equal(off.enabled, false);
+  assert.deepEqual(off.services, []);
+  assert.deepEqual(off.tmpfiles, []);
+  assert.equal(off.hookText, null);
+  assert.deepEqual(off.failedAssertions, [], 'mkIf false: not even the assertions are defined');
+});
+
+test("real module system: another module's definitions merge with the module's (lists concatenate, mkForce wins, a clash is an error)", async () => {
+  const cfg = { enable: true, signingKeyFile: '/var/lib/k.sec', caches: ['file:///srv/c'] };
+  const e = await evaluate(cfg, { systemd: { tmpfiles: { rules: ['d /srv/c 0755 root root - -'] }, services: { buildtrace: { after: ['garage.service'] } } } });
+  assert.deepEqual([...e.tmpfiles].sort(), ['d /srv/c 0755 root root - -', 'd /var/spool/buildtrace 0700 root root - -']);
+  assert.deepEqual(e.services, ['buildtrace']);
+  // two plain definitions of one single-valued option: the module system refuses, naming both
+  const clash = await run('nix-instantiate', evalArgs(cfg, { systemd: { services: { buildtrace: { serviceConfig: { Restart: 'always' } } } } }), {
+    env: nixEnv(),
+  });
+  assert.equal(clash.code, 1, clash.stdout);
+  assert.match(clash.stderr, /The option `systemd\.services\.buildtrace\.serviceConfig\.Restart' has conflicting definition values/);
+  const forced = await evaluate(cfg, {
+    systemd: { services: { buildtrace: { serviceConfig: { Restart: { _type: 'override', priority: 50, content: 'always' } } } } },
+  });
+  assert.equal(forced.serviceConfig['Restart'], 'always', 'mkForce (priority 50) wins over the module');
+});
+
+test('real module system: a value of the wrong type is caught, naming the option and the type', async () => {
+  const base = { enable: true, signingKeyFile: '/var/lib/k.sec', caches: ['file:///srv/c'] };
+  const cases: [unknown, RegExp][] = [
+    [
+      { ...base, settings: { batchSize: 'lots' } },
+      /A definition for option `services\.buildtrace\.settings\.batchSize' is not of type `integer between 1 and 10000 \(both inclusive\)'/,
+    ],
+    [{ ...base, settings: { batchSize: 0 } }, /services\.buildtrace\.settings\.batchSize' is not of type `integer between 1 and 10000/],
+    [
+      { ...base, caches: ['ftp://old.example'] },
+      /A definition for option `services\.buildtrace\.caches\."?\[definition 1-entry 1\]"?' is not of type `string matching the pattern \(file\|https\?\|s3\):\/\/\.\*'/,
+    ],
+    [
+      { ...base, tee: { provider: 'sgx' } },
+      /A definition for option `services\.buildtrace\.tee\.provider' is not of type `one of "none", "sev-snp", "tdx", "snpguest", "simulated"'/,
+    ],
+    [{ ...base, uploadOutputs: 'yes' }, /A definition for option `services\.buildtrace\.uploadOutputs' is not of type `boolean'/],
+    [{ ...base, signingKeyFile: 'relative/k.sec' }, /A definition for option `services\.buildtrace\.signingKeyFile' is not of type `null or absolute path'/],
+    [{ ...base, noSuchOption: true }, /The option `services\.buildtrace\.noSuchOption' does not exist/],
+  ];
+  for (const [cfg, message] of cases) {
+    const r = await run('nix-instantiate', evalArgs(cfg), { env: nixEnv() });
+    assert.equal(r.code, 1, JSON.stringify(cfg));
+    assert.match(r.stderr, message, JSON.stringify(cfg));
+  }
 });

@@ -1,3 +1,4 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -9,7 +10,11 @@ import { FIXTURES, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempD
 
 // the simulated provider's launch measurement (as in test/tee-e2e.test.ts; importing a test file would run its tests)
 const SIM_POLICY = {
-  snp: { measurements: [createHash('sha384').update('buildtrace simulated launch measurement').digest('hex')], minimumTcb: { bootloader: 4, snp: 22, microcode: 213 }, vmpl: 0 },
+  snp: {
+    measurements: [createHash('sha384').update('buildtrace simulated launch measurement').digest('hex')],
+    minimumTcb: { bootloader: 4, snp: 22, microcode: 213 },
+    vmpl: 0,
+  },
 };
 
 interface Result {
@@ -66,9 +71,14 @@ test('per-trace TEE evidence on a 501-derivation closure: the same verdict inlin
     await must('cp', ['-r', cacheDir, noEvidence]);
     await must('rm', ['-r', join(noEvidence, 'buildtrace', 'trace-evidence')]);
     for (const mode of ['never', 'always']) {
-      const p = await run(VERIFY_CLI, [drv, '--policy', policy, '--cache', `file://${noEvidence}`, '--json'], { env: { ...process.env, BUILDTRACE_POOL: mode } });
+      const p = await run(VERIFY_CLI, [drv, '--policy', policy, '--cache', `file://${noEvidence}`, '--json'], {
+        env: { ...process.env, BUILDTRACE_POOL: mode },
+      });
       assert.equal(p.code, 1, `${mode}: ${p.stderr}`);
-      assert.ok((JSON.parse(p.stdout) as Result).problems.some((x) => x.code === 'tee-evidence-failed' && /per-trace evidence/.test(x.detail)), mode);
+      assert.ok(
+        (JSON.parse(p.stdout) as Result).problems.some((x) => x.code === 'tee-evidence-failed' && /per-trace evidence/.test(x.detail)),
+        mode,
+      );
     }
   } finally {
     assert.equal(await d.stop(), 0);

@@ -1,5 +1,8 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { parseSecretKey } from '../src/nix/nix-key.js';
 import { checkBundle, checkBundleAsync, createBundle } from '../src/trace/bundle.js';
 import { buildStatement, type StatementParams } from '../src/trace/statement.js';
@@ -105,13 +108,100 @@ describe('Sigstore bundle conformance (protobuf-specs) and the two signature sch
       const c = checkBundle(l, [k.publicKey]);
       assert.equal(c.ok ? '' : c.reason, 'malformed', what);
     }
-    // the hint only selects: the same, consistent, unknown hint in both places finds no admitted key
+    // the hint only orders candidates: the same, consistent, unknown hint in both places still
+    // lets the admitted key be tried (it verifies); a key the policy does not admit never does
     const other = edit((b) => {
       b.verificationMaterial.publicKey['hint'] = 'ee'.repeat(32);
       (b.dsseEnvelope.signatures[0] as Json)['keyid'] = 'ee'.repeat(32);
     });
     const c = checkBundle(other, [k.publicKey]);
-    assert.equal(c.ok ? '' : c.reason, 'key-not-admitted');
+    assert.ok(c.ok, c.ok ? '' : c.detail);
+    const stranger = await key('sig-d-stranger');
+    const u = checkBundle(other, [stranger.publicKey]);
+    assert.equal(u.ok ? '' : u.reason, 'key-not-admitted');
+  });
+
+  test('key hints: we write the SSH fingerprint in both places; SSH, hex-SPKI, empty and unknown hints all verify, and a hint is never identity', async () => {
+    const k = await key('hint-a');
+    const k2 = await key('hint-b');
+    const line = createBundle(statementBytes(params(k, false)), k);
+    const b = JSON.parse(line) as { verificationMaterial: { publicKey: { hint: string } }; dsseEnvelope: { signatures: { keyid: string }[] } };
+    // SHA256:<unpadded base64 of SHA-256 over the ssh-ed25519 blob>, computed here from the raw key
+    const blob = Buffer.concat([Buffer.from([0, 0, 0, 11]), Buffer.from('ssh-ed25519'), Buffer.from([0, 0, 0, 32]), Buffer.from(k.publicKey.raw)]);
+    const ssh = `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+    assert.equal(b.verificationMaterial.publicKey.hint, ssh);
+    assert.equal(b.dsseEnvelope.signatures[0]?.keyid, ssh);
+    const withHint = (h: string): string => {
+      const c = structuredClone(b);
+      c.verificationMaterial.publicKey.hint = h;
+      (c.dsseEnvelope.signatures[0] as { keyid: string }).keyid = h;
+      return JSON.stringify(c);
+    };
+    const admitted = [k2.publicKey, k.publicKey];
+    for (const [what, h] of [
+      ['ssh', ssh],
+      ['hex SPKI (older bundles)', k.publicKey.fingerprint],
+      ['empty', ''],
+      ['garbage', 'SHA256:not-a-fingerprint'],
+      ['unknown form', 'ed25519:whatever'],
+      ["another admitted key's SSH hint", k2.publicKey.sshFingerprint],
+      ["another admitted key's hex hint", k2.publicKey.fingerprint],
+    ]) {
+      for (const c of [checkBundle(withHint(h as string), admitted), await checkBundleAsync(withHint(h as string), admitted)]) {
+        assert.ok(c.ok, `${what}: ${c.ok ? '' : c.detail}`);
+        // identity is the key whose signature verifies, whatever the hint says
+        assert.equal(c.value.key.fingerprint, k.publicKey.fingerprint, what);
+      }
+    }
+    // failure reasons stay what they were: a flipped payload byte under a hint naming the
+    // admitted key is signature-invalid; signed by a key nobody admitted, key-not-admitted
+    const flipped = structuredClone(b) as unknown as { dsseEnvelope: { payload: string } };
+    const payload = Buffer.from(flipped.dsseEnvelope.payload, 'base64');
+    payload[payload.length - 5] = (payload[payload.length - 5] ?? 0) ^ 1;
+    flipped.dsseEnvelope.payload = payload.toString('base64');
+    const f = checkBundle(JSON.stringify(flipped), admitted);
+    assert.equal(f.ok ? '' : f.reason, 'signature-invalid');
+    const n = checkBundle(line, [k2.publicKey]);
+    assert.equal(n.ok ? '' : n.reason, 'key-not-admitted');
+  });
+
+  test('property: whatever the (consistent) hint says, the outcome and the signer are those of the empty hint', async () => {
+    const k = await key('hint-p');
+    const k2 = await key('hint-q');
+    const stranger = await key('hint-r');
+    const lines = [createBundle(statementBytes(params(k, false)), k), createBundle(statementBytes(params(k, true)), k)];
+    const hints = fc.oneof(
+      fc.string(),
+      fc.constantFrom(
+        '',
+        k.publicKey.sshFingerprint,
+        k.publicKey.fingerprint,
+        k2.publicKey.sshFingerprint,
+        k2.publicKey.fingerprint,
+        stranger.publicKey.sshFingerprint,
+      ),
+    );
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...lines),
+        hints,
+        fc.constantFrom([k.publicKey, k2.publicKey], [k2.publicKey, k.publicKey], [k2.publicKey], [stranger.publicKey]),
+        (line, h, admitted) => {
+          const withHint = (x: string): string => {
+            const o = JSON.parse(line) as { verificationMaterial: { publicKey: { hint: string } }; dsseEnvelope: { signatures: { keyid: string }[] } };
+            o.verificationMaterial.publicKey.hint = x;
+            (o.dsseEnvelope.signatures[0] as { keyid: string }).keyid = x;
+            return JSON.stringify(o);
+          };
+          const a = checkBundle(withHint(h), admitted);
+          const b = checkBundle(withHint(''), admitted);
+          assert.equal(a.ok, b.ok);
+          assert.equal(a.ok && b.ok ? a.value.key.fingerprint : 'none', b.ok ? b.value.key.fingerprint : 'none');
+          assert.equal(a.ok, admitted.includes(k.publicKey));
+        },
+      ),
+      { numRuns: Number(process.env['FUZZ_RUNS'] ?? 300) },
+    );
   });
 
   test('media types: v0.3 and the legacy 0.1/0.2/0.3 spellings are accepted, others are not', async () => {

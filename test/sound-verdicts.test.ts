@@ -1,3 +1,4 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -179,7 +180,7 @@ describe('sound verdicts: fixed outputs, weak keys, bounded work per run', () =>
     assert.equal(v.code, 0, JSON.stringify(v.r?.problems));
   });
 
-  test('class 8: key hints and failing evidence are bounded per run (exit 2 naming the limit, < 60 s, < 512 MB)', async () => {
+  test('class 8: key hints and failing evidence are bounded per run (exit 2 naming the limit, < 60 s, < 512 MB)', async (t) => {
     const platform = createSimulatedPlatform();
     const roots = join(dir, 'sim-roots');
     mkdirSync(roots, { recursive: true });
@@ -255,6 +256,7 @@ describe('sound verdicts: fixed outputs, weak keys, bounded work per run', () =>
     assert.equal(b.code, 2, b.stderr);
     assert.match(b.stderr, /limit maxEvidenceChecks \(256 per run\) exceeded.*--max-evidence-checks/);
     assert.ok(b.seconds < 60 && b.rssKb < 512 * 1024, `${b.seconds} s, ${b.rssKb} KB`);
+    t.diagnostic(`hint flood: ${a.seconds} s, ${a.rssKb} KB; evidence flood: ${b.seconds} s, ${b.rssKb} KB`);
     // with the flood gone, the same run is an ordinary verdict: the fleet never signed
     const quiet = traceCache('no-flood', [bundle]);
     const c = await timed(quiet);

@@ -1,3 +1,4 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -92,6 +93,13 @@ test('simulated TEE end to end: a real build, a key born in the guest, evidence 
     writeFileSync(bad, pre);
     const mism = await verify(['--report', join(kdir, 'report.bin'), '--vcek', join(kdir, 'evidence-certs', 'vcek.der'), '--preimage', bad, '--roots', roots]);
     assert.equal(mism.code, 1);
+    const mismSteps = (JSON.parse(mism.stdout) as { steps: { step: string; ok: boolean | null }[] }).steps;
+    assert.equal(mismSteps.find((x) => x.step === 'report-data')?.ok, false, mism.stdout);
+    assert.deepEqual(
+      mismSteps.filter((x) => x.ok === false).map((x) => x.step),
+      ['report-data'],
+      'only the binding fails',
+    );
 
     // per-trace evidence binds the exact statement bytes of the trace, whose bundle verifies under the attested key
     const db = new Database(d.dbFile, { readonly: true });
@@ -133,8 +141,15 @@ test('simulated TEE end to end: a real build, a key born in the guest, evidence 
       pol(roots, { ...SIM_POLICY, snp: { ...SIM_POLICY.snp, measurements: ['00'.repeat(48)] } }),
       '--cache',
       `file://${cacheDir}`,
+      '--json',
     ]);
     assert.equal(otherImage.code, 1);
+    assert.ok(
+      (JSON.parse(otherImage.stdout) as { problems: { code: string; detail: string }[] }).problems.some(
+        (p) => p.code === 'tee-evidence-failed' && /measurement/.test(p.detail),
+      ),
+      otherImage.stdout,
+    );
     const accepted = await run(VERIFY_CLI, [drv, '--policy', pol(roots), '--cache', `file://${cacheDir}`]);
     assert.equal(accepted.code, 0, accepted.stdout + accepted.stderr);
     const refused = await run(VERIFY_CLI, [drv, '--policy', pol(AMD), '--cache', `file://${cacheDir}`, '--json']);

@@ -1,3 +1,4 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -83,7 +84,10 @@ test('identity by measurement: keys from two boots are one signer; 2-of-2 with a
     const verify = async (pol: string, caches: string[]): Promise<{ code: number; r: Result }> => {
       const p = await run(VERIFY_CLI, [top, '--policy', pol, ...caches.flatMap((c) => ['--cache', `file://${c}`]), '--json']);
       assert.ok(p.code === 0 || p.code === 1, `exit ${p.code}: ${p.stderr}`);
-      return { code: p.code, r: JSON.parse(p.stdout) as Result };
+      const r = JSON.parse(p.stdout) as Result;
+      // a refusal always says why, with a failure code
+      if (p.code === 1) assert.ok(r.problems.length > 0, p.stdout);
+      return { code: p.code, r };
     };
     const tee = { tee: { roots, policy: SIM_POLICY } };
 
@@ -98,6 +102,10 @@ test('identity by measurement: keys from two boots are one signer; 2-of-2 with a
     const pubB = B.keys.publicKey;
     const withoutB = await verify(policy({ tee, B: { publicKey: pubB } }, both), [cacheT]);
     assert.equal(withoutB.code, 1, 'two TEE keys are one signer');
+    assert.ok(
+      withoutB.r.problems.some((p) => p.code === 'threshold-not-met'),
+      JSON.stringify(withoutB.r.problems),
+    );
     const withB = await verify(policy({ tee, B: { publicKey: pubB } }, both), [cacheT, cacheB]);
     assert.equal(withB.code, 0, JSON.stringify(withB.r.problems));
     assert.deepEqual([...withB.r.signers].sort(), ['B', 'tee']);
@@ -117,6 +125,10 @@ test('identity by measurement: keys from two boots are one signer; 2-of-2 with a
       cacheT,
     ]);
     assert.equal(realRoots.code, 1);
+    assert.ok(
+      realRoots.r.problems.some((p) => p.code === 'key-not-admitted' && /not admitted by measurement: .*chain/.test(p.detail)),
+      JSON.stringify(realRoots.r.problems),
+    );
 
     // per-trace evidence required, but this daemon does not attest each trace
     const perTrace = await verify(policy({ tee: { tee: { roots, policy: SIM_POLICY, requirePerTraceEvidence: true } } }, 'tee'), [cacheT]);
@@ -125,6 +137,10 @@ test('identity by measurement: keys from two boots are one signer; 2-of-2 with a
     // a measured entry whose evidence lookup cannot find anything for B's key does not admit B
     const onlyB = await verify(policy({ tee }, 'tee'), [cacheB]);
     assert.equal(onlyB.code, 1);
+    assert.ok(
+      onlyB.r.problems.some((p) => p.code === 'key-not-admitted' && /no source has a key attestation/.test(p.detail)),
+      JSON.stringify(onlyB.r.problems),
+    );
   } finally {
     await T.stop();
     await B.stop();

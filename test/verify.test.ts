@@ -1,3 +1,4 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,7 +15,20 @@ import { parseDerivation } from '../src/nix/aterm.js';
 import { resolveDerivation } from '../src/nix/resolve.js';
 import { BUILD_TYPE_CA, BUILD_TYPE_IA, NAR_MEDIA_TYPE, buildStatement } from '../src/trace/statement.js';
 import { groupBySignedContent } from '../src/verify/signed-content.js';
-import { FIXTURES, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
+import {
+  assertRefused,
+  FIXTURES,
+  must,
+  nixBuildWithHook,
+  nixEnv,
+  run,
+  salt,
+  sha256HexOf,
+  startDaemon,
+  tempDir,
+  VERIFY_CLI,
+  type DaemonHandle,
+} from './helpers.js';
 
 interface Result {
   verified: boolean;
@@ -193,6 +207,10 @@ describe('trace-verify re-does resolution across real closures signed by three b
     assert.deepEqual(Object.keys(one.r.outputs), ['out']);
     const all = await verify(m, policy(both), dbs(A, B));
     assert.equal(all.code, 1, 'out and dev together have no claim both signers agree on');
+    assert.ok(
+      all.r.problems.some((p) => p.code === 'content-disputed' && p.drv === m),
+      JSON.stringify(all.r.problems),
+    );
   });
 
   test('multi-output downstream: one consistent claim, never outputs mixed from two claims', async () => {
@@ -292,9 +310,15 @@ describe('trace-verify re-does resolution across real closures signed by three b
     const cache = new FileCache(join(dir, 'tamper-out'));
     const ia1 = aTrace('ia1');
     const b = JSON.parse(ia1.bundle) as { dsseEnvelope: { payload: string } };
-    const st = JSON.parse(Buffer.from(b.dsseEnvelope.payload, 'base64').toString('utf8')) as { subject: { digest: { sha256: string } }[] };
-    (st.subject[0] as { digest: { sha256: string } }).digest.sha256 = '00'.repeat(32);
-    b.dsseEnvelope.payload = Buffer.from(JSON.stringify(st)).toString('base64');
+    // edit the signed bytes in place (no re-serialisation, which alone would break the signature)
+    const text = Buffer.from(b.dsseEnvelope.payload, 'base64').toString('utf8');
+    const st = JSON.parse(text) as { subject: { digest: { sha256: string } }[] };
+    const old = (st.subject[0] as { digest: { sha256: string } }).digest.sha256;
+    assert.equal(text.split(`"sha256":"${old}"`).length, 2, 'the output digest occurs once in the statement');
+    const edited = text.replace(`"sha256":"${old}"`, `"sha256":"${'00'.repeat(32)}"`);
+    assert.equal(edited.length, text.length);
+    assert.equal((JSON.parse(edited) as typeof st).subject[0]?.digest.sha256, '00'.repeat(32), 'the tamper took effect');
+    b.dsseEnvelope.payload = Buffer.from(edited).toString('base64');
     await appendLines(cache, `traces/${ia1.rdrv_hash}`, [JSON.stringify(b)]);
     const { code, r } = await verify(drv.get('ia2') as string, policy('A', { A }), ['--cache', cache.url]);
     assert.equal(code, 1);
@@ -590,9 +614,195 @@ describe('trace-verify re-does resolution across real closures signed by three b
     // the grouping itself, at the issue's scale: 200,000 replays are one signed content
     const many = Array.from({ length: 200_000 }, (_, i) => replay(i));
     many.push(t.bundle);
-    const groups = groupBySignedContent(new Map(many.map((l) => [l, cache.url])), new Set([secret(A).publicKey.fingerprint]), 2);
+    const groups = groupBySignedContent(
+      new Map(many.map((l) => [l, cache.url])),
+      new Set([secret(A).publicKey.fingerprint, secret(A).publicKey.sshFingerprint]),
+      2,
+    );
     assert.equal(groups.length, 1);
     assert.ok((groups[0] as string[]).includes(t.bundle), 'the variant whose hints name a known key is kept');
+  });
+
+  // --- failure codes and flags that only these tests reach through the CLI ---
+  /** A's trace for `name`, edited and re-signed by `by` (default A), in a fresh cache with A's ia1/ia2 as they are. */
+  const editedCache = async (label: string, name: string, edit: (st: Json) => void, by: DaemonHandle = A): Promise<string> => {
+    const cache = new FileCache(join(dir, `codes-${label}`));
+    for (const n of ['ia1', 'ia2']) {
+      const t = traceOf(A, n);
+      if (n === name) {
+        const st = JSON.parse(t.statement.toString('utf8')) as Json;
+        edit(st);
+        await appendLines(cache, `traces/${t.rdrv_hash}`, [resign(by, st)]);
+      } else await appendLines(cache, `traces/${t.rdrv_hash}`, [t.bundle]);
+    }
+    return cache.url;
+  };
+  type Subject = { name: string; annotations: { laut_storePath: string } };
+  const problemAt = (r: Result, code: string, at: string, detail: RegExp): void => {
+    assert.ok(
+      r.problems.some((p) => p.code === code && p.drv === drv.get(at) && detail.test(p.detail)),
+      `${code} at ${at}: ${JSON.stringify(r.problems)}`,
+    );
+  };
+
+  test('output-mismatch: a statement of the wrong kind, with other output names, or another input-addressed path', async () => {
+    const cases: [string, (st: Json) => void, RegExp][] = [
+      [
+        'kind',
+        (st) => {
+          ((st['predicate'] as Json)['buildDefinition'] as { internalParameters: Json }).internalParameters['derivationKind'] = 'ca';
+        },
+        /statement \(ca: out\) does not describe this ia derivation \(out\)/,
+      ],
+      [
+        'names',
+        (st) => {
+          ((st['subject'] as Subject[])[0] as Subject).name = 'bin';
+        },
+        /statement \(ia: bin\) does not describe this ia derivation \(out\)/,
+      ],
+      [
+        'path',
+        (st) => {
+          const s = (st['subject'] as Subject[])[0] as Subject;
+          s.annotations.laut_storePath = s.annotations.laut_storePath.replace(/\/[0-9a-z]{32}-/, `/${'1'.repeat(32)}-`);
+        },
+        /output out claimed at \/nix\/store\/1{32}-v-ia1, derivation says \/nix\/store\//,
+      ],
+    ];
+    for (const [label, edit, detail] of cases) {
+      const r = await verify(drv.get('ia2') as string, policy('A', { A }), ['--cache', await editedCache(`om-${label}`, 'ia1', edit)]);
+      assert.equal(r.code, 1, label);
+      problemAt(r.r, 'output-mismatch', 'ia1', detail);
+      problemAt(r.r, 'dependency-unsupported', 'ia2', /has no verified resolution/);
+    }
+  });
+
+  test('builder-mismatch: a statement naming A as its builder, signed by B', async () => {
+    const r = await verify(drv.get('ia1') as string, policy(one, { A, B }), ['--cache', await editedCache('bm', 'ia1', () => {}, B)]);
+    assert.equal(r.code, 1);
+    problemAt(r.r, 'builder-mismatch', 'ia1', /runDetails\.builder\.id urn:laut:builder:sha256:[0-9a-f]{64} is not the verifying key/);
+  });
+
+  test('input-missing for our build type: a statement that leaves out an input', async () => {
+    const url = await editedCache('im', 'ia2', (st) => {
+      ((st['predicate'] as Json)['buildDefinition'] as Json)['resolvedDependencies'] = [];
+    });
+    const r = await verify(drv.get('ia2') as string, policy('A', { A }), ['--cache', url]);
+    assert.equal(r.code, 1);
+    problemAt(r.r, 'input-missing', 'ia2', /-v-ia1/);
+  });
+
+  test('bound-hit through the CLI: 301 resolutions of one input, the default bound (256) and a policy bound (2)', async () => {
+    // C claims 300 made-up contents for agree1; with no claim for agree2 in the cache, every
+    // resolution tried fails, so the verdict reports the bound
+    const a1 = traceOf(A, 'agree1');
+    const cKey = secret(C);
+    const nix32 = '0123456789abcdfghijklmnpqrsvwxyz';
+    const lines = [a1.bundle];
+    for (let i = 0; i < 300; i++) {
+      const tag = `${nix32[i % 32]}${nix32[Math.floor(i / 32) % 32]}`;
+      const st = buildStatement({
+        kind: 'ca',
+        resolvedInputHash: a1.rdrv_hash,
+        drvName: 'v-agree1',
+        outputs: [
+          { name: 'out', path: `/nix/store/${'0'.repeat(30)}${tag}-v-agree1`, sha256: sha256HexOf(`lie ${i}`), narSize: 1, declared: { hashAlgo: 'r:sha256' } },
+        ],
+        inputs: [],
+        keyFingerprint: cKey.publicKey.fingerprint,
+        versions: {},
+        invocationId: `${i}`.padStart(32, '0'),
+        finishedOn: new Date().toISOString(),
+      });
+      lines.push(createBundle(Buffer.from(JSON.stringify(st)), cKey));
+    }
+    const cache = new FileCache(join(dir, 'bound'));
+    await appendLines(cache, `traces/${a1.rdrv_hash}`, lines);
+    const trust = { threshold: 1, of: ['A', 'C'] };
+    const byDefault = await verify(drv.get('agree2') as string, policy(trust, { A, C }), ['--cache', cache.url]);
+    assert.equal(byDefault.code, 1);
+    problemAt(byDefault.r, 'bound-hit', 'agree2', /^301 combinations of input resolutions; 256 were tried/);
+    const pol = join(dir, 'bound-2.json');
+    writeFileSync(pol, JSON.stringify({ keys: { A: { publicKey: A.keys.publicKey }, C: { publicKey: C.keys.publicKey } }, trust, maxResolutions: 2 }));
+    const two = await verify(drv.get('agree2') as string, pol, ['--cache', cache.url]);
+    assert.equal(two.code, 1);
+    problemAt(two.r, 'bound-hit', 'agree2', /^301 combinations of input resolutions; 2 were tried/);
+  });
+
+  test('targets: a .nix file with --attr, and an output path, verify as their derivation', async () => {
+    const nixFile = join(dir, 'target.nix');
+    // args: [verify.nix, '--argstr', 'salt', SALT, '--argstr', 'nondet', FILE]
+    writeFileSync(nixFile, `import ${args[0]} { salt = ${JSON.stringify(args[3])}; nondet = ${JSON.stringify(args[6])}; }\n`);
+    // ia3: input-addressed, so trace-verify's own nix-instantiate needs no experimental feature
+    const byDrv = await verify(drv.get('ia3') as string, policy('A', { A }), dbs(A));
+    assert.equal(byDrv.code, 0, JSON.stringify(byDrv.r.problems));
+    const byAttr = await verify(nixFile, policy('A', { A }), dbs(A), ['--attr', 'ia3']);
+    assert.equal(byAttr.code, 0, JSON.stringify(byAttr.r.problems));
+    assert.equal(byAttr.r.target, drv.get('ia3'));
+    const out = (traceOf(A, 'ia3').outputs[0] as { path: string }).path;
+    const byOut = await verify(out, policy('A', { A }), dbs(A));
+    assert.equal(byOut.code, 0, JSON.stringify(byOut.r.problems));
+    assert.equal(byOut.r.target, drv.get('ia3'));
+    // an attribute that is not there is a usage error naming it
+    assertRefused(await run(VERIFY_CLI, [nixFile, '--attr', 'no-such-attr', '--policy', policy('A', { A }), ...dbs(A)]), 2, /no-such-attr/, '--attr');
+  });
+
+  test('--nix-db, --at in closure mode, --max-object-bytes and --max-line-bytes', async () => {
+    const target = drv.get('ia2') as string;
+    const pol = policy('A', { A });
+    // a Nix database that holds another NAR hash for ia1's output: the last mile reads it
+    const o = traceOf(A, 'ia1').outputs[0] as { path: string; nar_hash: string };
+    const fake = join(dir, 'fake-db.sqlite');
+    // a consistent copy (Nix's database is in WAL mode: recent rows live in db.sqlite-wal)
+    const live = new Database('/nix/var/nix/db/db.sqlite', { readonly: true });
+    await live.backup(fake);
+    live.close();
+    const db = new Database(fake);
+    const changed = db.prepare('UPDATE ValidPaths SET hash = ? WHERE path = ?').run(`sha256:${'ab'.repeat(32)}`, o.path);
+    db.close();
+    assert.equal(changed.changes, 1, 'ia1 is in the local store');
+    const lied = await verify(target, pol, dbs(A), ['--nix-db', fake]);
+    assert.equal(lied.code, 1);
+    assert.ok(
+      lied.r.problems.some((p) => p.code === 'content-mismatch' && p.detail.includes(o.path) && p.detail.includes(fake)),
+      JSON.stringify(lied.r.problems),
+    );
+    // named explicitly, a database that is not there is an input error (only the default is optional)
+    const missing = await run(VERIFY_CLI, [target, '--policy', pol, ...dbs(A), '--nix-db', join(dir, 'no-such.sqlite')]);
+    assertRefused(missing, 2, /cannot open the Nix database \S*no-such\.sqlite read-only/, '--nix-db missing');
+    // --at is accepted in closure mode and must be a real date
+    const at = await verify(target, pol, dbs(A), ['--at', '2026-01-01T00:00:00Z']);
+    assert.equal(at.code, 0, JSON.stringify(at.r.problems));
+    assertRefused(await run(VERIFY_CLI, [target, '--policy', pol, ...dbs(A), '--at', '2026-13-45T99:00:00Z']), 2, /--at/, 'bad --at');
+    // the read bounds, lowered below one real trace line
+    const cache = new FileCache(join(dir, 'bounds'));
+    for (const n of ['ia1', 'ia2']) await appendLines(cache, `traces/${traceOf(A, n).rdrv_hash}`, [traceOf(A, n).bundle]);
+    const ob = await run(VERIFY_CLI, [target, '--policy', pol, '--cache', cache.url, '--max-object-bytes', '100']);
+    assertRefused(ob, 2, /limit maxObjectBytes \(100\) exceeded.*--max-object-bytes/, '--max-object-bytes');
+    const lb = await run(VERIFY_CLI, [target, '--policy', pol, '--cache', cache.url, '--max-line-bytes', '100']);
+    assertRefused(lb, 2, /limit maxLineBytes \(100\) exceeded: line 1.*--max-line-bytes/, '--max-line-bytes');
+    const ok = await verify(target, pol, ['--cache', cache.url], ['--max-object-bytes', '1000000', '--max-line-bytes', '100000']);
+    assert.equal(ok.code, 0, JSON.stringify(ok.r.problems));
+  });
+
+  test('BUILDTRACE_NO_SODIUM: the OpenSSL Ed25519 path reaches the same verdicts', async () => {
+    const env = { ...process.env, BUILDTRACE_NO_SODIUM: '1' };
+    const good = await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', policy(both), ...dbs(A, B), '--json'], { env });
+    assert.equal(good.code, 0, good.stdout);
+    const cache = new FileCache(join(dir, 'no-sodium'));
+    const t = traceOf(A, 'ia1');
+    const b = JSON.parse(t.bundle) as { dsseEnvelope: { signatures: { sig: string }[] } };
+    const sig = Buffer.from((b.dsseEnvelope.signatures[0] as { sig: string }).sig, 'base64');
+    sig[5] = (sig[5] as number) ^ 1;
+    (b.dsseEnvelope.signatures[0] as { sig: string }).sig = sig.toString('base64');
+    await appendLines(cache, `traces/${t.rdrv_hash}`, [JSON.stringify(b)]);
+    const bad = await run(VERIFY_CLI, [drv.get('ia1') as string, '--policy', policy('A', { A }), '--cache', cache.url, '--json'], { env });
+    assert.equal(bad.code, 1, bad.stdout);
+    assert.ok(
+      (JSON.parse(bad.stdout) as Result).problems.some((p) => p.code === 'signature-invalid'),
+      bad.stdout,
+    );
   });
 
   test('TEE-attested keys: accepted evidence; a debug guest, another key, or expired endorsement are refused', async () => {
@@ -655,10 +865,13 @@ describe('trace-verify re-does resolution across real closures signed by three b
     assert.equal(r.code, 2);
     assert.match(r.stderr, /threshold 3 is more than its 1 members/);
     writeFileSync(f, JSON.stringify({ keys: { A: { publicKey: A.keys.publicKey }, A2: { publicKey: A.keys.publicKey } }, trust: 'A' }));
-    assert.match((await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', f, '--db', A.dbFile])).stderr, /same public key/);
+    assertRefused(await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', f, '--db', A.dbFile]), 2, /same public key/, 'one key twice');
     writeFileSync(f, JSON.stringify({ keys: {}, trust: 'A', extra: 1 }));
-    assert.match((await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', f, '--db', A.dbFile])).stderr, /unknown field "extra"|keys/);
+    // both schema errors are named, each with its field
+    const extra = await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', f, '--db', A.dbFile]);
+    assertRefused(extra, 2, /\(top level\): unknown field "extra"/, 'unknown field');
+    assert.match(extra.stderr, /keys: must NOT have fewer than 1 properties/);
     const nosrc = await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', policy('A', { A })]);
-    assert.equal(nosrc.code, 2);
+    assertRefused(nosrc, 2, 'give at least one --cache URL or --db FILE', 'no source');
   });
 });

@@ -1,6 +1,9 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join, normalize } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { appendLines } from '../src/cache/backend.js';
@@ -23,7 +26,7 @@ interface Result {
   world?: Record<string, { narSha256?: string }>;
 }
 
-describe('vote borrowing (#17 class 3) on real builds and a file:// cache', () => {
+describe('vote borrowing (#17 class 3) on real builds, file:// and http caches', () => {
   let H: DaemonHandle;
   let L: DaemonHandle;
   let dir: string;
@@ -124,9 +127,9 @@ describe('vote borrowing (#17 class 3) on real builds and a file:// cache', () =
     return f;
   };
   /** trace-verify inline and on the worker threads: the same verdict. */
-  const verify = async (c: FileCache, trust: unknown): Promise<{ code: number; r: Result }> => {
+  const verify = async (c: FileCache | string, trust: unknown): Promise<{ code: number; r: Result }> => {
     const pol = policy(trust);
-    const argv = [appDrv, '--policy', pol, '--cache', c.url, '--json'];
+    const argv = [appDrv, '--policy', pol, '--cache', typeof c === 'string' ? c : c.url, '--json'];
     const inline = await run(VERIFY_CLI, argv, { env: { ...process.env, BUILDTRACE_POOL: 'never', BUILDTRACE_POOL_MIN: 'never' } });
     const pooled = await run(VERIFY_CLI, argv, { env: { ...process.env, BUILDTRACE_POOL: 'always', BUILDTRACE_POOL_MIN: '0' } });
     assert.ok(inline.code === 0 || inline.code === 1, `exit ${inline.code}: ${inline.stderr}`);
@@ -143,7 +146,7 @@ describe('vote borrowing (#17 class 3) on real builds and a file:// cache', () =
     assert.equal(code, 1, JSON.stringify(r.problems));
   });
 
-  test('with one extra false claim the liar does not borrow the honest vote for dH: NOT VERIFIED, naming dep and dL', async () => {
+  test('with one extra false claim the liar does not borrow the honest vote for dH: NOT VERIFIED, naming dep and dL (file:// and http)', async () => {
     for (const { rdrv, line } of [...honestLines, borrowLine]) await appendLines(cache, `traces/${rdrv}`, [line]);
     const { code, r } = await verify(cache, both);
     assert.equal(code, 1, 'before #17 this printed VERIFIED');
@@ -152,6 +155,21 @@ describe('vote borrowing (#17 class 3) on real builds and a file:// cache', () =
       r.problems.some((p) => p.code === 'threshold-not-met' && p.drv === depDrv && p.detail.includes(dL) && /signed by \{L\}/.test(p.detail)),
       JSON.stringify(r.problems),
     );
+    // the same cache over http
+    const root = join(dir, 'cache');
+    const server: Server = createServer((req, res) => {
+      const f = normalize(join(root, decodeURIComponent(req.url ?? '/')));
+      if (!f.startsWith(`${root}/`) || !existsSync(f)) res.writeHead(404).end();
+      else res.writeHead(200).end(readFileSync(f));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const overHttp = await verify(`http://127.0.0.1:${(server.address() as AddressInfo).port}`, both);
+      assert.equal(overHttp.code, 1);
+      assert.ok(overHttp.r.problems.some((p) => p.code === 'threshold-not-met' && p.drv === depDrv && /signed by \{L\}/.test(p.detail)));
+    } finally {
+      server.close();
+    }
     // 1-of-2 verifies (either chain alone is enough), and what it attests includes dL with L's hash
     const one = await verify(cache, { threshold: 1, of: ['H', 'L'] });
     assert.equal(one.code, 0, JSON.stringify(one.r.problems));

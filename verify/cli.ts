@@ -22,6 +22,7 @@ import { parsePublicKey, type NixPublicKey } from '../src/nix/nix-key.js';
 import { checkBundle } from '../src/trace/bundle.js';
 import { splitTraceObject } from '../src/trace/laut-jws.js';
 import { parseArgs } from '../src/util/args.js';
+import { keyCommand } from './key.js';
 import { runCli } from '../src/util/run-cli.js';
 import { verifyEvidence } from '../src/tee/evidence.js';
 import { parsePreimage, reportDataFor } from '../src/tee/binding.js';
@@ -83,6 +84,13 @@ Usage:
 
 ${MEASURE_HELP}
 
+  trace-verify key to-pem KEYFILE|- [--json]
+  trace-verify key from-pem PEMFILE|- --name NAME [--json]
+      a Nix public key (name:base64, from nix key convert-secret-to-public; or a Nix secret
+      key file such as the daemon's signingKeyFile: its public half) as PEM
+      SubjectPublicKeyInfo, the form cosign --key and openssl take, and back. --json also
+      gives the key hints: spkiSha256 and sshFingerprint (SHA256:…, what bundles carry).
+
 Options:
   --db FILE     a trace-daemon database (read-only)
   --file FILE   a cache object: JSON Lines of bundles or a laut JWS container
@@ -91,7 +99,8 @@ Options:
   --require-last-mile  fail (exit 1) when a runtime-closure path could not be checked
   -h, --help    this text
 
-Exit codes: 0 verified, 1 not verified, 2 usage or input error.`;
+Exit codes: 0 verified, 1 not verified, 2 usage or input error, 70 internal error (a bug,
+never a verdict: report it).`;
 
 function readKeys(files: readonly string[]): NixPublicKey[] {
   return files.map((f) => parsePublicKey(readTextInput(f, 'key'), f));
@@ -341,6 +350,7 @@ async function main(argv: string[]): Promise<number> {
   }
   if (cmd === 'evidence') return evidenceCommand(rest);
   if (cmd === 'measure') return measureCommand(rest);
+  if (cmd === 'key') return keyCommand(rest, HELP);
   if (cmd === 'bundles') {
     const a = parseArgs(rest, { booleans: ['json'], repeated: ['db', 'file', 'key'] });
     if (a.flags.has('help')) {

@@ -15,8 +15,10 @@ export interface NixPublicKey {
   readonly name: string;
   readonly raw: Uint8Array;
   readonly key: KeyObject;
-  /** Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo (laut's key hint). */
+  /** Lowercase hex SHA-256 of the DER SubjectPublicKeyInfo (builder.id; the older key hint). */
   readonly fingerprint: string;
+  /** OpenSSH fingerprint `SHA256:…`: the key hint bundles carry (sshFingerprint). */
+  readonly sshFingerprint: string;
 }
 
 export interface NixSecretKey {
@@ -43,12 +45,61 @@ export function spkiFingerprint(raw: Uint8Array): string {
     .digest('hex');
 }
 
+/**
+ * OpenSSH's fingerprint of an Ed25519 key, `SHA256:<unpadded base64 of SHA-256 over the
+ * ssh-ed25519 public-key blob>` (RFC 8709 blob: string "ssh-ed25519", string key). It is the key
+ * hint go-securesystemslib's DSSE adapter computes (cosign, sigstore-go) and laut's latest
+ * profile writes; a hint only picks candidate keys, it is never identity.
+ */
+export function sshFingerprint(raw: Uint8Array): string {
+  const str = (b: Uint8Array): Buffer => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(b.length);
+    return Buffer.concat([len, b]);
+  };
+  const blob = Buffer.concat([str(Buffer.from('ssh-ed25519')), str(raw)]);
+  return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
+}
+
+/**
+ * Whether a bundle's key hint names this key: its SSH fingerprint (what we, laut's latest
+ * profile and go-securesystemslib write) or the hex SHA-256 of its DER SPKI (older bundles).
+ */
+export function hintNames(k: NixPublicKey, hint: string): boolean {
+  return hint === k.sshFingerprint || hint === k.fingerprint;
+}
+
+/** PEM SubjectPublicKeyInfo (`-----BEGIN PUBLIC KEY-----`), what cosign's --key and openssl take. */
+export function publicKeyToPem(k: NixPublicKey): string {
+  return k.key.export({ format: 'pem', type: 'spki' }).toString();
+}
+
+/** A Nix public key named `name` from a PEM SubjectPublicKeyInfo holding an Ed25519 key. */
+export function publicKeyFromPem(pem: string, name: string, subject = 'PEM key'): NixPublicKey {
+  if (!/^[^\s:]+$/.test(name))
+    throw new BuildtraceError('KEY_INVALID', `${subject}: a Nix key name is not empty and has no ":" or space: ${JSON.stringify(name)}`, { subject });
+  const text = pem.replace(/\r\n/g, '\n').trim();
+  if (!/^-----BEGIN PUBLIC KEY-----\n[A-Za-z0-9+/=\n]+\n-----END PUBLIC KEY-----$/.test(text)) {
+    throw new BuildtraceError('KEY_INVALID', `${subject}: not one PEM "PUBLIC KEY" (SubjectPublicKeyInfo) block`, { subject });
+  }
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: text, format: 'pem' });
+  } catch (err) {
+    throw new BuildtraceError('KEY_INVALID', `${subject}: ${(err as Error).message}`, { subject, cause: err });
+  }
+  if (key.asymmetricKeyType !== 'ed25519')
+    throw new BuildtraceError('KEY_INVALID', `${subject}: an ${key.asymmetricKeyType ?? 'unknown'} key, not Ed25519 (Nix keys are Ed25519)`, { subject });
+  const der = key.export({ format: 'der', type: 'spki' });
+  return publicKeyFromRaw(name, der.subarray(SPKI_ED25519_PREFIX.length), subject);
+}
+
 /** A public key we may admit: 32 bytes, canonical, on the curve, not of small order (src/nix/ed25519.ts). */
 export function publicKeyFromRaw(name: string, raw: Uint8Array, subject = 'public key'): NixPublicKey {
   const weak = weakPublicKey(raw);
   if (weak !== undefined) throw new BuildtraceError('KEY_INVALID', `${subject}: refused Ed25519 public key: ${weak}`, { subject });
   const key = createPublicKey({ key: Buffer.concat([SPKI_ED25519_PREFIX, raw]), format: 'der', type: 'spki' });
-  return { name, raw: Uint8Array.from(raw), key, fingerprint: spkiFingerprint(raw) };
+  return { name, raw: Uint8Array.from(raw), key, fingerprint: spkiFingerprint(raw), sshFingerprint: sshFingerprint(raw) };
 }
 
 export function parsePublicKey(text: string, subject = 'public key'): NixPublicKey {

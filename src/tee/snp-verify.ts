@@ -1,5 +1,5 @@
 import { createHash, verify as cryptoVerify, type X509Certificate } from 'node:crypto';
-import { errorMessage } from '../errors.js';
+import { decidedOrThrow } from '../errors.js';
 import type { JsonValue } from '../util/strict-json.js';
 import { parseVekCert, type AmdVekCert } from './amd-cert.js';
 import { issuedIn, revocationStep, validatePath, type PathSpec } from './cert-path.js';
@@ -156,7 +156,7 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
     r = parseSnpReport(ev.report);
     steps.push({ step: 'parse', ok: true, detail: `SEV-SNP report v${r.version}, signed by ${r.signingKey}` });
   } catch (err) {
-    steps.push({ step: 'parse', ok: false, detail: errorMessage(err) });
+    steps.push({ step: 'parse', ok: false, detail: decidedOrThrow(err).message });
     return done({});
   }
   let vek: AmdVekCert;
@@ -164,7 +164,7 @@ export function verifySnp(ev: SnpEvidence, roots: readonly PinnedCert[], at: Dat
   try {
     ({ vek, digest: vekDigest } = cachedVek(ev.vek));
   } catch (err) {
-    steps.push({ step: 'endorsement-key', ok: false, detail: errorMessage(err) });
+    steps.push({ step: 'endorsement-key', ok: false, detail: decidedOrThrow(err).message });
     return done(snpFields(r, productFromCpuid(r)));
   }
   const product = productFromCpuid(r) ?? productFromName(vek.productName);

@@ -1,5 +1,5 @@
 import { createHash, createPublicKey, verify as cryptoVerify, X509Certificate } from 'node:crypto';
-import { errorMessage } from '../errors.js';
+import { decidedOrThrow, errorMessage } from '../errors.js';
 import type { JsonValue } from '../util/strict-json.js';
 import { validatePath } from './cert-path.js';
 import { cn, validAt, type PinnedCert } from './roots.js';
@@ -57,7 +57,7 @@ export function verifyTdx(
     q = parseTdxQuote(bytes);
     steps.push({ step: 'parse', ok: true, detail: `TDX quote v${q.version}${q.trailingBytes ? `, ${q.trailingBytes} unsigned trailing bytes ignored` : ''}` });
   } catch (err) {
-    steps.push({ step: 'parse', ok: false, detail: errorMessage(err) });
+    steps.push({ step: 'parse', ok: false, detail: decidedOrThrow(err).message });
     return { format: 'tdx', ok: false, verificationTime: at.toISOString(), steps, fields: {} };
   }
   const fields = tdxFields(q);

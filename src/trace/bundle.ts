@@ -1,5 +1,14 @@
-import { BuildtraceError } from '../errors.js';
-import { signDetached, signDetachedPh, verifyDetached, verifyDetachedAsync, verifyDetachedPh, type NixPublicKey, type NixSecretKey } from '../nix/nix-key.js';
+import { BuildtraceError, decidedOrThrow } from '../errors.js';
+import {
+  hintNames,
+  signDetached,
+  signDetachedPh,
+  verifyDetached,
+  verifyDetachedAsync,
+  verifyDetachedPh,
+  type NixPublicKey,
+  type NixSecretKey,
+} from '../nix/nix-key.js';
 import { isObject, parseStrictJson, type JsonValue } from '../util/strict-json.js';
 import { IN_TOTO_PAYLOAD_TYPE, pae } from './dsse.js';
 import { checkLautJws, isCompactJws } from './laut-jws.js';
@@ -41,13 +50,15 @@ function schemeForStatement(statementBytes: Uint8Array): SignatureScheme {
 
 /**
  * A Sigstore bundle v0.3 holding one DSSE envelope, signed by a Nix key over the PAE
- * bytes, with the same key hint in the envelope and the verification material.
+ * bytes, with the same key hint in the envelope and the verification material: the key's
+ * SSH fingerprint, as laut's latest profile and go-securesystemslib's DSSE adapter (cosign,
+ * sigstore-go) compute it; a non-empty keyid that is not that makes cosign --key refuse.
  * Returns the bundle as one JSON line (no newline).
  */
 export function createBundle(statementBytes: Uint8Array, key: NixSecretKey, scheme: SignatureScheme = schemeForStatement(statementBytes)): string {
   const signed = pae(IN_TOTO_PAYLOAD_TYPE, statementBytes);
   const sig = scheme === 'ed25519ph' ? signDetachedPh(key, signed) : signDetached(key, signed);
-  const hint = key.publicKey.fingerprint;
+  const hint = key.publicKey.sshFingerprint;
   return JSON.stringify({
     mediaType: BUNDLE_MEDIA_TYPE,
     verificationMaterial: { publicKey: { hint } },
@@ -82,7 +93,10 @@ interface Prepared {
   readonly payload: Buffer;
   readonly signed: Buffer;
   readonly sig: Buffer;
+  /** Admitted keys in the order to try: those the hint names first, then the others. */
   readonly candidates: readonly NixPublicKey[];
+  /** Whether the hint named an admitted key (for the failure reason only). */
+  readonly hinted: boolean;
   /** Parsed before any signature check: the build type decides the signature scheme. */
   readonly statement: ParsedStatement | BuildtraceError;
 }
@@ -139,17 +153,20 @@ function prepare(line: string, keys: readonly NixPublicKey[]): Prepared | Bundle
   try {
     e = parseEnvelope(line);
   } catch (err) {
-    return malformed((err as Error).message);
+    return malformed(decidedOrThrow(err).message);
   }
   let statement: ParsedStatement | BuildtraceError;
   try {
     statement = parseStatement(parseStrictJson(e.payload.toString('utf8'), 'statement'));
   } catch (err) {
-    statement = err instanceof BuildtraceError ? err : new BuildtraceError('BUNDLE_INVALID', (err as Error).message);
+    statement = decidedOrThrow(err);
   }
-  // A hint only selects a candidate; identity comes from the key whose signature verifies.
-  const candidates = e.hint === '' ? keys : keys.filter((k) => k.fingerprint === e.hint);
-  return { payload: e.payload, signed: pae(IN_TOTO_PAYLOAD_TYPE, e.payload), sig: e.sig, candidates, statement };
+  // A hint only orders the candidates (SSH fingerprint, hex SPKI, empty or anything else);
+  // identity comes from the admitted key whose signature verifies. Every admitted key is tried,
+  // so a hint in a form we do not know never hides a key (the policy bounds how many there are).
+  const named = keys.filter((k) => hintNames(k, e.hint));
+  const candidates = named.length === 0 ? keys : [...named, ...keys.filter((k) => !named.includes(k))];
+  return { payload: e.payload, signed: pae(IN_TOTO_PAYLOAD_TYPE, e.payload), sig: e.sig, candidates, hinted: named.length > 0, statement };
 }
 
 /** laut's profile must be Ed25519ph; our build type may be either (pure first: it is what we write). */
@@ -170,9 +187,9 @@ function finish(p: Prepared, key: NixPublicKey, scheme: SignatureScheme, opts: C
 }
 
 function noneVerified(p: Prepared): BundleCheck {
-  return p.candidates.length > 0
+  return p.hinted
     ? { ok: false, reason: 'signature-invalid', detail: 'no signature verifies under the admitted key it names' }
-    : { ok: false, reason: 'key-not-admitted', detail: 'signed by a key the policy does not admit' };
+    : { ok: false, reason: 'key-not-admitted', detail: 'signed by a key the policy does not admit (no admitted key verifies it)' };
 }
 
 function checkJws(unit: string, keys: readonly NixPublicKey[], opts: CheckOptions): BundleCheck {

@@ -1,4 +1,4 @@
-import { BuildtraceError } from '../errors.js';
+import { BuildtraceError, decidedOrThrow } from '../errors.js';
 import { parseDerivation } from '../nix/aterm.js';
 import { parseHash } from '../nix/hash.js';
 import { signDetached, verifyDetached, type NixPublicKey, type NixSecretKey } from '../nix/nix-key.js';
@@ -44,7 +44,8 @@ export function parseLautContainer(text: string, where = 'laut container'): stri
   let v: JsonValue;
   try {
     v = parseStrictJson(text, where);
-  } catch {
+  } catch (err) {
+    decidedOrThrow(err);
     return undefined;
   }
   const sigs = isObject(v) ? v['signatures'] : undefined;
@@ -147,9 +148,10 @@ function parsePayload(b: Buffer, key: NixPublicKey): { claim: TraceClaim; castor
     let sha256: string;
     try {
       const hash = parseHash(hashText);
-      if (hash.algo !== 'sha256') throw new Error('not SHA-256');
+      if (hash.algo !== 'sha256') throw new BuildtraceError('HASH_INVALID', 'not SHA-256');
       sha256 = Buffer.from(hash.bytes).toString('hex');
-    } catch {
+    } catch (err) {
+      decidedOrThrow(err);
       throw new BuildtraceError('BUNDLE_INVALID', `laut JWS payload: out.nix.${name}.hash is not a sha256 NAR hash`);
     }
     outputs.set(name, { path, sha256, narSize: undefined });
@@ -189,7 +191,7 @@ export function checkLautJws(jws: string, keys: readonly NixPublicKey[], expecte
     sig = b64urlDecode(sb64, 'signature');
     b64urlDecode(pb64, 'payload');
   } catch (err) {
-    return fail('malformed', (err as Error).message);
+    return fail('malformed', decidedOrThrow(err).message);
   }
   if (sig.length !== 64) return fail('malformed', `laut JWS: signature has ${sig.length} bytes, not 64`);
   const candidates = keys.filter((k) => k.fingerprint.startsWith(header.kidFingerprint16));
@@ -201,7 +203,7 @@ export function checkLautJws(jws: string, keys: readonly NixPublicKey[], expecte
   try {
     parsed = parsePayload(Buffer.from(pb64, 'base64url'), key);
   } catch (err) {
-    return fail('malformed', (err as Error).message);
+    return fail('malformed', decidedOrThrow(err).message);
   }
   const h = parsed.claim.resolvedInputHash;
   if (expectedHash !== undefined && h !== expectedHash) return fail('replayed', `in.rdrv_aterm_ca ${h} is not the resolved derivation ${expectedHash}`);
@@ -210,7 +212,7 @@ export function checkLautJws(jws: string, keys: readonly NixPublicKey[], expecte
     try {
       ph = preimageHash(parsed.preimage.aterm);
     } catch (err) {
-      return fail('malformed', `in.debug.rdrv_aterm_ca_preimage: ${(err as Error).message}`);
+      return fail('malformed', `in.debug.rdrv_aterm_ca_preimage: ${decidedOrThrow(err).message}`);
     }
     if (ph !== h) return fail('malformed', `in.debug.rdrv_aterm_ca_preimage hashes to ${ph}, not in.rdrv_aterm_ca ${h}`);
   }

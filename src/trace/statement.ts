@@ -1,4 +1,4 @@
-import { BuildtraceError } from '../errors.js';
+import { BuildtraceError, decidedOrThrow } from '../errors.js';
 import { parseStorePath } from '../nix/store-path.js';
 import { isObject, type JsonValue } from '../util/strict-json.js';
 
@@ -163,7 +163,8 @@ export function isStorePath(p: string): boolean {
   try {
     parseStorePath(p, '/nix/store');
     return true;
-  } catch {
+  } catch (err) {
+    decidedOrThrow(err);
     return false;
   }
 }

@@ -1,4 +1,4 @@
-import { BuildtraceError, errorMessage } from '../errors.js';
+import { BuildtraceError, decidedOrThrow } from '../errors.js';
 import { publicKeyFromRaw, spkiFingerprint, type NixPublicKey } from '../nix/nix-key.js';
 import { parsePreimage, reportDataFor, traceAttestationPreimage } from '../tee/binding.js';
 import { loadTdxCollateral } from '../tee/collateral-dir.js';
@@ -48,17 +48,35 @@ function rethrowBound(err: unknown): void {
   if (err instanceof BuildtraceError && err.code === 'LIMIT_EXCEEDED') throw err;
 }
 
-/** The key hints (DSSE keyid) of a bundle line; a hint only selects a key, the signature decides. */
-function bundleHints(line: string): string[] {
+/**
+ * The SPKI fingerprints a bundle line points at, to look up key attestations of keys the policy
+ * does not name: a hex-SPKI hint (older bundles) and the statement's `builder.id`
+ * (`urn:laut:builder:sha256:<hex SPKI>`), since an SSH-fingerprint hint cannot be turned back into
+ * a key. Both are unauthenticated pointers: the attestation must bind that very key, and the
+ * signature must verify under it.
+ */
+function bundleKeyPointers(line: string): string[] {
   try {
     const b = parseStrictJson(line, 'bundle');
     const env = isObject(b) ? b['dsseEnvelope'] : undefined;
-    const sigs = isObject(env) && Array.isArray(env['signatures']) ? env['signatures'] : [];
-    return sigs.flatMap((x) => (isObject(x) && typeof x['keyid'] === 'string' && /^[0-9a-f]{64}$/.test(x['keyid']) ? [x['keyid']] : []));
-  } catch {
+    if (!isObject(env)) return [];
+    const sigs = Array.isArray(env['signatures']) ? env['signatures'] : [];
+    const out = sigs.flatMap((x) => (isObject(x) && typeof x['keyid'] === 'string' && HEX_FP.test(x['keyid']) ? [x['keyid']] : []));
+    const payload = typeof env['payload'] === 'string' ? parseStrictJson(Buffer.from(env['payload'], 'base64').toString('utf8'), 'statement') : null;
+    const pred = isObject(payload) ? payload['predicate'] : undefined;
+    const run = isObject(pred) ? pred['runDetails'] : undefined;
+    const builder = isObject(run) ? run['builder'] : undefined;
+    const id = isObject(builder) ? builder['id'] : undefined;
+    const m = typeof id === 'string' ? /^urn:laut:builder:sha256:([0-9a-f]{64})$/.exec(id) : null;
+    if (m?.[1]) out.push(m[1]);
+    return out;
+  } catch (err) {
+    decidedOrThrow(err); // an unreadable line is judged (malformed) by the bundle check
     return [];
   }
 }
+
+const HEX_FP = /^[0-9a-f]{64}$/;
 
 /** Verifies one piece of key-attestation evidence under a TEE requirement; the bound public key when it passes. */
 function keyAttestation(
@@ -128,7 +146,7 @@ async function admitByEvidence(
         else if (reasons.length < 8) reasons.push(r.ok ? `${ev.where}: evidence binds another key` : r.detail);
       } catch (err) {
         rethrowBound(err);
-        if (reasons.length < 8) reasons.push(`${ev.where}: ${errorMessage(err)}`);
+        if (reasons.length < 8) reasons.push(`${ev.where}: ${decidedOrThrow(err).message}`);
       }
     }
   }
@@ -165,7 +183,7 @@ async function admitByMeasurement(
         else if (reasons.length < 8) reasons.push(`${m.name}: ${r.detail}`);
       } catch (err) {
         rethrowBound(err);
-        if (reasons.length < 8) reasons.push(`${m.name}: ${ev.where}: ${errorMessage(err)}`);
+        if (reasons.length < 8) reasons.push(`${m.name}: ${ev.where}: ${decidedOrThrow(err).message}`);
       }
     }
   }
@@ -224,7 +242,7 @@ export async function admitKeys(policy: TrustPolicy, sources: readonly BundleSou
     keysForBundle: async (line) => {
       const keys: NixPublicKey[] = [];
       const why: string[] = [];
-      for (const h of new Set(bundleHints(line))) {
+      for (const h of new Set(bundleKeyPointers(line))) {
         if (byFp.has(h) || measured.length === 0) continue;
         const v = await identityFor(h);
         if ('identity' in v) keys.push(v.key);
@@ -267,7 +285,7 @@ export async function checkTraceEvidence(
         );
       } catch (err) {
         rethrowBound(err);
-        reasons.push(`${ev.where}: ${errorMessage(err)}`);
+        reasons.push(`${ev.where}: ${decidedOrThrow(err).message}`);
       }
     }
   }

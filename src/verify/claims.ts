@@ -1,3 +1,4 @@
+import { decidedOrThrow } from '../errors.js';
 import type { Derivation } from '../nix/derivation.js';
 import { parseStorePath } from '../nix/store-path.js';
 import type { ParsedStatement } from '../trace/statement.js';
@@ -22,7 +23,6 @@ export type ProblemCode =
   | 'equivocation'
   | 'content-disputed'
   | 'bound-hit'
-  | 'derivation-unreadable'
   | LastMileProblemCode
   | TargetProblemCode
   | DerivedProblemCode;
@@ -141,7 +141,8 @@ export function checkClaim(ctx: ClaimContext, st: ParsedStatement, signer: strin
       try {
         const sp = parseStorePath(so.path, ctx.storeDir);
         okPath = sp.name === (on === 'out' ? ctx.name : `${ctx.name}-${on}`);
-      } catch {
+      } catch (err) {
+        decidedOrThrow(err);
         okPath = false;
       }
     }

@@ -1,4 +1,4 @@
-import { BuildtraceError, errorMessage } from '../errors.js';
+import { BuildtraceError, decidedOrThrow, errorMessage, isDecided } from '../errors.js';
 import { derivationKind, derivationName, parseOutputHashAlgo, type Derivation } from '../nix/derivation.js';
 import { parseHash } from '../nix/hash.js';
 import { resolveDerivation, type InputOutputLookup, type Resolution } from '../nix/resolve.js';
@@ -36,7 +36,7 @@ export interface VerifyResult {
   readonly trust: string;
   readonly problems: Problem[];
   readonly keyStatus: Record<string, { admitted: boolean; detail: string }>;
-  /** The verified world: every path the chosen claims bind, its NAR sha256 and producing udrv (empty unless verified). */
+  /** The verified world: every path the chosen claims bind that the trust tree attests, its NAR sha256 and producing udrv (empty unless verified). */
   readonly world: Record<string, WorldPath>;
   /** The claims the verdict rests on (empty unless verified). */
   readonly entries: readonly ChosenEntry[];
@@ -203,7 +203,8 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const admission = await admitKeys(policy, opts.sources, { budget, ...(opts.at ? { at: opts.at } : {}) });
   const keyStatus = admission.keyStatus; // measured identities add to it as they admit keys
   const allKeys = admission.knownKeys;
-  const knownFps = new Set(allKeys.map((k) => k.fingerprint));
+  // every hint form a known key may carry (grouping puts variants with these hints first)
+  const knownFps = new Set(allKeys.flatMap((k) => [k.fingerprint, k.sshFingerprint]));
 
   // start the workers now: their start-up overlaps reading the derivation graph; they pay off
   // once there are many bundles to check (BUILDTRACE_POOL=always|never: tests run both ways)
@@ -301,7 +302,8 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     for (const [d, outs] of drv.inputDrvs) for (const o of outs) if (declared(d, o) === undefined) return;
     try {
       staticResolution.set(p, resolutionOf(p, drv, declared));
-    } catch {
+    } catch (err) {
+      decidedOrThrow(err);
       return; // processNode meets the same error and reports it
     }
     if (!pool) return;
@@ -455,6 +457,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     order = await postOrder(target, loader, onLoaded, opts.progress && ((n) => opts.progress?.('load', n)));
   } catch (err) {
     await pool?.close();
+    if (!isDecided(err) && !(err instanceof Error && 'syscall' in err)) throw err;
     throw new BuildtraceError('FILE_UNREADABLE', `cannot read the derivation graph of ${target}: ${errorMessage(err)}`, { subject: target });
   }
   // nothing is in flight on the workers unless prefetching began, which needs poolMin derivations

@@ -4,7 +4,7 @@
  * what the named caches' narinfo files and the local Nix database say about each path;
  * gathering those answers is store-facts.ts's job.
  */
-import { errorMessage } from '../errors.js';
+import { decidedOrThrow, errorMessage } from '../errors.js';
 import { contentAddressedPath, parseContentAddress } from '../nix/content-address.js';
 import { formatHash } from '../nix/hash.js';
 import { makeFixedOutputPath, parseStorePath, printStorePath } from '../nix/store-path.js';
@@ -257,6 +257,7 @@ function checkPath(path: string, att: Attestation, facts: readonly PathFact[], s
           }
         }
       } catch (err) {
+        decidedOrThrow(err);
         mismatch(
           'contentAddress',
           path,

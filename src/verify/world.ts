@@ -357,10 +357,11 @@ export function decide(input: DecideInput): Verdict {
       supported ??= supportedEntries(order, live, consistent, producersOf, isFod);
       if (!cand.entries.some((e) => supported?.has(e))) continue;
       supportedCandidates++;
+      const idle = [...new Set(cand.entries.filter((e) => supported?.has(e) && !counting.has(e) && !signers.has(e.signer)).map((e) => e.signer))].sort(byStr);
       failing.push({
         drv: target,
         code: 'threshold-not-met',
-        detail: `signed by {${[...signers].sort(byStr).join(', ')}}; the policy needs ${describeTrust(trust)}: ${missing(trust, signers)}`,
+        detail: `signed by {${[...signers].sort(byStr).join(', ')}}; the policy needs ${describeTrust(trust)}: ${missing(trust, signers)}${idle.length > 0 ? ` (the claims of {${idle.join(', ')}} do not count: an input they use is vouched for neither under the policy nor by their own signer)` : ''}`,
       });
       for (const p of unbacked(cand.entries, counting, supported, trusted, own, producersOf, isFod, trust)) failing.push(p);
     }
