@@ -17,6 +17,8 @@ let
   '';
 in
 {
+  imports = [ ./substituter.nix ];
+
   options.services.buildtrace = {
     enable = mkEnableOption "buildtrace: a signed (and, on confidential VMs, attested) trace of every Nix build, published beside the narinfo files";
 

@@ -9,6 +9,8 @@ command -v nginx >/dev/null 2>&1 || need_apt+=(nginx-light)
 [ -e /usr/lib/nginx/modules/ngx_http_lua_module.so ] || need_apt+=(libnginx-mod-http-lua)
 # the built trace-hook runs under busybox's static shell, whose mv applet needs no exec
 [ -x /bin/busybox ] || need_apt+=(busybox-static)
+# headless Chromium renders trace-verify plan's --html page in its test
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "setup: installing ${need_apt[*]} from Debian" >&2
   export DEBIAN_FRONTEND=noninteractive

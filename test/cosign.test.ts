@@ -1,3 +1,4 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 /**
  * The real Sigstore client on our traces: Debian's cosign (sid 3.1.x, trixie 2.5.x; CI runs this
  * file in those chroots, where cosign is installed) verifies every bundle of our build type from
@@ -6,8 +7,8 @@
  * wrong artifact and an older hex-SPKI keyid are refused by cosign; laut-profile `#ca` bundles
  * (Ed25519ph) are verified by trace-verify, not by cosign's --key path.
  *
- * Without cosign the tests are reported as skipped. To run them on a host that only has the CI
- * chroots: BUILDTRACE_COSIGN_CHROOT=/var/cache/buildtrace-ci/sid-… (files are copied under its /tmp).
+ * Without cosign the tests are reported as skipped (and fail where BUILDTRACE_REQUIRE names cosign,
+ * as in CI's chroots). To run them on a host that only has the CI chroots: BUILDTRACE_COSIGN_CHROOT=/var/cache/buildtrace-ci/sid-… (files are copied under its /tmp).
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -15,7 +16,20 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { FIXTURES, nixBuildWithHook, nixEnv, run, salt, sha256HexOf, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle, type RunResult } from './helpers.js';
+import {
+  FIXTURES,
+  nixBuildWithHook,
+  nixEnv,
+  run,
+  salt,
+  sha256HexOf,
+  startDaemon,
+  tempDir,
+  VERIFY_CLI,
+  type DaemonHandle,
+  requireOrSkip,
+  type RunResult,
+} from './helpers.js';
 
 interface Cosign {
   /** Where files cosign reads must be (a chroot's /tmp, or a plain temp dir). */
@@ -37,7 +51,9 @@ async function findCosign(): Promise<Cosign | undefined> {
 }
 
 const cosign = await findCosign();
-const skip = cosign ? false : 'cosign is not installed (Debian trixie and sid have it; CI runs this file in their chroots)';
+/** Skips the test (reported as skipped) without cosign; where CI requires cosign, fails it instead. */
+const haveCosign = (t: { skip: (why: string) => void }): boolean =>
+  requireOrSkip(t, 'cosign', cosign !== undefined, "Debian trixie's and sid's cosign; CI's chroots install it");
 
 const IA_BUILD_TYPE = 'https://buildtrace.dev/build-types/nix-input-addressed/v1';
 
@@ -124,7 +140,8 @@ describe('cosign (Debian) verifies our traces', () => {
     if (cosign && process.env['BUILDTRACE_COSIGN_CHROOT']) rmSync(cosign.dir, { recursive: true, force: true });
   });
 
-  test('every bundle of our build type from a real build: "Verified OK" for each output NAR', { skip }, async () => {
+  test('every bundle of our build type from a real build: "Verified OK" for each output NAR', async (ctx) => {
+    if (!haveCosign(ctx)) return;
     const ours = rows.filter((r) => r.buildType === IA_BUILD_TYPE);
     // ia1..3, fod, ca1..3's IA consumers, deferred, multi, uses-dev: at least the input-addressed ones
     assert.ok(ours.length >= 6, `only ${ours.length} bundles of our build type: ${rows.map((r) => r.drvName).join(', ')}`);
@@ -139,7 +156,8 @@ describe('cosign (Debian) verifies our traces', () => {
     assert.ok(checked >= ours.length);
   });
 
-  test('a changed payload byte is refused (and by trace-verify: signature-invalid)', { skip }, async () => {
+  test('a changed payload byte is refused (and by trace-verify: signature-invalid)', async (ctx) => {
+    if (!haveCosign(ctx)) return;
     const r = rows.find((x) => x.buildType === IA_BUILD_TYPE && x.outputs.length === 1);
     assert.ok(r);
     const b = JSON.parse(r.bundle) as { dsseEnvelope: { payload: string } };
@@ -158,7 +176,8 @@ describe('cosign (Debian) verifies our traces', () => {
     assert.match(t.stdout, /signature-invalid/);
   });
 
-  test('the wrong artifact (another output NAR) is refused', { skip }, async () => {
+  test('the wrong artifact (another output NAR) is refused', async (ctx) => {
+    if (!haveCosign(ctx)) return;
     const ours = rows.filter((x) => x.buildType === IA_BUILD_TYPE && x.outputs.length === 1);
     const [a, b] = ours;
     assert.ok(a && b);
@@ -167,7 +186,8 @@ describe('cosign (Debian) verifies our traces', () => {
     assert.doesNotMatch(v.stdout + v.stderr, /Verified OK/);
   });
 
-  test('an older bundle with the hex-SPKI keyid: cosign refuses it, trace-verify still verifies it', { skip }, async () => {
+  test('an older bundle with the hex-SPKI keyid: cosign refuses it, trace-verify still verifies it', async (ctx) => {
+    if (!haveCosign(ctx)) return;
     const r = rows.find((x) => x.buildType === IA_BUILD_TYPE && x.outputs.length === 1);
     assert.ok(r);
     const spki = (JSON.parse((await run('node', [VERIFY_CLI, 'key', 'to-pem', D.keys.publicFile, '--json'])).stdout) as { spkiSha256: string }).spkiSha256;
@@ -182,7 +202,8 @@ describe('cosign (Debian) verifies our traces', () => {
     assert.equal(t.code, 0, t.stdout + t.stderr);
   });
 
-  test("laut-profile #ca bundles (Ed25519ph): trace-verify verifies them, cosign's --key path does not", { skip }, async () => {
+  test("laut-profile #ca bundles (Ed25519ph): trace-verify verifies them, cosign's --key path does not", async (ctx) => {
+    if (!haveCosign(ctx)) return;
     const laut = rows.filter((x) => x.buildType !== IA_BUILD_TYPE);
     assert.ok(laut.length >= 3, `laut-profile bundles: ${laut.map((x) => x.drvName).join(', ')}`);
     for (const r of laut) {

@@ -292,9 +292,14 @@ export function flipSignature(line: string): string {
  */
 export function requireOrSkip(t: { skip: (why: string) => void }, tool: string, present: boolean, why: string): boolean {
   if (present) return true;
+  assertNotRequired(tool, why);
+  t.skip(`${tool} is not installed here: ${why}`);
+  return false;
+}
+
+/** Throws when `tool` is missing on a machine that must have it (BUILDTRACE_REQUIRE lists it). */
+export function assertNotRequired(tool: string, why: string): void {
   if ((process.env['BUILDTRACE_REQUIRE'] ?? '').split(/[\s,]+/).includes(tool)) {
     throw new Error(`${tool} is required on this machine (BUILDTRACE_REQUIRE) but missing: ${why}`);
   }
-  t.skip(`${tool} is not installed here: ${why}`);
-  return false;
 }

@@ -1,3 +1,4 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 /**
  * `trace-verify key to-pem | from-pem`: Nix public keys (and a Nix secret key file's public
  * half) to PEM SubjectPublicKeyInfo and back, checked against keys Nix itself made, OpenSSL's

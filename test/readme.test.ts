@@ -1,3 +1,4 @@
+// ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 /**
  * README doc test: the README cannot drift from the programs it documents.
  *

@@ -263,8 +263,8 @@ test('a roots directory that holds evidence or end-entity certificates is refuse
 });
 
 /** A simulated SEV-SNP platform with its ARK and ASK pinned in `roots`, one report (at `vmpl`) and its VCEK written to `d`. */
-function simulatedSnp(vmpl = 0) {
-  const p = createSimulatedPlatform();
+function simulatedSnp(vmpl = 0, askWithoutKeyCertSign = false) {
+  const p = createSimulatedPlatform({ askWithoutKeyCertSign });
   const d = tempDir();
   const roots = join(d, 'roots');
   mkdirSync(roots);
@@ -470,4 +470,14 @@ test('policy: snp.minimumTcb {} and an impossible verificationTime are refused a
     const r = await evidence([...args, '--policy', policy({ ...base, snp: { vmpl } })]);
     assert.equal(r.code, 0, `vmpl ${vmpl}: ${JSON.stringify(r.v.steps)}`);
   }
+});
+
+test('roles, AMD: an ASK whose keyUsage lacks keyCertSign is refused (already as a pinned root); a proper one verifies', async () => {
+  const { args } = simulatedSnp(0, true);
+  const r = await evidence(args);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /ask\.pem is an end-entity certificate \(SEV-Milan\)/);
+  const ok = await evidence(simulatedSnp().args);
+  assert.equal(ok.code, 0, JSON.stringify(ok.v.steps));
+  assert.match(ok.v.steps.find((s) => s.step === 'chain')?.detail ?? '', /VCEK ← SEV-VCEK ← SEV-Milan ← ARK-Milan/);
 });

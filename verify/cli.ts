@@ -2,34 +2,37 @@
 // V8 flags, measured on the 10,041-derivation bench: a larger young generation (fewer
 // scavenges of short-lived parse garbage) and less inlining (TurboFan compile time was about
 // 0.5 s of CPU on background threads; 1.33 s instead of 1.41 s median).
-import { existsSync } from 'node:fs';
+import { existsSync, lstatSync } from 'node:fs';
 import { basename } from 'node:path';
 import { readInput, readTextInput } from '../src/util/read-input.js';
-import { LIMIT_FLAGS } from '../src/cache/limits.js';
+import { LIMIT_FLAGS, readLimitsFrom } from '../src/cache/limits.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
-import { verifyClosure } from '../src/verify/closure.js';
-import { withLastMile, type VerifyOutput } from '../src/verify/verdict.js';
+import { openSources, verifyWithLastMile, type VerifyOutput } from '../src/verify/verdict.js';
 import { deriveMeasurements, type DerivedChain } from '../src/verify/derived-measurement.js';
 import { derivedLines, MEASURE_HELP, measureCommand, withDerived } from './measure.js';
 import { DEFAULT_NIX_DB, openConsumerSources, storeTargetFacts } from './consumer-sources.js';
-import { heldContent } from '../src/verify/store-facts.js';
+import { LocalStoreFacts } from '../src/verify/store-facts.js';
 import { loadTrustPolicy } from '../src/verify/trust-policy.js';
 import { targetOfDrv, targetOfPath, type Target, type TargetFacts } from '../src/verify/target.js';
+import type { StoreInfo } from '../daemon/store-info.js';
 import type Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
-import { BuildtraceError, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
+import { BuildtraceError, errorMessage, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
 import { parsePublicKey, type NixPublicKey } from '../src/nix/nix-key.js';
 import { checkBundle } from '../src/trace/bundle.js';
 import { splitTraceObject } from '../src/trace/laut-jws.js';
 import { parseArgs } from '../src/util/args.js';
 import { keyCommand } from './key.js';
 import { runCli } from '../src/util/run-cli.js';
+import { SERVE_HELP, serveCommand } from './serve.js';
 import { verifyEvidence } from '../src/tee/evidence.js';
 import { parsePreimage, reportDataFor } from '../src/tee/binding.js';
 import { loadTdxCollateral } from '../src/tee/collateral-dir.js';
 import { parseAt } from '../src/tee/evidence.js';
 import { loadRoots, refuseEvidenceInRoots } from '../src/tee/roots.js';
 import { DEFAULT_TEE_POLICY, loadTeePolicy, type EvidenceVerdict } from '../src/tee/tee-policy.js';
+import { INSTALLED_HELP, installedCommand } from './installed.js';
+import { PLAN_HELP, planCommand } from './plan.js';
 
 const HELP = `trace-verify: check build traces under your own trust policy
 
@@ -59,6 +62,8 @@ Usage:
       source knows is listed as unchecked and fails only with --require-last-mile.
       --nix-db FILE: the local Nix database (default /nix/var/nix/db/db.sqlite, read-only;
       skipped with a note when absent); --no-local-store: consult only the caches.
+
+${SERVE_HELP}
 
   trace-verify bundles (--db FILE | --file FILE)... --key FILE... [--json]
       check the signature and shape of every bundle in daemon databases or cache objects
@@ -90,6 +95,10 @@ ${MEASURE_HELP}
       key file such as the daemon's signingKeyFile: its public half) as PEM
       SubjectPublicKeyInfo, the form cosign --key and openssl take, and back. --json also
       gives the key hints: spkiSha256 and sshFingerprint (SHA256:…, what bundles carry).
+
+${PLAN_HELP}
+
+${INSTALLED_HELP}
 
 Options:
   --db FILE     a trace-daemon database (read-only)
@@ -273,8 +282,10 @@ function printResult(r: VerifyOutput & { derivedMeasurements?: readonly DerivedC
       `  ${r.derivationsChecked} derivations checked; trust: ${r.trust}; ${r.candidates} candidate output map(s) for the target${r.lastMile ? '; the trust verdict held, the last mile did not' : ''}`,
     );
     const seen = new Set<string>();
-    for (const p of r.problems) {
-      const line = `  ${p.drv}: ${p.code}: ${p.detail}${p.resolvedDrv ? ` [resolved ${p.resolvedDrv}]` : ''}${p.signer ? ` [signer ${p.signer}]` : ''}${p.where ? ` [${p.where}]` : ''}`;
+    // what blocks first; notes (problems where the verdict does not fail) after, marked
+    const ordered = [...r.problems.filter((p) => p.blocking !== false), ...r.problems.filter((p) => p.blocking === false)];
+    for (const p of ordered) {
+      const line = `  ${p.blocking === false ? 'note: ' : ''}${p.drv}: ${p.code}: ${p.detail}${p.resolvedDrv ? ` [resolved ${p.resolvedDrv}]` : ''}${p.signer ? ` [signer ${p.signer}]` : ''}${p.where ? ` [${p.where}]` : ''}`;
       if (seen.has(line)) continue;
       seen.add(line);
       lines.push(line);
@@ -326,18 +337,20 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
     ...(atText ? { at: parseAt(atText) } : {}),
     deriverOf: async (p) => (await targetOfPath(p, imageFacts)).drv,
   }).finally(() => imageFacts.close());
-  const r = await verifyClosure(door.drv, {
+  const verdict = await verifyWithLastMile(door.drv, {
     policy: derived.policy,
     sources,
+    facts,
     loader,
     limits,
-    ...(door.outputs ? { requiredOutputs: door.outputs } : {}),
-    ...(door.paths.size > 0 ? { requiredPaths: door.paths } : {}),
-    ...(atText ? { at: parseAt(atText) } : {}),
-    ...(tty ? { progress: showProgress } : {}),
-    ...(facts.length > 0 ? { heldContent: (paths: readonly string[]) => heldContent(paths, facts) } : {}),
-  });
-  const out = withDerived(await withLastMile(r, facts, a.flags.has('require-last-mile'), notes).finally(() => store?.close()), derived.chains);
+    requiredOutputs: door.outputs,
+    requiredPaths: door.paths.size > 0 ? door.paths : undefined,
+    at: atText ? parseAt(atText) : undefined,
+    progress: tty ? showProgress : undefined,
+    requireLastMile: a.flags.has('require-last-mile'),
+    notes,
+  }).finally(() => store?.close());
+  const out = withDerived(verdict, derived.chains);
   printResult(out, a.flags.has('json'));
   return out.verified ? EXIT_OK : EXIT_REJECTED;
 }
@@ -350,7 +363,10 @@ async function main(argv: string[]): Promise<number> {
   }
   if (cmd === 'evidence') return evidenceCommand(rest);
   if (cmd === 'measure') return measureCommand(rest);
+  if (cmd === 'serve') return serveCommand(rest);
   if (cmd === 'key') return keyCommand(rest, HELP);
+  if (cmd === 'plan') return planCommand(rest);
+  if (cmd === 'installed') return installedCommand(rest);
   if (cmd === 'bundles') {
     const a = parseArgs(rest, { booleans: ['json'], repeated: ['db', 'file', 'key'] });
     if (a.flags.has('help')) {

@@ -1,12 +1,12 @@
 import { lstatSync } from 'node:fs';
 import type { StoreInfo } from '../daemon/store-info.js';
 import { type ReadLimits, readLimitsFrom } from '../src/cache/limits.js';
-import { openCache } from '../src/cache/open.js';
 import { BuildtraceError, errorMessage } from '../src/errors.js';
 import type { DrvLoader } from '../src/store/drv-loader.js';
 import type { parseArgs } from '../src/util/args.js';
-import { CacheSource, DbSource, type BundleSource } from '../src/verify/sources.js';
-import { LocalStoreFacts, NarInfoFacts, type FactSource } from '../src/verify/store-facts.js';
+import type { BundleSource } from '../src/verify/sources.js';
+import { LocalStoreFacts, type FactSource } from '../src/verify/store-facts.js';
+import { openSources } from '../src/verify/verdict.js';
 import type { TargetFacts } from '../src/verify/target.js';
 
 export const DEFAULT_NIX_DB = '/nix/var/nix/db/db.sqlite';
@@ -22,15 +22,8 @@ export async function openConsumerSources(a: ReturnType<typeof parseArgs>): Prom
   store: { close(): void } | undefined;
   limits: ReadLimits;
 }> {
-  const sources: BundleSource[] = [];
   const limits = readLimitsFrom((f) => a.values.get(f));
-  const facts: FactSource[] = [];
-  for (const u of a.lists.get('cache') ?? []) {
-    const cache = new CacheSource(await openCache(u, { limits }), { limits });
-    sources.push(cache);
-    facts.push(new NarInfoFacts(cache));
-  }
-  for (const f of a.lists.get('db') ?? []) sources.push(new DbSource(f, limits));
+  const { sources, facts } = await openSources(a.lists.get('cache') ?? [], a.lists.get('db') ?? [], limits);
   if (sources.length === 0) throw new BuildtraceError('USAGE', 'give at least one --cache URL or --db FILE');
   if (a.flags.has('no-local-store') && a.values.has('nix-db')) throw new BuildtraceError('USAGE', 'give --nix-db or --no-local-store, not both');
   const notes: string[] = [];

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import { BuildtraceError } from '../errors.js';
 import { DEFAULT_READ_LIMITS, limitExceeded } from './limits.js';
 
@@ -33,6 +34,11 @@ export interface CacheBackend {
    * Only a sure "absent" may be returned; every other key is read with `get` as usual.
    */
   absent?(keys: readonly string[]): ReadonlySet<string>;
+  /**
+   * Optional: a large object (a NAR) as a byte stream, `undefined` when absent. The stream
+   * ends or fails within `deadlineMs`; the reader bounds the bytes it takes.
+   */
+  openStream?(key: string, opts: { readonly deadlineMs: number }): Promise<Readable | undefined>;
   /**
    * Writes `body` only if the object is still at `ifMatch` (or, with `undefined`,
    * does not exist yet). Returns false when the precondition failed.

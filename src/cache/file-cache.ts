@@ -2,6 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import {
   closeSync,
   constants,
+  createReadStream,
   existsSync,
   fstatSync,
   fsyncSync,
@@ -13,7 +14,9 @@ import {
   statSync,
   unlinkSync,
   writeFileSync,
+  type Stats,
 } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { join } from 'node:path';
 import { CacheError, type CacheBackend, type CacheObject, type GetOptions } from './backend.js';
 import { limitExceeded } from './limits.js';
@@ -169,6 +172,36 @@ export class FileCache implements CacheBackend {
    */
   async get(key: string, opts: GetOptions = {}): Promise<CacheObject | undefined> {
     const max = opts.maxBytes ?? Number.POSITIVE_INFINITY;
+    const opened = this.openRegular(key);
+    if (!opened) return undefined;
+    const { fd, st } = opened;
+    try {
+      const tooBig = (): Error => limitExceeded('maxObjectBytes', max, key, this.url, `the file has ${st.size} bytes or more`);
+      if (st.size > max) throw tooBig();
+      const body = readCapped(fd, st.size, max === Number.POSITIVE_INFINITY ? 2 ** 31 - 2 : max, tooBig);
+      // the version token is only needed by writers; compute it when asked
+      let etag: string | undefined;
+      return {
+        body,
+        get etag(): string {
+          etag ??= etagOf(body);
+          return etag;
+        },
+      };
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** A large object (a NAR) as a stream, under the same guards as `get`; the reader bounds what it takes. */
+  async openStream(key: string): Promise<Readable | undefined> {
+    const opened = this.openRegular(key);
+    if (!opened) return undefined;
+    return createReadStream('', { fd: opened.fd, autoClose: true, highWaterMark: 1 << 20 });
+  }
+
+  /** Opens a regular file (see `get`), `undefined` when absent. */
+  private openRegular(key: string): { fd: number; st: Stats } | undefined {
     let fd: number;
     try {
       fd = openUnder(this.root, this.dirs, safeKey(key));
@@ -187,37 +220,23 @@ export class FileCache implements CacheBackend {
         throw new CacheError(`${this.url}/${key}: is a socket or device; file:// caches read only regular files`, true, undefined, 'not-regular-file');
       throw new CacheError(`${this.url}/${key}: ${(err as Error).message}`, false);
     }
-    try {
-      const st = fstatSync(fd);
-      if (!st.isFile()) {
-        const kind = st.isFIFO()
-          ? 'a FIFO'
-          : st.isCharacterDevice()
-            ? 'a character device'
-            : st.isBlockDevice()
-              ? 'a block device'
-              : st.isDirectory()
-                ? 'a directory'
-                : st.isSocket()
-                  ? 'a socket'
-                  : 'not a regular file';
-        throw new CacheError(`${this.url}/${key}: is ${kind}; file:// caches read only regular files`, true, undefined, 'not-regular-file');
-      }
-      const tooBig = (): Error => limitExceeded('maxObjectBytes', max, key, this.url, `the file has ${st.size} bytes or more`);
-      if (st.size > max) throw tooBig();
-      const body = readCapped(fd, st.size, max === Number.POSITIVE_INFINITY ? 2 ** 31 - 2 : max, tooBig);
-      // the version token is only needed by writers; compute it when asked
-      let etag: string | undefined;
-      return {
-        body,
-        get etag(): string {
-          etag ??= etagOf(body);
-          return etag;
-        },
-      };
-    } finally {
+    const st = fstatSync(fd);
+    if (!st.isFile()) {
       closeSync(fd);
+      const kind = st.isFIFO()
+        ? 'a FIFO'
+        : st.isCharacterDevice()
+          ? 'a character device'
+          : st.isBlockDevice()
+            ? 'a block device'
+            : st.isDirectory()
+              ? 'a directory'
+              : st.isSocket()
+                ? 'a socket'
+                : 'not a regular file';
+      throw new CacheError(`${this.url}/${key}: is ${kind}; file:// caches read only regular files`, true, undefined, 'not-regular-file');
     }
+    return { fd, st };
   }
 
   private atomicWrite(path: string, body: Buffer): void {

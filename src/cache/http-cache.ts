@@ -1,7 +1,8 @@
 import type { CacheBackend, CacheObject, GetOptions } from './backend.js';
 import { httpAuthFor, redactUrl, type HttpCredentialOptions } from './credentials.js';
 import { DEFAULT_READ_LIMITS, type ReadLimits } from './limits.js';
-import { getObject, putOptions, send, statusError } from './http-request.js';
+import { getObject, getStream, putOptions, send, statusError } from './http-request.js';
+import type { Readable } from 'node:stream';
 
 interface HttpCacheOptions extends HttpCredentialOptions {
   readonly limits?: Pick<ReadLimits, 'requestTimeoutMs' | 'retries'>;
@@ -38,6 +39,10 @@ export class HttpCache implements CacheBackend {
 
   async get(key: string, opts: GetOptions = {}): Promise<CacheObject | undefined> {
     return getObject(this.target(key), () => this.headers(), { cache: this.url, key, limits: this.limits }, opts);
+  }
+
+  openStream(key: string, opts: { readonly deadlineMs: number }): Promise<Readable | undefined> {
+    return getStream(this.target(key), this.headers(), { deadlineMs: opts.deadlineMs, idleMs: this.limits.requestTimeoutMs });
   }
 
   async putIf(key: string, body: Buffer, ifMatch: string | undefined, contentType: string): Promise<boolean> {

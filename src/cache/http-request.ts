@@ -1,4 +1,4 @@
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { CacheError, type CacheObject, type GetOptions } from './backend.js';
 import { redactUrl } from './credentials.js';
@@ -142,4 +142,49 @@ export function statusError(method: string, url: URL, res: HttpResponse): CacheE
   const hint =
     s === 403 && !skewed && method === 'GET' ? ' — access denied, which is not "absent" (on S3, grant s3:ListBucket so a missing key answers 404)' : '';
   return new CacheError(`${method} ${shown(url)}: HTTP ${s}${text ? ` (${text})` : ''}${hint}`, permanent, s, s === 403 && !skewed ? 'forbidden' : undefined);
+}
+
+/**
+ * A GET whose body is handed on as a stream (a NAR of any size, never held in memory): only
+ * "not found" (404/410) is absence, any other non-200 an error. Silence for `idleMs` and the
+ * whole answer past `deadlineMs` destroy the stream with an error.
+ */
+export function getStream(
+  url: URL,
+  headers: Record<string, string>,
+  opts: { readonly deadlineMs: number; readonly idleMs: number },
+): Promise<IncomingMessage | undefined> {
+  const req = url.protocol === 'https:' ? httpsRequest : httpRequest;
+  const target = new URL(url.href);
+  target.username = '';
+  target.password = '';
+  return new Promise((resolve, reject) => {
+    const r = req(target, { method: 'GET', headers }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (status !== 200) {
+        res.resume();
+        clearTimeout(timer);
+        if (status === 404 || status === 410) resolve(undefined);
+        else reject(new CacheError(`GET ${shown(url)}: HTTP ${status}`, status < 500 && status !== 429 && status !== 408, status));
+        return;
+      }
+      res.once('close', () => clearTimeout(timer));
+      resolve(res);
+    });
+    const timer = setTimeout(() => {
+      const err = new CacheError(`GET ${shown(url)}: not done within ${opts.deadlineMs} ms`, false);
+      r.destroy(err);
+      reject(err);
+    }, opts.deadlineMs);
+    r.setTimeout(opts.idleMs, () => {
+      const err = new CacheError(`GET ${shown(url)}: silent for ${opts.idleMs} ms (limit requestTimeoutMs)`, false);
+      r.destroy(err);
+      reject(err);
+    });
+    r.on('error', (err) => {
+      clearTimeout(timer);
+      reject(new CacheError(`GET ${shown(url)}: ${err.message}`, false));
+    });
+    r.end();
+  });
 }

@@ -24,6 +24,8 @@ export class DrvLoader {
     private readonly storeDir = '/nix/store',
     /** The daemon keeps a few thousand; the verifier holds a whole closure. */
     private readonly maxEntries = 2000,
+    /** Where the store lies on disk when not at `storeDir` (a chroot store, `--store /root`): its root. */
+    private readonly realRoot = '',
   ) {}
 
   load = (path: string): LoadedDrv => {
@@ -39,7 +41,7 @@ export class DrvLoader {
     const sp = parseStorePath(path, this.storeDir);
     if (!sp.name.endsWith('.drv')) throw new BuildtraceError('DERIVATION_INVALID', `${path} is not a .drv file`, { subject: path });
     // never through a symlink, never blocking on a FIFO, never reading a device
-    const buf = readRegularFile(path, 'derivation', { maxBytes: MAX_DRV_BYTES, noFollow: true, invalidCode: 'DERIVATION_INVALID' });
+    const buf = readRegularFile(`${this.realRoot}${path}`, 'derivation', { maxBytes: MAX_DRV_BYTES, noFollow: true, invalidCode: 'DERIVATION_INVALID' });
     const text = buf.toString('latin1');
     const drv = parseDerivation(text, path);
     const computed = printStorePath(derivationStorePath(drv, buf, this.storeDir));

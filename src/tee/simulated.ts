@@ -100,7 +100,16 @@ export function pem(der: Uint8Array): string {
   return `-----BEGIN CERTIFICATE-----\n${b64}\n-----END CERTIFICATE-----\n`;
 }
 
-export function createSimulatedPlatform(opts: { rsaBits?: number; now?: Date; tcb?: TcbParts; measurement?: Buffer } = {}): SimulatedPlatform {
+export function createSimulatedPlatform(
+  opts: {
+    rsaBits?: number;
+    now?: Date;
+    tcb?: TcbParts;
+    measurement?: Buffer;
+    /** Tests only: an ASK whose keyUsage lacks keyCertSign (digitalSignature only), to show the chain is refused. */
+    askWithoutKeyCertSign?: boolean;
+  } = {},
+): SimulatedPlatform {
   const now = opts.now ?? new Date();
   const rsaBits = opts.rsaBits ?? 2048;
   const ark = generateKeyPairSync('rsa', { modulusLength: rsaBits });
@@ -114,7 +123,9 @@ export function createSimulatedPlatform(opts: { rsaBits?: number; now?: Date; tc
   // As AMD's real certificates: the ARK a CA that signs certificates and CRLs, the ASK a CA
   // (pathLen 0) that signs certificates only.
   const arkExt = [ext('2.5.29.19', seq(tlv(0x01, Buffer.from([0xff]))), true), ext('2.5.29.15', tlv(0x03, Buffer.from([0x01, 0x06])), true)];
-  const askExt = [ext('2.5.29.19', seq(tlv(0x01, Buffer.from([0xff])), int(0)), true), ext('2.5.29.15', tlv(0x03, Buffer.from([0x02, 0x04])), true)];
+  const askExt = opts.askWithoutKeyCertSign
+    ? [ext('2.5.29.19', seq(tlv(0x01, Buffer.from([0xff])), int(0)), true), ext('2.5.29.15', tlv(0x03, Buffer.from([0x07, 0x80])), true)]
+    : [ext('2.5.29.19', seq(tlv(0x01, Buffer.from([0xff])), int(0)), true), ext('2.5.29.15', tlv(0x03, Buffer.from([0x02, 0x04])), true)];
   const arkDer = certificate({
     serial: 1,
     issuer: 'ARK-Milan',

@@ -8,7 +8,7 @@ import { readInput } from '../util/read-input.js';
 import { isObject, parseStrictJson } from '../util/strict-json.js';
 import { RunBudget } from './budget.js';
 import type { BundleSource, EvidenceRecord } from './sources.js';
-import type { AdmittedKey, MeasuredIdentity, TeeRequirement, TrustPolicy } from './trust-policy.js';
+import { claimCounts, type AdmittedKey, type MeasuredIdentity, type TeeRequirement, type TrustPolicy } from './trust-policy.js';
 
 /**
  * Which signer identity a verifying key stands for. An identity is a name in the policy's
@@ -17,7 +17,7 @@ import type { AdmittedKey, MeasuredIdentity, TeeRequirement, TrustPolicy } from 
  */
 export type IdentityVerdict =
   | { readonly identity: string; readonly key: NixPublicKey; readonly detail?: string }
-  | { readonly rejected: string; readonly code: 'key-not-admitted' | 'tee-evidence-failed'; readonly signer?: string };
+  | { readonly rejected: string; readonly code: 'key-not-admitted' | 'tee-evidence-failed' | 'key-retired' | 'key-revoked'; readonly signer?: string };
 
 interface KeyStatus {
   readonly admitted: boolean;
@@ -203,7 +203,12 @@ export async function admitKeys(policy: TrustPolicy, sources: readonly BundleSou
   const keyStatus: Record<string, KeyStatus> = {};
   const byFp = new Map<string, { key: AdmittedKey; status: KeyStatus }>();
   for (const k of policy.keys.values()) {
-    const status = k.tee ? await admitByEvidence({ ...k, tee: k.tee }, sources, opts.at, budget) : { admitted: true, detail: 'no TEE evidence required' };
+    // a retired or revoked key is out whatever evidence it shows (and a measured identity cannot readmit it: byFp is asked first)
+    const status = !claimCounts(k)
+      ? { admitted: false, detail: `${k.status} in the policy: its claims never count` }
+      : k.tee
+        ? await admitByEvidence({ ...k, tee: k.tee }, sources, opts.at, budget)
+        : { admitted: true, detail: 'no TEE evidence required' };
     keyStatus[k.name] = status;
     byFp.set(k.key.fingerprint, { key: k, status });
   }
@@ -213,6 +218,12 @@ export async function admitKeys(policy: TrustPolicy, sources: readonly BundleSou
   const admittedCount = new Map<string, number>();
   const identityFor = async (fp: string): Promise<IdentityVerdict> => {
     const e = byFp.get(fp);
+    if (e && !claimCounts(e.key))
+      return {
+        rejected: `${e.key.name}'s key is ${e.key.status} in the policy: its claims never count`,
+        code: e.key.status === 'revoked' ? 'key-revoked' : 'key-retired',
+        signer: e.key.name,
+      };
     if (e)
       return e.status.admitted
         ? { identity: e.key.name, key: e.key.key }

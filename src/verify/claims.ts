@@ -23,6 +23,9 @@ export type ProblemCode =
   | 'equivocation'
   | 'content-disputed'
   | 'bound-hit'
+  // a claim by a key the policy marks retired or revoked (trust-policy.ts KeyLifecycle)
+  | 'key-retired'
+  | 'key-revoked'
   | LastMileProblemCode
   | TargetProblemCode
   | DerivedProblemCode;
@@ -34,6 +37,8 @@ export interface Problem {
   readonly resolvedDrv?: string;
   readonly signer?: string;
   readonly where?: string;
+  /** In a failed run's list: whether it blocks the verdict (at a lowest failing derivation) or is a note (positions.ts markBlocking). */
+  readonly blocking?: boolean;
 }
 
 interface OutputValue {

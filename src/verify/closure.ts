@@ -10,6 +10,7 @@ import { BundlePool, poolThreshold } from './bundle-pool.js';
 import { RunBudget } from './budget.js';
 import type { ReadLimits } from '../cache/limits.js';
 import { checkClaim, depKey, type DepRef, type Entry, type InputOrigin, type Problem } from './claims.js';
+import { type ClosureGraph, markBlocking, Positions } from './positions.js';
 import { groupBySignedContent } from './signed-content.js';
 import type { BundleSource } from './sources.js';
 import { describeTrust, type TrustPolicy } from './trust-policy.js';
@@ -57,6 +58,8 @@ interface VerifyOptions {
   readonly progress?: (phase: 'load' | 'check', done: number, total?: number) => void;
   /** The content (NAR sha256) the consumer's sources hold for some of these disputed paths (the last mile's view). */
   readonly heldContent?: (paths: readonly string[]) => Promise<ReadonlyMap<string, string>>;
+  /** Sees the gathered claims before the verdict (trace-verify plan decides every position from them). */
+  readonly onGraph?: (graph: ClosureGraph) => void;
 }
 
 /**
@@ -517,6 +520,14 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     if (fit.length < targetNode.entries.length) nodes.set(target, { ...targetNode, entries: fit });
     if (fit.length === 0) problems.push(targetProblem(door, {}) as Problem);
   }
+  const graph: ClosureGraph = {
+    target,
+    order,
+    nodes,
+    inputsOf: (d) => [...loader.drv(d).inputDrvs.keys()],
+    outputsOf: (d) => [...loader.drv(d).outputs.keys()],
+  };
+  opts.onGraph?.(graph);
   const v = decide({ target, required, order, nodes, trust: policy.trust, maxWorlds: policy.maxResolutions, ...(held ? { held } : {}) });
   const base = { target, derivationsChecked: order.length, trust: describeTrust(policy.trust), keyStatus, candidates: v.candidates };
   const unproven = v.verified ? targetProblem(door, v.outputs) : undefined;
@@ -528,5 +539,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   }
   const all = [...v.problems, ...problems];
   if (!all.some((x) => x.drv === target)) all.push({ drv: target, code: 'no-bundle', detail: 'the target has no signed claim from an admitted key' });
-  return { ...base, verified: false, outputs: {}, signers: [], problems: all, world: {}, entries: [] };
+  // name only what blocks: a problem at a derivation that verifies anyway, or above a lower failure, is a note
+  const blocking = markBlocking(all, new Positions(graph, policy.trust, policy.maxResolutions), (d) => nodes.has(d));
+  return { ...base, verified: false, outputs: {}, signers: [], problems: blocking, world: {}, entries: [] };
 }

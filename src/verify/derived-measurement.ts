@@ -5,12 +5,11 @@ import { readBuilderImage } from '../tee/builder-image.js';
 import { cpuTypeSignature } from '../tee/measure/cpu-types.js';
 import { snpMeasurement } from '../tee/measure/snp-measurement.js';
 import type { DerivedMeasurementSpec } from '../tee/tee-policy.js';
-import { verifyClosure } from './closure.js';
 import type { Problem } from './claims.js';
 import type { BundleSource } from './sources.js';
-import { heldContent, type FactSource } from './store-facts.js';
+import type { FactSource } from './store-facts.js';
 import { describeTrust, type AdmittedKey, type MeasuredIdentity, type TeeRequirement, type TrustNode, type TrustPolicy } from './trust-policy.js';
-import { withLastMile } from './verdict.js';
+import { verifyWithLastMile } from './verdict.js';
 
 /**
  * Measurements derived, not pasted (docs/rebuilding-builders.md). For every policy entry
@@ -169,17 +168,18 @@ export async function deriveMeasurements(policy: TrustPolicy, ctx: DeriveContext
           return fail('image-unreadable', `no derivation for ${spec.image}: ${errorMessage(err)}`);
         }
       }
-      const facts = ctx.facts;
-      const r = await verifyClosure(drv, {
+      // the same verdict as trace-verify IMAGE: trust verdict over the closure, then the last mile
+      const v = await verifyWithLastMile(drv, {
         policy: imagePolicy,
         sources: ctx.sources,
+        facts: ctx.facts,
         loader: ctx.loader,
+        limits: ctx.limits,
         requiredOutputs: [output],
-        ...(ctx.limits ? { limits: ctx.limits } : {}),
-        ...(ctx.at ? { at: ctx.at } : {}),
-        ...(facts.length > 0 ? { heldContent: (paths: readonly string[]) => heldContent(paths, facts) } : {}),
+        at: ctx.at,
+        requireLastMile: false,
+        notes: [],
       });
-      const v = await withLastMile(r, facts, false, []);
       if (!v.verified)
         return fail(
           'image-not-verified',

@@ -20,10 +20,23 @@ export interface TeeRequirement {
   readonly requirePerTraceEvidence?: boolean;
 }
 
+/**
+ * A key's lifecycle. Retired (rotated out) and revoked (compromised) keys' claims never count:
+ * the key is absent wherever the trust tree names it. A time cut-off ("claims by K count only
+ * if they existed before T") needs time nobody chose for themselves: `cutoff` is reserved in
+ * the schema for a witnessed transparency log's inclusion time and refused at load until
+ * buildtrace reads logs (see claimCounts).
+ */
+export type KeyLifecycle = 'active' | 'retired' | 'revoked';
+
 export interface AdmittedKey {
   readonly name: string;
   readonly key: NixPublicKey;
   readonly tee?: TeeRequirement;
+  /** Absent means active. */
+  readonly status?: KeyLifecycle;
+  /** The policy name of the key this one replaces (retired or revoked). */
+  readonly replaces?: string;
 }
 
 /**
@@ -47,7 +60,13 @@ export interface TrustPolicy {
 interface PolicyJson {
   keys: Record<
     string,
-    { publicKey?: string; tee?: { roots: string; policy?: TeePolicy; collateral?: string; crl?: string; requirePerTraceEvidence?: boolean } }
+    {
+      publicKey?: string;
+      status?: KeyLifecycle;
+      replaces?: string;
+      cutoff?: { log: string; before: string };
+      tee?: { roots: string; policy?: TeePolicy; collateral?: string; crl?: string; requirePerTraceEvidence?: boolean };
+    }
   >;
   trust: TrustNode;
   maxResolutions?: number;
@@ -74,7 +93,14 @@ export function loadTrustPolicy(file: string): TrustPolicy {
           ...(k.tee.requirePerTraceEvidence !== undefined ? { requirePerTraceEvidence: k.tee.requirePerTraceEvidence } : {}),
         }
       : undefined;
+    if (k.cutoff !== undefined)
+      fail(
+        file,
+        `keys.${name}.cutoff is reserved for a time a witnessed transparency log provides; buildtrace does not read logs yet, and a time the signer wrote is never used (mark the key retired or revoked instead)`,
+      );
     if (k.publicKey === undefined) {
+      if (k.status !== undefined || k.replaces !== undefined)
+        fail(file, `keys.${name}: status and replaces apply to a key with a publicKey; to stop trusting a TEE identity, remove it from the trust tree`);
       if (!tee) fail(file, `keys.${name} has neither a publicKey nor a tee requirement that admits keys by measurement`);
       measured.set(name, { name, tee });
       continue;
@@ -89,7 +115,21 @@ export function loadTrustPolicy(file: string): TrustPolicy {
     // One key under two names would let one builder vote twice.
     if (dup !== undefined) fail(file, `keys.${name} and keys.${dup} are the same public key`);
     byFp.set(key.fingerprint, name);
-    keys.set(name, { name, key, ...(tee ? { tee } : {}) });
+    keys.set(name, {
+      name,
+      key,
+      ...(tee ? { tee } : {}),
+      ...(k.status !== undefined && k.status !== 'active' ? { status: k.status } : {}),
+      ...(k.replaces !== undefined ? { replaces: k.replaces } : {}),
+    });
+  }
+  for (const k of keys.values()) {
+    if (k.replaces === undefined) continue;
+    const old = keys.get(k.replaces);
+    if (old === undefined) fail(file, `keys.${k.name}.replaces names ${JSON.stringify(k.replaces)}, which is not in keys`);
+    if (old.name === k.name) fail(file, `keys.${k.name}.replaces names itself`);
+    // an active replaced key would let one builder vote with its old and its new key
+    if (!isRetired(old)) fail(file, `keys.${k.name} replaces ${old.name}, so keys.${old.name}.status must be "retired" or "revoked"`);
   }
   // A key counts once per derivation: naming it twice (2 of [A, A], or 2 of [A, 1 of [A, B]])
   // would let one signer meet a threshold meant for two. Iterative: the tree comes from a file.
@@ -109,6 +149,20 @@ export function loadTrustPolicy(file: string): TrustPolicy {
     for (let i = n.of.length - 1; i >= 0; i--) todo.push([n.of[i] as TrustNode, `${path}.of[${i}]`]);
   }
   return { keys, measured, trust: p.trust, maxResolutions: p.maxResolutions ?? 256, file };
+}
+
+/** Whether a key's claims are out of the count by its lifecycle (retired or revoked). */
+function isRetired(k: AdmittedKey): boolean {
+  return k.status === 'retired' || k.status === 'revoked';
+}
+
+/**
+ * Whether a claim by this key counts. Today: only an active key's. The place for the
+ * reserved log cut-off: `loggedBefore` will be the witnessed inclusion time a transparency
+ * log proves for the claim (never a time the signer wrote), checked against the key's cutoff.
+ */
+export function claimCounts(k: AdmittedKey, _loggedBefore?: Date): boolean {
+  return !isRetired(k);
 }
 
 /** Whether the set of signers (key names) satisfies the trust tree. */

@@ -1,12 +1,41 @@
-import type { VerifyResult } from './closure.js';
+/**
+ * The one verdict trace-verify gives and `trace-verify serve` serves by: the trust verdict
+ * over the closure (closure.ts), then the last mile against the consumer's sources
+ * (last-mile.ts). Callers only say where the bundles and facts come from.
+ */
+import { openCache } from '../cache/open.js';
+import type { ReadLimits } from '../cache/limits.js';
+import type { DrvLoader } from '../store/drv-loader.js';
+import { verifyClosure, type VerifyResult } from './closure.js';
 import { decideLastMile, lastMileProblems, type LastMileReport } from './last-mile.js';
-import { gatherFacts, type FactSource } from './store-facts.js';
+import { CacheSource, DbSource, type BundleSource } from './sources.js';
+import { gatherFacts, heldContent, NarInfoFacts, type FactSource } from './store-facts.js';
+import type { TrustPolicy } from './trust-policy.js';
+import type { Target } from './target.js';
 
-/** trace-verify's verdict: the trust verdict, then the last mile over what it verified. */
 export type VerifyOutput = VerifyResult & {
   /** null when the trust verdict already failed (there is no verified world to compare). */
   readonly lastMile: (LastMileReport & { readonly required: boolean; readonly sources: string[]; readonly notes: string[] }) | null;
 };
+
+/** The bundle sources and last-mile fact sources for `--cache` URLs and `--db` files. */
+export async function openSources(
+  cacheUrls: readonly string[],
+  dbFiles: readonly string[],
+  limits: ReadLimits,
+): Promise<{ sources: BundleSource[]; facts: FactSource[]; caches: CacheSource[] }> {
+  const sources: BundleSource[] = [];
+  const facts: FactSource[] = [];
+  const caches: CacheSource[] = [];
+  for (const u of cacheUrls) {
+    const cache = new CacheSource(await openCache(u, { limits }), { limits });
+    sources.push(cache);
+    caches.push(cache);
+    facts.push(new NarInfoFacts(cache));
+  }
+  for (const f of dbFiles) sources.push(new DbSource(f, limits));
+  return { sources, facts, caches };
+}
 
 /** The last mile over a verified result: the sources' view of the world and the runtime closure, decided. */
 export async function withLastMile(r: VerifyResult, facts: readonly FactSource[], required: boolean, notes: string[]): Promise<VerifyOutput> {
@@ -22,4 +51,42 @@ export async function withLastMile(r: VerifyResult, facts: readonly FactSource[]
     problems: [...r.problems, ...problems],
     lastMile: { required, sources: facts.map((f) => f.name), notes, ...report },
   };
+}
+
+interface VerdictOptions {
+  readonly policy: TrustPolicy;
+  readonly sources: readonly BundleSource[];
+  readonly facts: readonly FactSource[];
+  readonly loader: DrvLoader;
+  /** Per-run bounds (closure.ts's RunBudget); the read limits by default. */
+  readonly limits?: ReadLimits | undefined;
+  readonly requiredOutputs?: readonly string[] | undefined;
+  /** Output name -> the path asked for where the .drv does not fix it (target.ts, Target.paths). */
+  readonly requiredPaths?: Target['paths'] | undefined;
+  readonly at?: Date | undefined;
+  readonly progress?: ((phase: 'load' | 'check', done: number, total?: number) => void) | undefined;
+  /** --require-last-mile: a runtime path no source knows fails too */
+  readonly requireLastMile: boolean;
+  /** Notes for the report (a local store that could not be consulted). */
+  readonly notes: string[];
+}
+
+/** The trust verdict over the closure (no last mile yet); `serve` caches this part. */
+export function trustVerdict(drv: string, o: Omit<VerdictOptions, 'requireLastMile' | 'notes'>): Promise<VerifyResult> {
+  return verifyClosure(drv, {
+    policy: o.policy,
+    sources: o.sources,
+    loader: o.loader,
+    ...(o.limits ? { limits: o.limits } : {}),
+    ...(o.requiredOutputs ? { requiredOutputs: o.requiredOutputs } : {}),
+    ...(o.requiredPaths ? { requiredPaths: o.requiredPaths } : {}),
+    ...(o.at ? { at: o.at } : {}),
+    ...(o.progress ? { progress: o.progress } : {}),
+    ...(o.facts.length > 0 ? { heldContent: (paths: readonly string[]) => heldContent(paths, o.facts) } : {}),
+  });
+}
+
+/** Trust verdict, then the last mile: what `trace-verify TARGET` prints and `serve` serves by. */
+export async function verifyWithLastMile(drv: string, o: VerdictOptions): Promise<VerifyOutput> {
+  return withLastMile(await trustVerdict(drv, o), o.facts, o.requireLastMile, o.notes);
 }

@@ -1,0 +1,92 @@
+/**
+ * The substituter's HTTP side: a binary cache for stock Nix on loopback. Routes to the
+ * decisions in substituter.ts; a refusal is a 404 (Nix reads "not in this cache") whose
+ * reason goes to the state database; a NAR that differs from the attested one is cut off.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import { errorMessage } from '../errors.js';
+import { byteCap, decompressor, narCheck, NarMismatch } from './nar-stream.js';
+import type { StateDb } from './state-db.js';
+import type { Substituter } from './substituter.js';
+
+const NARINFO = /^\/([0-9a-df-np-sv-z]{32})\.narinfo$/;
+const NAR = /^\/nar\/([0-9a-df-np-sv-z]{32})\.nar$/;
+const REALISATION = /^\/realisations\/sha256:([0-9a-f]{64})!([A-Za-z0-9+\-._?=]+)\.doi$/;
+
+/** A NAR no bigger than this per second is still "streaming" (the deadline grows with the size). */
+const MIN_BYTES_PER_SECOND = 1 << 20;
+
+function send(res: ServerResponse, status: number, type: string, body: string, head: boolean): void {
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+  res.end(head ? undefined : body);
+}
+
+export function startServer(
+  sub: Substituter,
+  state: StateDb,
+  opts: { host: string; port: number; requestTimeoutMs: number; log: (m: string) => void },
+): Promise<Server> {
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const head = req.method === 'HEAD';
+    if (req.method !== 'GET' && !head) return send(res, 405, 'text/plain', 'only GET and HEAD\n', head);
+    const url = decodeURIComponent((req.url ?? '/').split('?')[0] as string);
+    if (url === '/nix-cache-info') return send(res, 200, 'text/x-nix-cache-info', 'StoreDir: /nix/store\nWantMassQuery: 1\nPriority: 30\n', head);
+    let m = NARINFO.exec(url);
+    if (m) {
+      const a = await sub.narinfo(m[1] as string);
+      if (a.ok) return send(res, 200, 'text/x-nix-narinfo', a.value.text, head);
+      return send(res, 404, 'text/plain', `refused: ${a.codes.join(', ')}: ${a.reason}\n`, head);
+    }
+    m = REALISATION.exec(url);
+    if (m) {
+      const a = await sub.realisation(m[1] as string, m[2] as string);
+      if (a.ok) return send(res, 200, 'application/json', a.value, head);
+      return send(res, 404, 'text/plain', `refused: ${a.codes.join(', ')}: ${a.reason}\n`, head);
+    }
+    m = NAR.exec(url);
+    if (m) {
+      const route = await sub.narRoute(m[1] as string);
+      if (!route) return send(res, 404, 'text/plain', 'no verified NAR here\n', head);
+      const what = `${route.cache.url}/${route.key} (${route.path})`;
+      if (!route.cache.openStream) return send(res, 502, 'text/plain', `${route.cache.url}: cannot stream NARs from this kind of cache\n`, head);
+      const deadlineMs = opts.requestTimeoutMs + Math.ceil((route.narSize / MIN_BYTES_PER_SECOND) * 1000);
+      const body = await route.cache.openStream(route.key, { deadlineMs });
+      if (!body) return send(res, 404, 'text/plain', `${what}: gone upstream\n`, head);
+      res.writeHead(200, { 'content-type': 'application/x-nix-nar', 'content-length': route.narSize });
+      if (head) {
+        body.destroy();
+        res.end();
+        return;
+      }
+      // compressed bytes: at most FileSize, else the NAR size with room for a compressor's overhead
+      const cap = route.fileSize ?? route.narSize + (route.narSize >> 3) + (1 << 16);
+      try {
+        await pipeline(body, byteCap(cap, what), decompressor(route.compression), narCheck(route.narSha256, route.narSize, what), res);
+        state.count('narsServed');
+      } catch (err) {
+        // headers are gone: the only thing left to do is never to finish the body
+        res.destroy();
+        if (err instanceof NarMismatch) {
+          state.count('narsCutOff');
+          state.refusal(route.path, undefined, ['content-mismatch'], `NAR cut off: ${errorMessage(err)}`);
+        } else state.refusal(route.path, undefined, ['source-unreadable'], `NAR from ${what}: ${errorMessage(err)}`);
+        opts.log(`NAR ${route.path}: ${errorMessage(err)}`);
+      }
+      return;
+    }
+    send(res, 404, 'text/plain', 'not found\n', head);
+  };
+  const server = createServer({ keepAlive: true }, (req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      opts.log(`${req.url}: ${errorMessage(err)}`);
+      if (!res.headersSent) send(res, 500, 'text/plain', `internal error: ${errorMessage(err)}\n`, false);
+      else res.destroy();
+    });
+  });
+  server.maxConnections = 1024;
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => resolve(server));
+  });
+}

@@ -1,0 +1,333 @@
+/**
+ * The verifying substituter's decisions: which narinfo, realisation and NAR to answer, and
+ * why not. Every answer rests on `trace-verify`'s own verdict (src/verify/verdict.ts: the
+ * trust verdict over the producing derivation's closure, then the last mile), on a proof
+ * that the path is that derivation's output (output-proof.ts), and on an upstream narinfo
+ * whose NAR hash is the attested one. HTTP is server.ts's job.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { CacheBackend } from '../cache/backend.js';
+import type { ReadLimits } from '../cache/limits.js';
+import { BuildtraceError, errorMessage } from '../errors.js';
+import { parseNarInfo } from '../nix/narinfo.js';
+import type { NixSecretKey } from '../nix/nix-key.js';
+import { parseBaseName, parseStorePath, printStorePath } from '../nix/store-path.js';
+import type { DrvLoader } from '../store/drv-loader.js';
+import { Limiter } from '../util/limiter.js';
+import type { VerifyResult } from '../verify/closure.js';
+import { CacheSource } from '../verify/sources.js';
+import { NARINFO_MAX_BYTES, NarInfoFacts, type FactSource } from '../verify/store-facts.js';
+import { loadTrustPolicy, type TrustPolicy } from '../verify/trust-policy.js';
+import { trustVerdict, withLastMile, type VerifyOutput } from '../verify/verdict.js';
+import type { FetchedDerivations } from './fetched-derivations.js';
+import type { LocalDerivations } from './local-derivations.js';
+import { targetOfDrv, targetOfPath, type Target, type TargetFacts } from '../verify/target.js';
+import { signedNarInfo, signedRealisation } from './signing-key.js';
+import { linesDigest, StateDb, type TraceDigest } from './state-db.js';
+
+/** Where the NAR of a served path comes from, and what it must hash to. */
+interface NarRoute {
+  readonly cache: CacheBackend;
+  readonly key: string;
+  readonly compression: string;
+  readonly fileSize: number | undefined;
+  readonly narSha256: string;
+  readonly narSize: number;
+  readonly path: string;
+}
+
+type Refused = { readonly ok: false; readonly reason: string; readonly codes: string[] };
+type Answer<T> = { readonly ok: true; readonly value: T } | Refused;
+
+interface SubstituterOptions {
+  readonly policyFile: string;
+  readonly caches: readonly CacheBackend[];
+  readonly limits: ReadLimits;
+  readonly loader: DrvLoader;
+  readonly local: LocalDerivations;
+  /** The local store's facts for the last mile (what Nix already holds), when readable. */
+  readonly localFacts?: FactSource | undefined;
+  /** Nix's records of local paths (their recorded derivers), for the target's door. */
+  readonly pathInfos: TargetFacts['pathInfos'];
+  readonly state: StateDb;
+  readonly key: NixSecretKey;
+  readonly storeDir?: string;
+  /** The `Deriver` option: fetch the .drv closure of a path with no local .drv from the caches. */
+  readonly fetched?: FetchedDerivations | undefined;
+  /** A cached trust verdict is re-checked against the traces at most this often (ms). */
+  readonly recheckMs?: number;
+}
+
+const refuse = (reason: string, codes: string[]): Refused => ({ ok: false, reason, codes });
+
+export class Substituter {
+  private readonly storeDir: string;
+  private policy: { readonly policy: TrustPolicy; readonly digest: string } | undefined;
+  /** drv -> its verdict in progress or recently re-checked */
+  private readonly inFlight = new Map<string, Promise<VerifyOutput>>();
+  private readonly fresh = new Map<string, { at: number; result: VerifyResult; policyDigest: string }>();
+  private readonly routes = new Map<string, NarRoute>();
+  /** whole-closure verifications at once: each holds a closure's claims in memory */
+  private readonly verifications = new Limiter(2);
+  readonly cacheUrls: string[];
+
+  constructor(private readonly o: SubstituterOptions) {
+    this.storeDir = o.storeDir ?? '/nix/store';
+    this.cacheUrls = o.caches.map((c) => c.url);
+    this.currentPolicy();
+  }
+
+  /** The policy as the file says now: an edit takes effect (and invalidates cached verdicts) at the next request. */
+  currentPolicy(): { readonly policy: TrustPolicy; readonly digest: string } {
+    const bytes = readFileSync(this.o.policyFile);
+    const digest = createHash('sha256').update(bytes).digest('hex');
+    if (this.policy?.digest !== digest) {
+      this.policy = { policy: loadTrustPolicy(this.o.policyFile), digest };
+      this.fresh.clear();
+    }
+    return this.policy as { policy: TrustPolicy; digest: string };
+  }
+
+  /** Fresh per verification: a CacheSource stops reading after its first failure, which must not outlive one verdict. */
+  private sources(): { sources: CacheSource[]; facts: FactSource[] } {
+    const sources = this.o.caches.map((c) => new CacheSource(c, { limits: this.o.limits }));
+    const facts: FactSource[] = sources.map((s) => new NarInfoFacts(s, this.storeDir));
+    if (this.o.localFacts) facts.push(this.o.localFacts);
+    return { sources, facts };
+  }
+
+  /** The rdrv hashes a trust verdict rests on (verified) or failed at (refused). */
+  private static decidingHashes(r: VerifyResult): string[] {
+    const rdrvs = r.verified ? r.entries.map((e) => e.resolvedDrv) : r.problems.flatMap((p) => (p.resolvedDrv ? [p.resolvedDrv] : []));
+    return [...new Set(rdrvs.map((p) => parseStorePath(p).hashPart))].sort();
+  }
+
+  private static async digests(hashes: readonly string[], sources: readonly CacheSource[]): Promise<TraceDigest[]> {
+    return Promise.all(
+      hashes.map(async (hash) => {
+        const lines: string[] = [];
+        for (const s of sources) lines.push(...(await s.bundles(hash)));
+        return { hash, digest: linesDigest(lines) };
+      }),
+    );
+  }
+
+  /** `trace-verify`'s verdict for one derivation: the trust part from the verdict cache while its traces are unchanged, the last mile always fresh. */
+  verdict(target: Target, loader = this.o.loader): Promise<VerifyOutput> {
+    const id = JSON.stringify([target.drv, target.outputs ?? null, [...target.paths]]);
+    const have = this.inFlight.get(id);
+    if (have) return have;
+    const p = this.verdictNow(target, id, loader).finally(() => this.inFlight.delete(id));
+    this.inFlight.set(id, p);
+    return p;
+  }
+
+  private async verdictNow(target: Target, id: string, loader: DrvLoader): Promise<VerifyOutput> {
+    const drv = target.drv;
+    const { policy, digest } = this.currentPolicy();
+    const { sources, facts } = this.sources();
+    const key = StateDb.verdictKey(id, digest, this.cacheUrls);
+    let result: VerifyResult | undefined;
+    const f = this.fresh.get(id);
+    if (f && f.policyDigest === digest && Date.now() - f.at < (this.o.recheckMs ?? 10_000)) result = f.result;
+    if (!result) {
+      const cached = this.o.state.cachedVerdict(key);
+      if (cached) {
+        const now = await Substituter.digests(
+          cached.traces.map((t) => t.hash),
+          sources,
+        );
+        if (now.every((t, i) => t.digest === cached.traces[i]?.digest)) {
+          result = cached.result;
+          this.o.state.count('verdictsReused');
+        }
+      }
+    }
+    if (!result) {
+      result = await this.verifications.run(() =>
+        trustVerdict(drv, {
+          policy,
+          sources,
+          facts,
+          loader,
+          limits: this.o.limits,
+          requiredOutputs: target.outputs,
+          requiredPaths: target.paths.size > 0 ? target.paths : undefined,
+        }),
+      );
+      this.o.state.count('verdictsComputed');
+      const traces = await Substituter.digests(Substituter.decidingHashes(result), sources);
+      this.o.state.storeVerdict(key, drv, digest, this.cacheUrls, { result, traces });
+    }
+    this.fresh.set(id, { at: Date.now(), result, policyDigest: digest });
+    return withLastMile(result, facts, false, []);
+  }
+
+  /** The producers that may have made a path with this hash part: local `.drv` declarations, then hints from verified worlds. */
+  private candidates(hashPart: string): { drv: string; path: string }[] {
+    const out: { drv: string; path: string }[] = [];
+    for (const d of this.o.local.declaring(hashPart)) {
+      const o = this.o.loader.drv(d.drv).outputs.get(d.output);
+      if (o?.path) out.push({ drv: d.drv, path: o.path });
+    }
+    for (const h of this.o.state.hints(this.storeDir, hashPart)) if (!out.some((c) => c.drv === h.drv)) out.push(h);
+    return out;
+  }
+
+  /** The door's view: the candidate is the path's deriver (a hint the door checks), the rest as Nix recorded it. */
+  private doorFacts(path: string, deriver: string, loader?: DrvLoader): TargetFacts {
+    return {
+      pathInfos: async (paths) => {
+        const m = new Map(await this.o.pathInfos(paths.filter((p) => p !== path)));
+        if (paths.includes(path)) m.set(path, { deriver });
+        return m;
+      },
+      derivation: (d) => {
+        if (!loader) return this.o.local.has(d) ? this.o.loader.drv(d) : undefined;
+        try {
+          return loader.drv(d);
+        } catch {
+          return undefined;
+        }
+      },
+    };
+  }
+
+  /** `GET /<hashPart>.narinfo`. */
+  async narinfo(hashPart: string): Promise<Answer<{ text: string; route: NarRoute }>> {
+    const cands: { drv: string; path: string; loader?: DrvLoader }[] = this.candidates(hashPart);
+    if (cands.length === 0 && this.o.fetched) {
+      const named = await this.o.fetched.deriverOf(hashPart);
+      if (named) {
+        try {
+          cands.push({ ...named, loader: await this.o.fetched.closure(named.drv) });
+        } catch (err) {
+          const r = refuse(`${named.drv} (the cache's Deriver: for ${named.path}): ${errorMessage(err)}`, ['derivation-unreadable']);
+          this.o.state.refusal(named.path, named.drv, r.codes, r.reason);
+          return r;
+        }
+      }
+    }
+    if (cands.length === 0) {
+      const why = this.o.fetched ? 'and no cache names a Deriver for it' : '(the Deriver option is off)';
+      return refuse(`no local derivation is known to produce a path with hash ${hashPart} ${why}`, ['no-derivation']);
+    }
+    let last: Refused | undefined;
+    const refused = (r: Refused, path: string, drv: string): void => {
+      last = r;
+      this.o.state.refusal(path, drv, r.codes, r.reason);
+    };
+    for (const c of cands) {
+      let v: VerifyOutput;
+      try {
+        v = await this.verdict(await targetOfPath(c.path, this.doorFacts(c.path, c.drv, c.loader), this.storeDir), c.loader);
+      } catch (err) {
+        refused(refuse(`${c.drv}: ${errorMessage(err)}`, [err instanceof BuildtraceError ? err.code : 'INTERNAL']), c.path, c.drv);
+        continue;
+      }
+      if (!v.verified) {
+        const lines = v.problems.slice(0, 5).map((p) => `${p.drv}: ${p.code}: ${p.detail}`);
+        refused(refuse(`${c.drv} does not verify: ${lines.join(' | ')}`, [...new Set(v.problems.map((p) => p.code))]), c.path, c.drv);
+        continue;
+      }
+      const served = await this.serveVerified(c.path, c.drv, v);
+      if (!served.ok) refused(served, c.path, c.drv);
+      else this.o.state.count('served');
+      return served;
+    }
+    return last ?? refuse(`nothing verified for ${hashPart}`, ['no-derivation']);
+  }
+
+  /** A narinfo for a path of a verified world, from the first upstream whose narinfo carries the attested NAR hash. */
+  private async serveVerified(path: string, drv: string, v: VerifyOutput): Promise<Answer<{ text: string; route: NarRoute }>> {
+    const att = v.world[path];
+    const checkedByCa = v.lastMile?.checked.find((c) => c.path === path)?.contentAddress !== undefined;
+    if (!att || (att.narSha256 === undefined && !checkedByCa)) return refuse(`${path}: no verified claim attests its NAR hash`, ['unattested-path']);
+    const hashPart = path.slice(this.storeDir.length + 1, this.storeDir.length + 33);
+    const why: string[] = [];
+    for (const cache of this.o.caches) {
+      let ni: ReturnType<typeof parseNarInfo>;
+      try {
+        const o = await cache.get(`${hashPart}.narinfo`, { maxBytes: NARINFO_MAX_BYTES });
+        if (!o) continue;
+        ni = parseNarInfo(o.body.toString('utf8'), this.storeDir, `${cache.url}/${hashPart}.narinfo`);
+      } catch (err) {
+        why.push(`${cache.url}: ${errorMessage(err)}`);
+        continue;
+      }
+      const hex = Buffer.from(ni.narHash.bytes).toString('hex');
+      if (ni.storePath !== path || ni.narHash.algo !== 'sha256' || (att.narSha256 !== undefined && hex !== att.narSha256)) {
+        why.push(`${cache.url}: its narinfo does not carry the attested NAR hash`);
+        continue;
+      }
+      const references = ni.references.map((r) => printStorePath(parseBaseName(r, this.storeDir))).sort();
+      const stray = references.filter((r) => r !== path && !(r in v.world));
+      if (stray.length > 0) {
+        why.push(`${cache.url}: references ${stray.join(', ')}, which no verified claim attests`);
+        continue;
+      }
+      const route: NarRoute = {
+        cache,
+        key: ni.url,
+        compression: ni.compression,
+        fileSize: ni.fileSize,
+        narSha256: hex,
+        narSize: ni.narSize,
+        path,
+      };
+      this.routes.set(hashPart, route);
+      const text = signedNarInfo(this.o.key, {
+        storePath: path,
+        url: `nar/${hashPart}.nar`,
+        narSha256Hex: hex,
+        narSize: ni.narSize,
+        references,
+        deriver: drv,
+        ca: ni.ca,
+      });
+      return { ok: true, value: { text, route } };
+    }
+    return refuse(`${path}: no upstream cache serves the attested content${why.length ? `: ${why.join('; ')}` : ''}`, ['content-mismatch']);
+  }
+
+  /** `GET /nar/<hashPart>.nar`: the route a narinfo answer set up (decided again after a restart). */
+  async narRoute(hashPart: string): Promise<NarRoute | undefined> {
+    const r = this.routes.get(hashPart);
+    if (r) return r;
+    const a = await this.narinfo(hashPart);
+    return a.ok ? a.value.route : undefined;
+  }
+
+  /** `GET /realisations/sha256:<hex>!<output>.doi` (Nix < 2.35): only from a verified world. */
+  async realisation(hashHex: string, output: string): Promise<Answer<string>> {
+    const id = `sha256:${hashHex}!${output}`;
+    const cands = this.o.local.realisationCandidates(hashHex);
+    if (cands.length === 0) return refuse(`no local derivation has realisation id ${id}`, ['no-derivation']);
+    let last: Refused = refuse(`no derivation for ${id} verifies`, ['no-derivation']);
+    for (const d of cands) {
+      const v = await targetOfDrv(d, this.doorFacts('', d))
+        .then((t) => this.verdict(t))
+        .catch((err: unknown) => err as Error);
+      if (v instanceof Error) {
+        last = refuse(`${d}: ${errorMessage(v)}`, [v instanceof BuildtraceError ? v.code : 'INTERNAL']);
+        continue;
+      }
+      const out = v.outputs[output];
+      if (!v.verified || out === undefined) {
+        const codes = v.verified ? ['not-target'] : [...new Set(v.problems.map((p) => p.code))];
+        last = refuse(
+          `${d} (${id}) does not verify: ${v.problems
+            .slice(0, 3)
+            .map((p) => `${p.code}: ${p.detail}`)
+            .join(' | ')}`,
+          codes,
+        );
+        this.o.state.refusal(`${d}!${output}`, d, codes, last.reason);
+        continue;
+      }
+      return { ok: true, value: signedRealisation(this.o.key, id, out) };
+    }
+    return last;
+  }
+}

@@ -1,0 +1,332 @@
+import assert from 'node:assert/strict';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { dumpDom, pageFacts, screenshot } from './chromium.js';
+import { FIXTURES, must, nixEnv, type DaemonHandle, HOOK, run, salt, startDaemon, tempDir, VERIFY_CLI } from './helpers.js';
+
+/** What `plan --json` prints (the fields these tests read). */
+interface PlanJson {
+  target: string;
+  current: { verified: boolean };
+  next: { verified: boolean };
+  counts: { derivations: number; stillVerified: number; lost: number; gained: number; failingBoth: number; toRebuild: number; savedIfReproducible: number };
+  rebuild: {
+    drv: string;
+    name: string;
+    level: number;
+    kind: string;
+    detail: string;
+    absent: { identity: string; why: string }[];
+    notReproduced?: unknown;
+    inputs: string[];
+  }[];
+  derivations: { drv: string; name: string; kind: string; status: string; action: string; inputs: number[] }[];
+  commands: { drvs: string[]; nixStore: string[] };
+}
+
+type Who = 'A' | 'B' | 'C';
+
+/**
+ * Who traced what (the test's own assignment; the expected plan is computed from it alone):
+ * a quarter of the leaves, the groups 0, 3, 6, 9 and the input-addressed library only A and B;
+ * everything else C too (and the rest of the leaves and the top all three).
+ */
+function tracers(name: string): Who[] {
+  const n = name.replace(/^p-/, '');
+  const leaf = /^leaf(\d+)$/.exec(n);
+  if (leaf) return Number(leaf[1]) % 4 === 0 ? ['A', 'B'] : Number(leaf[1]) % 4 === 1 ? ['A', 'C'] : ['A', 'B', 'C'];
+  const group = /^group(\d+)$/.exec(n);
+  if (group) return Number(group[1]) % 3 === 0 ? ['A', 'B'] : ['A', 'C'];
+  if (n === 'ialib' || n === 'ndlib') return ['A', 'B'];
+  if (n === 'top') return ['A', 'B', 'C'];
+  return ['A', 'C']; // chain*, ndapp*, ndtop
+}
+
+const nameOfDrv = (p: string): string => p.replace(/^\/nix\/store\/[a-z0-9]{32}-/, '').replace(/\.drv$/, '');
+
+describe('trace-verify plan: a policy change over a real 102-derivation closure traced by three builders', () => {
+  let A: DaemonHandle;
+  let B: DaemonHandle;
+  let C: DaemonHandle;
+  let dir: string;
+  let nondet: string;
+  let args: string[];
+  let top: string;
+  let nd: string;
+  /** drv -> its input drvs (from Nix's own graph output). */
+  const edges = new Map<string, string[]>();
+  const pols: Record<string, string> = {};
+
+  const spoolNames = (spool: string): Map<string, string> => {
+    const m = new Map<string, string>();
+    for (const f of readdirSync(spool)) m.set(f, nameOfDrv((JSON.parse(readFileSync(join(spool, f), 'utf8')) as { drv: string }).drv));
+    return m;
+  };
+  const feed = async (d: DaemonHandle, spool: string, keep: (name: string) => boolean): Promise<void> => {
+    for (const [f, n] of spoolNames(spool)) if (keep(n)) copyFileSync(join(spool, f), join(d.spool, `${f.replace('.json', '')}-x.json`));
+    const r = await d.cli(['push', '--wait']);
+    assert.equal(r.code, 0, r.stderr);
+  };
+  /** Runs Nix with trace-hook spooling into a fresh directory; returns that directory. */
+  const withHook = async (cmd: string, cmdArgs: string[]): Promise<string> => {
+    const spool = tempDir('plan-spool-');
+    const r = await run(cmd, cmdArgs, { env: nixEnv({ 'post-build-hook': HOOK }, { BUILDTRACE_SPOOL: spool }) });
+    assert.equal(r.code, 0, r.stderr);
+    return spool;
+  };
+  const dbs = (): string[] => [A, B, C].flatMap((h) => ['--db', h.dbFile]);
+  const plan = async (target: string, from: string, to: string): Promise<{ code: number; p: PlanJson }> => {
+    const r = await run(VERIFY_CLI, ['plan', target, '--policy', from, '--to', to, ...dbs(), '--json']);
+    assert.ok(r.code === 0 || r.code === 1, `exit ${r.code}: ${r.stderr}`);
+    return { code: r.code, p: JSON.parse(r.stdout) as PlanJson };
+  };
+  const verify = async (target: string, pol: string): Promise<{ code: number; problems: { drv: string; code: string; blocking?: boolean }[] }> => {
+    const r = await run(VERIFY_CLI, [target, '--policy', pol, ...dbs(), '--no-local-store', '--json']);
+    assert.ok(r.code === 0 || r.code === 1, `exit ${r.code}: ${r.stderr}`);
+    return { code: r.code, problems: (JSON.parse(r.stdout) as { problems: { drv: string; code: string; blocking?: boolean }[] }).problems };
+  };
+  const closureOf = (root: string): string[] => {
+    const seen = new Set<string>();
+    const todo = [root];
+    while (todo.length > 0) {
+      const d = todo.pop() as string;
+      if (seen.has(d)) continue;
+      seen.add(d);
+      todo.push(...(edges.get(d) ?? []));
+    }
+    return [...seen];
+  };
+  /** The plan the test expects from its own assignment: who must re-trace under 2 of {A, C}, and what is above them. */
+  const expected = (root: string): { rebuild: Set<string>; saved: Set<string>; kept: Set<string> } => {
+    const all = closureOf(root);
+    const rebuild = new Set(all.filter((d) => tracers(nameOfDrv(d)).filter((w) => w !== 'B').length < 2));
+    const saved = new Set(all.filter((d) => !rebuild.has(d) && closureOf(d).some((x) => rebuild.has(x))));
+    const kept = new Set(all.filter((d) => !rebuild.has(d) && !saved.has(d)));
+    return { rebuild, saved, kept };
+  };
+
+  before(async () => {
+    dir = tempDir('plan-');
+    nondet = join(dir, 'nondet');
+    writeFileSync(nondet, `first ${salt()}\n`);
+    args = [join(FIXTURES, 'plan.nix'), '--argstr', 'salt', salt(), '--argstr', 'nondet', nondet];
+    [top, nd] = (await must('nix-instantiate', [...args, '-A', 'top', '-A', 'nd'], { env: nixEnv() })).stdout.trim().split('\n') as [string, string];
+    // the derivation graph as Nix reports it: "input" -> "user"
+    for (const root of [top, nd]) {
+      const dot = (await must('nix-store', ['--query', '--graph', root], { env: nixEnv() })).stdout;
+      for (const m of dot.matchAll(/"([^"]+\.drv)" -> "([^"]+\.drv)"/g)) {
+        const [, from, to] = m as unknown as [string, string, string];
+        const full = (s: string): string => `/nix/store/${s}`;
+        const l = edges.get(full(to)) ?? [];
+        if (!l.includes(full(from))) l.push(full(from));
+        edges.set(full(to), l);
+      }
+    }
+    [A, B, C] = await Promise.all([startDaemon({ keyName: 'plan-a' }), startDaemon({ keyName: 'plan-b' }), startDaemon({ keyName: 'plan-c' })]);
+    // one build; each builder traces (signs) only its share of it
+    const spool = await withHook('nix-build', ['--no-out-link', ...args, '-A', 'top', '-A', 'nd']);
+    for (const [h, w] of [
+      [A, 'A'],
+      [B, 'B'],
+      [C, 'C'],
+    ] as const)
+      await feed(h, spool, (n) => tracers(n).includes(w));
+    const keys = (status?: Record<string, string>): Record<string, unknown> =>
+      Object.fromEntries(
+        (
+          [
+            ['A', A],
+            ['B', B],
+            ['C', C],
+          ] as const
+        ).map(([n, h]) => [n, { publicKey: h.keys.publicKey, ...(status?.[n] ? { status: status[n] } : {}) }]),
+      );
+    const write = (name: string, p: unknown): void => {
+      pols[name] = join(dir, `${name}.json`);
+      writeFileSync(pols[name], JSON.stringify(p));
+    };
+    write('current', { keys: keys(), trust: { threshold: 2, of: ['A', 'B', 'C'] } });
+    write('next', { keys: { A: keys()['A'], C: keys()['C'] }, trust: { threshold: 2, of: ['A', 'C'] } });
+    write('revoked', { keys: keys({ B: 'revoked' }), trust: { threshold: 2, of: ['A', 'B', 'C'] } });
+  });
+
+  after(async () => {
+    await Promise.all([A?.stop(), B?.stop(), C?.stop()]);
+  });
+
+  test('the closure is what the acceptance asks for', () => {
+    const all = closureOf(top);
+    assert.equal(all.length, 102);
+    // no builder traced everything
+    for (const w of ['A', 'B', 'C'] as const) assert.ok(all.some((d) => !tracers(nameOfDrv(d)).includes(w)) || w === 'A');
+    assert.ok(all.some((d) => !tracers(nameOfDrv(d)).includes('B')) && all.some((d) => !tracers(nameOfDrv(d)).includes('C')));
+  });
+
+  let before1: PlanJson;
+  test('plan: dropping B costs exactly where B was needed, lowest first; the CA chain above the IA library is saved', async () => {
+    assert.equal((await verify(top, pols['current'] as string)).code, 0);
+    const { code, p } = await plan(top, pols['current'] as string, pols['next'] as string);
+    before1 = p;
+    assert.equal(code, 1);
+    const want = expected(top);
+    assert.deepEqual(new Set(p.rebuild.map((r) => r.drv)), want.rebuild);
+    assert.equal(want.rebuild.size, 25);
+    // lowest first: every rebuild below another comes before it
+    const pos = new Map(p.rebuild.map((r, i) => [r.drv, i]));
+    for (const r of p.rebuild)
+      for (const x of closureOf(r.drv)) if (x !== r.drv && pos.has(x)) assert.ok((pos.get(x) as number) < (pos.get(r.drv) as number), `${x} before ${r.drv}`);
+    const saved = new Set(p.derivations.filter((d) => d.action === 'saved').map((d) => d.drv));
+    assert.deepEqual(saved, want.saved);
+    for (const d of closureOf(top).filter((x) => /-p-chain\d+\.drv$/.test(x))) assert.ok(saved.has(d), `chain ${d} saved`);
+    assert.deepEqual(new Set(p.derivations.filter((d) => d.action === 'verified').map((d) => d.drv)), want.kept);
+    assert.deepEqual(p.counts, {
+      derivations: 102,
+      stillVerified: want.kept.size,
+      lost: want.rebuild.size + want.saved.size,
+      gained: 0,
+      failingBoth: 0,
+      toRebuild: 25,
+      savedIfReproducible: want.saved.size,
+    });
+    // why: B's absence leaves 2 of {A, C} unmet, at the derivation itself
+    for (const r of p.rebuild) {
+      assert.equal(r.kind, 'signers', JSON.stringify(r));
+      assert.deepEqual(r.absent, [{ identity: 'B', why: 'not in the next policy' }]);
+      assert.match(r.detail, /signed by \{A\}.*needs A and C: 1 more of \{C\}/);
+    }
+    // groups over a rebuilt leaf are rebuilt because of their own signers, one level up
+    assert.ok(p.rebuild.filter((r) => /^p-group/.test(r.name)).every((r) => r.level === 1));
+    assert.deepEqual(
+      p.commands.drvs,
+      p.rebuild.map((r) => r.drv),
+    );
+    const human = await run(VERIFY_CLI, ['plan', top, '--policy', pols['current'] as string, '--to', pols['next'] as string, ...dbs()]);
+    assert.equal(human.code, 1);
+    assert.match(human.stdout, /102 derivations: 60 still verified, 42 lost, 0 gained, 0 failing under both; 25 to rebuild, 17 saved/);
+    assert.match(human.stdout, /missing: B \(not in the next policy\)/);
+    assert.match(human.stdout, /nix-store --realise --check \/nix\/store\//);
+    // the picture: every derivation drawn (no clustering at this size), exactly the rebuild set highlighted
+    const html = join(dir, 'plan.html');
+    const h = await run(VERIFY_CLI, ['plan', top, '--policy', pols['current'] as string, '--to', pols['next'] as string, ...dbs(), '--html', html, '--json']);
+    assert.equal(h.code, 1);
+    const { dom } = await dumpDom(html);
+    const f = pageFacts(dom);
+    assert.equal(f.body['ready'], 'yes');
+    assert.equal(f.nodes, 102);
+    assert.equal(f.body['clusters-rendered'], '0');
+    assert.deepEqual(new Set(f.rebuild), new Set(p.rebuild.map((r) => r.drv)));
+    process.stderr.write(`plan page screenshot: ${await screenshot(html)}\n`);
+  });
+
+  test('revoking B: its claims stop counting; the verdicts match the plan, and the failure list names only what blocks', async () => {
+    const { p } = await plan(top, pols['current'] as string, pols['revoked'] as string);
+    assert.deepEqual(
+      p.rebuild.map((r) => r.drv),
+      before1.rebuild.map((r) => r.drv),
+    );
+    assert.ok(
+      p.rebuild.every((r) => r.absent.length === 1 && r.absent[0]?.identity === 'B' && /revoked/.test(r.absent[0].why)),
+      JSON.stringify(p.rebuild[0]),
+    );
+    const v = await verify(top, pols['revoked'] as string);
+    assert.equal(v.code, 1);
+    // blocking: exactly the lowest failing derivations (level 0 of the plan); B's revoked lines elsewhere are notes
+    const blocking = new Set(v.problems.filter((x) => x.blocking).map((x) => x.drv));
+    assert.deepEqual(blocking, new Set(p.rebuild.filter((r) => r.level === 0).map((r) => r.drv)));
+    assert.ok(v.problems.some((x) => x.code === 'key-revoked' && x.blocking === false));
+    // a still-verified derivation verifies, a saved one does not (yet)
+    const kept = p.derivations.find((d) => d.action === 'verified' && d.kind === 'ca') as { drv: string };
+    const saved = p.derivations.find((d) => d.action === 'saved') as { drv: string };
+    assert.equal((await verify(kept.drv, pols['revoked'] as string)).code, 0);
+    assert.equal((await verify(saved.drv, pols['revoked'] as string)).code, 1);
+  });
+
+  test('installed: a held path whose only admitted signer is revoked is reported with its GC root (exit 1); unchanged policy exit 0', async () => {
+    const drvOf = (n: string): string => closureOf(top).find((d) => d.endsWith(`-p-${n}.drv`)) as string;
+    // GC roots, as a user's profile would hold them: the IA library (traced by A and B) and a leaf A and C traced
+    const libRoot = join(dir, 'lib-root');
+    const leafRoot = join(dir, 'leaf-root');
+    await must('nix-store', ['--add-root', libRoot, '--indirect', '--realise', drvOf('ialib')], { env: nixEnv() });
+    await must('nix-store', ['--add-root', leafRoot, '--indirect', '--realise', drvOf('leaf1')], { env: nixEnv() });
+    const installed = async (
+      pol: string,
+    ): Promise<{ code: number; j: { verified: boolean; paths: { path: string; status: string; reason: string; roots: string[] }[] } }> => {
+      const r = await run(VERIFY_CLI, ['installed', '--policy', pol, libRoot, leafRoot, ...dbs(), '--json']);
+      assert.ok(r.code === 0 || r.code === 1, `exit ${r.code}: ${r.stderr}`);
+      return { code: r.code, j: JSON.parse(r.stdout) };
+    };
+    const ok = await installed(pols['current'] as string);
+    assert.equal(ok.code, 0, JSON.stringify(ok.j));
+    assert.equal(ok.j.paths.length, 2);
+    assert.ok(ok.j.paths.every((p) => p.status === 'verified'));
+    const bad = await installed(pols['revoked'] as string);
+    assert.equal(bad.code, 1);
+    const failing = bad.j.paths.filter((p) => p.status === 'failed');
+    assert.equal(failing.length, 1, JSON.stringify(bad.j));
+    assert.match(failing[0]?.path ?? '', /-p-ialib$/);
+    assert.deepEqual(failing[0]?.roots, [libRoot]);
+    assert.match(failing[0]?.reason ?? '', /threshold-not-met: signed by \{A\}/);
+    const human = await run(VERIFY_CLI, ['installed', '--policy', pols['revoked'] as string, libRoot, leafRoot, ...dbs()]);
+    assert.equal(human.code, 1);
+    assert.match(human.stdout, new RegExp(`FAIL /nix/store/\\S+-p-ialib \\(held by ${libRoot}\\)`));
+  });
+
+  test('C rebuilds exactly the list with the printed command; then the target verifies under the next policy and nothing is left', async () => {
+    const cmd = before1.commands.nixStore[1] as string;
+    const [bin, ...cmdArgs] = cmd.split(' ') as [string, ...string[]];
+    const spool = await withHook(bin, cmdArgs);
+    const rebuilt = new Set(spoolNames(spool).values());
+    assert.deepEqual(rebuilt, new Set(before1.rebuild.map((r) => r.name)), 'C rebuilt the list and nothing more');
+    await feed(C, spool, () => true);
+    const { code, p } = await plan(top, pols['current'] as string, pols['next'] as string);
+    assert.equal(code, 0);
+    assert.equal(p.counts.toRebuild, 0);
+    assert.equal(p.counts.stillVerified, 102);
+    assert.equal((await verify(top, pols['next'] as string)).code, 0);
+    assert.equal((await verify(top, pols['revoked'] as string)).code, 0);
+    const human = await run(VERIFY_CLI, ['plan', top, '--policy', pols['current'] as string, '--to', pols['next'] as string, ...dbs()]);
+    assert.match(human.stdout, /nothing to rebuild/);
+  });
+
+  test('a rebuild of an input-addressed library that does not reproduce forces its users into the set, and says why', async () => {
+    const first = await plan(nd, pols['current'] as string, pols['next'] as string);
+    assert.deepEqual(
+      first.p.rebuild.map((r) => r.name),
+      ['p-ndlib'],
+    );
+    assert.deepEqual(
+      first.p.derivations
+        .filter((d) => d.action === 'saved')
+        .map((d) => d.name)
+        .sort(),
+      ['p-ndapp0', 'p-ndapp1', 'p-ndtop'],
+    );
+    // C, on its own machine, builds ndlib afresh and gets other bytes
+    const lib = closureOf(nd).find((d) => /-p-ndlib\.drv$/.test(d)) as string;
+    const out = (await must('nix-store', ['--query', '--outputs', lib], { env: nixEnv() })).stdout.trim();
+    const doomed = (await must('nix-store', ['--query', '--referrers-closure', out], { env: nixEnv() })).stdout.trim().split('\n');
+    await must('nix-store', ['--delete', ...doomed], { env: nixEnv() });
+    writeFileSync(nondet, `second ${salt()}\n`);
+    const spool = await withHook('nix-store', ['--realise', lib]);
+    await feed(C, spool, () => true);
+    const { code, p } = await plan(nd, pols['current'] as string, pols['next'] as string);
+    assert.equal(code, 1);
+    const byName = new Map(p.rebuild.map((r) => [r.name, r]));
+    assert.deepEqual([...byName.keys()].sort(), ['p-ndapp0', 'p-ndapp1', 'p-ndlib']);
+    assert.ok(byName.get('p-ndlib')?.notReproduced, JSON.stringify(byName.get('p-ndlib')));
+    for (const n of ['p-ndapp0', 'p-ndapp1']) {
+      const r = byName.get(n);
+      assert.equal(r?.kind, 'input-changed', JSON.stringify(r));
+      assert.deepEqual(r?.inputs, [lib]);
+      assert.match(r?.detail ?? '', /did not reproduce/);
+    }
+    // the top binds only its users' (reproducible) outputs: saved once they are rebuilt
+    assert.deepEqual(
+      p.derivations.filter((d) => d.action === 'saved').map((d) => d.name),
+      ['p-ndtop'],
+    );
+    rmSync(spool, { recursive: true, force: true });
+    mkdirSync(spool);
+  });
+});
