@@ -2,22 +2,20 @@
 // V8 flags, measured on the 10,041-derivation bench: a larger young generation (fewer
 // scavenges of short-lived parse garbage) and less inlining (TurboFan compile time was about
 // 0.5 s of CPU on background threads; 1.33 s instead of 1.41 s median).
-import { existsSync, lstatSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { readInput, readTextInput } from '../src/util/read-input.js';
-import { LIMIT_FLAGS, readLimitsFrom } from '../src/cache/limits.js';
+import { LIMIT_FLAGS } from '../src/cache/limits.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
-import { openSources, verifyWithLastMile, type VerifyOutput } from '../src/verify/verdict.js';
+import { verifyWithLastMile, type VerifyOutput } from '../src/verify/verdict.js';
 import { deriveMeasurements, type DerivedChain } from '../src/verify/derived-measurement.js';
 import { derivedLines, MEASURE_HELP, measureCommand, withDerived } from './measure.js';
 import { DEFAULT_NIX_DB, openConsumerSources, storeTargetFacts } from './consumer-sources.js';
-import { LocalStoreFacts } from '../src/verify/store-facts.js';
 import { loadTrustPolicy } from '../src/verify/trust-policy.js';
 import { targetOfDrv, targetOfPath, type Target, type TargetFacts } from '../src/verify/target.js';
-import type { StoreInfo } from '../daemon/store-info.js';
 import type Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
-import { BuildtraceError, errorMessage, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
+import { BuildtraceError, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
 import { parsePublicKey, type NixPublicKey } from '../src/nix/nix-key.js';
 import { checkBundle } from '../src/trace/bundle.js';
 import { splitTraceObject } from '../src/trace/laut-jws.js';
