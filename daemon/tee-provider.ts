@@ -42,6 +42,8 @@ export interface TeeConfig {
   readonly keyName?: string;
   /** Nix's machines file, checked for remote builders in TEE mode. */
   readonly machinesFile: string;
+  /** The MEASUREMENT the simulated provider's reports carry (96 hex digits), e.g. one computed by trace-verify measure. */
+  readonly simulatedMeasurement?: string;
 }
 
 /** GHCB certificate table GUIDs (GHCB spec 56421 §4.1.8.1). */
@@ -154,8 +156,11 @@ class SnpguestProvider implements TeeProvider {
 class SimulatedProvider implements TeeProvider {
   readonly name = 'simulated' as const;
   readonly platform: SimulatedPlatform;
-  constructor(readonly rootsDir: string) {
-    this.platform = createSimulatedPlatform();
+  constructor(
+    readonly rootsDir: string,
+    measurement?: string,
+  ) {
+    this.platform = createSimulatedPlatform(measurement === undefined ? {} : { measurement: Buffer.from(measurement, 'hex') });
     mkdirSync(rootsDir, { recursive: true, mode: 0o755 });
     // Each start simulates a new platform; earlier platforms' roots stay, so evidence from
     // earlier boots still verifies (as a real AMD ARK outlives reboots).
@@ -179,6 +184,10 @@ class SimulatedProvider implements TeeProvider {
 }
 
 export function createTeeProvider(c: TeeConfig, stateDir: string, warn: (m: string) => void): TeeProvider | undefined {
+  if (c.simulatedMeasurement !== undefined && c.provider !== 'simulated')
+    throw new BuildtraceError('CONFIG_INVALID', 'tee.simulatedMeasurement is for the simulated provider only; hardware reports its own launch measurement', {
+      subject: 'tee.simulatedMeasurement',
+    });
   switch (c.provider) {
     case 'none':
       return undefined;
@@ -195,7 +204,7 @@ export function createTeeProvider(c: TeeConfig, stateDir: string, warn: (m: stri
           { subject: 'tee.provider' },
         );
       }
-      const p = new SimulatedProvider(join(stateDir, 'simulated-tee', 'roots'));
+      const p = new SimulatedProvider(join(stateDir, 'simulated-tee', 'roots'), c.simulatedMeasurement);
       warn(
         '\n' +
           '*************************************************************************\n' +

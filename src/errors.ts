@@ -41,7 +41,11 @@ export type ErrorCode =
   /** the requested target cannot be established as the outputs of an unresolved derivation (src/verify/target.ts) */
   | 'TARGET_REFUSED'
   /** a NAR's bytes differ from the attested hash or size (the substituter cut it off) */
-  | 'NAR_MISMATCH';
+  | 'NAR_MISMATCH'
+  /** a firmware image's OVMF footer table or SEV metadata is malformed (no measurement from it) */
+  | 'FIRMWARE_INVALID'
+  /** a builder image output lacks the documented layout (firmware.fd, kernel, initrd, cmdline) */
+  | 'IMAGE_INVALID';
 
 export class BuildtraceError extends Error {
   readonly code: ErrorCode;

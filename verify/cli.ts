@@ -2,19 +2,20 @@
 // V8 flags, measured on the 10,041-derivation bench: a larger young generation (fewer
 // scavenges of short-lived parse garbage) and less inlining (TurboFan compile time was about
 // 0.5 s of CPU on background threads; 1.33 s instead of 1.41 s median).
-import { existsSync, lstatSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
 import { readInput, readTextInput } from '../src/util/read-input.js';
-import { LIMIT_FLAGS, readLimitsFrom } from '../src/cache/limits.js';
+import { LIMIT_FLAGS } from '../src/cache/limits.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
-import { openSources, verifyWithLastMile, type VerifyOutput } from '../src/verify/verdict.js';
-import { LocalStoreFacts } from '../src/verify/store-facts.js';
+import { verifyWithLastMile, type VerifyOutput } from '../src/verify/verdict.js';
+import { deriveMeasurements, type DerivedChain } from '../src/verify/derived-measurement.js';
+import { derivedLines, MEASURE_HELP, measureCommand, withDerived } from './measure.js';
+import { DEFAULT_NIX_DB, openConsumerSources, storeTargetFacts } from './consumer-sources.js';
 import { loadTrustPolicy } from '../src/verify/trust-policy.js';
 import { targetOfDrv, targetOfPath, type Target, type TargetFacts } from '../src/verify/target.js';
-import type { StoreInfo } from '../daemon/store-info.js';
 import type Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
-import { BuildtraceError, errorMessage, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
+import { BuildtraceError, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
 import { parsePublicKey, type NixPublicKey } from '../src/nix/nix-key.js';
 import { checkBundle } from '../src/trace/bundle.js';
 import { splitTraceObject } from '../src/trace/laut-jws.js';
@@ -83,6 +84,8 @@ ${SERVE_HELP}
       --crl FILE (SEV-SNP): AMD's CRL for the product (DER, signed by the ARK).
       --preimage FILE: REPORT_DATA must equal SHA-512 of this recorded preimage (a key or
       trace attestation); with --key FILE the preimage must bind that Nix public key.
+
+${MEASURE_HELP}
 
   trace-verify key to-pem KEYFILE|- [--json]
   trace-verify key from-pem PEMFILE|- --name NAME [--json]
@@ -242,22 +245,6 @@ async function resolveTarget(t: string, attr: string | undefined, facts: TargetF
   throw new BuildtraceError('USAGE', `${JSON.stringify(t)} is not a .drv path, a store path or a .nix file`);
 }
 
-/** The door's view of the store: Nix's records (database, else the CLI) and the .drv files themselves. */
-function storeTargetFacts(loader: DrvLoader, nixDb: string): TargetFacts & { close(): void } {
-  let info: StoreInfo | undefined;
-  return {
-    pathInfos: async (paths) => {
-      // loaded on demand: most targets are .drv files with input derivations, which need no look-up
-      info ??= (await import('../daemon/store-info.js')).openStoreInfo('auto', nixDb);
-      return info.pathInfos(paths);
-    },
-    derivation: (p) => (lstatSync(p, { throwIfNoEntry: false }) === undefined ? undefined : loader.drv(p)),
-    close: () => info?.close(),
-  };
-}
-
-const DEFAULT_NIX_DB = '/nix/var/nix/db/db.sqlite';
-
 function lastMileLines(m: NonNullable<VerifyOutput['lastMile']>): string[] {
   const lines: string[] = [];
   const per = new Map<string, number>();
@@ -277,7 +264,7 @@ function lastMileLines(m: NonNullable<VerifyOutput['lastMile']>): string[] {
   return lines;
 }
 
-function printResult(r: VerifyOutput, json: boolean): void {
+function printResult(r: VerifyOutput & { derivedMeasurements?: readonly DerivedChain[] }, json: boolean): void {
   if (json) {
     process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     return;
@@ -307,6 +294,7 @@ function printResult(r: VerifyOutput, json: boolean): void {
     }
   }
   if (r.lastMile) lines.push(...lastMileLines(r.lastMile));
+  if (r.derivedMeasurements) lines.push(...derivedLines(r.derivedMeasurements));
   for (const [k, s] of Object.entries(r.keyStatus)) if (!s.admitted) lines.push(`  key ${k} not admitted: ${s.detail}`);
   process.stdout.write(`${lines.join('\n')}\n`);
 }
@@ -331,32 +319,24 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
   if (!policyFile) throw new BuildtraceError('USAGE', 'verification needs --policy FILE');
   if (a.positionals.length > 0) throw new BuildtraceError('USAGE', `unexpected argument ${a.positionals[0]}`);
   const policy = loadTrustPolicy(policyFile);
-  const limits = readLimitsFrom((f) => a.values.get(f));
-  const { sources, facts } = await openSources(a.lists.get('cache') ?? [], a.lists.get('db') ?? [], limits);
-  if (sources.length === 0) throw new BuildtraceError('USAGE', 'give at least one --cache URL or --db FILE');
-  if (a.flags.has('no-local-store') && a.values.has('nix-db')) throw new BuildtraceError('USAGE', 'give --nix-db or --no-local-store, not both');
-  const notes: string[] = [];
-  let store: { close(): void } | undefined;
-  if (!a.flags.has('no-local-store')) {
-    const nixDb = a.values.get('nix-db') ?? DEFAULT_NIX_DB;
-    try {
-      const { NixDbStoreInfo } = await import('../daemon/store-info.js');
-      const s = new NixDbStoreInfo(nixDb);
-      store = s;
-      facts.push(new LocalStoreFacts(s, `local store (${nixDb})`));
-    } catch (err) {
-      // named explicitly: an error; the default: a consumer without a readable store still verifies against caches
-      if (a.values.has('nix-db')) throw err;
-      notes.push(`local store not consulted: ${errorMessage(err)}`);
-    }
-  }
+  const { sources, facts, notes, store, limits } = await openConsumerSources(a);
   const loader = new DrvLoader('/nix/store', Number.POSITIVE_INFINITY);
   const doorFacts = storeTargetFacts(loader, a.values.get('nix-db') ?? DEFAULT_NIX_DB);
   const door = await resolveTarget(target, a.values.get('attr'), doorFacts, a.lists.get('output')).finally(() => doorFacts.close());
   const tty = process.stderr.isTTY === true;
   const atText = a.values.get('at');
-  const out = await verifyWithLastMile(door.drv, {
-    policy,
+  // measurements derived from verified builder images (snp.derivedFrom), before any key is admitted
+  const imageFacts = storeTargetFacts(loader, a.values.get('nix-db') ?? DEFAULT_NIX_DB);
+  const derived = await deriveMeasurements(policy, {
+    sources,
+    facts,
+    loader,
+    limits,
+    ...(atText ? { at: parseAt(atText) } : {}),
+    deriverOf: async (p) => (await targetOfPath(p, imageFacts)).drv,
+  }).finally(() => imageFacts.close());
+  const verdict = await verifyWithLastMile(door.drv, {
+    policy: derived.policy,
     sources,
     facts,
     loader,
@@ -368,6 +348,7 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
     requireLastMile: a.flags.has('require-last-mile'),
     notes,
   }).finally(() => store?.close());
+  const out = withDerived(verdict, derived.chains);
   printResult(out, a.flags.has('json'));
   return out.verified ? EXIT_OK : EXIT_REJECTED;
 }
@@ -379,6 +360,7 @@ async function main(argv: string[]): Promise<number> {
     return cmd === undefined ? 2 : EXIT_OK;
   }
   if (cmd === 'evidence') return evidenceCommand(rest);
+  if (cmd === 'measure') return measureCommand(rest);
   if (cmd === 'serve') return serveCommand(rest);
   if (cmd === 'key') return keyCommand(rest, HELP);
   if (cmd === 'plan') return planCommand(rest);

@@ -1,4 +1,5 @@
 import { BuildtraceError } from '../errors.js';
+import type { TrustNode } from '../verify/trust-policy.js';
 import { readTextInput } from '../util/read-input.js';
 import { parseRfc3339 } from '../util/rfc3339.js';
 import { validateAgainst } from '../util/schema.js';
@@ -23,6 +24,8 @@ export interface TeePolicy {
     readonly reportVersions?: readonly number[];
     readonly minimumTcb?: { readonly bootloader?: number; readonly tee?: number; readonly snp?: number; readonly microcode?: number; readonly fmc?: number };
     readonly hostData?: readonly string[];
+    /** Measurements derived from verified builder images (src/verify/derived-measurement.ts). */
+    readonly derivedFrom?: readonly DerivedMeasurementSpec[];
   };
   readonly tdx?: {
     readonly mrTd?: readonly string[];
@@ -37,6 +40,18 @@ export interface TeePolicy {
     /** TCB statuses accepted from Intel's TCB info and QE identity (default UpToDate only). */
     readonly acceptedTcbStatuses?: readonly string[];
   };
+}
+
+/** Where a measurement comes from: a builder image, the policy its closure must verify under, the launch parameters. */
+export interface DerivedMeasurementSpec {
+  readonly image: string;
+  readonly output?: string;
+  /** A trust tree over the enclosing trust policy's key names. */
+  readonly imagePolicy: TrustNode;
+  readonly vcpus: number;
+  readonly vcpuType: string;
+  readonly guestFeatures?: string;
+  readonly vmmType?: 'QEMU' | 'ec2' | 'gce';
 }
 
 /**
@@ -55,10 +70,12 @@ export function referenceValueProblem(p: TeePolicy): string | undefined {
   // The schema checks the shape; the calendar (2026-02-30) only a real parse can.
   if (p.verificationTime !== undefined && p.verificationTime !== 'now' && !parseRfc3339(p.verificationTime))
     return `has verificationTime ${JSON.stringify(p.verificationTime)}, which is not a real instant`;
-  const hasMeasurements = (p.snp?.measurements?.length ?? 0) > 0 || (p.tdx?.mrTd?.length ?? 0) > 0;
+  const hasMeasurements = (p.snp?.measurements?.length ?? 0) > 0 || (p.tdx?.mrTd?.length ?? 0) > 0 || (p.snp?.derivedFrom?.length ?? 0) > 0;
   if (!hasMeasurements && p.anyMeasurement !== true)
     return 'lists no measurements (snp.measurements or tdx.mrTd); set "anyMeasurement": true to accept any guest image';
-  if (p.snp?.measurements && p.snp.minimumTcb === undefined && p.anyTcb !== true)
+  if (p.snp?.derivedFrom && p.anyMeasurement === true)
+    return 'derives snp.derivedFrom measurements but also sets "anyMeasurement": true, which would admit any image';
+  if ((p.snp?.measurements || p.snp?.derivedFrom) && p.snp.minimumTcb === undefined && p.anyTcb !== true)
     return 'has SEV-SNP measurements but no snp.minimumTcb; set "anyTcb": true to accept any TCB';
   return undefined;
 }

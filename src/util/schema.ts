@@ -57,7 +57,7 @@ function addSchema(text: string): object {
 /** Compiled now, by ajv (loaded on first use): when the build's validator is missing or stale. */
 export function runtimeValidator(name: string, text = schemaText(name)): ValidateFunction {
   // schemas may $ref each other by file name, relative to their $id
-  for (const dep of ['tee-policy.schema.json']) if (dep !== name) addSchema(schemaText(dep));
+  for (const dep of ['tee-policy.schema.json', 'trust-policy.schema.json']) if (dep !== name) addSchema(schemaText(dep));
   const schema = addSchema(text) as { $id?: string };
   const a = ajv as Ajv2020;
   return (schema.$id ? a.getSchema(schema.$id) : undefined) ?? a.compile(schema);

@@ -2,6 +2,7 @@ import { decidedOrThrow } from '../errors.js';
 import type { Derivation } from '../nix/derivation.js';
 import { parseStorePath } from '../nix/store-path.js';
 import type { ParsedStatement } from '../trace/statement.js';
+import type { DerivedProblemCode } from './derived-measurement.js';
 import type { LastMileProblemCode } from './last-mile.js';
 import type { TargetProblemCode } from './target.js';
 
@@ -26,7 +27,8 @@ export type ProblemCode =
   | 'key-retired'
   | 'key-revoked'
   | LastMileProblemCode
-  | TargetProblemCode;
+  | TargetProblemCode
+  | DerivedProblemCode;
 
 export interface Problem {
   readonly drv: string;
