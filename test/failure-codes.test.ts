@@ -7,8 +7,8 @@ import { ROOT } from './helpers.js';
 /**
  * Every failure code trace-verify can report is in README's lists and is produced by at
  * least one test through the CLI: a test file that runs trace-verify (VERIFY_CLI) and compares
- * a problem's code with it. The codes are read from their type (src/verify/claims.ts and
- * last-mile.ts), so a new code without a README entry or a test fails here.
+ * a problem's code with it. The codes are read from their type (src/verify/claims.ts,
+ * last-mile.ts and target.ts), so a new code without a README entry or a test fails here.
  */
 function unionMembers(file: string, typeName: string): string[] {
   const src = readFileSync(join(ROOT, file), 'utf8');
@@ -18,7 +18,12 @@ function unionMembers(file: string, typeName: string): string[] {
   return [...body.matchAll(/'([a-z-]+)'/g)].map((m) => m[1] as string);
 }
 
-const codes = [...unionMembers('src/verify/claims.ts', 'ProblemCode'), ...unionMembers('src/verify/last-mile.ts', 'LastMileProblemCode')];
+const codes = [
+  ...unionMembers('src/verify/claims.ts', 'ProblemCode'),
+  ...unionMembers('src/verify/claims.ts', 'DerivedProblemCode'),
+  ...unionMembers('src/verify/last-mile.ts', 'LastMileProblemCode'),
+  ...unionMembers('src/verify/target.ts', 'TargetProblemCode'),
+];
 
 test('the failure codes are read from their types (the scan itself works)', () => {
   assert.ok(codes.length >= 19, codes.join(', '));

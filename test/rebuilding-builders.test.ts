@@ -1,7 +1,7 @@
 // ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
-import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { appendFileSync, chmodSync, copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { parseSecretKey } from '../src/nix/nix-key.js';
@@ -251,6 +251,23 @@ test('rebuilding builders: a TEE builder admitted by a measurement derived from 
     ]);
     assert.equal(mLie.code, 1);
     assert.equal((JSON.parse(mLie.stdout) as { measurement: string | null; chain: { code: string } }).chain.code, 'image-not-verified');
+
+    // 5. an image path nothing produces: no derivation to verify, so no measurement
+    const missing = await verify(policy({ image: `${dirname(imagePath)}/${'0'.repeat(32)}-no-such-image` }), ['a', 'b', 't-good']);
+    assert.equal(missing.code, 1, missing.text);
+    assert.equal(missing.r.derivedMeasurements?.[0]?.code, 'image-unreadable', missing.text);
+    assert.ok(codes(missing.r).includes('image-unreadable'), missing.text);
+
+    // 6. the local copy of the verified image was changed after it was built (the Nix database
+    // still records the attested NAR hash): the bytes read are not the attested ones, refused
+    // before any measurement is computed from them (last: this changes the image for good)
+    chmodSync(imagePath, 0o755);
+    chmodSync(join(imagePath, 'cmdline'), 0o644);
+    appendFileSync(join(imagePath, 'cmdline'), ' init=/evil');
+    const changed = await verify(policy({}), ['a', 'b', 't-good']);
+    assert.equal(changed.code, 1, changed.text);
+    assert.equal(changed.r.derivedMeasurements?.[0]?.code, 'image-content-mismatch', changed.text);
+    assert.ok(codes(changed.r).includes('image-content-mismatch'), changed.text);
   } finally {
     await T.stop();
     await T2.stop();

@@ -2,7 +2,6 @@ import { decidedOrThrow } from '../errors.js';
 import type { Derivation } from '../nix/derivation.js';
 import { parseStorePath } from '../nix/store-path.js';
 import type { ParsedStatement } from '../trace/statement.js';
-import type { DerivedProblemCode } from './derived-measurement.js';
 import type { LastMileProblemCode } from './last-mile.js';
 import type { TargetProblemCode } from './target.js';
 
@@ -29,6 +28,9 @@ export type ProblemCode =
   | LastMileProblemCode
   | TargetProblemCode
   | DerivedProblemCode;
+
+/** The links of a derived measurement's chain that can break (src/verify/derived-measurement.ts). */
+export type DerivedProblemCode = 'image-self-vouching' | 'image-not-verified' | 'image-unreadable' | 'image-content-mismatch' | 'measurement-not-attested';
 
 export interface Problem {
   readonly drv: string;

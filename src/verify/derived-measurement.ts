@@ -5,7 +5,7 @@ import { readBuilderImage } from '../tee/builder-image.js';
 import { cpuTypeSignature } from '../tee/measure/cpu-types.js';
 import { snpMeasurement } from '../tee/measure/snp-measurement.js';
 import type { DerivedMeasurementSpec } from '../tee/tee-policy.js';
-import type { Problem } from './claims.js';
+import type { DerivedProblemCode, Problem } from './claims.js';
 import type { BundleSource } from './sources.js';
 import type { FactSource } from './store-facts.js';
 import { describeTrust, type AdmittedKey, type MeasuredIdentity, type TeeRequirement, type TrustNode, type TrustPolicy } from './trust-policy.js';
@@ -25,7 +25,6 @@ import { verifyWithLastMile } from './verdict.js';
  * no measurement. What remains is a DAG over the policy's finitely many entries, resolved
  * depth-first with memoisation, so recursion is bounded by the number of derived entries.
  */
-export type DerivedProblemCode = 'image-self-vouching' | 'image-not-verified' | 'image-unreadable' | 'image-content-mismatch' | 'measurement-not-attested';
 
 export interface DerivedChain {
   readonly identity: string;
