@@ -256,12 +256,11 @@ function sshHint(publicRaw: Buffer): string {
   return `SHA256:${createHash('sha256').update(blob).digest('base64').replace(/=+$/, '')}`;
 }
 
-const narHex = (path: string): string => {
-  const j = JSON.parse(execFileSync('nix', ['path-info', '--json', path], { env: nixEnv() }).toString()) as { narHash: string }[];
-  return execFileSync('nix', ['hash', 'to-base16', (j[0] as { narHash: string }).narHash], { env: nixEnv() })
-    .toString()
-    .trim();
-};
+/** The NAR's SHA-256 computed here from `nix-store --dump` (every Nix version; not Nix's own metadata). */
+const narHex = (path: string): string =>
+  createHash('sha256')
+    .update(execFileSync('nix-store', ['--dump', path], { env: nixEnv(), maxBuffer: 1 << 30 }))
+    .digest('hex');
 
 type Obj = Record<string, unknown>;
 
