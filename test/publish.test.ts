@@ -179,8 +179,8 @@ describe('publishing to a file:// cache and to nginx (WebDAV PUT with conditiona
     );
     const st = await status(d);
     const n = st.caches.find((c) => c.url === nginx.url);
-    // outputs go first (uploadOutputs): the first failure is Nix's own `nix copy` finding nobody listening
-    assert.match(n?.lastError?.message ?? '', /^nix copy --to http:\/\/127\.0\.0\.1:\d+: .*Couldn't connect to server/);
+    // outputs go first (uploadOutputs): the first failure is Nix's own `nix copy` finding nobody listening (curl's wording differs by version: "Couldn't" / "Could not")
+    assert.match(n?.lastError?.message ?? '', /^nix copy --to http:\/\/127\.0\.0\.1:\d+: .*Could(?:n't| not) connect to server/);
     const human = await d.cli(['status']);
     assert.match(human.stdout, /last error/);
     const p1 = await d.cli(['push', '--wait']);
