@@ -137,14 +137,20 @@ export async function startNginx(opts: { conditional?: boolean; workers?: number
   let port = 0;
   const launch = async (): Promise<void> => {
     for (let attempt = 0; attempt < 20; attempt++) {
-      if (port === 0 || attempt > 0) port = 20000 + Math.floor(Math.random() * 20000);
+      // below Linux's ephemeral range (32768 and up): no client socket of a parallel run holds it
+      if (port === 0 || attempt > 0) port = 20000 + Math.floor(Math.random() * 12000);
       if (await portOpen(port)) continue;
       writeFileSync(join(dir, 'nginx.conf'), nginxConfig(root, dir, port, conditional, workers));
       let err = '';
       child = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: ['ignore', 'ignore', 'pipe'] });
       child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
       for (let i = 0; i < 100; i++) {
-        if (await portOpen(port)) return;
+        // open, and still ours: a parallel run's nginx on the same port would answer while ours
+        // exits with "Address already in use"
+        if (await portOpen(port)) {
+          await new Promise((r) => setTimeout(r, 200));
+          if (child.exitCode === null) return;
+        }
         if (child.exitCode !== null) break;
         await new Promise((r) => setTimeout(r, 50));
       }
