@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { Duplex, PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { createBrotliDecompress, createGunzip } from 'node:zlib';
 import { BuildtraceError } from '../errors.js';
+import { xzDecoder } from './xz-decoder.js';
 
 /** Why a NAR was cut off; carried by the stream's error. */
 export class NarMismatch extends BuildtraceError {
@@ -17,8 +18,8 @@ export class NarMismatch extends BuildtraceError {
   }
 }
 
-/** A decompressor for a narinfo `Compression:` value; xz, zstd and bzip2 run as the system's own tools. */
-export function decompressor(compression: string): Duplex {
+/** A decompressor for a narinfo `Compression:` value; xz in the process (xz-decoder.ts), zstd and bzip2 as the system's own tools. */
+export function decompressor(compression: string, what = 'NAR'): Duplex {
   switch (compression) {
     case 'none':
     case '':
@@ -28,9 +29,10 @@ export function decompressor(compression: string): Duplex {
     case 'br':
       return createBrotliDecompress();
     case 'xz':
+      return xzDecoder(what);
     case 'zstd':
     case 'bzip2': {
-      const cmd = compression === 'xz' ? ['xz', '-dcq'] : compression === 'zstd' ? ['zstd', '-dcq'] : ['bzip2', '-dcq'];
+      const cmd = compression === 'zstd' ? ['zstd', '-dcq'] : ['bzip2', '-dcq'];
       return toolStream(cmd[0] as string, cmd.slice(1));
     }
     default:

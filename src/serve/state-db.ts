@@ -70,6 +70,18 @@ function openDb(file: string, readonly: boolean): Database.Database {
 
 export class StateDb {
   private readonly db: Database.Database;
+  /** Prepared once: a closure's worth of requests counts and looks up thousands of times. */
+  private readonly statements = new Map<string, Database.Statement>();
+  /** Hints this process has written (a new top-level's world repeats the closure's thousands). */
+  private readonly hinted = new Map<string, string>();
+  private st(sql: string): Database.Statement {
+    let s = this.statements.get(sql);
+    if (!s) {
+      s = this.db.prepare(sql);
+      this.statements.set(sql, s);
+    }
+    return s;
+  }
   constructor(stateDir: string) {
     this.db = openDb(join(stateDir, STATE_DB_FILE), false);
     this.db.pragma('journal_mode = WAL');
@@ -93,53 +105,60 @@ export class StateDb {
   }
 
   cachedVerdict(key: string): CachedVerdict | undefined {
-    const r = this.db.prepare('SELECT traces, result FROM verdicts WHERE key = ?').get(key) as { traces: string; result: string } | undefined;
+    const r = this.st('SELECT traces, result FROM verdicts WHERE key = ?').get(key) as { traces: string; result: string } | undefined;
     if (!r) return undefined;
     return { result: JSON.parse(r.result) as VerifyResult, traces: JSON.parse(r.traces) as TraceDigest[] };
   }
 
   storeVerdict(key: string, drv: string, policyDigest: string, caches: readonly string[], v: CachedVerdict): void {
     const tx = this.db.transaction(() => {
-      this.db
-        .prepare('INSERT OR REPLACE INTO verdicts (key, drv, policy_digest, caches, verified, traces, result, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(
-          key,
-          drv,
-          policyDigest,
-          JSON.stringify(caches),
-          v.result.verified ? 1 : 0,
-          JSON.stringify(v.traces),
-          JSON.stringify(v.result),
-          new Date().toISOString(),
-        );
-      const hint = this.db.prepare('INSERT OR REPLACE INTO hints (path, drv) VALUES (?, ?)');
-      for (const [path, w] of Object.entries(v.result.world)) if (w.producerDrv) hint.run(path, w.producerDrv);
+      this.st('INSERT OR REPLACE INTO verdicts (key, drv, policy_digest, caches, verified, traces, result, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+        key,
+        drv,
+        policyDigest,
+        JSON.stringify(caches),
+        v.result.verified ? 1 : 0,
+        JSON.stringify(v.traces),
+        JSON.stringify(v.result),
+        new Date().toISOString(),
+      );
+      const hint = this.st('INSERT OR REPLACE INTO hints (path, drv) VALUES (?, ?)');
+      for (const [path, w] of Object.entries(v.result.world)) {
+        if (!w.producerDrv || this.hinted.get(path) === w.producerDrv) continue;
+        hint.run(path, w.producerDrv);
+        this.hinted.set(path, w.producerDrv);
+      }
     });
     tx();
   }
 
   /** Producer hints (from verified worlds) for paths with this hash part. */
   hints(storeDir: string, hashPart: string): { path: string; drv: string }[] {
-    return this.db.prepare('SELECT path, drv FROM hints WHERE path >= ? AND path < ?').all(`${storeDir}/${hashPart}-`, `${storeDir}/${hashPart}.`) as {
+    return this.st('SELECT path, drv FROM hints WHERE path >= ? AND path < ?').all(`${storeDir}/${hashPart}-`, `${storeDir}/${hashPart}.`) as {
       path: string;
       drv: string;
     }[];
   }
 
   count(name: 'served' | 'refused' | 'narsServed' | 'narsCutOff' | 'verdictsComputed' | 'verdictsReused'): void {
-    this.db.prepare('INSERT INTO counters (name, n) VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET n = n + 1').run(name);
+    this.st('INSERT INTO counters (name, n) VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET n = n + 1').run(name);
   }
 
   refusal(path: string, drv: string | undefined, codes: readonly string[], detail: string): void {
     this.count('refused');
-    this.db
-      .prepare('INSERT INTO events (at, kind, path, drv, codes, detail) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(new Date().toISOString(), 'refused', path, drv ?? null, JSON.stringify([...new Set(codes)]), detail.slice(0, 4000));
-    this.db.prepare('DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?').run(KEEP_EVENTS);
+    this.st('INSERT INTO events (at, kind, path, drv, codes, detail) VALUES (?, ?, ?, ?, ?, ?)').run(
+      new Date().toISOString(),
+      'refused',
+      path,
+      drv ?? null,
+      JSON.stringify([...new Set(codes)]),
+      detail.slice(0, 4000),
+    );
+    this.st('DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?').run(KEEP_EVENTS);
   }
 
   setMeta(values: Record<string, string>): void {
-    const st = this.db.prepare('INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)');
+    const st = this.st('INSERT OR REPLACE INTO meta (k, v) VALUES (?, ?)');
     for (const [k, v] of Object.entries(values)) st.run(k, v);
   }
 

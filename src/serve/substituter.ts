@@ -15,8 +15,11 @@ import type { NixSecretKey } from '../nix/nix-key.js';
 import { parseBaseName, parseStorePath, printStorePath } from '../nix/store-path.js';
 import type { DrvLoader } from '../store/drv-loader.js';
 import { Limiter } from '../util/limiter.js';
-import type { VerifyResult } from '../verify/closure.js';
-import { CacheSource } from '../verify/sources.js';
+import { DrvHashCache } from '../nix/hash-modulo.js';
+import type { BundleCheck } from '../trace/bundle.js';
+import type { CheckedLines, VerifyResult } from '../verify/closure.js';
+import { CacheSource, type BundleSource } from '../verify/sources.js';
+import type { PathFact } from '../verify/last-mile.js';
 import { NARINFO_MAX_BYTES, NarInfoFacts, type FactSource } from '../verify/store-facts.js';
 import { loadTrustPolicy, type TrustPolicy } from '../verify/trust-policy.js';
 import { trustVerdict, withLastMile, type VerifyOutput } from '../verify/verdict.js';
@@ -61,6 +64,96 @@ interface SubstituterOptions {
 
 const refuse = (reason: string, codes: string[]): Refused => ({ ok: false, reason, codes });
 
+/** At most this many signature checks are kept (a few KiB each); then the memo starts again. */
+const MAX_CHECKED_LINES = 50_000;
+
+/**
+ * What a source said within the recheck window, reused instead of read again: the same
+ * staleness a cached verdict already has (it is re-checked against the traces at most every
+ * recheckMs), applied to each resolved derivation's bundles and each path's narinfo facts, so
+ * that a new top-level derivation over a verified closure does not read the whole closure
+ * again. What is served is always read fresh: the served narinfo (serveVerified) and the NAR.
+ */
+class RecentReads<T> {
+  private readonly m = new Map<string, { at: number; value: T }>();
+  constructor(private readonly windowMs: () => number) {}
+  get(key: string): T | undefined {
+    const e = this.m.get(key);
+    if (!e) return undefined;
+    if (Date.now() - e.at < this.windowMs()) return e.value;
+    this.m.delete(key);
+    return undefined;
+  }
+  set(key: string, value: T): void {
+    // entries older than the window are dropped as the map is walked in insertion order
+    for (const [k, e] of this.m) {
+      if (Date.now() - e.at < this.windowMs()) break;
+      this.m.delete(k);
+    }
+    this.m.delete(key);
+    this.m.set(key, { at: Date.now(), value });
+  }
+  clear(): void {
+    this.m.clear();
+  }
+}
+
+/** A cache's bundles as a verification reads them, through RecentReads. */
+class RecentBundles implements BundleSource {
+  readonly name: string;
+  constructor(
+    private readonly inner: CacheSource,
+    private readonly recent: RecentReads<string[]>,
+  ) {
+    this.name = inner.name;
+  }
+  async bundles(hash: string): Promise<string[]> {
+    const key = `${this.name}\0${hash}`;
+    const had = this.recent.get(key);
+    if (had) return had;
+    const lines = await this.inner.bundles(hash);
+    this.recent.set(key, lines);
+    return lines;
+  }
+  keyEvidence(fp: string): ReturnType<CacheSource['keyEvidence']> {
+    return this.inner.keyEvidence(fp);
+  }
+  traceEvidence(hash: string): ReturnType<CacheSource['traceEvidence']> {
+    return this.inner.traceEvidence(hash);
+  }
+}
+
+/** A source's narinfo facts for the last mile, through RecentReads (a source's error is never kept). */
+class RecentFacts implements FactSource {
+  readonly name: string;
+  constructor(
+    private readonly inner: FactSource,
+    private readonly recent: RecentReads<PathFact | null>,
+  ) {
+    this.name = inner.name;
+  }
+  async facts(paths: readonly string[]): Promise<Map<string, PathFact | Error>> {
+    const out = new Map<string, PathFact | Error>();
+    const read: string[] = [];
+    for (const p of paths) {
+      const had = this.recent.get(`${this.name}\0${p}`);
+      if (had === undefined) read.push(p);
+      else if (had !== null) out.set(p, had);
+    }
+    if (read.length === 0) return out;
+    const got = await this.inner.facts(read);
+    for (const p of read) {
+      const f = got.get(p);
+      if (f instanceof Error) out.set(p, f);
+      else {
+        this.recent.set(`${this.name}\0${p}`, f ?? null);
+        if (f) out.set(p, f);
+      }
+    }
+    return out;
+  }
+}
+
 export class Substituter {
   private readonly storeDir: string;
   private policy: { readonly policy: TrustPolicy; readonly digest: string } | undefined;
@@ -70,12 +163,33 @@ export class Substituter {
   private readonly routes = new Map<string, NarRoute>();
   /** whole-closure verifications at once: each holds a closure's claims in memory */
   private readonly verifications = new Limiter(2);
+  /** signature checks across verifications (cleared with the policy; see CheckedLines) */
+  private readonly checked = new Map<string, BundleCheck>();
+  private readonly checkedLines: CheckedLines = {
+    get: (k) => this.checked.get(k),
+    set: (k, c) => {
+      if (this.checked.size >= MAX_CHECKED_LINES) this.checked.clear();
+      this.checked.set(k, c);
+    },
+  };
+  private readonly recentBundles = new RecentReads<string[]>(() => this.recheckMs);
+  private readonly recentFacts = new RecentReads<PathFact | null>(() => this.recheckMs);
+  /** hashes modulo of local .drv files (each checked against its path when loaded), for the target's door */
+  private readonly hashes: DrvHashCache;
   readonly cacheUrls: string[];
 
   constructor(private readonly o: SubstituterOptions) {
     this.storeDir = o.storeDir ?? '/nix/store';
     this.cacheUrls = o.caches.map((c) => c.url);
+    this.hashes = new DrvHashCache((d) => {
+      if (!o.local.has(d)) throw new BuildtraceError('TARGET_REFUSED', `input derivation ${d} is not in the store`, { subject: d });
+      return o.loader.drv(d);
+    }, this.storeDir);
     this.currentPolicy();
+  }
+
+  private get recheckMs(): number {
+    return this.o.recheckMs ?? 10_000;
   }
 
   /** The policy as the file says now: an edit takes effect (and invalidates cached verdicts) at the next request. */
@@ -85,14 +199,16 @@ export class Substituter {
     if (this.policy?.digest !== digest) {
       this.policy = { policy: loadTrustPolicy(this.o.policyFile), digest };
       this.fresh.clear();
+      this.checked.clear();
     }
     return this.policy as { policy: TrustPolicy; digest: string };
   }
 
   /** Fresh per verification: a CacheSource stops reading after its first failure, which must not outlive one verdict. */
-  private sources(): { sources: CacheSource[]; facts: FactSource[] } {
-    const sources = this.o.caches.map((c) => new CacheSource(c, { limits: this.o.limits }));
-    const facts: FactSource[] = sources.map((s) => new NarInfoFacts(s, this.storeDir));
+  private sources(): { sources: BundleSource[]; facts: FactSource[] } {
+    const caches = this.o.caches.map((c) => new CacheSource(c, { limits: this.o.limits }));
+    const sources = caches.map((c) => new RecentBundles(c, this.recentBundles));
+    const facts: FactSource[] = caches.map((s) => new RecentFacts(new NarInfoFacts(s, this.storeDir), this.recentFacts));
     if (this.o.localFacts) facts.push(this.o.localFacts);
     return { sources, facts };
   }
@@ -103,12 +219,23 @@ export class Substituter {
     return [...new Set(rdrvs.map((p) => parseStorePath(p).hashPart))].sort();
   }
 
-  private static async digests(hashes: readonly string[], sources: readonly CacheSource[]): Promise<TraceDigest[]> {
+  /** linesDigest of a read's lines, by the array RecentReads keeps. */
+  private static readonly digested = new WeakMap<string[], string>();
+
+  private static async digests(hashes: readonly string[], sources: readonly BundleSource[]): Promise<TraceDigest[]> {
     return Promise.all(
       hashes.map(async (hash) => {
         const lines: string[] = [];
-        for (const s of sources) lines.push(...(await s.bundles(hash)));
-        return { hash, digest: linesDigest(lines) };
+        const read: string[][] = [];
+        for (const s of sources) read.push(await s.bundles(hash));
+        // one source (the usual case): a read kept by RecentReads is the same array, digested once
+        const one = read.length === 1 ? (read[0] as string[]) : undefined;
+        const known = one && Substituter.digested.get(one);
+        if (known) return { hash, digest: known };
+        for (const r of read) lines.push(...r);
+        const digest = linesDigest(lines);
+        if (one) Substituter.digested.set(one, digest);
+        return { hash, digest };
       }),
     );
   }
@@ -130,7 +257,7 @@ export class Substituter {
     const key = StateDb.verdictKey(id, digest, this.cacheUrls);
     let result: VerifyResult | undefined;
     const f = this.fresh.get(id);
-    if (f && f.policyDigest === digest && Date.now() - f.at < (this.o.recheckMs ?? 10_000)) result = f.result;
+    if (f && f.policyDigest === digest && Date.now() - f.at < this.recheckMs) result = f.result;
     if (!result) {
       const cached = this.o.state.cachedVerdict(key);
       if (cached) {
@@ -154,6 +281,7 @@ export class Substituter {
           limits: this.o.limits,
           requiredOutputs: target.outputs,
           requiredPaths: target.paths.size > 0 ? target.paths : undefined,
+          checkedLines: this.checkedLines,
         }),
       );
       this.o.state.count('verdictsComputed');
@@ -183,6 +311,7 @@ export class Substituter {
         if (paths.includes(path)) m.set(path, { deriver });
         return m;
       },
+      ...(loader ? {} : { hashes: this.hashes }),
       derivation: (d) => {
         if (!loader) return this.o.local.has(d) ? this.o.loader.drv(d) : undefined;
         try {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { BuildtraceError, decidedOrThrow, errorMessage, isDecided } from '../errors.js';
 import { derivationKind, derivationName, parseOutputHashAlgo, type Derivation } from '../nix/derivation.js';
 import { parseHash } from '../nix/hash.js';
@@ -60,6 +61,18 @@ interface VerifyOptions {
   readonly heldContent?: (paths: readonly string[]) => Promise<ReadonlyMap<string, string>>;
   /** Sees the gathered claims before the verdict (trace-verify plan decides every position from them). */
   readonly onGraph?: (graph: ClosureGraph) => void;
+  /**
+   * Signature checks kept across runs (serve): a line's check against a set of known keys is
+   * a function of the two alone, so a run that meets the same line under the same keys takes
+   * the earlier result instead of checking the signature again.
+   */
+  readonly checkedLines?: CheckedLines;
+}
+
+/** Earlier signature checks, by line and known keys (VerifyOptions.checkedLines); the owner bounds its size. */
+export interface CheckedLines {
+  get(key: string): BundleCheck | undefined;
+  set(key: string, c: BundleCheck): void;
 }
 
 /**
@@ -214,7 +227,23 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const poolMin = poolThreshold() ?? Number.POSITIVE_INFINITY;
   const bytesFor = new Set([...policy.keys.values()].filter((k) => k.tee?.requirePerTraceEvidence).map((k) => k.key.fingerprint));
   let pool: BundlePool | undefined = opts.sources.length > 0 && poolMin !== Number.POSITIVE_INFINITY ? new BundlePool(allKeys, undefined, bytesFor) : undefined;
-  const checkKnown = (line: string): Promise<BundleCheck> => (pool ? pool.check(line) : checkBundleAsync(line, allKeys));
+  const checkFresh = (line: string): Promise<BundleCheck> => (pool ? pool.check(line) : checkBundleAsync(line, allKeys));
+  const memo = opts.checkedLines;
+  // the keys a check depends on: each known key, and whether its statement bytes are kept (per-trace TEE evidence)
+  const keysId = memo
+    ? createHash('sha256')
+        .update(JSON.stringify([allKeys.map((k) => `${k.name}:${k.fingerprint}`).sort(), [...bytesFor].sort()]))
+        .digest('hex')
+    : '';
+  const checkKnown = async (line: string): Promise<BundleCheck> => {
+    if (!memo) return checkFresh(line);
+    const key = `${keysId}:${createHash('sha256').update(line).digest('hex')}`;
+    const had = memo.get(key);
+    if (had) return had;
+    const c = await checkFresh(line);
+    memo.set(key, c);
+    return c;
+  };
   // a key the policy does not name may still be admitted by a measured identity (its hint finds its attestation)
   const checkOne = async (line: string): Promise<BundleCheck> => {
     const c = await checkKnown(line);

@@ -22,6 +22,8 @@ export interface TargetFacts {
   pathInfos(paths: readonly string[]): Promise<ReadonlyMap<string, { readonly deriver?: string }>>;
   /** The parsed .drv (read from the store and checked against its own path), or undefined when it is not there. */
   derivation(drvPath: string): Derivation | undefined;
+  /** Hashes modulo kept across targets (serve: the closure below a new top-level is hashed once); over `derivation`. */
+  readonly hashes?: DrvHashCache;
 }
 
 export interface Target {
@@ -105,11 +107,13 @@ export async function targetOfPath(path: string, facts: TargetFacts, storeDir = 
         method === 'flat' || method === 'recursive' ? printStorePath(makeFixedOutputPath(method, algo, out.hash, sp.name, [], storeDir)) : undefined;
       if (expected !== path) throw refuse(path, `${deriver} declares it as output ${o}, but its declared hash gives ${expected ?? 'no path we can compute'}`);
     } else if (kind === 'ia') {
-      const hashes = new DrvHashCache((d) => {
-        const x = facts.derivation(d);
-        if (!x) throw refuse(path, `input derivation ${d} of ${deriver} is not in the store`);
-        return x;
-      }, storeDir);
+      const hashes =
+        facts.hashes ??
+        new DrvHashCache((d) => {
+          const x = facts.derivation(d);
+          if (!x) throw refuse(path, `input derivation ${d} of ${deriver} is not in the store`);
+          return x;
+        }, storeDir);
       const h = hashes.masked(drv).hashes.get(o) as string;
       const expected = printStorePath(makeOutputPath(o, h, name, storeDir));
       if (expected !== path) throw refuse(path, `${deriver} declares it as output ${o}, but its own hash gives ${expected}`);

@@ -6,7 +6,7 @@
 import { openCache } from '../cache/open.js';
 import type { ReadLimits } from '../cache/limits.js';
 import type { DrvLoader } from '../store/drv-loader.js';
-import { verifyClosure, type VerifyResult } from './closure.js';
+import { verifyClosure, type CheckedLines, type VerifyResult } from './closure.js';
 import { decideLastMile, lastMileProblems, type LastMileReport } from './last-mile.js';
 import { CacheSource, DbSource, type BundleSource } from './sources.js';
 import { gatherFacts, heldContent, NarInfoFacts, type FactSource } from './store-facts.js';
@@ -65,6 +65,8 @@ interface VerdictOptions {
   readonly requiredPaths?: Target['paths'] | undefined;
   readonly at?: Date | undefined;
   readonly progress?: ((phase: 'load' | 'check', done: number, total?: number) => void) | undefined;
+  /** Signature checks kept across verdicts (serve). */
+  readonly checkedLines?: CheckedLines | undefined;
   /** --require-last-mile: a runtime path no source knows fails too */
   readonly requireLastMile: boolean;
   /** Notes for the report (a local store that could not be consulted). */
@@ -82,6 +84,7 @@ export function trustVerdict(drv: string, o: Omit<VerdictOptions, 'requireLastMi
     ...(o.requiredPaths ? { requiredPaths: o.requiredPaths } : {}),
     ...(o.at ? { at: o.at } : {}),
     ...(o.progress ? { progress: o.progress } : {}),
+    ...(o.checkedLines ? { checkedLines: o.checkedLines } : {}),
     ...(o.facts.length > 0 ? { heldContent: (paths: readonly string[]) => heldContent(paths, o.facts) } : {}),
   });
 }
