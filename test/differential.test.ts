@@ -10,10 +10,10 @@ import { parseSecretKey, type NixSecretKey } from '../src/nix/nix-key.js';
 import { derivationStorePath, resolveDerivation } from '../src/nix/resolve.js';
 import { makeTextPath, printStorePath } from '../src/nix/store-path.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
-import { createBundle } from '../src/trace/bundle.js';
+import { createBundle, type BundleCheck } from '../src/trace/bundle.js';
 import { buildStatement } from '../src/trace/statement.js';
 import type { DepRef, Entry } from '../src/verify/claims.js';
-import { verifyClosure } from '../src/verify/closure.js';
+import { verifyClosure, type CheckedLines } from '../src/verify/closure.js';
 import type { BundleSource } from '../src/verify/sources.js';
 import { loadTrustPolicy, type TrustNode } from '../src/verify/trust-policy.js';
 import { decide, type Node } from '../src/verify/world.js';
@@ -391,6 +391,17 @@ function buildClosure(c: Case, keys: readonly NixSecretKey[], storeDir: string, 
   return { nodes, order, target, required, lines, drvs };
 }
 
+/** The same bundle with another (well-formed, wrong) signature: its first byte flipped. */
+function resign(line: string): string {
+  const b = JSON.parse(line) as { dsseEnvelope: { signatures: { sig: string }[] } };
+  for (const s of b.dsseEnvelope.signatures) {
+    const sig = Buffer.from(s.sig, 'base64');
+    sig[0] = (sig[0] as number) ^ 1;
+    s.sig = sig.toString('base64');
+  }
+  return JSON.stringify(b);
+}
+
 describe('differential: the whole closure check, inline and on the worker threads, agrees with the model', () => {
   test(`${CLOSURE_RUNS} generated closures (seed ${SEED})`, async () => {
     const storeDir = '/nix/store';
@@ -398,6 +409,9 @@ describe('differential: the whole closure check, inline and on the worker thread
     const keys = SIGNERS.map((n) => nixKey(`diff-${n}`));
     let k = 0;
     let verified = 0;
+    // one memo across all cases, as serve keeps one across requests
+    const memo = new Map<string, BundleCheck>();
+    const checkedLines: CheckedLines = { get: (key) => memo.get(key), set: (key, v) => void memo.set(key, v) };
     const env = { pool: process.env['BUILDTRACE_POOL'], min: process.env['BUILDTRACE_POOL_MIN'] };
     const setPool = (on: boolean): void => {
       process.env['BUILDTRACE_POOL'] = on ? 'always' : 'never';
@@ -453,6 +467,47 @@ describe('differential: the whole closure check, inline and on the worker thread
           if (verdicts[0] !== m || verdicts[1] !== m) {
             throw new Error(`verifyClosure inline ${verdicts[0]}, on the pool ${verdicts[1]}, the model ${m}:\n${render(b, c.trust)}`);
           }
+          // serve keeps signature checks across verdicts (checkedLines): warm, the verdict is the same; a policy that
+          // names fewer keys, or lines whose signatures changed since, are checked again, never taken from the memo
+          setPool(false);
+          const memoLoader = new DrvLoader(storeDir, Number.POSITIVE_INFINITY);
+          memoLoader.drv = (path: string): Derivation => b.drvs.get(path) as Derivation;
+          const withMemo = (policy: string, src: BundleSource) =>
+            verifyClosure(b.target, {
+              policy: loadTrustPolicy(policy),
+              sources: [src],
+              loader: memoLoader,
+              storeDir,
+              requiredOutputs: b.required,
+              checkedLines,
+            });
+          const allKeysPolicy = join(dir, `policy-${k}-all.json`);
+          writeFileSync(
+            allKeysPolicy,
+            JSON.stringify({
+              keys: Object.fromEntries(
+                SIGNERS.map((n, i) => [n, { publicKey: `${keys[i]?.publicKey.name}:${Buffer.from(keys[i]?.publicKey.raw ?? []).toString('base64')}` }]),
+              ),
+              trust: { threshold: 1, of: [...SIGNERS] },
+              maxResolutions: 1 << 16,
+            }),
+          );
+          const first = await withMemo(policyFile, source);
+          // more keys known: a line refused before as signed by an unknown key is checked again
+          const all = await withMemo(allKeysPolicy, source);
+          const allFresh = await verifyClosure(b.target, {
+            policy: loadTrustPolicy(allKeysPolicy),
+            sources: [source],
+            loader: memoLoader,
+            storeDir,
+            requiredOutputs: b.required,
+          });
+          if (all.verified !== allFresh.verified) throw new Error(`under all keys: ${all.verified} after a run under fewer keys, ${allFresh.verified} fresh`);
+          const warm = [first, await withMemo(policyFile, source)];
+          if (warm.some((r) => r.verified !== m)) throw new Error(`with checks kept across runs: ${warm.map((r) => r.verified)}, the model ${m}`);
+          const tampered: BundleSource = { ...source, bundles: async (h) => (b.lines.get(h) ?? []).map(resign) };
+          const t = await withMemo(policyFile, tampered);
+          if (t.verified && t.entries.length > 0) throw new Error(`lines whose signatures changed after a warm run still verify:\n${render(b, c.trust)}`);
           if (m) verified++;
         }),
         { seed: SEED, numRuns: CLOSURE_RUNS, includeErrorInReport: true },

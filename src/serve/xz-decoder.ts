@@ -63,7 +63,7 @@ const KEEP_IDLE = 16;
 /** An instance whose memory grew past this (a big dictionary) is dropped, not kept: WebAssembly memory never shrinks. */
 const KEEP_MAX_BYTES = 16 << 20;
 
-/** Decompresses one .xz stream; input after its end is ignored, a stream that ends early is an error. */
+/** Decompresses .xz input as `xz -d` does (concatenated streams in turn); a stream that ends early, or other bytes after one, is an error. */
 export function xzDecoder(what: string): Duplex {
   let x: XzExports | undefined = idle.pop() ?? (new wasm.Instance(xzModule(), {}).exports as XzExports);
   const ctx = x.create_context();
