@@ -13,7 +13,7 @@ import { DrvLoader } from '../src/store/drv-loader.js';
 import { createBundle, type BundleCheck } from '../src/trace/bundle.js';
 import { buildStatement } from '../src/trace/statement.js';
 import type { DepRef, Entry } from '../src/verify/claims.js';
-import { verifyClosure, type CheckedLines } from '../src/verify/closure.js';
+import { verifyClosure, type CheckedLines, type VerifyOptions } from '../src/verify/closure.js';
 import type { BundleSource } from '../src/verify/sources.js';
 import { loadTrustPolicy, type TrustNode } from '../src/verify/trust-policy.js';
 import { decide, type Node } from '../src/verify/world.js';
@@ -412,6 +412,7 @@ describe('differential: the whole closure check, inline and on the worker thread
     // one memo across all cases, as serve keeps one across requests
     const memo = new Map<string, BundleCheck>();
     const checkedLines: CheckedLines = { get: (key) => memo.get(key), set: (key, v) => void memo.set(key, v) };
+    const resolutions: NonNullable<VerifyOptions['resolutions']> = new Map();
     const env = { pool: process.env['BUILDTRACE_POOL'], min: process.env['BUILDTRACE_POOL_MIN'] };
     const setPool = (on: boolean): void => {
       process.env['BUILDTRACE_POOL'] = on ? 'always' : 'never';
@@ -480,6 +481,7 @@ describe('differential: the whole closure check, inline and on the worker thread
               storeDir,
               requiredOutputs: b.required,
               checkedLines,
+              resolutions,
             });
           const allKeysPolicy = join(dir, `policy-${k}-all.json`);
           writeFileSync(

@@ -16,6 +16,7 @@ import { parseBaseName, parseStorePath, printStorePath } from '../nix/store-path
 import type { DrvLoader } from '../store/drv-loader.js';
 import { Limiter } from '../util/limiter.js';
 import { DrvHashCache } from '../nix/hash-modulo.js';
+import type { Resolution } from '../nix/resolve.js';
 import type { BundleCheck } from '../trace/bundle.js';
 import type { CheckedLines, VerifyResult } from '../verify/closure.js';
 import { CacheSource, type BundleSource } from '../verify/sources.js';
@@ -66,6 +67,8 @@ const refuse = (reason: string, codes: string[]): Refused => ({ ok: false, reaso
 
 /** At most this many signature checks are kept (a few KiB each); then the memo starts again. */
 const MAX_CHECKED_LINES = 50_000;
+/** Resolutions kept (a resolved .drv each, a few KiB). */
+const MAX_RESOLUTIONS = 50_000;
 
 /**
  * What a source said within the recheck window, reused instead of read again: the same
@@ -174,6 +177,8 @@ export class Substituter {
   };
   private readonly recentBundles = new RecentReads<string[]>(() => this.recheckMs);
   private readonly recentFacts = new RecentReads<PathFact | null>(() => this.recheckMs);
+  /** static resolutions by .drv path (VerifyOptions.resolutions), at most MAX_RESOLUTIONS */
+  private readonly resolutions = new Map<string, Pick<Resolution, 'drv' | 'path'>>();
   /** hashes modulo of local .drv files (each checked against its path when loaded), for the target's door */
   private readonly hashes: DrvHashCache;
   readonly cacheUrls: string[];
@@ -186,6 +191,11 @@ export class Substituter {
       return o.loader.drv(d);
     }, this.storeDir);
     this.currentPolicy();
+  }
+
+  private boundedResolutions(): Map<string, Pick<Resolution, 'drv' | 'path'>> {
+    if (this.resolutions.size > MAX_RESOLUTIONS) this.resolutions.clear();
+    return this.resolutions;
   }
 
   private get recheckMs(): number {
@@ -282,6 +292,7 @@ export class Substituter {
           requiredOutputs: target.outputs,
           requiredPaths: target.paths.size > 0 ? target.paths : undefined,
           checkedLines: this.checkedLines,
+          resolutions: this.boundedResolutions(),
         }),
       );
       this.o.state.count('verdictsComputed');

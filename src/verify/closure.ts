@@ -44,7 +44,7 @@ export interface VerifyResult {
   readonly entries: readonly ChosenEntry[];
 }
 
-interface VerifyOptions {
+export interface VerifyOptions {
   readonly policy: TrustPolicy;
   readonly sources: readonly BundleSource[];
   readonly loader: DrvLoader;
@@ -67,6 +67,12 @@ interface VerifyOptions {
    * the earlier result instead of checking the signature again.
    */
   readonly checkedLines?: CheckedLines;
+  /**
+   * Resolutions kept across runs (serve), by .drv path: where every input is at the path its
+   * .drv declares, the resolution is a function of the .drv path alone (the loader checks each
+   * .drv against its path, and the inputs' declared paths are fixed by theirs).
+   */
+  readonly resolutions?: Map<string, Pick<Resolution, 'drv' | 'path'>>;
 }
 
 /** Earlier signature checks, by line and known keys (VerifyOptions.checkedLines); the owner bounds its size. */
@@ -333,7 +339,10 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     if (derivationKind(drv, p) === 'fixed') return;
     for (const [d, outs] of drv.inputDrvs) for (const o of outs) if (declared(d, o) === undefined) return;
     try {
-      staticResolution.set(p, resolutionOf(p, drv, declared));
+      const kept = opts.resolutions?.get(p);
+      const r = kept ?? resolutionOf(p, drv, declared);
+      if (!kept) opts.resolutions?.set(p, r);
+      staticResolution.set(p, r);
     } catch (err) {
       decidedOrThrow(err);
       return; // processNode meets the same error and reports it

@@ -6,7 +6,7 @@
 import { openCache } from '../cache/open.js';
 import type { ReadLimits } from '../cache/limits.js';
 import type { DrvLoader } from '../store/drv-loader.js';
-import { verifyClosure, type CheckedLines, type VerifyResult } from './closure.js';
+import { verifyClosure, type CheckedLines, type VerifyOptions, type VerifyResult } from './closure.js';
 import { decideLastMile, lastMileProblems, type LastMileReport } from './last-mile.js';
 import { CacheSource, DbSource, type BundleSource } from './sources.js';
 import { gatherFacts, heldContent, NarInfoFacts, type FactSource } from './store-facts.js';
@@ -65,8 +65,9 @@ interface VerdictOptions {
   readonly requiredPaths?: Target['paths'] | undefined;
   readonly at?: Date | undefined;
   readonly progress?: ((phase: 'load' | 'check', done: number, total?: number) => void) | undefined;
-  /** Signature checks kept across verdicts (serve). */
+  /** Signature checks and static resolutions kept across verdicts (serve). */
   readonly checkedLines?: CheckedLines | undefined;
+  readonly resolutions?: VerifyOptions['resolutions'] | undefined;
   /** --require-last-mile: a runtime path no source knows fails too */
   readonly requireLastMile: boolean;
   /** Notes for the report (a local store that could not be consulted). */
@@ -85,6 +86,7 @@ export function trustVerdict(drv: string, o: Omit<VerdictOptions, 'requireLastMi
     ...(o.at ? { at: o.at } : {}),
     ...(o.progress ? { progress: o.progress } : {}),
     ...(o.checkedLines ? { checkedLines: o.checkedLines } : {}),
+    ...(o.resolutions ? { resolutions: o.resolutions } : {}),
     ...(o.facts.length > 0 ? { heldContent: (paths: readonly string[]) => heldContent(paths, o.facts) } : {}),
   });
 }
