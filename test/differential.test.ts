@@ -470,7 +470,8 @@ describe('differential: the whole closure check, inline and on the worker thread
           }
           // serve keeps signature checks across verdicts (checkedLines): warm, the verdict is the same; a policy that
           // names fewer keys, or lines whose signatures changed since, are checked again, never taken from the memo
-          setPool(false);
+          // as serve runs it: the worker pool started only after the walk
+          setPool(true);
           const memoLoader = new DrvLoader(storeDir, Number.POSITIVE_INFINITY);
           memoLoader.drv = (path: string): Derivation => b.drvs.get(path) as Derivation;
           const withMemo = (policy: string, src: BundleSource) =>
@@ -482,6 +483,7 @@ describe('differential: the whole closure check, inline and on the worker thread
               requiredOutputs: b.required,
               checkedLines,
               resolutions,
+              poolAfterWalk: true,
             });
           const allKeysPolicy = join(dir, `policy-${k}-all.json`);
           writeFileSync(

@@ -293,6 +293,7 @@ export class Substituter {
           requiredPaths: target.paths.size > 0 ? target.paths : undefined,
           checkedLines: this.checkedLines,
           resolutions: this.boundedResolutions(),
+          poolAfterWalk: true,
         }),
       );
       this.o.state.count('verdictsComputed');

@@ -73,6 +73,12 @@ export interface VerifyOptions {
    * .drv against its path, and the inputs' declared paths are fixed by theirs).
    */
   readonly resolutions?: Map<string, Pick<Resolution, 'drv' | 'path'>>;
+  /**
+   * Start the signature worker threads only once the walk has shown a closure of at least the
+   * pool threshold (serve: most requests are for small closures, and a worker thread costs more
+   * to start than checking a few bundles inline).
+   */
+  readonly poolAfterWalk?: boolean;
 }
 
 /** Earlier signature checks, by line and known keys (VerifyOptions.checkedLines); the owner bounds its size. */
@@ -232,7 +238,8 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   // once there are many bundles to check (BUILDTRACE_POOL=always|never: tests run both ways)
   const poolMin = poolThreshold() ?? Number.POSITIVE_INFINITY;
   const bytesFor = new Set([...policy.keys.values()].filter((k) => k.tee?.requirePerTraceEvidence).map((k) => k.key.fingerprint));
-  let pool: BundlePool | undefined = opts.sources.length > 0 && poolMin !== Number.POSITIVE_INFINITY ? new BundlePool(allKeys, undefined, bytesFor) : undefined;
+  const poolWanted = opts.sources.length > 0 && poolMin !== Number.POSITIVE_INFINITY;
+  let pool: BundlePool | undefined = poolWanted && !opts.poolAfterWalk ? new BundlePool(allKeys, undefined, bytesFor) : undefined;
   const checkFresh = (line: string): Promise<BundleCheck> => (pool ? pool.check(line) : checkBundleAsync(line, allKeys));
   const memo = opts.checkedLines;
   // the keys a check depends on: each known key, and whether its statement bytes are kept (per-trace TEE evidence)
@@ -506,6 +513,8 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     await pool.close();
     pool = undefined;
   }
+  // started late (poolAfterWalk): only for a closure large enough, without the walk's prefetching
+  if (!pool && poolWanted && opts.poolAfterWalk && order.length >= poolMin) pool = new BundlePool(allKeys, undefined, bytesFor);
 
   // children first; independent derivations concurrently (bounded), so remote caches are not read one by one
   const level = new Map<string, number>();

@@ -68,6 +68,7 @@ interface VerdictOptions {
   /** Signature checks and static resolutions kept across verdicts (serve). */
   readonly checkedLines?: CheckedLines | undefined;
   readonly resolutions?: VerifyOptions['resolutions'] | undefined;
+  readonly poolAfterWalk?: boolean | undefined;
   /** --require-last-mile: a runtime path no source knows fails too */
   readonly requireLastMile: boolean;
   /** Notes for the report (a local store that could not be consulted). */
@@ -87,6 +88,7 @@ export function trustVerdict(drv: string, o: Omit<VerdictOptions, 'requireLastMi
     ...(o.progress ? { progress: o.progress } : {}),
     ...(o.checkedLines ? { checkedLines: o.checkedLines } : {}),
     ...(o.resolutions ? { resolutions: o.resolutions } : {}),
+    ...(o.poolAfterWalk ? { poolAfterWalk: true } : {}),
     ...(o.facts.length > 0 ? { heldContent: (paths: readonly string[]) => heldContent(paths, o.facts) } : {}),
   });
 }
