@@ -56,10 +56,11 @@ const W_OUT_POS = 5;
 /**
  * Instances whose last stream ended are kept for the next one: a fresh instance grows its
  * memory for the stream's dictionary (8 MiB for Nix's xz preset), which costs more than
- * decompressing a small NAR. Each instance serves one stream at a time.
+ * decompressing a small NAR, and dropped instances make the garbage collector work hard. Nix
+ * fetches up to 25 NARs at once: keep more than that. Each instance serves one stream at a time.
  */
 const idle: XzExports[] = [];
-const KEEP_IDLE = 16;
+const KEEP_IDLE = 64;
 /** An instance whose memory grew past this (a big dictionary) is dropped, not kept: WebAssembly memory never shrinks. */
 const KEEP_MAX_BYTES = 16 << 20;
 
