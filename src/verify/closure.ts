@@ -240,7 +240,11 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const bytesFor = new Set([...policy.keys.values()].filter((k) => k.tee?.requirePerTraceEvidence).map((k) => k.key.fingerprint));
   const poolWanted = opts.sources.length > 0 && poolMin !== Number.POSITIVE_INFINITY;
   let pool: BundlePool | undefined = poolWanted && !opts.poolAfterWalk ? new BundlePool(allKeys, undefined, bytesFor) : undefined;
-  const checkFresh = (line: string): Promise<BundleCheck> => (pool ? pool.check(line) : checkBundleAsync(line, allKeys));
+  let lazyPool = false;
+  const checkFresh = (line: string): Promise<BundleCheck> => {
+    if (!pool && lazyPool) pool = new BundlePool(allKeys, undefined, bytesFor);
+    return pool ? pool.check(line) : checkBundleAsync(line, allKeys);
+  };
   const memo = opts.checkedLines;
   // the keys a check depends on: each known key, and whether its statement bytes are kept (per-trace TEE evidence)
   const keysId = memo
@@ -513,8 +517,8 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     await pool.close();
     pool = undefined;
   }
-  // started late (poolAfterWalk): only for a closure large enough, without the walk's prefetching
-  if (!pool && poolWanted && opts.poolAfterWalk && order.length >= poolMin) pool = new BundlePool(allKeys, undefined, bytesFor);
+  // started late (poolAfterWalk): at the first line to check for real, in a closure large enough
+  lazyPool = !pool && poolWanted && opts.poolAfterWalk === true && order.length >= poolMin;
 
   // children first; independent derivations concurrently (bounded), so remote caches are not read one by one
   const level = new Map<string, number>();
@@ -531,7 +535,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     else byLevel[l] = [p];
   }
   // within a level, keep `conc` derivations in flight (signatures verify in the thread pool)
-  const conc = pool ? 512 : 32;
+  const conc = pool || lazyPool ? 512 : 32;
   let done = 0;
   try {
     for (const ps of byLevel) {
