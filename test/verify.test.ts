@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { FileCache } from '../src/cache/file-cache.js';
 import { appendLines } from '../src/cache/backend.js';
 import { parseSecretKey } from '../src/nix/nix-key.js';
+import { nix32Encode } from '../src/nix/nix32.js';
 import { keyAttestationPreimage, reportDataFor } from '../src/tee/binding.js';
 import { createSimulatedPlatform, pem } from '../src/tee/simulated.js';
 import { createBundle } from '../src/trace/bundle.js';
@@ -48,6 +49,8 @@ describe('trace-verify re-does resolution across real closures signed by three b
   let C: DaemonHandle;
   let dir: string;
   let args: string[];
+  /** rfod's declared NAR sha256, hex, as nix-hash computed it. */
+  let rfodHex: string;
   const drv = new Map<string, string>();
 
   const names = (spool: string): Map<string, string> => {
@@ -68,8 +71,13 @@ describe('trace-verify re-does resolution across real closures signed by three b
     dir = tempDir('verify-');
     const s = salt();
     const nondet = join(dir, 'nondet');
-    args = [join(FIXTURES, 'verify.nix'), '--argstr', 'salt', s, '--argstr', 'nondet', nondet];
-    const attrs = ['agree3', 'conv3', 'div3', 'ia3', 'top', 'multi', 'cuse', 'fod', 'app', 'capp', 'fuse'];
+    // rfod's declared hash: the NAR sha256 of the file it will write, computed by Nix's own nix-hash
+    const rfodFile = join(dir, 'rfod');
+    writeFileSync(rfodFile, `${s} rfod`, { mode: 0o644 });
+    const rfodHash = (await must('nix-hash', ['--type', 'sha256', '--base32', rfodFile], { env: nixEnv() })).stdout.trim();
+    rfodHex = (await must('nix-hash', ['--type', 'sha256', rfodFile], { env: nixEnv() })).stdout.trim();
+    args = [join(FIXTURES, 'verify.nix'), '--argstr', 'salt', s, '--argstr', 'nondet', nondet, '--argstr', 'rfodHash', rfodHash];
+    const attrs = ['agree3', 'conv3', 'div3', 'ia3', 'top', 'multi', 'cuse', 'fod', 'app', 'capp', 'fuse', 'ruse'];
     const inst = (await must('nix-instantiate', [...args, ...attrs.flatMap((a) => ['-A', a])], { env: nixEnv() })).stdout.trim().split('\n');
     const closure = (await must('nix-store', ['-qR', ...inst], { env: nixEnv() })).stdout
       .trim()
@@ -498,6 +506,54 @@ describe('trace-verify re-does resolution across real closures signed by three b
     assert.equal(r1.code, 0, JSON.stringify(r1.r.problems));
   });
 
+  test('a recursive fixed-output input whose NAR hash differs from the declared one: input-hash-mismatch (lying builder)', async () => {
+    const ruse = drv.get('ruse') as string;
+    const rfod = drv.get('rfod') as string;
+    assert.equal((await verify(ruse, policy('A', { A }), dbs(A))).code, 0, 'the honest trace verifies');
+    const t = traceOf(A, 'ruse');
+    const st = JSON.parse(t.statement.toString('utf8')) as {
+      predicate: { buildDefinition: { resolvedDependencies: { uri: string; digest: { sha256: string } }[] } };
+    };
+    const dep = st.predicate.buildDefinition.resolvedDependencies.find((x) => x.uri.includes('-v-rfod'));
+    assert.ok(dep, 'ruse lists rfod as an input');
+    const declared = dep.digest.sha256;
+    assert.equal(declared, rfodHex, 'the honest statement carries the declared hash');
+    dep.digest.sha256 = 'ab'.repeat(32);
+    const cache = new FileCache(join(dir, 'rfod-lie'));
+    await appendLines(cache, `traces/${t.rdrv_hash}`, [resign(A, st as unknown as Json)]);
+    const r = await verify(ruse, policy('A', { A }), ['--cache', cache.url]);
+    assert.equal(r.code, 1);
+    const p = r.r.problems.find((x) => x.code === 'input-hash-mismatch');
+    assert.ok(p, JSON.stringify(r.r.problems));
+    assert.equal(p.drv, ruse);
+    assert.ok(p.detail.includes('ab'.repeat(32)) && p.detail.includes(declared) && p.detail.includes(rfod), p.detail);
+  });
+
+  test('a flat fixed-output input with a lied NAR hash: accepted as a claim (flat declares no NAR hash), caught by the last mile', async () => {
+    // DESIGN: a flat FOD declares its file's hash, not its NAR hash (closure.ts fodLeaf), so the
+    // claim stands; the local store knows the real NAR hash of fod's output: content-mismatch.
+    const fuse = drv.get('fuse') as string;
+    const t = traceOf(A, 'fuse');
+    const st = JSON.parse(t.statement.toString('utf8')) as {
+      predicate: { buildDefinition: { resolvedDependencies: { uri: string; digest: { sha256: string } }[] } };
+    };
+    const dep = st.predicate.buildDefinition.resolvedDependencies.find((x) => x.uri.includes('-v-fod'));
+    assert.ok(dep);
+    const real = dep.digest.sha256;
+    dep.digest.sha256 = 'cd'.repeat(32);
+    const cache = new FileCache(join(dir, 'flat-fod-lie'));
+    await appendLines(cache, `traces/${t.rdrv_hash}`, [resign(A, st as unknown as Json)]);
+    const r = await verify(fuse, policy('A', { A }), ['--cache', cache.url]);
+    assert.equal(r.code, 1);
+    assert.ok(!r.r.problems.some((x) => x.code === 'input-hash-mismatch'), JSON.stringify(r.r.problems));
+    const m = r.r.problems.find((x) => x.code === 'content-mismatch');
+    assert.ok(m, JSON.stringify(r.r.problems));
+    // the detail shows both hashes in Nix's base-32
+    const n32 = (hex: string): string => nix32Encode(Buffer.from(hex, 'hex'));
+    assert.equal(m.drv, drv.get('fod'));
+    assert.ok(m.detail.includes(`attested NAR hash sha256:${n32('cd'.repeat(32))}`) && m.detail.includes(`NarHash sha256:${n32(real)}`), m.detail);
+  });
+
   test('#10: equivocation — one key, two different claims for one resolved derivation — counts for nothing there', async () => {
     const t = traceOf(A, 'ia1');
     const st = JSON.parse(t.statement.toString('utf8')) as Json & { subject: { digest: { sha256: string } }[] };
@@ -734,8 +790,11 @@ describe('trace-verify re-does resolution across real closures signed by three b
 
   test('targets: a .nix file with --attr, and an output path, verify as their derivation', async () => {
     const nixFile = join(dir, 'target.nix');
-    // args: [verify.nix, '--argstr', 'salt', SALT, '--argstr', 'nondet', FILE]
-    writeFileSync(nixFile, `import ${args[0]} { salt = ${JSON.stringify(args[3])}; nondet = ${JSON.stringify(args[6])}; }\n`);
+    // args: [verify.nix, '--argstr', 'salt', SALT, '--argstr', 'nondet', FILE, '--argstr', 'rfodHash', HASH]
+    writeFileSync(
+      nixFile,
+      `import ${args[0]} { salt = ${JSON.stringify(args[3])}; nondet = ${JSON.stringify(args[6])}; rfodHash = ${JSON.stringify(args[9])}; }\n`,
+    );
     // ia3: input-addressed, so trace-verify's own nix-instantiate needs no experimental feature
     const byDrv = await verify(drv.get('ia3') as string, policy('A', { A }), dbs(A));
     assert.equal(byDrv.code, 0, JSON.stringify(byDrv.r.problems));
