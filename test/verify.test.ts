@@ -1,6 +1,7 @@
 // ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -861,23 +862,56 @@ describe('trace-verify re-does resolution across real closures signed by three b
     problemAt(r.r, 'key-retired', 'ia1', /./);
   });
 
-  test('BUILDTRACE_NO_SODIUM: the OpenSSL Ed25519 path reaches the same verdicts', async () => {
-    const env = { ...process.env, BUILDTRACE_NO_SODIUM: '1' };
-    const good = await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', policy(both), ...dbs(A, B), '--json'], { env });
-    assert.equal(good.code, 0, good.stdout);
+  test('BUILDTRACE_NO_SODIUM: the OpenSSL Ed25519 path is the one taken, and reaches the same verdicts', async (t) => {
+    // BUILDTRACE_ED25519_REPORT=1: trace-verify names on stderr how many checks each engine ran
+    // (worker threads included). With the pool, pure Ed25519 runs inline in the workers, where
+    // libsodium is used unless BUILDTRACE_NO_SODIUM=1.
+    const engines = (stderr: string): { libsodium: number; openssl: number; opensslLibuv: number; noble: number } => {
+      const m = /Ed25519 checks by engine: libsodium (\d+), openssl (\d+), openssl-libuv (\d+), noble (\d+)/.exec(stderr);
+      assert.ok(m, stderr);
+      return { libsodium: Number(m[1]), openssl: Number(m[2]), opensslLibuv: Number(m[3]), noble: Number(m[4]) };
+    };
+    // ia3's chain is signed pure Ed25519 (our IA build type), agree3's Ed25519ph (laut's #ca profile)
+    const pure = [drv.get('ia3') as string, '--policy', policy(both), ...dbs(A, B), '--json'];
+    const ph = [drv.get('agree3') as string, '--policy', policy(both), ...dbs(A, B), '--json'];
+    const base = { ...process.env, BUILDTRACE_ED25519_REPORT: '1', BUILDTRACE_POOL: 'always' };
+    const env = { ...base, BUILDTRACE_NO_SODIUM: '1' };
+    const checked = async (args: string[], e: NodeJS.ProcessEnv): Promise<ReturnType<typeof engines>> => {
+      const r = await run(VERIFY_CLI, args, { env: e });
+      assert.equal(r.code, 0, r.stdout);
+      return engines(r.stderr);
+    };
+    // 3 derivations x 2 signers each time
+    assert.deepEqual(await checked(pure, env), { libsodium: 0, openssl: 6, opensslLibuv: 0, noble: 0 });
+    assert.deepEqual(await checked(ph, env), { libsodium: 0, openssl: 0, opensslLibuv: 0, noble: 6 });
+    // the control: without the variable, the same runs take libsodium (sodium-native is an optional dependency)
+    let sodiumInstalled = true;
+    try {
+      createRequire(import.meta.url)('sodium-native');
+    } catch {
+      sodiumInstalled = false;
+    }
+    const withSodium = sodiumInstalled ? { libsodium: 6, openssl: 0, opensslLibuv: 0, noble: 0 } : undefined;
+    if (withSodium) {
+      assert.deepEqual(await checked(pure, base), withSodium);
+      assert.deepEqual(await checked(ph, base), withSodium);
+    } else t.diagnostic('sodium-native is not installed here: no libsodium control run');
+    // a bad signature is refused by OpenSSL alone
     const cache = new FileCache(join(dir, 'no-sodium'));
-    const t = traceOf(A, 'ia1');
-    const b = JSON.parse(t.bundle) as { dsseEnvelope: { signatures: { sig: string }[] } };
+    const tr = traceOf(A, 'ia1');
+    const b = JSON.parse(tr.bundle) as { dsseEnvelope: { signatures: { sig: string }[] } };
     const sig = Buffer.from((b.dsseEnvelope.signatures[0] as { sig: string }).sig, 'base64');
     sig[5] = (sig[5] as number) ^ 1;
     (b.dsseEnvelope.signatures[0] as { sig: string }).sig = sig.toString('base64');
-    await appendLines(cache, `traces/${t.rdrv_hash}`, [JSON.stringify(b)]);
+    await appendLines(cache, `traces/${tr.rdrv_hash}`, [JSON.stringify(b)]);
     const bad = await run(VERIFY_CLI, [drv.get('ia1') as string, '--policy', policy('A', { A }), '--cache', cache.url, '--json'], { env });
     assert.equal(bad.code, 1, bad.stdout);
     assert.ok(
-      (JSON.parse(bad.stdout) as Result).problems.some((p) => p.code === 'signature-invalid'),
+      (JSON.parse(bad.stdout) as Result).problems.some((x) => x.code === 'signature-invalid'),
       bad.stdout,
     );
+    // both schemes our build type allows are tried, neither by libsodium
+    assert.deepEqual(engines(bad.stderr), { libsodium: 0, openssl: 1, opensslLibuv: 0, noble: 1 }, bad.stderr);
   });
 
   test('TEE-attested keys: accepted evidence; a debug guest, another key, or expired endorsement are refused', async () => {
