@@ -214,6 +214,30 @@ describe('publishing to a file:// cache and to nginx (WebDAV PUT with conditiona
     for (const h of hashes) assert.equal(files.get(h)?.length, 1, `traces/${h} has exactly one line`);
     for (const lines of files.values()) assert.equal(lines.length, 1);
   });
+
+  test('5xx on the trace objects alone (the outputs are accepted): the traces wait, none is lost', async () => {
+    nginx.setFault('fail503traces', true);
+    let drvs: string[];
+    try {
+      drvs = await buildMany(d, 5, 'trace503');
+      // the failure is the traces' own PUT, not the outputs' copy
+      await waitFor(
+        async () => /PUT \S*\/traces\/\S*: HTTP 503/.test((await status(d)).caches.find((c) => c.url === nginx.url)?.lastError?.message ?? ''),
+        30_000,
+        'a trace PUT refused with 503 in status',
+      );
+    } finally {
+      nginx.setFault('fail503traces', false);
+    }
+    const p = await d.cli(['push', '--wait']);
+    assert.equal(p.code, 0, p.stdout);
+    const db = new (await import('better-sqlite3')).default(d.dbFile, { readonly: true });
+    const hashes = drvs.map((x) => (db.prepare('SELECT rdrv_hash FROM traces WHERE rdrv_path = ?').get(x) as { rdrv_hash: string }).rdrv_hash);
+    db.close();
+    assert.equal(hashes.length, 5);
+    const files = traceFiles(nginx.root);
+    for (const h of hashes) assert.equal(files.get(h)?.length, 1, `traces/${h} has exactly one line`);
+  });
 });
 
 describe('two daemons with different keys publish the same derivations at the same time', () => {
