@@ -17,6 +17,7 @@ import {
   nixBuildWithHook,
   pathInfo,
   requireOrSkip,
+  setEnv,
   nixEnv,
   run,
   salt,
@@ -370,13 +371,7 @@ describe('publishing to an S3 server that checks signatures (moto, authenticatio
       Object.assign(process.env, env);
       assert.equal(await inP.get('traces/x'), undefined, 'nothing was written with a wrong key');
     } finally {
-      for (const [k, v] of [
-        ['AWS_ACCESS_KEY_ID', saved.id],
-        ['AWS_SECRET_ACCESS_KEY', saved.secret],
-      ] as const) {
-        if (v === undefined) delete process.env[k];
-        else process.env[k] = v;
-      }
+      setEnv({ AWS_ACCESS_KEY_ID: saved.id, AWS_SECRET_ACCESS_KEY: saved.secret });
       await d.stop();
       await moto.stop();
     }

@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { appendLines, preconditionsChecked } from '../src/cache/backend.js';
 import { openCache } from '../src/cache/open.js';
 import { S3Cache } from '../src/cache/s3-cache.js';
-import { requireOrSkip, tempDir } from './helpers.js';
+import { requireOrSkip, setEnv, tempDir } from './helpers.js';
 import { MOTO_VERSION, MOTO_WHY, type Moto, motoChecksIfMatch, routeOnly, startMoto } from './moto.js';
 
 describe('S3 against moto with authentication on: SigV4 is verified, conditional writes are honoured', () => {
@@ -16,12 +16,6 @@ describe('S3 against moto with authentication on: SigV4 is verified, conditional
   let base = '';
   let key = { id: '', secret: '' };
   const saved = { id: process.env['AWS_ACCESS_KEY_ID'], secret: process.env['AWS_SECRET_ACCESS_KEY'], file: process.env['AWS_SHARED_CREDENTIALS_FILE'] };
-  const setEnv = (vals: Record<string, string | undefined>): void => {
-    for (const [k, v] of Object.entries(vals)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  };
   const url = (extra = ''): string => `s3://cache?endpoint=${base}&region=us-east-1${extra}`;
 
   before(async () => {

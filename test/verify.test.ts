@@ -402,6 +402,18 @@ describe('trace-verify re-does resolution across real closures signed by three b
       (st as { predicate: { buildDefinition: Json } }).predicate.buildDefinition['buildType'] === BUILD_TYPE_CA ? 'ed25519ph' : 'ed25519',
     );
   const one = { threshold: 1, of: ['A', 'B'] };
+  /** h's statement for `name` with input `input`'s NAR hash replaced by `fake` (to re-sign as a lying builder), and the real hash. */
+  const withInputHash = (h: DaemonHandle, name: string, input: string, fake: string): { t: ReturnType<typeof traceOf>; st: Json; real: string } => {
+    const t = traceOf(h, name);
+    const st = JSON.parse(t.statement.toString('utf8')) as {
+      predicate: { buildDefinition: { resolvedDependencies: { uri: string; digest: { sha256: string } }[] } };
+    };
+    const dep = st.predicate.buildDefinition.resolvedDependencies.find((x) => x.uri.includes(`-v-${input}`));
+    assert.ok(dep, `${name} lists ${input} as an input`);
+    const real = dep.digest.sha256;
+    dep.digest.sha256 = fake;
+    return { t, st: st as unknown as Json, real };
+  };
 
   test('#10 item 1: an input-addressed input with disputed content is never pooled (IA consumer)', async () => {
     const lib = traceOf(A, 'lib').outputs[0] as { path: string; nar_hash: string };
@@ -489,16 +501,9 @@ describe('trace-verify re-does resolution across real closures signed by three b
     const fuse = drv.get('fuse') as string;
     assert.equal((await verify(fuse, policy(both), dbs(A, B))).code, 0);
     // B says the flat FOD's output had another NAR (a liar, or another executable bit)
-    const t = traceOf(B, 'fuse');
-    const st = JSON.parse(t.statement.toString('utf8')) as {
-      predicate: { buildDefinition: { resolvedDependencies: { uri: string; digest: { sha256: string } }[] } };
-    };
-    const dep = st.predicate.buildDefinition.resolvedDependencies.find((x) => x.uri.includes('-v-fod'));
-    assert.ok(dep);
-    const real = dep.digest.sha256;
-    dep.digest.sha256 = 'ee'.repeat(32);
+    const { t, st, real } = withInputHash(B, 'fuse', 'fod', 'ee'.repeat(32));
     const cache = new FileCache(join(dir, 'fod-dispute'));
-    await appendLines(cache, `traces/${t.rdrv_hash}`, [traceOf(A, 'fuse').bundle, resign(B, st as unknown as Json)]);
+    await appendLines(cache, `traces/${t.rdrv_hash}`, [traceOf(A, 'fuse').bundle, resign(B, st)]);
     const r2 = await verify(fuse, policy(both), ['--cache', cache.url]);
     assert.equal(r2.code, 1);
     const d = r2.r.problems.find((p) => p.code === 'content-disputed');
@@ -511,17 +516,10 @@ describe('trace-verify re-does resolution across real closures signed by three b
     const ruse = drv.get('ruse') as string;
     const rfod = drv.get('rfod') as string;
     assert.equal((await verify(ruse, policy('A', { A }), dbs(A))).code, 0, 'the honest trace verifies');
-    const t = traceOf(A, 'ruse');
-    const st = JSON.parse(t.statement.toString('utf8')) as {
-      predicate: { buildDefinition: { resolvedDependencies: { uri: string; digest: { sha256: string } }[] } };
-    };
-    const dep = st.predicate.buildDefinition.resolvedDependencies.find((x) => x.uri.includes('-v-rfod'));
-    assert.ok(dep, 'ruse lists rfod as an input');
-    const declared = dep.digest.sha256;
+    const { t, st, real: declared } = withInputHash(A, 'ruse', 'rfod', 'ab'.repeat(32));
     assert.equal(declared, rfodHex, 'the honest statement carries the declared hash');
-    dep.digest.sha256 = 'ab'.repeat(32);
     const cache = new FileCache(join(dir, 'rfod-lie'));
-    await appendLines(cache, `traces/${t.rdrv_hash}`, [resign(A, st as unknown as Json)]);
+    await appendLines(cache, `traces/${t.rdrv_hash}`, [resign(A, st)]);
     const r = await verify(ruse, policy('A', { A }), ['--cache', cache.url]);
     assert.equal(r.code, 1);
     const p = r.r.problems.find((x) => x.code === 'input-hash-mismatch');
@@ -534,16 +532,9 @@ describe('trace-verify re-does resolution across real closures signed by three b
     // DESIGN: a flat FOD declares its file's hash, not its NAR hash (closure.ts fodLeaf), so the
     // claim stands; the local store knows the real NAR hash of fod's output: content-mismatch.
     const fuse = drv.get('fuse') as string;
-    const t = traceOf(A, 'fuse');
-    const st = JSON.parse(t.statement.toString('utf8')) as {
-      predicate: { buildDefinition: { resolvedDependencies: { uri: string; digest: { sha256: string } }[] } };
-    };
-    const dep = st.predicate.buildDefinition.resolvedDependencies.find((x) => x.uri.includes('-v-fod'));
-    assert.ok(dep);
-    const real = dep.digest.sha256;
-    dep.digest.sha256 = 'cd'.repeat(32);
+    const { t, st, real } = withInputHash(A, 'fuse', 'fod', 'cd'.repeat(32));
     const cache = new FileCache(join(dir, 'flat-fod-lie'));
-    await appendLines(cache, `traces/${t.rdrv_hash}`, [resign(A, st as unknown as Json)]);
+    await appendLines(cache, `traces/${t.rdrv_hash}`, [resign(A, st)]);
     const r = await verify(fuse, policy('A', { A }), ['--cache', cache.url]);
     assert.equal(r.code, 1);
     assert.ok(!r.r.problems.some((x) => x.code === 'input-hash-mismatch'), JSON.stringify(r.r.problems));
