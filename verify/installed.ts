@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, lstatSync } from 'node:fs';
+import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import { LIMIT_FLAGS, readLimitsFrom } from '../src/cache/limits.js';
 import { openCache } from '../src/cache/open.js';
 import { BuildtraceError, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
@@ -7,6 +7,8 @@ import { parseHash } from '../src/nix/hash.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
 import { parseArgs } from '../src/util/args.js';
 import { verifyClosure } from '../src/verify/closure.js';
+import { targetOfPath } from '../src/verify/target.js';
+import { DEFAULT_NIX_DB, storeTargetFacts } from './consumer-sources.js';
 import { type InstalledPath, type InstalledVerdict, judgeInstalled } from '../src/verify/installed.js';
 import { type ClosureGraph, Positions } from '../src/verify/positions.js';
 import { type BundleSource, CacheSource, DbSource } from '../src/verify/sources.js';
@@ -81,23 +83,44 @@ export async function installedCommand(rest: string[]): Promise<number> {
   const paths = [...holders.keys()].sort();
   const derivers = await queryEach('--deriver', paths);
   const hashes = await queryEach('--hash', paths);
-  const installed: InstalledPath[] = paths.map((p, i) => {
-    const d = derivers[i] as string;
-    return {
-      path: p,
-      deriver: d.endsWith('.drv') ? d : undefined,
-      narSha256: Buffer.from(parseHash(hashes[i] as string, 'sha256').bytes).toString('hex'),
-      roots: holders.get(p) as string[],
-    };
-  });
-
-  // one run per deriver not yet decided: a run decides every derivation of its closure
+  // every path through the target's door, as trace-verify PATH takes it: the recorded deriver is a hint
   const loader = new DrvLoader('/nix/store', Number.POSITIVE_INFINITY);
+  const doorFacts = storeTargetFacts(loader, DEFAULT_NIX_DB);
+  const installed: InstalledPath[] = [];
+  try {
+    for (const [i, p] of paths.entries()) {
+      const d = derivers[i] as string;
+      const deriver = d.endsWith('.drv') ? d : undefined;
+      let door: InstalledPath['door'];
+      if (deriver === undefined) door = { unchecked: 'the local Nix database records no deriver' };
+      else if (!lstatSync(deriver, { throwIfNoEntry: false })?.isFile()) door = { unchecked: `its deriver ${deriver} is not in the local store` };
+      else {
+        try {
+          door = { target: await targetOfPath(p, doorFacts) };
+        } catch (err) {
+          if (!(err instanceof BuildtraceError) || err.code !== 'TARGET_REFUSED') throw err;
+          door = { refused: err.message };
+        }
+      }
+      installed.push({
+        path: p,
+        deriver,
+        door,
+        narSha256: Buffer.from(parseHash(hashes[i] as string, 'sha256').bytes).toString('hex'),
+        roots: holders.get(p) as string[],
+      });
+    }
+  } finally {
+    doorFacts.close();
+  }
+
+  // one run per derivation not yet decided: a run decides every derivation of its closure
   const verdicts = new Map<string, Verdict>();
-  const wanted = new Set<string>();
-  for (const p of installed) if (p.deriver !== undefined && lstatSync(p.deriver, { throwIfNoEntry: false })?.isFile()) wanted.add(p.deriver);
-  // the roots' own derivers first: their closures cover most of the rest
-  const first = new Set(installed.filter((p) => roots.some((r) => p.roots.includes(r)) && p.deriver !== undefined).map((p) => p.deriver as string));
+  const doorDrv = (p: InstalledPath): string | undefined => ('target' in p.door ? p.door.target.drv : undefined);
+  const wanted = new Set(installed.map(doorDrv).filter((d) => d !== undefined));
+  // the roots' own derivations first: their closures cover most of the rest
+  const rootPaths = new Set(roots.map((r) => realpathSync(r)));
+  const first = new Set(installed.filter((p) => rootPaths.has(p.path)).map(doorDrv));
   for (const d of [...wanted].sort((x, y) => Number(first.has(y)) - Number(first.has(x)))) {
     if (verdicts.has(d)) continue;
     let graph: ClosureGraph | undefined;
