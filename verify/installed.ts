@@ -18,9 +18,11 @@ import type { Verdict } from '../src/verify/world.js';
 export const INSTALLED_HELP = `  trace-verify installed --policy FILE [ROOT...] (--cache URL | --db FILE)... [--json]
       re-check what this machine holds under the policy as it is now (say, after revoking a
       key): the runtime closures of the ROOTs (default: /nix/var/nix/profiles/system and
-      /run/current-system where they exist), each path's deriver from the local Nix database,
-      verified against the sources' traces (the deriver as its own target; the path must be
-      one of its verified outputs with the attested NAR hash). Paths that do not verify are
+      /run/current-system where they exist), each path through the target's door as for
+      trace-verify PATH (its recorded deriver a hint: the path must be proven an output of that
+      unresolved derivation, else it fails as target-refused), the derivation verified against
+      the sources' traces as its own target, the path one of its verified outputs with the
+      attested NAR hash. Paths that do not verify are
       listed with the reason and the ROOT that holds them (exit 1); paths without a deriver
       here are listed as unchecked. Exit 0 when nothing fails.`;
 

@@ -17,6 +17,7 @@ import { DEFAULT_NIX_DB, openConsumerSources, storeTargetFacts } from './consume
 import { resolveTarget } from './target-arg.js';
 
 export const PLAN_HELP = `  trace-verify plan TARGET --policy CURRENT --to NEXT (--cache URL | --db FILE)... [--json] [--html FILE]
+               [--nix-db FILE | --no-local-store]
       what changing the trust policy from CURRENT to NEXT costs. Every derivation of TARGET's
       closure is decided as its own target under both policies (the verifier's one code path):
       verified under both, only the current, only the next, or neither. The rebuild set: the
@@ -26,9 +27,12 @@ export const PLAN_HELP = `  trace-verify plan TARGET --policy CURRENT --to NEXT 
       resolved derivation, input-addressed ones the input's NAR hash), and what must be rebuilt
       anyway (its own signers fall short, or a rebuild already traced other content). Prints the
       .drv list and the nix-store / nix-build command lines for a builder NEXT admits; once those
-      traces are published, the same plan has nothing left. TARGET: a .drv, or a .nix file with
-      --attr. --html FILE: one self-contained page (graph coloured per policy, rebuild set
-      highlighted, search, list view). Exit 0 when TARGET verifies under NEXT, 1 when not.`;
+      traces are published, the same plan has nothing left. TARGET as for trace-verify TARGET
+      (an output path proven to be its deriver's, a .drv, or a .nix file with --attr; refused
+      the same way). The target's verdict under each policy is trace-verify's, last mile
+      included; a derivation verified in trust whose content at a cache or the local store is
+      not the attested one is not still verified (content-mismatch). --html FILE: one
+      self-contained page (graph coloured per policy, rebuild set highlighted, search, list view). Exit 0 when TARGET verifies under NEXT, 1 when not.`;
 
 /** A trust policy's identities with their standing in one run (key status from admission). */
 function identitiesOf(policy: TrustPolicy, keyStatus: Record<string, { admitted: boolean; detail: string }>): IdentityInfo[] {
