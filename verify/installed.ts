@@ -7,7 +7,7 @@ import { parseHash } from '../src/nix/hash.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
 import { parseArgs } from '../src/util/args.js';
 import { verifyClosure } from '../src/verify/closure.js';
-import { targetOfPath } from '../src/verify/target.js';
+import { type TargetFacts, targetOfPath } from '../src/verify/target.js';
 import { DEFAULT_NIX_DB, storeTargetFacts } from './consumer-sources.js';
 import { type InstalledPath, type InstalledVerdict, judgeInstalled } from '../src/verify/installed.js';
 import { type ClosureGraph, Positions } from '../src/verify/positions.js';
@@ -87,9 +87,16 @@ export async function installedCommand(rest: string[]): Promise<number> {
   const hashes = await queryEach('--hash', paths);
   // every path through the target's door, as trace-verify PATH takes it: the recorded deriver is a hint
   const loader = new DrvLoader('/nix/store', Number.POSITIVE_INFINITY);
-  const doorFacts = storeTargetFacts(loader, DEFAULT_NIX_DB);
+  const store = storeTargetFacts(loader, DEFAULT_NIX_DB);
   const installed: InstalledPath[] = [];
   try {
+    // the door asks about each path on its own: one batched look-up for all of them first
+    const known = await store.pathInfos(paths);
+    const doorFacts: TargetFacts = {
+      pathInfos: (ps) =>
+        ps.every((p) => known.has(p)) ? Promise.resolve(new Map(ps.map((p) => [p, known.get(p) as { deriver?: string }]))) : store.pathInfos(ps),
+      derivation: store.derivation,
+    };
     for (const [i, p] of paths.entries()) {
       const d = derivers[i] as string;
       const deriver = d.endsWith('.drv') ? d : undefined;
@@ -113,7 +120,7 @@ export async function installedCommand(rest: string[]): Promise<number> {
       });
     }
   } finally {
-    doorFacts.close();
+    store.close();
   }
 
   // one run per derivation not yet decided: a run decides every derivation of its closure
