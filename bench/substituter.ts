@@ -1,7 +1,8 @@
 /**
  * trace-verify serve, measured in one run against its own baselines:
  *  1. substituting a closure of 1,005 paths (bench/fixtures/closure.nix, 4 x 250) into a fresh
- *     store through the substituter vs directly from the same file:// cache (goal ratio <= 1.5);
+ *     store through the substituter vs directly from the same file:// cache (goal ratio <= 1.5),
+ *     and vs the same cache as plain files over loopback HTTP (what any HTTP substituter costs Nix);
  *  2. peak RSS of the substituter while Nix substitutes a 1 GiB NAR (goal <= 200 MB);
  *  3. the narinfo of a new top-level derivation over the same closure (warm substituter) vs
  *     the first narinfo of the closure's top (cold) (goal <= 10 %).
@@ -9,8 +10,9 @@
  * The closure, its traces and NARs are made once and reused from .bench/.
  */
 import { spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { get } from 'node:http';
+import { copyFileSync, createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createServer, get } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { ROOT, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir } from '../test/helpers.js';
 
@@ -149,6 +151,21 @@ const load = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join('
 // 1. the closure, directly and through the substituter (fresh stores each)
 const direct = await consumer('top');
 const directS = await realise(direct.root, direct.drv, `file://${st.cache}`, ['--option', 'require-sigs', 'false']);
+// the floor any HTTP substituter has: the same cache served as plain files over loopback HTTP, checked by nothing
+const plainServer = createServer({ keepAlive: true }, (req, res) => {
+  const file = join(st.cache, decodeURIComponent((req.url ?? '/').split('?')[0] as string));
+  const size = statSync(file, { throwIfNoEntry: false });
+  if (!file.startsWith(`${st.cache}/`) || !size?.isFile()) {
+    res.writeHead(404).end();
+    return;
+  }
+  res.writeHead(200, { 'content-length': size.size });
+  createReadStream(file).pipe(res);
+});
+await new Promise<void>((r) => plainServer.listen(0, '127.0.0.1', r));
+const plain = await consumer('top');
+const plainS = await realise(plain.root, plain.drv, `http://127.0.0.1:${(plainServer.address() as AddressInfo).port}`, ['--option', 'require-sigs', 'false']);
+plainServer.close();
 const via = await consumer('top');
 const s1 = await serve(via.root);
 const viaS = await realise(via.root, via.drv, s1.url, ['--option', 'trusted-public-keys', s1.publicKey]);
@@ -191,6 +208,9 @@ const result = {
   direct_file_cache_seconds: directS,
   via_substituter_seconds: viaS,
   ratio_substituter_vs_direct: viaS / directS,
+  plain_http_seconds: plainS,
+  ratio_plain_http_vs_direct: plainS / directS,
+  ratio_substituter_vs_plain_http: viaS / plainS,
   big_nar_mib: BIG_MIB,
   big_nar_seconds: bigS,
   substituter_rss_at_start_mb: rssStart,
