@@ -2,58 +2,23 @@
 // No Nix here: the marker puts it in the chroot stages, whose Debian has moto (python3-moto),
 // an S3 server that checks SigV4 signatures. The host (Debian 12) has no moto: skipped there.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { appendLines, preconditionsChecked } from '../src/cache/backend.js';
 import { openCache } from '../src/cache/open.js';
 import { S3Cache } from '../src/cache/s3-cache.js';
 import { requireOrSkip, tempDir } from './helpers.js';
+import { MOTO_VERSION, routeOnly, startMoto, type Moto } from './moto.js';
 
-const probe = spawnSync('python3', ['-c', 'import moto, moto.server; print(moto.__version__)'], { encoding: 'utf8' });
-const MOTO_VERSION = probe.status === 0 ? probe.stdout.trim() : undefined;
 /** moto checks If-Match on PutObject from 5.2 on (5.1's put_object reads only If-None-Match). */
 const motoChecksIfMatch = (v: string): boolean => {
   const [maj = 0, min = 0] = v.split('.').map(Number);
   return maj > 5 || (maj === 5 && min >= 2);
 };
 
-/** The unauthenticated requests moto lets through before it checks every signature (the set-up below). */
-const SETUP_ACTIONS = 4;
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as { port: number };
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-/** An Authorization header that only names the service (moto routes by it); not checked during set-up. */
-const routeOnly = (service: string): string =>
-  `AWS4-HMAC-SHA256 Credential=AKIDSETUP/20260101/us-east-1/${service}/aws4_request, SignedHeaders=host, Signature=00`;
-
-async function iam(base: string, params: Record<string, string>): Promise<string> {
-  const res = await fetch(base, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: routeOnly('iam') },
-    body: new URLSearchParams({ Version: '2010-05-08', ...params }).toString(),
-  });
-  const text = await res.text();
-  assert.equal(res.status, 200, `IAM ${params['Action']}: ${text}`);
-  return text;
-}
-
-const tag = (xml: string, name: string): string => {
-  const m = new RegExp(`<${name}>([^<]+)</${name}>`).exec(xml);
-  assert.ok(m, `${name} in ${xml}`);
-  return m[1] as string;
-};
-
 describe('S3 against moto with authentication on: SigV4 is verified, conditional writes are honoured', () => {
-  let moto: ChildProcess | undefined;
+  let moto: Moto | undefined;
   let base = '';
   let key = { id: '', secret: '' };
   const saved = { id: process.env['AWS_ACCESS_KEY_ID'], secret: process.env['AWS_SECRET_ACCESS_KEY'], file: process.env['AWS_SHARED_CREDENTIALS_FILE'] };
@@ -67,45 +32,14 @@ describe('S3 against moto with authentication on: SigV4 is verified, conditional
 
   before(async () => {
     if (MOTO_VERSION === undefined) return;
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    const child = spawn('python3', ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {
-      env: { ...process.env, INITIAL_NO_AUTH_ACTION_COUNT: String(SETUP_ACTIONS), PYTHONDONTWRITEBYTECODE: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    moto = child;
-    // up when it says where it listens (werkzeug's start-up line)
-    await new Promise<void>((resolve, reject) => {
-      let text = '';
-      const onData = (c: Buffer): void => {
-        text += c.toString('utf8');
-        if (text.includes(`Running on ${base}`)) resolve();
-      };
-      child.stdout?.on('data', onData);
-      child.stderr?.on('data', onData);
-      child.once('exit', (code) => reject(new Error(`moto exited ${code}: ${text}`)));
-    });
-    // set-up, unauthenticated (exactly SETUP_ACTIONS requests): a user, its policy, its key, the bucket
-    await iam(base, { Action: 'CreateUser', UserName: 'publisher' });
-    await iam(base, {
-      Action: 'PutUserPolicy',
-      UserName: 'publisher',
-      PolicyName: 's3',
-      PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] }),
-    });
-    const created = await iam(base, { Action: 'CreateAccessKey', UserName: 'publisher' });
-    key = { id: tag(created, 'AccessKeyId'), secret: tag(created, 'SecretAccessKey') };
-    const bucket = await fetch(`${base}/cache`, { method: 'PUT', headers: { authorization: routeOnly('s3') } });
-    assert.equal(bucket.status, 200, await bucket.text());
+    moto = await startMoto();
+    base = moto.base;
+    key = { ...moto.key };
   });
 
   after(async () => {
     setEnv({ AWS_ACCESS_KEY_ID: saved.id, AWS_SECRET_ACCESS_KEY: saved.secret, AWS_SHARED_CREDENTIALS_FILE: saved.file });
-    if (moto && moto.exitCode === null) {
-      const gone = new Promise((r) => moto?.once('exit', r));
-      moto.kill('SIGTERM');
-      await gone;
-    }
+    await moto?.stop();
   });
 
   test('signed PUT and GET with the right key; conditional append; the same requests with a wrong secret key are refused', async (t) => {
