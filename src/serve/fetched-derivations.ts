@@ -61,8 +61,20 @@ export class FetchedDerivations {
     return undefined;
   }
 
+  /** Loaders of recent closures (a path is asked for again and again: its narinfo, then its NAR). */
+  private readonly recent = new Map<string, DrvLoader>();
+
   /** Fetches `drv` and every `.drv` below it; the loader that reads them checks each against its store path. */
   async closure(drv: string): Promise<DrvLoader> {
+    const have = this.recent.get(drv);
+    if (have) return have;
+    const loader = await this.fetchClosure(drv);
+    if (this.recent.size >= 64) this.recent.delete(this.recent.keys().next().value as string);
+    this.recent.set(drv, loader);
+    return loader;
+  }
+
+  private async fetchClosure(drv: string): Promise<DrvLoader> {
     const loader = new DrvLoader(this.storeDir, MAX_DRVS, this.root);
     const seen = new Set<string>();
     const todo = [drv];

@@ -61,13 +61,13 @@ export function startServer(
       } catch (err) {
         // a redirect, a 5xx, a symbolic link or FIFO in a file:// cache, a refused connection:
         // kept for status like any refusal, and a 502 (Nix retries a few times, then gives up)
-        const code = err instanceof BuildtraceError ? err.code : 'source-unreadable';
+        const code = err instanceof BuildtraceError ? err.code : 'CACHE_ERROR';
         state.refusal(route.path, undefined, [code], `NAR from ${what}: ${errorMessage(err)}`);
         opts.log(`NAR ${route.path}: ${errorMessage(err)}`);
         return send(res, 502, 'text/plain', `NAR from ${what}: ${errorMessage(err)}\n`, head);
       }
       if (!body) {
-        state.refusal(route.path, undefined, ['source-unreadable'], `NAR from ${what}: gone upstream`);
+        state.refusal(route.path, undefined, ['CACHE_ERROR'], `NAR from ${what}: gone upstream (404)`);
         return send(res, 404, 'text/plain', `${what}: gone upstream\n`, head);
       }
       res.writeHead(200, { 'content-type': 'application/x-nix-nar', 'content-length': route.narSize });
@@ -85,12 +85,19 @@ export function startServer(
       } catch (err) {
         // headers are gone: the only thing left to do is never to finish the body
         res.destroy();
+        const e = err as NodeJS.ErrnoException;
+        if (e.code === 'ERR_STREAM_PREMATURE_CLOSE') {
+          // the client hung up (Nix gave up or was stopped): nothing to hold against the upstream
+          opts.log(`NAR ${route.path}: the client went away`);
+          return;
+        }
+        // Node's own word for an upstream that closed mid-body is "aborted"
+        const why = e.code === 'ECONNRESET' ? `the upstream closed the connection mid-body (${errorMessage(err)})` : errorMessage(err);
         if (err instanceof NarMismatch) {
           state.count('narsCutOff');
-          state.refusal(route.path, undefined, ['content-mismatch'], `NAR cut off: ${errorMessage(err)}`);
-        } else
-          state.refusal(route.path, undefined, [err instanceof BuildtraceError ? err.code : 'source-unreadable'], `NAR from ${what}: ${errorMessage(err)}`);
-        opts.log(`NAR ${route.path}: ${errorMessage(err)}`);
+          state.refusal(route.path, undefined, ['content-mismatch'], `NAR cut off: ${why}`);
+        } else state.refusal(route.path, undefined, [err instanceof BuildtraceError ? err.code : 'CACHE_ERROR'], `NAR from ${what}: ${why}`);
+        opts.log(`NAR ${route.path}: ${why}`);
       }
       return;
     }

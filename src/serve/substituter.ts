@@ -57,7 +57,12 @@ interface SubstituterOptions {
   readonly fetched?: FetchedDerivations | undefined;
   /** A cached trust verdict is re-checked against the traces at most this often (ms). */
   readonly recheckMs?: number;
+  /** An upstream narinfo whose NarSize is larger is not served (default DEFAULT_MAX_NAR_BYTES). */
+  readonly maxNarBytes?: number | undefined;
 }
+
+/** Far above any NAR in nixpkgs (a few GiB at most); a narinfo past it is a lie or needs the operator's word. */
+export const DEFAULT_MAX_NAR_BYTES = 64 * 2 ** 30;
 
 const refuse = (reason: string, codes: string[]): Refused => ({ ok: false, reason, codes });
 
@@ -71,9 +76,11 @@ export class Substituter {
   /** whole-closure verifications at once: each holds a closure's claims in memory */
   private readonly verifications = new Limiter(2);
   readonly cacheUrls: string[];
+  private readonly maxNarBytes: number;
 
   constructor(private readonly o: SubstituterOptions) {
     this.storeDir = o.storeDir ?? '/nix/store';
+    this.maxNarBytes = o.maxNarBytes ?? DEFAULT_MAX_NAR_BYTES;
     this.cacheUrls = o.caches.map((c) => c.url);
     this.currentPolicy();
   }
@@ -196,7 +203,10 @@ export class Substituter {
 
   /** `GET /<hashPart>.narinfo`. */
   async narinfo(hashPart: string): Promise<Answer<{ text: string; route: NarRoute }>> {
-    const cands: { drv: string; path: string; loader?: DrvLoader }[] = this.candidates(hashPart);
+    const cands: { drv: string; path: string; loader?: DrvLoader | undefined }[] = this.candidates(hashPart);
+    // a hint left by an earlier answer may name a .drv that was fetched, not local: read it from there again
+    if (this.o.fetched)
+      for (const c of cands) if (!this.o.local.has(c.drv)) c.loader = await this.o.fetched.closure(c.drv).catch(() => undefined);
     if (cands.length === 0 && this.o.fetched) {
       const named = await this.o.fetched.deriverOf(hashPart);
       if (named) {
@@ -256,6 +266,12 @@ export class Substituter {
         why.push(`${cache.url}: ${errorMessage(err)}`);
         continue;
       }
+      // NarSize is not attested (the hash is, and the NAR stream checks both): past the bound,
+      // it would only stretch the NAR's deadline and let an endless body through to Nix's disk
+      if (ni.narSize > this.maxNarBytes) {
+        why.push(`${cache.url}/${hashPart}.narinfo: NarSize ${ni.narSize} is past the limit maxNarBytes (${this.maxNarBytes}; --max-nar-bytes)`);
+        continue;
+      }
       const hex = Buffer.from(ni.narHash.bytes).toString('hex');
       if (ni.storePath !== path || ni.narHash.algo !== 'sha256' || (att.narSha256 !== undefined && hex !== att.narSha256)) {
         why.push(`${cache.url}: its narinfo does not carry the attested NAR hash`);
@@ -288,7 +304,8 @@ export class Substituter {
       });
       return { ok: true, value: { text, route } };
     }
-    return refuse(`${path}: no upstream cache serves the attested content${why.length ? `: ${why.join('; ')}` : ''}`, ['content-mismatch']);
+    const limit = why.length > 0 && why.every((w) => w.includes('maxNarBytes'));
+    return refuse(`${path}: no upstream cache serves the attested content${why.length ? `: ${why.join('; ')}` : ''}`, [limit ? 'LIMIT_EXCEEDED' : 'content-mismatch']);
   }
 
   /** `GET /nar/<hashPart>.nar`: the route a narinfo answer set up (decided again after a restart). */
