@@ -1,12 +1,14 @@
 // ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { S3Cache } from '../src/cache/s3-cache.js';
+import { nix32Encode } from '../src/nix/nix32.js';
 import { FIXTURES, must, nixBuildWithHook, nixEnv, requireOrSkip, run, salt, startDaemon, tempDir, type DaemonHandle } from './helpers.js';
 import { MOTO_VERSION, startMoto } from './moto.js';
 import { hashOf, httpGet, nixRealise, serveStatus, startServe, type ServeStatus } from './serve-helpers.js';
@@ -444,7 +446,27 @@ describe('--fetch-derivers from an S3 cache (moto, signatures checked)', () => {
       // the cache as `nix copy --derivation` leaves it (the .drv as a store path), then all of it into the bucket
       const local = join(f.dir, 'cache-with-drvs');
       cpSync(f.fileCache, local, { recursive: true });
-      await must('nix', ['copy', '--to', `file://${local}`, '--derivation', leaf.drv], { env: nixEnv() });
+      const forged = f.leaves[1] as { drv: string; out: string };
+      await must('nix', ['copy', '--to', `file://${local}`, '--derivation', leaf.drv, forged.drv], { env: nixEnv() });
+      // the other leaf's .drv in the bucket has other bytes than its store path says (a consistent
+      // narinfo and NAR of them): the loader must refuse it, as it does for file:// and http
+      const text = readFileSync(forged.drv, 'utf8');
+      const edited = join(f.dir, 'forged.drv');
+      writeFileSync(edited, text.replace('leaf 1', 'leaf 7'));
+      assert.notEqual(readFileSync(edited, 'utf8'), text);
+      const nar = execFileSync('nix-store', ['--dump', edited], { env: nixEnv() });
+      const drvInfo = join(local, `${hashOf(forged.drv)}.narinfo`);
+      writeFileSync(
+        drvInfo,
+        readFileSync(drvInfo, 'utf8')
+          .replace(/^URL: .*$/m, 'URL: nar/forged.nar')
+          .replace(/^Compression: .*$/m, 'Compression: none')
+          .replace(/^FileHash: .*\n/m, '')
+          .replace(/^FileSize: .*\n/m, '')
+          .replace(/^NarHash: .*$/m, `NarHash: sha256:${nix32Encode(createHash('sha256').update(nar).digest())}`)
+          .replace(/^NarSize: .*$/m, `NarSize: ${nar.length}`),
+      );
+      writeFileSync(join(local, 'nar', 'forged.nar'), nar);
       const env = { ...process.env, AWS_ACCESS_KEY_ID: moto.key.id, AWS_SECRET_ACCESS_KEY: moto.key.secret, AWS_SHARED_CREDENTIALS_FILE: join(f.dir, 'none') };
       const url = `s3://cache?endpoint=${moto.base}&region=us-east-1`;
       const saved = { ...process.env };
@@ -486,6 +508,13 @@ describe('--fetch-derivers from an S3 cache (moto, signatures checked)', () => {
       } finally {
         await s.stop();
       }
+      const s2 = await startServe(root, f.policy, [url], tempDir('serve-state-'), ['--fetch-derivers'], env);
+      const g = await httpGet(`${s2.url}/${hashOf(forged.out)}.narinfo`);
+      assert.equal(g.status, 404, g.body);
+      const refusal = (await serveStatus(s2)).lastRefusals.find((r) => r.path === forged.out);
+      assert.deepEqual(refusal?.codes, ['derivation-unreadable'], JSON.stringify(refusal));
+      assert.match(refusal?.detail ?? '', new RegExp(hashOf(forged.drv)));
+      await s2.stop();
       // the same with a wrong secret key: S3 refuses the reads, the substituter answers 404
       const bad = await startServe(root, f.policy, [url], tempDir('serve-state-'), ['--fetch-derivers'], {
         ...env,
