@@ -96,7 +96,13 @@ export function startServer(
         if (err instanceof NarMismatch) {
           state.count('narsCutOff');
           state.refusal(route.path, undefined, ['content-mismatch'], `NAR cut off: ${why}`);
-        } else state.refusal(route.path, undefined, [err instanceof BuildtraceError ? err.code : 'CACHE_ERROR'], `NAR from ${what}: ${why}`);
+        } else
+          state.refusal(
+            route.path,
+            undefined,
+            [err instanceof BuildtraceError ? err.code : 'CACHE_ERROR'],
+            why.includes(what) ? why : `NAR from ${what}: ${why}`,
+          );
         opts.log(`NAR ${route.path}: ${why}`);
       }
       return;

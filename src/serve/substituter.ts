@@ -205,8 +205,7 @@ export class Substituter {
   async narinfo(hashPart: string): Promise<Answer<{ text: string; route: NarRoute }>> {
     const cands: { drv: string; path: string; loader?: DrvLoader | undefined }[] = this.candidates(hashPart);
     // a hint left by an earlier answer may name a .drv that was fetched, not local: read it from there again
-    if (this.o.fetched)
-      for (const c of cands) if (!this.o.local.has(c.drv)) c.loader = await this.o.fetched.closure(c.drv).catch(() => undefined);
+    if (this.o.fetched) for (const c of cands) if (!this.o.local.has(c.drv)) c.loader = await this.o.fetched.closure(c.drv).catch(() => undefined);
     if (cands.length === 0 && this.o.fetched) {
       const named = await this.o.fetched.deriverOf(hashPart);
       if (named) {
@@ -305,7 +304,9 @@ export class Substituter {
       return { ok: true, value: { text, route } };
     }
     const limit = why.length > 0 && why.every((w) => w.includes('maxNarBytes'));
-    return refuse(`${path}: no upstream cache serves the attested content${why.length ? `: ${why.join('; ')}` : ''}`, [limit ? 'LIMIT_EXCEEDED' : 'content-mismatch']);
+    return refuse(`${path}: no upstream cache serves the attested content${why.length ? `: ${why.join('; ')}` : ''}`, [
+      limit ? 'LIMIT_EXCEEDED' : 'content-mismatch',
+    ]);
   }
 
   /** `GET /nar/<hashPart>.nar`: the route a narinfo answer set up (decided again after a restart). */
