@@ -62,7 +62,7 @@ interface SubstituterOptions {
 }
 
 /** Far above any NAR in nixpkgs (a few GiB at most); a narinfo past it is a lie or needs the operator's word. */
-export const DEFAULT_MAX_NAR_BYTES = 64 * 2 ** 30;
+const DEFAULT_MAX_NAR_BYTES = 64 * 2 ** 30;
 
 const refuse = (reason: string, codes: string[]): Refused => ({ ok: false, reason, codes });
 
