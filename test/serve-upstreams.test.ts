@@ -529,6 +529,10 @@ describe('--fetch-derivers from an S3 cache (moto, signatures checked)', () => {
       try {
         const g = await httpGet(`${bad.url}/${hashOf((f.leaves[1] as { out: string }).out)}.narinfo`);
         assert.equal(g.status, 404, g.body);
+        // a 403 is no answer: never read as "no cache names a Deriver"
+        assert.match(g.body, /CACHE_ERROR: .*HTTP 403/);
+        const st = await serveStatus(bad);
+        assert.deepEqual(st.lastRefusals[0]?.codes, ['CACHE_ERROR'], JSON.stringify(st.lastRefusals));
       } finally {
         await bad.stop();
       }

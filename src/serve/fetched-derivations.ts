@@ -47,17 +47,21 @@ export class FetchedDerivations {
   }
 
   /** The `Deriver:` a cache's narinfo names for this hash part, with the path it describes. */
+  /** `undefined` when every cache answered and none names one; a cache that failed (403, a bound) makes it an error, never "absent". */
   async deriverOf(hashPart: string): Promise<{ path: string; drv: string } | undefined> {
+    const why: string[] = [];
     for (const c of this.caches) {
       try {
         const o = await c.get(`${hashPart}.narinfo`, { maxBytes: NARINFO_MAX_BYTES });
         if (!o) continue;
         const ni = parseNarInfo(o.body.toString('utf8'), this.storeDir, `${c.url}/${hashPart}.narinfo`);
         if (ni.deriver && ni.deriver !== 'unknown-deriver') return { path: ni.storePath, drv: `${this.storeDir}/${ni.deriver}` };
-      } catch {
+      } catch (err) {
         // another cache may know it
+        why.push(errorMessage(err));
       }
     }
+    if (why.length > 0) throw new BuildtraceError('CACHE_ERROR', `no cache could say which .drv produces ${hashPart}: ${why.join('; ')}`);
     return undefined;
   }
 

@@ -207,7 +207,14 @@ export class Substituter {
     // a hint left by an earlier answer may name a .drv that was fetched, not local: read it from there again
     if (this.o.fetched) for (const c of cands) if (!this.o.local.has(c.drv)) c.loader = await this.o.fetched.closure(c.drv).catch(() => undefined);
     if (cands.length === 0 && this.o.fetched) {
-      const named = await this.o.fetched.deriverOf(hashPart);
+      let named: Awaited<ReturnType<FetchedDerivations['deriverOf']>>;
+      try {
+        named = await this.o.fetched.deriverOf(hashPart);
+      } catch (err) {
+        const r = refuse(errorMessage(err), [err instanceof BuildtraceError ? err.code : 'CACHE_ERROR']);
+        this.o.state.refusal(`${this.storeDir}/${hashPart}`, undefined, r.codes, r.reason);
+        return r;
+      }
       if (named) {
         try {
           cands.push({ ...named, loader: await this.o.fetched.closure(named.drv) });
