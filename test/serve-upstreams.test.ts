@@ -8,6 +8,8 @@ import type { AddressInfo } from 'node:net';
 import { join, relative } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { S3Cache } from '../src/cache/s3-cache.js';
+import { buildTraceFingerprint } from '../src/nix/build-trace.js';
+import { parsePublicKey, verifyFingerprintSig } from '../src/nix/nix-key.js';
 import { nix32Encode } from '../src/nix/nix32.js';
 import { FIXTURES, must, nixBuildWithHook, nixEnv, requireOrSkip, run, salt, startDaemon, tempDir, type DaemonHandle } from './helpers.js';
 import { MOTO_VERSION, startMoto } from './moto.js';
@@ -42,7 +44,10 @@ function setUp(): Promise<Fixture> {
   fixture ??= (async () => {
     const dir = tempDir('serve-upstreams-');
     const fileCache = join(dir, 'file-cache');
-    const daemon = await startDaemon({ keyName: 'builder-a', extraConfig: { caches: [{ url: `file://${fileCache}` }], uploadOutputs: true } });
+    const daemon = await startDaemon({
+      keyName: 'builder-a',
+      extraConfig: { caches: [{ url: `file://${fileCache}`, buildTraceV2: true }], uploadOutputs: true },
+    });
     const leaves: { drv: string; out: string }[] = [];
     const instantiate: string[][] = [];
     // two salts: the fixture's 10 leaves twice, 20 derivations that depend on nothing
@@ -56,6 +61,11 @@ function setUp(): Promise<Fixture> {
       assert.equal(outs.length, drvs.length);
       for (const [i, drv] of drvs.entries()) leaves.push({ drv, out: outs[i] as string });
     }
+    // a chain of floating content-addressed derivations: Nix >= 2.35 asks for their build traces
+    const caArgs = [...(instantiate[0] as string[]).slice(0, -2), '-A', 'caChain'];
+    instantiate.push(caArgs);
+    const bc = await nixBuildWithHook(daemon.spool, caArgs);
+    assert.equal(bc.code, 0, bc.stderr);
     const pushed = await daemon.cli(['push', '--wait']);
     assert.equal(pushed.code, 0, pushed.stdout + pushed.stderr);
     const policy = join(dir, 'policy.json');
@@ -393,6 +403,36 @@ describe('trace-verify serve against hostile upstreams: 404 or a cut-off NAR, bo
       assert.equal(statSync(join(cache, narKey(f, fifo.out))).isFIFO(), true);
       const rss = peakRssMb(s.child.pid as number);
       assert.ok(rss < 300, `${rss} MB`);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('Nix >= 2.35 build-trace-v2 look-ups (built as the daemon publishes them; untested against a real Nix >= 2.35)', async () => {
+    const s = await startServe(root, f.policy, [`file://${f.fileCache}`], tempDir('serve-state-'));
+    try {
+      const dir = join(f.fileCache, 'build-trace-v2');
+      const keys = readdirSync(dir).flatMap((rdrv) => readdirSync(join(dir, rdrv)).map((doi) => ({ rdrv, output: doi.replace(/\.doi$/, '') })));
+      assert.ok(keys.length >= 6, JSON.stringify(keys));
+      const pub = parsePublicKey(s.publicKey);
+      for (const k of keys) {
+        const published = JSON.parse(readFileSync(join(dir, k.rdrv, `${k.output}.doi`), 'utf8')) as { outPath: string };
+        const g = await httpGet(`${s.url}/build-trace-v2/${k.rdrv}/${k.output}.doi`);
+        assert.equal(g.status, 200, `${k.rdrv}: ${g.body}\n${JSON.stringify((await serveStatus(s)).lastRefusals)}`);
+        const body = JSON.parse(g.body) as { outPath: string; signatures: { keyName: string; sig: string }[] };
+        assert.equal(body.outPath, published.outPath);
+        assert.equal(body.signatures.length, 1);
+        assert.equal(body.signatures[0]?.keyName, pub.name);
+        const fp = buildTraceFingerprint(k.rdrv, k.output, body.outPath);
+        assert.ok(verifyFingerprintSig(pub, fp, `${pub.name}:${body.signatures[0]?.sig}`), fp);
+      }
+      // a resolved derivation nothing local resolves to, and an output the derivation lacks
+      const first = keys[0] as { rdrv: string };
+      const other = `${'0'.repeat(32)}${first.rdrv.slice(32)}`;
+      const none = await httpGet(`${s.url}/build-trace-v2/${other}/out.doi`);
+      assert.equal(none.status, 404);
+      assert.match(none.body, /no-derivation/);
+      assert.equal((await httpGet(`${s.url}/build-trace-v2/${first.rdrv}/dev.doi`)).status, 404);
     } finally {
       await s.stop();
     }

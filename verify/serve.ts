@@ -25,8 +25,8 @@ export const SERVE_HELP = `  trace-verify serve --policy FILE --cache URL... [--
       attested ones, signed with the substituter's own key (DIR/signing-key.sec, made at first
       start, mode 0600; put DIR/signing-key.pub in trusted-public-keys). NARs are streamed
       from the upstream whose narinfo matched, decompressed and hash-checked (served with
-      Compression: none); a body that differs is cut off. Realisations (Nix < 2.35) only from
-      the verified world. Anything else is a 404; the reason is kept for status.
+      Compression: none); a body that differs is cut off. Realisations (Nix < 2.35) and
+      build-trace-v2 entries (Nix >= 2.35) only from the verified world. Anything else is a 404; the reason is kept for status.
       --listen (default 127.0.0.1:37515), --state-dir (default /var/lib/buildtrace-substituter),
       --nix-db (default /nix/var/nix/db/db.sqlite), --store-root: a store kept under another
       root (nix --store DIR); the read bounds of trace-verify apply to every upstream read;

@@ -14,6 +14,8 @@ import type { Substituter } from './substituter.js';
 const NARINFO = /^\/([0-9a-df-np-sv-z]{32})\.narinfo$/;
 const NAR = /^\/nar\/([0-9a-df-np-sv-z]{32})\.nar$/;
 const REALISATION = /^\/realisations\/sha256:([0-9a-f]{64})!([A-Za-z0-9+\-._?=]+)\.doi$/;
+/** Nix >= 2.35: `build-trace-v2/<resolved drv base name>/<output>.doi` (BinaryCacheStore::makeRealisationPath) */
+const BUILD_TRACE = /^\/build-trace-v2\/([0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+\.drv)\/([A-Za-z0-9+\-._?=]+)\.doi$/;
 
 /** A NAR no bigger than this per second is still "streaming" (the deadline grows with the size). */
 const MIN_BYTES_PER_SECOND = 1 << 20;
@@ -44,6 +46,12 @@ export function startServer(
     m = REALISATION.exec(url);
     if (m) {
       const a = await sub.realisation(m[1] as string, m[2] as string);
+      if (a.ok) return send(res, 200, 'application/json', a.value, head);
+      return send(res, 404, 'text/plain', `refused: ${a.codes.join(', ')}: ${a.reason}\n`, head);
+    }
+    m = BUILD_TRACE.exec(url);
+    if (m) {
+      const a = await sub.buildTrace(m[1] as string, m[2] as string);
       if (a.ok) return send(res, 200, 'application/json', a.value, head);
       return send(res, 404, 'text/plain', `refused: ${a.codes.join(', ')}: ${a.reason}\n`, head);
     }

@@ -23,7 +23,7 @@ import { trustVerdict, withLastMile, type VerifyOutput } from '../verify/verdict
 import type { FetchedDerivations } from './fetched-derivations.js';
 import type { LocalDerivations } from './local-derivations.js';
 import { targetOfDrv, targetOfPath, type Target, type TargetFacts } from '../verify/target.js';
-import { signedNarInfo, signedRealisation } from './signing-key.js';
+import { signedBuildTrace, signedNarInfo, signedRealisation } from './signing-key.js';
 import { linesDigest, StateDb, type TraceDigest } from './state-db.js';
 
 /** Where the NAR of a served path comes from, and what it must hash to. */
@@ -322,6 +322,48 @@ export class Substituter {
     if (r) return r;
     const a = await this.narinfo(hashPart);
     return a.ok ? a.value.route : undefined;
+  }
+
+  /**
+   * `GET /build-trace-v2/<resolved drv>/<output>.doi` (Nix >= 2.35; untested against a real
+   * Nix, none exists here): a local derivation of that name verifies, and the resolved
+   * derivation its verified claim rests on is the one asked for.
+   */
+  async buildTrace(rdrvBaseName: string, output: string): Promise<Answer<string>> {
+    const rdrv = `${this.storeDir}/${rdrvBaseName}`;
+    const name = parseStorePath(rdrv, this.storeDir).name;
+    const id = `${rdrv}^${output}`;
+    let last: Refused = refuse(`no local derivation named ${name} resolves to ${rdrv}`, ['no-derivation']);
+    for (const d of this.o.local.unresolvedNamed(name)) {
+      const v = await targetOfDrv(d, this.doorFacts('', d))
+        .then((t) => this.verdict(t))
+        .catch((err: unknown) => err as Error);
+      if (v instanceof Error) {
+        last = refuse(`${d}: ${errorMessage(v)}`, [v instanceof BuildtraceError ? v.code : 'INTERNAL']);
+        continue;
+      }
+      if (!v.verified) {
+        const codes = [...new Set(v.problems.map((p) => p.code))];
+        last = refuse(
+          `${d} (${id}) does not verify: ${v.problems
+            .slice(0, 3)
+            .map((p) => `${p.code}: ${p.detail}`)
+            .join(' | ')}`,
+          codes,
+        );
+        this.o.state.refusal(id, d, codes, last.reason);
+        continue;
+      }
+      // another derivation of the same name, or the same one resolved against other inputs
+      if (!v.entries.some((e) => e.drv === d && e.resolvedDrv === rdrv)) continue;
+      const out = v.outputs[output];
+      if (out === undefined) {
+        last = refuse(`${d} verifies but has no output ${output}`, ['not-target']);
+        continue;
+      }
+      return { ok: true, value: signedBuildTrace(this.o.key, rdrvBaseName, output, out) };
+    }
+    return last;
   }
 
   /** `GET /realisations/sha256:<hex>!<output>.doi` (Nix < 2.35): only from a verified world. */
