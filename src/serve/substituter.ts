@@ -324,6 +324,25 @@ export class Substituter {
     return a.ok ? a.value.route : undefined;
   }
 
+  /** A local derivation's verdict as the target; a refusal (kept for status under `shown`) when it does not verify. */
+  private async verifiedDrv(d: string, id: string, shown: string): Promise<Answer<VerifyOutput>> {
+    const v = await targetOfDrv(d, this.doorFacts('', d))
+      .then((t) => this.verdict(t))
+      .catch((err: unknown) => err as Error);
+    if (v instanceof Error) return refuse(`${d}: ${errorMessage(v)}`, [v instanceof BuildtraceError ? v.code : 'INTERNAL']);
+    if (v.verified) return { ok: true, value: v };
+    const codes = [...new Set(v.problems.map((p) => p.code))];
+    const r = refuse(
+      `${d} (${id}) does not verify: ${v.problems
+        .slice(0, 3)
+        .map((p) => `${p.code}: ${p.detail}`)
+        .join(' | ')}`,
+      codes,
+    );
+    this.o.state.refusal(shown, d, codes, r.reason);
+    return r;
+  }
+
   /**
    * `GET /build-trace-v2/<resolved drv>/<output>.doi` (Nix >= 2.35; untested against a real
    * Nix, none exists here): a local derivation of that name verifies, and the resolved
@@ -335,28 +354,14 @@ export class Substituter {
     const id = `${rdrv}^${output}`;
     let last: Refused = refuse(`no local derivation named ${name} resolves to ${rdrv}`, ['no-derivation']);
     for (const d of this.o.local.unresolvedNamed(name)) {
-      const v = await targetOfDrv(d, this.doorFacts('', d))
-        .then((t) => this.verdict(t))
-        .catch((err: unknown) => err as Error);
-      if (v instanceof Error) {
-        last = refuse(`${d}: ${errorMessage(v)}`, [v instanceof BuildtraceError ? v.code : 'INTERNAL']);
-        continue;
-      }
-      if (!v.verified) {
-        const codes = [...new Set(v.problems.map((p) => p.code))];
-        last = refuse(
-          `${d} (${id}) does not verify: ${v.problems
-            .slice(0, 3)
-            .map((p) => `${p.code}: ${p.detail}`)
-            .join(' | ')}`,
-          codes,
-        );
-        this.o.state.refusal(id, d, codes, last.reason);
+      const v = await this.verifiedDrv(d, id, id);
+      if (!v.ok) {
+        last = v;
         continue;
       }
       // another derivation of the same name, or the same one resolved against other inputs
-      if (!v.entries.some((e) => e.drv === d && e.resolvedDrv === rdrv)) continue;
-      const out = v.outputs[output];
+      if (!v.value.entries.some((e) => e.drv === d && e.resolvedDrv === rdrv)) continue;
+      const out = v.value.outputs[output];
       if (out === undefined) {
         last = refuse(`${d} verifies but has no output ${output}`, ['not-target']);
         continue;
@@ -373,24 +378,15 @@ export class Substituter {
     if (cands.length === 0) return refuse(`no local derivation has realisation id ${id}`, ['no-derivation']);
     let last: Refused = refuse(`no derivation for ${id} verifies`, ['no-derivation']);
     for (const d of cands) {
-      const v = await targetOfDrv(d, this.doorFacts('', d))
-        .then((t) => this.verdict(t))
-        .catch((err: unknown) => err as Error);
-      if (v instanceof Error) {
-        last = refuse(`${d}: ${errorMessage(v)}`, [v instanceof BuildtraceError ? v.code : 'INTERNAL']);
+      const v = await this.verifiedDrv(d, id, `${d}!${output}`);
+      if (!v.ok) {
+        last = v;
         continue;
       }
-      const out = v.outputs[output];
-      if (!v.verified || out === undefined) {
-        const codes = v.verified ? ['not-target'] : [...new Set(v.problems.map((p) => p.code))];
-        last = refuse(
-          `${d} (${id}) does not verify: ${v.problems
-            .slice(0, 3)
-            .map((p) => `${p.code}: ${p.detail}`)
-            .join(' | ')}`,
-          codes,
-        );
-        this.o.state.refusal(`${d}!${output}`, d, codes, last.reason);
+      const out = v.value.outputs[output];
+      if (out === undefined) {
+        last = refuse(`${d} (${id}) verifies but has no output ${output}`, ['not-target']);
+        this.o.state.refusal(`${d}!${output}`, d, last.codes, last.reason);
         continue;
       }
       return { ok: true, value: signedRealisation(this.o.key, id, out) };
