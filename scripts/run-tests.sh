@@ -7,7 +7,9 @@
 # A file counts as failed when it is missing, reports no test at all, or its process fails
 # (a crash at import is reported by node as a failing test). Skipped tests are counted and
 # listed; a test that must not skip where a tool is expected fails instead (BUILDTRACE_REQUIRE,
-# test/helpers.ts requireOrSkip).
+# test/helpers.ts requireOrSkip). A file still running after BUILDTRACE_TEST_FILE_TIMEOUT seconds
+# (default 1200; the slowest file took 249 s in a chroot under load) is killed and counted as
+# failed: a wait for an event that never comes fails the run instead of hanging it.
 #
 # Nix-touching test files carry the line `// ci: nix` near their top: they run on the host
 # (Nix 2.8) and in the trixie and sid chroots (scripts/ci-suite.sh). Adding a file to the
@@ -32,14 +34,17 @@ for f in "$@"; do
     bad+=("$name"); tf=$((tf + 1)); continue
   fi
   t0=$(date +%s)
-  node --test --test-concurrency=1 --test-reporter=spec "$f" 2>&1 | tee "$out"
+  limit=${BUILDTRACE_TEST_FILE_TIMEOUT:-1200}
+  timeout --kill-after=30 "$limit" node --test --test-concurrency=1 --test-reporter=spec "$f" 2>&1 | tee "$out"
   rc=${PIPESTATUS[0]}
   get() { sed -n "s/^ℹ $1 \([0-9]*\)$/\1/p" "$out" | tail -n 1; }
   n=$(get tests); p=$(get pass); x=$(get fail); s=$(get skipped); c=$(get cancelled)
   n=${n:-0}; p=${p:-0}; x=${x:-0}; s=${s:-0}; c=${c:-0}
   x=$((x + c))
   note=""
-  if [ "$n" = 0 ]; then
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    note=" TIMED OUT after $limit s"; x=$((x + 1))
+  elif [ "$n" = 0 ]; then
     note=" NOT RUN (no test reported)"; x=$((x + 1))
   elif [ "$rc" != 0 ] && [ "$x" = 0 ]; then
     note=" FAILED (exit $rc with no failing test)"; x=1

@@ -15,7 +15,7 @@ import { DEFAULT_READ_LIMITS, readLimitsFrom } from '../src/cache/limits.js';
 import { S3Cache } from '../src/cache/s3-cache.js';
 import { BuildtraceError, exitCodeFor } from '../src/errors.js';
 import { CacheSource, DbSource, recordsOf } from '../src/verify/sources.js';
-import { tempDir, waitFor } from './helpers.js';
+import { setEnv, tempDir, waitFor } from './helpers.js';
 
 const small = { maxLineBytes: 100, maxLines: 3 };
 const isLimit = (name: string) => (e: unknown) =>
@@ -192,13 +192,7 @@ test('S3: 403 (a wrong key) is an error for readers and writers, 404 is absence'
       (e: unknown) => e instanceof CacheError && e.status === 403 && e.permanent,
     );
   } finally {
-    for (const [k, v] of [
-      ['AWS_ACCESS_KEY_ID', saved.id],
-      ['AWS_SECRET_ACCESS_KEY', saved.secret],
-    ] as const) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
+    setEnv({ AWS_ACCESS_KEY_ID: saved.id, AWS_SECRET_ACCESS_KEY: saved.secret });
     await server.close();
   }
 });

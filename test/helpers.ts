@@ -250,6 +250,14 @@ export function nixBuildWithHook(spool: string, args: readonly string[]): Promis
   return run('nix-build', ['--no-out-link', ...args], { env: nixEnv({ 'post-build-hook': HOOK }, { BUILDTRACE_SPOOL: spool }) });
 }
 
+/** Sets (or, for undefined, removes) environment variables of this process: credentials for a test, and restoring them. */
+export function setEnv(vals: Record<string, string | undefined>): void {
+  for (const [k, v] of Object.entries(vals)) {
+    if (v === undefined) delete process.env[k];
+    else process.env[k] = v;
+  }
+}
+
 export async function waitFor(pred: () => Promise<boolean> | boolean, timeoutMs = 30_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await pred())) {

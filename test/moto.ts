@@ -1,16 +1,18 @@
-/**
- * moto (python3-moto) as an S3 server that checks SigV4 signatures: one IAM user with full S3
- * access, its access key, and a bucket `cache`. Debian 12 has no moto; the chroots do.
- */
+// moto (python3-moto, Debian trixie and later): an S3 server that checks SigV4 signatures once
+// authentication is on. Shared by the tests that need an S3 server which verifies what we sign.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 
 const probe = spawnSync('python3', ['-c', 'import moto, moto.server; print(moto.__version__)'], { encoding: 'utf8' });
 export const MOTO_VERSION = probe.status === 0 ? probe.stdout.trim() : undefined;
+export const MOTO_WHY = 'python3-moto (Debian trixie and later)';
 
-/** The unauthenticated requests moto lets through before it checks every signature (the set-up below). */
-const SETUP_ACTIONS = 4;
+/** moto checks If-Match on PutObject from 5.2 on (5.1's put_object reads only If-None-Match). */
+export const motoChecksIfMatch = (v: string): boolean => {
+  const [maj = 0, min = 0] = v.split('.').map(Number);
+  return maj > 5 || (maj === 5 && min >= 2);
+};
 
 async function freePort(): Promise<number> {
   const s = createServer();
@@ -42,48 +44,56 @@ const tag = (xml: string, name: string): string => {
 };
 
 export interface Moto {
-  /** http://127.0.0.1:PORT */
   readonly base: string;
+  /** The access key of an IAM user allowed s3:*; every request after the set-up must be signed with it. */
   readonly key: { readonly id: string; readonly secret: string };
   stop(): Promise<void>;
 }
 
-/** Starts moto with authentication on after the set-up (user, policy, access key, bucket `cache`). */
-export async function startMoto(): Promise<Moto> {
+/**
+ * Starts moto on a free loopback port with authentication on after exactly the set-up requests
+ * (a user, its policy, its access key, then one bucket each): from then on every signature is checked.
+ */
+export async function startMoto(buckets: readonly string[]): Promise<Moto> {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const child = spawn('python3', ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {
-    env: { ...process.env, INITIAL_NO_AUTH_ACTION_COUNT: String(SETUP_ACTIONS), PYTHONDONTWRITEBYTECODE: '1' },
+  const child: ChildProcess = spawn('python3', ['-m', 'moto.server', '-H', '127.0.0.1', '-p', String(port)], {
+    env: { ...process.env, INITIAL_NO_AUTH_ACTION_COUNT: String(3 + buckets.length), PYTHONDONTWRITEBYTECODE: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const stop = async (): Promise<void> => {
-    if (child.exitCode !== null) return;
+    if (child.exitCode !== null || child.signalCode !== null) return;
     const gone = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
     await gone;
   };
-  // up when it says where it listens (werkzeug's start-up line)
-  await new Promise<void>((resolve, reject) => {
-    let text = '';
-    const onData = (c: Buffer): void => {
-      text += c.toString('utf8');
-      if (text.includes(`Running on ${base}`)) resolve();
-    };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
-    child.once('exit', (code) => reject(new Error(`moto exited ${code}: ${text}`)));
-  });
-  // set-up, unauthenticated (exactly SETUP_ACTIONS requests): a user, its policy, its key, the bucket
-  await iam(base, { Action: 'CreateUser', UserName: 'publisher' });
-  await iam(base, {
-    Action: 'PutUserPolicy',
-    UserName: 'publisher',
-    PolicyName: 's3',
-    PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] }),
-  });
-  const created = await iam(base, { Action: 'CreateAccessKey', UserName: 'publisher' });
-  const key = { id: tag(created, 'AccessKeyId'), secret: tag(created, 'SecretAccessKey') };
-  const bucket = await fetch(`${base}/cache`, { method: 'PUT', headers: { authorization: routeOnly('s3') } });
-  assert.equal(bucket.status, 200, await bucket.text());
-  return { base, key, stop };
+  try {
+    // up when it says where it listens (werkzeug's start-up line)
+    await new Promise<void>((resolve, reject) => {
+      let text = '';
+      const onData = (c: Buffer): void => {
+        text += c.toString('utf8');
+        if (text.includes(`Running on ${base}`)) resolve();
+      };
+      child.stdout?.on('data', onData);
+      child.stderr?.on('data', onData);
+      child.once('exit', (code) => reject(new Error(`moto exited ${code}: ${text}`)));
+    });
+    await iam(base, { Action: 'CreateUser', UserName: 'publisher' });
+    await iam(base, {
+      Action: 'PutUserPolicy',
+      UserName: 'publisher',
+      PolicyName: 's3',
+      PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] }),
+    });
+    const created = await iam(base, { Action: 'CreateAccessKey', UserName: 'publisher' });
+    for (const b of buckets) {
+      const res = await fetch(`${base}/${b}`, { method: 'PUT', headers: { authorization: routeOnly('s3') } });
+      assert.equal(res.status, 200, await res.text());
+    }
+    return { base, key: { id: tag(created, 'AccessKeyId'), secret: tag(created, 'SecretAccessKey') }, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }

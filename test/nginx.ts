@@ -10,7 +10,8 @@ import { tempDir } from './helpers.js';
  * ETags of the bytes served for the objects publishers append to (traces/, buildtrace/,
  * build-trace-v2/) added by Lua — the same configuration an operator can use (see
  * docs/nginx-cache.md). Two workers by default, as in production.
- * Fault switches: <dir>/fail503 makes every request 503; <dir>/slow delays each by 0.3 s.
+ * Fault switches: <dir>/fail503 makes every request 503; <dir>/fail503traces makes every PUT
+ * under traces/ 503 (outputs and reads still succeed); <dir>/slow delays each by 0.3 s.
  */
 export interface NginxCache {
   readonly url: string;
@@ -19,7 +20,7 @@ export interface NginxCache {
   readonly port: number;
   start(): Promise<void>;
   stop(): Promise<void>;
-  setFault(kind: 'fail503' | 'slow', on: boolean): void;
+  setFault(kind: 'fail503' | 'fail503traces' | 'slow', on: boolean): void;
 }
 
 function portOpen(port: number): Promise<boolean> {
@@ -57,6 +58,11 @@ load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;
         location: `      access_by_lua_block {
         local f = io.open("${dir}/fail503", "r")
         if f then f:close(); return ngx.exit(503) end
+        f = io.open("${dir}/fail503traces", "r")
+        if f then
+          f:close()
+          if ngx.req.get_method() == "PUT" and ngx.var.uri:find("^/traces/") then return ngx.exit(503) end
+        end
         f = io.open("${dir}/slow", "r")
         if f then f:close(); ngx.sleep(0.3) end
         local m = ngx.req.get_method()

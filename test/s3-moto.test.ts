@@ -8,33 +8,21 @@ import { after, before, describe, test } from 'node:test';
 import { appendLines, preconditionsChecked } from '../src/cache/backend.js';
 import { openCache } from '../src/cache/open.js';
 import { S3Cache } from '../src/cache/s3-cache.js';
-import { requireOrSkip, tempDir } from './helpers.js';
-import { MOTO_VERSION, routeOnly, startMoto, type Moto } from './moto.js';
-
-/** moto checks If-Match on PutObject from 5.2 on (5.1's put_object reads only If-None-Match). */
-const motoChecksIfMatch = (v: string): boolean => {
-  const [maj = 0, min = 0] = v.split('.').map(Number);
-  return maj > 5 || (maj === 5 && min >= 2);
-};
+import { requireOrSkip, setEnv, tempDir } from './helpers.js';
+import { MOTO_VERSION, MOTO_WHY, type Moto, motoChecksIfMatch, routeOnly, startMoto } from './moto.js';
 
 describe('S3 against moto with authentication on: SigV4 is verified, conditional writes are honoured', () => {
   let moto: Moto | undefined;
   let base = '';
   let key = { id: '', secret: '' };
   const saved = { id: process.env['AWS_ACCESS_KEY_ID'], secret: process.env['AWS_SECRET_ACCESS_KEY'], file: process.env['AWS_SHARED_CREDENTIALS_FILE'] };
-  const setEnv = (vals: Record<string, string | undefined>): void => {
-    for (const [k, v] of Object.entries(vals)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  };
   const url = (extra = ''): string => `s3://cache?endpoint=${base}&region=us-east-1${extra}`;
 
   before(async () => {
     if (MOTO_VERSION === undefined) return;
-    moto = await startMoto();
+    moto = await startMoto(['cache']);
     base = moto.base;
-    key = { ...moto.key };
+    key = moto.key;
   });
 
   after(async () => {
@@ -43,7 +31,7 @@ describe('S3 against moto with authentication on: SigV4 is verified, conditional
   });
 
   test('signed PUT and GET with the right key; conditional append; the same requests with a wrong secret key are refused', async (t) => {
-    if (!requireOrSkip(t, 'moto', MOTO_VERSION !== undefined, 'python3-moto (Debian trixie and later)')) return;
+    if (!requireOrSkip(t, 'moto', MOTO_VERSION !== undefined, MOTO_WHY)) return;
     setEnv({ AWS_ACCESS_KEY_ID: key.id, AWS_SECRET_ACCESS_KEY: key.secret, AWS_SHARED_CREDENTIALS_FILE: join(tempDir(), 'none') });
     const cache = S3Cache.fromUrl(url());
     const line = (i: number): string => JSON.stringify({ mediaType: 'application/vnd.dev.sigstore.bundle.v0.3+json', n: i });
@@ -78,7 +66,7 @@ describe('S3 against moto with authentication on: SigV4 is verified, conditional
   });
 
   test('AWS_SHARED_CREDENTIALS_FILE: the profile named in the URL, else default, signs; a wrong key there is refused', async (t) => {
-    if (!requireOrSkip(t, 'moto', MOTO_VERSION !== undefined, 'python3-moto (Debian trixie and later)')) return;
+    if (!requireOrSkip(t, 'moto', MOTO_VERSION !== undefined, MOTO_WHY)) return;
     const file = join(tempDir(), 'credentials');
     writeFileSync(
       file,

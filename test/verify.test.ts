@@ -1,12 +1,14 @@
 // ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { FileCache } from '../src/cache/file-cache.js';
 import { appendLines } from '../src/cache/backend.js';
 import { parseSecretKey } from '../src/nix/nix-key.js';
+import { nix32Encode } from '../src/nix/nix32.js';
 import { keyAttestationPreimage, reportDataFor } from '../src/tee/binding.js';
 import { createSimulatedPlatform, pem } from '../src/tee/simulated.js';
 import { createBundle } from '../src/trace/bundle.js';
@@ -48,6 +50,8 @@ describe('trace-verify re-does resolution across real closures signed by three b
   let C: DaemonHandle;
   let dir: string;
   let args: string[];
+  /** rfod's declared NAR sha256, hex, as nix-hash computed it. */
+  let rfodHex: string;
   const drv = new Map<string, string>();
 
   const names = (spool: string): Map<string, string> => {
@@ -68,8 +72,13 @@ describe('trace-verify re-does resolution across real closures signed by three b
     dir = tempDir('verify-');
     const s = salt();
     const nondet = join(dir, 'nondet');
-    args = [join(FIXTURES, 'verify.nix'), '--argstr', 'salt', s, '--argstr', 'nondet', nondet];
-    const attrs = ['agree3', 'conv3', 'div3', 'ia3', 'top', 'multi', 'cuse', 'fod', 'app', 'capp', 'fuse'];
+    // rfod's declared hash: the NAR sha256 of the file it will write, computed by Nix's own nix-hash
+    const rfodFile = join(dir, 'rfod');
+    writeFileSync(rfodFile, `${s} rfod`, { mode: 0o644 });
+    const rfodHash = (await must('nix-hash', ['--type', 'sha256', '--base32', rfodFile], { env: nixEnv() })).stdout.trim();
+    rfodHex = (await must('nix-hash', ['--type', 'sha256', rfodFile], { env: nixEnv() })).stdout.trim();
+    args = [join(FIXTURES, 'verify.nix'), '--argstr', 'salt', s, '--argstr', 'nondet', nondet, '--argstr', 'rfodHash', rfodHash];
+    const attrs = ['agree3', 'conv3', 'div3', 'ia3', 'top', 'multi', 'cuse', 'fod', 'app', 'capp', 'fuse', 'ruse'];
     const inst = (await must('nix-instantiate', [...args, ...attrs.flatMap((a) => ['-A', a])], { env: nixEnv() })).stdout.trim().split('\n');
     const closure = (await must('nix-store', ['-qR', ...inst], { env: nixEnv() })).stdout
       .trim()
@@ -393,6 +402,18 @@ describe('trace-verify re-does resolution across real closures signed by three b
       (st as { predicate: { buildDefinition: Json } }).predicate.buildDefinition['buildType'] === BUILD_TYPE_CA ? 'ed25519ph' : 'ed25519',
     );
   const one = { threshold: 1, of: ['A', 'B'] };
+  /** h's statement for `name` with input `input`'s NAR hash replaced by `fake` (to re-sign as a lying builder), and the real hash. */
+  const withInputHash = (h: DaemonHandle, name: string, input: string, fake: string): { t: ReturnType<typeof traceOf>; st: Json; real: string } => {
+    const t = traceOf(h, name);
+    const st = JSON.parse(t.statement.toString('utf8')) as {
+      predicate: { buildDefinition: { resolvedDependencies: { uri: string; digest: { sha256: string } }[] } };
+    };
+    const dep = st.predicate.buildDefinition.resolvedDependencies.find((x) => x.uri.includes(`-v-${input}`));
+    assert.ok(dep, `${name} lists ${input} as an input`);
+    const real = dep.digest.sha256;
+    dep.digest.sha256 = fake;
+    return { t, st: st as unknown as Json, real };
+  };
 
   test('#10 item 1: an input-addressed input with disputed content is never pooled (IA consumer)', async () => {
     const lib = traceOf(A, 'lib').outputs[0] as { path: string; nar_hash: string };
@@ -480,22 +501,49 @@ describe('trace-verify re-does resolution across real closures signed by three b
     const fuse = drv.get('fuse') as string;
     assert.equal((await verify(fuse, policy(both), dbs(A, B))).code, 0);
     // B says the flat FOD's output had another NAR (a liar, or another executable bit)
-    const t = traceOf(B, 'fuse');
-    const st = JSON.parse(t.statement.toString('utf8')) as {
-      predicate: { buildDefinition: { resolvedDependencies: { uri: string; digest: { sha256: string } }[] } };
-    };
-    const dep = st.predicate.buildDefinition.resolvedDependencies.find((x) => x.uri.includes('-v-fod'));
-    assert.ok(dep);
-    const real = dep.digest.sha256;
-    dep.digest.sha256 = 'ee'.repeat(32);
+    const { t, st, real } = withInputHash(B, 'fuse', 'fod', 'ee'.repeat(32));
     const cache = new FileCache(join(dir, 'fod-dispute'));
-    await appendLines(cache, `traces/${t.rdrv_hash}`, [traceOf(A, 'fuse').bundle, resign(B, st as unknown as Json)]);
+    await appendLines(cache, `traces/${t.rdrv_hash}`, [traceOf(A, 'fuse').bundle, resign(B, st)]);
     const r2 = await verify(fuse, policy(both), ['--cache', cache.url]);
     assert.equal(r2.code, 1);
     const d = r2.r.problems.find((p) => p.code === 'content-disputed');
     assert.ok(d && d.drv === drv.get('fod') && d.detail.includes(real) && d.detail.includes('ee'.repeat(32)), JSON.stringify(r2.r.problems));
     const r1 = await verify(fuse, policy(one), ['--cache', cache.url]);
     assert.equal(r1.code, 0, JSON.stringify(r1.r.problems));
+  });
+
+  test('a recursive fixed-output input whose NAR hash differs from the declared one: input-hash-mismatch (lying builder)', async () => {
+    const ruse = drv.get('ruse') as string;
+    const rfod = drv.get('rfod') as string;
+    assert.equal((await verify(ruse, policy('A', { A }), dbs(A))).code, 0, 'the honest trace verifies');
+    const { t, st, real: declared } = withInputHash(A, 'ruse', 'rfod', 'ab'.repeat(32));
+    assert.equal(declared, rfodHex, 'the honest statement carries the declared hash');
+    const cache = new FileCache(join(dir, 'rfod-lie'));
+    await appendLines(cache, `traces/${t.rdrv_hash}`, [resign(A, st)]);
+    const r = await verify(ruse, policy('A', { A }), ['--cache', cache.url]);
+    assert.equal(r.code, 1);
+    const p = r.r.problems.find((x) => x.code === 'input-hash-mismatch');
+    assert.ok(p, JSON.stringify(r.r.problems));
+    assert.equal(p.drv, ruse);
+    assert.ok(p.detail.includes('ab'.repeat(32)) && p.detail.includes(declared) && p.detail.includes(rfod), p.detail);
+  });
+
+  test('a flat fixed-output input with a lied NAR hash: accepted as a claim (flat declares no NAR hash), caught by the last mile', async () => {
+    // DESIGN: a flat FOD declares its file's hash, not its NAR hash (closure.ts fodLeaf), so the
+    // claim stands; the local store knows the real NAR hash of fod's output: content-mismatch.
+    const fuse = drv.get('fuse') as string;
+    const { t, st, real } = withInputHash(A, 'fuse', 'fod', 'cd'.repeat(32));
+    const cache = new FileCache(join(dir, 'flat-fod-lie'));
+    await appendLines(cache, `traces/${t.rdrv_hash}`, [resign(A, st)]);
+    const r = await verify(fuse, policy('A', { A }), ['--cache', cache.url]);
+    assert.equal(r.code, 1);
+    assert.ok(!r.r.problems.some((x) => x.code === 'input-hash-mismatch'), JSON.stringify(r.r.problems));
+    const m = r.r.problems.find((x) => x.code === 'content-mismatch');
+    assert.ok(m, JSON.stringify(r.r.problems));
+    // the detail shows both hashes in Nix's base-32
+    const n32 = (hex: string): string => nix32Encode(Buffer.from(hex, 'hex'));
+    assert.equal(m.drv, drv.get('fod'));
+    assert.ok(m.detail.includes(`attested NAR hash sha256:${n32('cd'.repeat(32))}`) && m.detail.includes(`NarHash sha256:${n32(real)}`), m.detail);
   });
 
   test('#10: equivocation — one key, two different claims for one resolved derivation — counts for nothing there', async () => {
@@ -734,8 +782,11 @@ describe('trace-verify re-does resolution across real closures signed by three b
 
   test('targets: a .nix file with --attr, and an output path, verify as their derivation', async () => {
     const nixFile = join(dir, 'target.nix');
-    // args: [verify.nix, '--argstr', 'salt', SALT, '--argstr', 'nondet', FILE]
-    writeFileSync(nixFile, `import ${args[0]} { salt = ${JSON.stringify(args[3])}; nondet = ${JSON.stringify(args[6])}; }\n`);
+    // args: [verify.nix, '--argstr', 'salt', SALT, '--argstr', 'nondet', FILE, '--argstr', 'rfodHash', HASH]
+    writeFileSync(
+      nixFile,
+      `import ${args[0]} { salt = ${JSON.stringify(args[3])}; nondet = ${JSON.stringify(args[6])}; rfodHash = ${JSON.stringify(args[9])}; }\n`,
+    );
     // ia3: input-addressed, so trace-verify's own nix-instantiate needs no experimental feature
     const byDrv = await verify(drv.get('ia3') as string, policy('A', { A }), dbs(A));
     assert.equal(byDrv.code, 0, JSON.stringify(byDrv.r.problems));
@@ -802,23 +853,56 @@ describe('trace-verify re-does resolution across real closures signed by three b
     problemAt(r.r, 'key-retired', 'ia1', /./);
   });
 
-  test('BUILDTRACE_NO_SODIUM: the OpenSSL Ed25519 path reaches the same verdicts', async () => {
-    const env = { ...process.env, BUILDTRACE_NO_SODIUM: '1' };
-    const good = await run(VERIFY_CLI, [drv.get('agree3') as string, '--policy', policy(both), ...dbs(A, B), '--json'], { env });
-    assert.equal(good.code, 0, good.stdout);
+  test('BUILDTRACE_NO_SODIUM: the OpenSSL Ed25519 path is the one taken, and reaches the same verdicts', async (t) => {
+    // BUILDTRACE_ED25519_REPORT=1: trace-verify names on stderr how many checks each engine ran
+    // (worker threads included). With the pool, pure Ed25519 runs inline in the workers, where
+    // libsodium is used unless BUILDTRACE_NO_SODIUM=1.
+    const engines = (stderr: string): { libsodium: number; openssl: number; opensslLibuv: number; noble: number } => {
+      const m = /Ed25519 checks by engine: libsodium (\d+), openssl (\d+), openssl-libuv (\d+), noble (\d+)/.exec(stderr);
+      assert.ok(m, stderr);
+      return { libsodium: Number(m[1]), openssl: Number(m[2]), opensslLibuv: Number(m[3]), noble: Number(m[4]) };
+    };
+    // ia3's chain is signed pure Ed25519 (our IA build type), agree3's Ed25519ph (laut's #ca profile)
+    const pure = [drv.get('ia3') as string, '--policy', policy(both), ...dbs(A, B), '--json'];
+    const ph = [drv.get('agree3') as string, '--policy', policy(both), ...dbs(A, B), '--json'];
+    const base = { ...process.env, BUILDTRACE_ED25519_REPORT: '1', BUILDTRACE_POOL: 'always' };
+    const env = { ...base, BUILDTRACE_NO_SODIUM: '1' };
+    const checked = async (args: string[], e: NodeJS.ProcessEnv): Promise<ReturnType<typeof engines>> => {
+      const r = await run(VERIFY_CLI, args, { env: e });
+      assert.equal(r.code, 0, r.stdout);
+      return engines(r.stderr);
+    };
+    // 3 derivations x 2 signers each time
+    assert.deepEqual(await checked(pure, env), { libsodium: 0, openssl: 6, opensslLibuv: 0, noble: 0 });
+    assert.deepEqual(await checked(ph, env), { libsodium: 0, openssl: 0, opensslLibuv: 0, noble: 6 });
+    // the control: without the variable, the same runs take libsodium (sodium-native is an optional dependency)
+    let sodiumInstalled = true;
+    try {
+      createRequire(import.meta.url)('sodium-native');
+    } catch {
+      sodiumInstalled = false;
+    }
+    const withSodium = sodiumInstalled ? { libsodium: 6, openssl: 0, opensslLibuv: 0, noble: 0 } : undefined;
+    if (withSodium) {
+      assert.deepEqual(await checked(pure, base), withSodium);
+      assert.deepEqual(await checked(ph, base), withSodium);
+    } else t.diagnostic('sodium-native is not installed here: no libsodium control run');
+    // a bad signature is refused by OpenSSL alone
     const cache = new FileCache(join(dir, 'no-sodium'));
-    const t = traceOf(A, 'ia1');
-    const b = JSON.parse(t.bundle) as { dsseEnvelope: { signatures: { sig: string }[] } };
+    const tr = traceOf(A, 'ia1');
+    const b = JSON.parse(tr.bundle) as { dsseEnvelope: { signatures: { sig: string }[] } };
     const sig = Buffer.from((b.dsseEnvelope.signatures[0] as { sig: string }).sig, 'base64');
     sig[5] = (sig[5] as number) ^ 1;
     (b.dsseEnvelope.signatures[0] as { sig: string }).sig = sig.toString('base64');
-    await appendLines(cache, `traces/${t.rdrv_hash}`, [JSON.stringify(b)]);
+    await appendLines(cache, `traces/${tr.rdrv_hash}`, [JSON.stringify(b)]);
     const bad = await run(VERIFY_CLI, [drv.get('ia1') as string, '--policy', policy('A', { A }), '--cache', cache.url, '--json'], { env });
     assert.equal(bad.code, 1, bad.stdout);
     assert.ok(
-      (JSON.parse(bad.stdout) as Result).problems.some((p) => p.code === 'signature-invalid'),
+      (JSON.parse(bad.stdout) as Result).problems.some((x) => x.code === 'signature-invalid'),
       bad.stdout,
     );
+    // both schemes our build type allows are tried, neither by libsodium
+    assert.deepEqual(engines(bad.stderr), { libsodium: 0, openssl: 1, opensslLibuv: 0, noble: 1 }, bad.stderr);
   });
 
   test('TEE-attested keys: accepted evidence; a debug guest, another key, or expired endorsement are refused', async () => {

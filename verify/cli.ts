@@ -17,6 +17,7 @@ import { targetOfDrv, targetOfPath, type Target, type TargetFacts } from '../src
 import type Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
 import { BuildtraceError, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
+import { ed25519Report } from '../src/nix/ed25519.js';
 import { parsePublicKey, type NixPublicKey } from '../src/nix/nix-key.js';
 import { checkBundle } from '../src/trace/bundle.js';
 import { splitTraceObject } from '../src/trace/laut-jws.js';
@@ -339,6 +340,7 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
   }).finally(() => store?.close());
   const out = withDerived(verdict, derived.chains);
   printResult(out, a.flags.has('json'));
+  if (process.env['BUILDTRACE_ED25519_REPORT'] === '1') process.stderr.write(`trace-verify: Ed25519 checks by engine: ${ed25519Report()}\n`);
   return out.verified ? EXIT_OK : EXIT_REJECTED;
 }
 

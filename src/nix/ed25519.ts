@@ -63,19 +63,49 @@ export function ed25519Backend(): 'libsodium' | 'openssl' {
   return loadSodium() ? 'libsodium' : 'openssl';
 }
 
+/** Which code computed a signature check: inline libsodium or OpenSSL, OpenSSL in libuv's pool, or @noble/curves (Ed25519ph). */
+type Ed25519Engine = 'libsodium' | 'openssl' | 'openssl-libuv' | 'noble';
+export type Ed25519Tally = Record<Ed25519Engine, number>;
+
+const emptyTally = (): Ed25519Tally => ({ libsodium: 0, openssl: 0, 'openssl-libuv': 0, noble: 0 });
+// checks this thread ran (pre-check refusals run no engine), plus what worker threads reported
+let tally = emptyTally();
+const ran = <T>(engine: Ed25519Engine, result: T): T => {
+  tally[engine]++;
+  return result;
+};
+
+/** The counts since the last take, reset: a worker thread sends them to the main thread (addEd25519Tally). */
+export function takeEd25519Tally(): Ed25519Tally {
+  const t = tally;
+  tally = emptyTally();
+  return t;
+}
+
+export function addEd25519Tally(t: Ed25519Tally): void {
+  for (const k of Object.keys(tally) as Ed25519Engine[]) tally[k] += t[k];
+}
+
+/** `BUILDTRACE_ED25519_REPORT=1`: which engines checked how many signatures, so a run can show which backend it took. */
+export function ed25519Report(): string {
+  return Object.entries(tally)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+}
+
 const buf = (u: Uint8Array): Buffer => (Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength));
 
 export function verifyEd25519(publicRaw: Uint8Array, key: KeyObject, message: Uint8Array, sig: Uint8Array): boolean {
   if (!passesPrechecks(publicRaw, sig)) return false;
   const s = loadSodium();
-  if (s) return s.crypto_sign_verify_detached(buf(sig), buf(message), buf(publicRaw));
-  return verify(null, message, key, sig);
+  if (s) return ran('libsodium', s.crypto_sign_verify_detached(buf(sig), buf(message), buf(publicRaw)));
+  return ran('openssl', verify(null, message, key, sig));
 }
 
 /** verifyEd25519 in libuv's thread pool (OpenSSL), so many signatures verify on all cores; the same rule. */
 export function verifyEd25519Async(publicRaw: Uint8Array, key: KeyObject, message: Uint8Array, sig: Uint8Array): Promise<boolean> {
   if (!passesPrechecks(publicRaw, sig)) return Promise.resolve(false);
-  return new Promise((resolve) => verify(null, message, key, sig, (err, ok) => resolve(err ? false : ok)));
+  return new Promise((resolve) => verify(null, message, key, sig, (err, ok) => resolve(ran('openssl-libuv', err ? false : ok))));
 }
 
 /** RFC 8032 dom2(phflag = 1, context = ""): the prefix that separates Ed25519ph from Ed25519. */
@@ -202,7 +232,8 @@ function verifyPhSodium(s: Sodium, publicRaw: Uint8Array, message: Uint8Array, s
 export function verifyEd25519ph(publicRaw: Uint8Array, message: Uint8Array, sig: Uint8Array): boolean {
   if (!passesPrechecks(publicRaw, sig)) return false;
   const s = loadSodium();
-  if (s) return verifyPhSodium(s, publicRaw, message, sig);
+  if (s) return ran('libsodium', verifyPhSodium(s, publicRaw, message, sig));
+  tally.noble++;
   // @noble/curves' own verify is cofactored; the rule is cofactorless: [S]B - [k]A must encode to R
   try {
     const { Point } = nobleEd25519ph();

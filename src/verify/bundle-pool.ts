@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { BuildtraceError } from '../errors.js';
+import { addEd25519Tally, type Ed25519Tally } from '../nix/ed25519.js';
 import type { NixPublicKey } from '../nix/nix-key.js';
 import type { BundleCheck } from '../trace/bundle.js';
 import type { WorkerResult } from './bundle-worker.js';
@@ -48,7 +49,8 @@ export class BundlePool {
     this.workers = Array.from({ length: size }, () => {
       // a larger young generation: each bundle check leaves short-lived garbage only
       const w = new Worker(new URL('./bundle-worker.js', import.meta.url), { workerData: data, resourceLimits: { maxYoungGenerationSizeMb: 48 } });
-      w.on('message', (m: { id: number; results: WorkerResult[] }) => {
+      w.on('message', (m: { id: number; results: WorkerResult[]; engines: Ed25519Tally }) => {
+        addEd25519Tally(m.engines);
         const cbs = this.waiting.get(m.id) ?? [];
         this.waiting.delete(m.id);
         m.results.forEach((r, i) => {

@@ -1,4 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
+import { takeEd25519Tally } from '../nix/ed25519.js';
 import { publicKeyFromRaw } from '../nix/nix-key.js';
 import { checkBundle, type BundleCheck } from '../trace/bundle.js';
 
@@ -28,5 +29,5 @@ parentPort?.on('message', (msg: { id: number; lines: string[] }) => {
     const bytes = bytesFor.has(fp) ? { statementBytes: new Uint8Array(c.value.statementBytes) } : {};
     return { ok: true, keyFingerprint: fp, statement: c.value.statement, scheme: c.value.scheme, ...bytes };
   });
-  parentPort?.postMessage({ id: msg.id, results });
+  parentPort?.postMessage({ id: msg.id, results, engines: takeEd25519Tally() });
 });
