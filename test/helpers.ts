@@ -1,8 +1,9 @@
+import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { after } from 'node:test';
@@ -310,4 +311,20 @@ function assertNotRequired(tool: string, why: string): void {
   if ((process.env['BUILDTRACE_REQUIRE'] ?? '').split(/[\s,]+/).includes(tool)) {
     throw new Error(`${tool} is required on this machine (BUILDTRACE_REQUIRE) but missing: ${why}`);
   }
+}
+
+/**
+ * Puts `path` into the store as a substitute from a file:// binary cache (made in `cacheDir`)
+ * whose narinfo says `Deriver: deriver`: what a hostile cache (its narinfo key trusted by Nix,
+ * here --no-check-sigs) can make Nix record as a path's deriver.
+ */
+export async function substituteWithDeriver(path: string, deriver: string, cacheDir: string): Promise<void> {
+  const env = nixEnv();
+  await must('nix', ['copy', '--to', `file://${cacheDir}`, path], { env });
+  const narinfo = join(cacheDir, `${basename(path).slice(0, 32)}.narinfo`);
+  const text = readFileSync(narinfo, 'utf8').replace(/^Deriver: .*\n/m, '');
+  writeFileSync(narinfo, `${text}Deriver: ${basename(deriver)}\n`);
+  await must('nix-store', ['--delete', path], { env });
+  await must('nix', ['copy', '--from', `file://${cacheDir}`, '--no-check-sigs', path], { env });
+  assert.equal((await must('nix-store', ['--query', '--deriver', path], { env })).stdout.trim(), deriver);
 }

@@ -50,14 +50,15 @@ function benchShapedPlan(every = 97): Plan {
   const saved = derivations.filter((d) => d.action === 'saved').length;
   return {
     target: `/nix/store/${'t'.repeat(32)}-top.drv`,
-    current: { policy: 'current.json', trust: '2 of {A, B, C}', verified: true },
-    next: { policy: 'next.json', trust: 'A and C', verified: false },
+    current: { policy: 'current.json', trust: '2 of {A, B, C}', verified: true, targetProblems: [] },
+    next: { policy: 'next.json', trust: 'A and C', verified: false, targetProblems: [] },
     counts: {
       derivations: derivations.length,
       stillVerified: derivations.filter((d) => d.action === 'verified').length,
       lost: derivations.filter((d) => d.status === 'current-only').length,
       gained: 0,
       failingBoth: 0,
+      contentMismatch: 0,
       toRebuild: rebuild.length,
       savedIfReproducible: saved,
     },

@@ -1,17 +1,39 @@
 // ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { dumpDom, pageFacts, screenshot } from './chromium.js';
-import { FIXTURES, must, nixEnv, type DaemonHandle, HOOK, requireOrSkip, run, salt, startDaemon, tempDir, VERIFY_CLI } from './helpers.js';
+import {
+  FIXTURES,
+  must,
+  nixEnv,
+  type DaemonHandle,
+  HOOK,
+  requireOrSkip,
+  run,
+  salt,
+  startDaemon,
+  substituteWithDeriver,
+  tempDir,
+  VERIFY_CLI,
+} from './helpers.js';
 
 /** What `plan --json` prints (the fields these tests read). */
 interface PlanJson {
   target: string;
   current: { verified: boolean };
-  next: { verified: boolean };
-  counts: { derivations: number; stillVerified: number; lost: number; gained: number; failingBoth: number; toRebuild: number; savedIfReproducible: number };
+  next: { verified: boolean; targetProblems: { drv: string; code: string; detail: string }[] };
+  counts: {
+    derivations: number;
+    stillVerified: number;
+    lost: number;
+    gained: number;
+    failingBoth: number;
+    toRebuild: number;
+    savedIfReproducible: number;
+    contentMismatch: number;
+  };
   rebuild: {
     drv: string;
     name: string;
@@ -22,7 +44,7 @@ interface PlanJson {
     notReproduced?: unknown;
     inputs: string[];
   }[];
-  derivations: { drv: string; name: string; kind: string; status: string; action: string; inputs: number[] }[];
+  derivations: { drv: string; name: string; kind: string; status: string; action: string; inputs: number[]; lastMile?: string[] }[];
   commands: { drvs: string[]; nixStore: string[] };
 }
 
@@ -77,13 +99,17 @@ describe('trace-verify plan: a policy change over a real 102-derivation closure 
     return spool;
   };
   const dbs = (): string[] => [A, B, C].flatMap((h) => ['--db', h.dbFile]);
-  const plan = async (target: string, from: string, to: string): Promise<{ code: number; p: PlanJson }> => {
-    const r = await run(VERIFY_CLI, ['plan', target, '--policy', from, '--to', to, ...dbs(), '--json']);
+  const plan = async (target: string, from: string, to: string, extra: string[] = []): Promise<{ code: number; p: PlanJson }> => {
+    const r = await run(VERIFY_CLI, ['plan', target, '--policy', from, '--to', to, ...dbs(), ...extra, '--json']);
     assert.ok(r.code === 0 || r.code === 1, `exit ${r.code}: ${r.stderr}`);
     return { code: r.code, p: JSON.parse(r.stdout) as PlanJson };
   };
-  const verify = async (target: string, pol: string): Promise<{ code: number; problems: { drv: string; code: string; blocking?: boolean }[] }> => {
-    const r = await run(VERIFY_CLI, [target, '--policy', pol, ...dbs(), '--no-local-store', '--json']);
+  const verify = async (
+    target: string,
+    pol: string,
+    extra: string[] = ['--no-local-store'],
+  ): Promise<{ code: number; problems: { drv: string; code: string; blocking?: boolean }[] }> => {
+    const r = await run(VERIFY_CLI, [target, '--policy', pol, ...dbs(), ...extra, '--json']);
     assert.ok(r.code === 0 || r.code === 1, `exit ${r.code}: ${r.stderr}`);
     return { code: r.code, problems: (JSON.parse(r.stdout) as { problems: { drv: string; code: string; blocking?: boolean }[] }).problems };
   };
@@ -189,6 +215,7 @@ describe('trace-verify plan: a policy change over a real 102-derivation closure 
       failingBoth: 0,
       toRebuild: 25,
       savedIfReproducible: want.saved.size,
+      contentMismatch: 0,
     });
     // why: B's absence leaves 2 of {A, C} unmet, at the derivation itself
     for (const r of p.rebuild) {
@@ -249,7 +276,6 @@ describe('trace-verify plan: a policy change over a real 102-derivation closure 
   });
 
   test('installed: a held path whose only admitted signer is revoked is reported with its GC root (exit 1); unchanged policy exit 0', async () => {
-    const drvOf = (n: string): string => closureOf(top).find((d) => d.endsWith(`-p-${n}.drv`)) as string;
     // GC roots, as a user's profile would hold them: the IA library (traced by A and B) and a leaf A and C traced
     const libRoot = join(dir, 'lib-root');
     const leafRoot = join(dir, 'leaf-root');
@@ -276,6 +302,135 @@ describe('trace-verify plan: a policy change over a real 102-derivation closure 
     const human = await run(VERIFY_CLI, ['installed', '--policy', pols['revoked'] as string, libRoot, leafRoot, ...dbs()]);
     assert.equal(human.code, 1);
     assert.match(human.stdout, new RegExp(`FAIL /nix/store/\\S+-p-ialib \\(held by ${libRoot}\\)`));
+  });
+
+  const drvOf = (n: string): string => closureOf(top).find((d) => d.endsWith(`-p-${n}.drv`)) as string;
+  /** A path named like an output of `p-${name}`, holding other bytes, that a cache says `name`'s .drv produced. */
+  const impostor = async (name: string): Promise<string> => {
+    const d = join(dir, `evil-${salt()}`);
+    mkdirSync(d);
+    writeFileSync(join(d, `p-${name}`), `evil ${salt()}\n`);
+    const p = (await must('nix-store', ['--add', join(d, `p-${name}`)], { env: nixEnv() })).stdout.trim();
+    await substituteWithDeriver(p, drvOf(name), join(dir, `bc-${salt()}`));
+    return p;
+  };
+
+  test('plan takes an output path through the target door as trace-verify does; a lying recorded deriver fails the same way', async () => {
+    // an input-addressed output path: its declared path, which the .drv's own hash gives
+    const libOut = (await must('nix-store', ['--query', '--outputs', drvOf('ialib')], { env: nixEnv() })).stdout.trim();
+    const lib = await plan(libOut, pols['current'] as string, pols['next'] as string);
+    assert.equal(lib.code, 1);
+    assert.equal(lib.p.target, drvOf('ialib'));
+    assert.deepEqual(
+      lib.p.rebuild.map((r) => r.name),
+      ['p-ialib'],
+    );
+    // a content-addressed output path: its verified claim must give exactly this path
+    const leaf1Out = (await must('nix-store', ['--realise', drvOf('leaf1')], { env: nixEnv() })).stdout.trim();
+    const ca = await plan(leaf1Out, pols['current'] as string, pols['next'] as string);
+    assert.equal(ca.code, 0, JSON.stringify(ca.p.next));
+    // the same door: trace-verify names the same derivation for the same path
+    const vca = await run(VERIFY_CLI, [leaf1Out, '--policy', pols['next'] as string, ...dbs(), '--json']);
+    assert.equal(vca.code, 0, vca.stderr);
+    assert.equal(ca.p.target, (JSON.parse(vca.stdout) as { target: string }).target);
+    assert.match(ca.p.target, /-p-leaf1\.drv$/);
+    const refusedByBoth = async (path: string, why: RegExp): Promise<void> => {
+      const pr = await run(VERIFY_CLI, ['plan', path, '--policy', pols['current'] as string, '--to', pols['next'] as string, ...dbs()]);
+      const vr = await run(VERIFY_CLI, [path, '--policy', pols['next'] as string, ...dbs()]);
+      assert.equal(pr.code, 2, pr.stderr);
+      assert.equal(vr.code, 2, vr.stderr);
+      assert.match(pr.stderr, why);
+      assert.equal(pr.stderr, vr.stderr);
+    };
+    // a cache's Deriver: names an input-addressed derivation that does not produce the path: refused (exit 2), word for word as trace-verify
+    await refusedByBoth(await impostor('leaf0'), /is not an output of .*-p-leaf0\.drv, the deriver Nix recorded/);
+    // the top's output (deferred: input-addressed over content-addressed inputs): Nix records a resolved .drv, which names no dependencies
+    const topOut = (await must('nix-store', ['--realise', top], { env: nixEnv() })).stdout.trim();
+    const topDeriver = (await must('nix-store', ['--query', '--deriver', topOut], { env: nixEnv() })).stdout.trim();
+    if (topDeriver !== top) await refusedByBoth(topOut, /recorded deriver .* is a resolved derivation/);
+    // named like a content-addressed output of the named derivation: the door lets it in, the verdict must prove it (target-unproven)
+    const evilCa = await impostor('leaf1');
+    const pc = await plan(evilCa, pols['current'] as string, pols['next'] as string);
+    assert.equal(pc.code, 1);
+    assert.equal(pc.p.current.verified, false);
+    assert.ok(
+      pc.p.next.targetProblems.some((x) => x.code === 'target-unproven' && x.detail.includes(evilCa)),
+      JSON.stringify(pc.p.next),
+    );
+    const vc = await verify(evilCa, pols['next'] as string);
+    assert.equal(vc.code, 1);
+    assert.ok(vc.problems.some((x) => x.code === 'target-unproven'));
+  });
+
+  test('installed: every path goes through the target door; a CA path whose recorded deriver does not prove it is not verified', async () => {
+    // a content-addressed chain link above the IA library: Nix records the resolved .drv as its deriver
+    const chainRoot = join(dir, 'chain-root');
+    await must('nix-store', ['--add-root', chainRoot, '--indirect', '--realise', drvOf('chain0')], { env: nixEnv() });
+    const chainOut = realpathSync(chainRoot);
+    const recorded = (await must('nix-store', ['--query', '--deriver', chainOut], { env: nixEnv() })).stdout.trim();
+    assert.notEqual(recorded, drvOf('chain0'), 'Nix 2.8+ records the resolved .drv for a CA output');
+    // an impostor named like a CA leaf, its Deriver: the real leaf's .drv
+    const evilRoot = join(dir, 'evil-root');
+    const evil = await impostor('leaf1');
+    await must('nix-store', ['--add-root', evilRoot, '--indirect', '--realise', evil], { env: nixEnv() });
+    const r = await run(VERIFY_CLI, ['installed', '--policy', pols['next'] as string, chainRoot, evilRoot, ...dbs(), '--json']);
+    assert.equal(r.code, 1, r.stderr);
+    const j = JSON.parse(r.stdout) as { verified: boolean; paths: { path: string; status: string; reason: string; roots: string[] }[] };
+    const byPath = new Map(j.paths.map((p) => [p.path, p]));
+    // the resolved deriver names no input derivations: trusting it would skip the library's traces (only A and B: not enough under next)
+    assert.equal(byPath.get(chainOut)?.status, 'failed', JSON.stringify(j));
+    assert.match(byPath.get(chainOut)?.reason ?? '', /^target-refused: .*is a resolved derivation/);
+    assert.deepEqual(byPath.get(chainOut)?.roots, [chainRoot]);
+    assert.equal(byPath.get(evil)?.status, 'failed', JSON.stringify(j));
+    assert.match(byPath.get(evil)?.reason ?? '', /^target-unproven: no verified claim gives/);
+    assert.ok(
+      j.paths.every((p) => p.status !== 'verified' || !/-p-(chain0|leaf1)$/.test(p.path)),
+      JSON.stringify(j),
+    );
+  });
+
+  test('plan includes the last mile: a derivation verified in trust whose content at a cache is not the attested one is not still verified', async () => {
+    // a real cache holding two leaves; one narinfo edited to claim the other's NAR hash
+    const cache = join(dir, 'lying-cache');
+    const leaf2Out = (await must('nix-store', ['--query', '--outputs', drvOf('leaf2')], { env: nixEnv() })).stdout.trim();
+    const leaf4Out = (await must('nix-store', ['--query', '--outputs', drvOf('leaf4')], { env: nixEnv() })).stdout.trim();
+    await must('nix', ['copy', '--to', `file://${cache}`, leaf2Out, leaf4Out], { env: nixEnv() });
+    const info = (p: string): string => join(cache, `${p.slice(11, 43)}.narinfo`);
+    const otherHash = /^NarHash: .*$/m.exec(readFileSync(info(leaf4Out), 'utf8'))?.[0] as string;
+    writeFileSync(info(leaf2Out), readFileSync(info(leaf2Out), 'utf8').replace(/^NarHash: .*$/m, otherHash));
+    const withCache = ['--cache', `file://${cache}`];
+    // the same policy on both sides: everything verifies in trust; leaf2, its group and the top do not hold the attested bytes
+    const same = await plan(top, pols['current'] as string, pols['current'] as string, withCache);
+    assert.equal(same.code, 1);
+    assert.equal(same.p.next.verified, false);
+    assert.ok(
+      same.p.next.targetProblems.some((x) => x.code === 'content-mismatch' && x.detail.includes(leaf2Out)),
+      JSON.stringify(same.p.next),
+    );
+    const mism = same.p.derivations.filter((d) => d.action === 'content-mismatch');
+    assert.deepEqual(mism.map((d) => d.name).sort(), ['p-group0', 'p-leaf2', 'p-top']);
+    assert.match(
+      (mism.find((d) => d.name === 'p-leaf2')?.lastMile ?? []).join(' '),
+      new RegExp(`content-mismatch: .*${leaf2Out.slice(11)}.*\\[file://${cache}\\]`),
+    );
+    assert.equal(same.p.counts.contentMismatch, 3);
+    assert.equal(same.p.counts.stillVerified, 99);
+    // trace-verify's own verdict, the same code path
+    const v = await verify(top, pols['current'] as string, withCache);
+    assert.equal(v.code, 1);
+    assert.ok(v.problems.some((x) => x.code === 'content-mismatch'));
+    // dropping B: the target fails in trust, and leaf2 (still verified in trust under next) is checked as the highest verified below it
+    const drop = await plan(top, pols['current'] as string, pols['next'] as string, withCache);
+    assert.equal(drop.code, 1);
+    assert.equal(drop.p.derivations.find((d) => d.name === 'p-leaf2')?.action, 'content-mismatch');
+    assert.equal(drop.p.counts.stillVerified, before1.counts.stillVerified - 1);
+    assert.deepEqual(
+      drop.p.rebuild.map((r) => r.drv),
+      before1.rebuild.map((r) => r.drv),
+    );
+    const human = await run(VERIFY_CLI, ['plan', top, '--policy', pols['current'] as string, '--to', pols['next'] as string, ...dbs(), ...withCache]);
+    assert.match(human.stdout, /1 verified in trust under the next policy, but a cache or the local store holds other content than the attested/);
+    assert.match(human.stdout, /p-leaf2 \S+: content-mismatch: /);
   });
 
   test('C rebuilds exactly the list with the printed command; then the target verifies under the next policy and nothing is left', async () => {

@@ -1,9 +1,21 @@
 // ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { FIXTURES, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
+import {
+  FIXTURES,
+  must,
+  nixBuildWithHook,
+  nixEnv,
+  run,
+  salt,
+  startDaemon,
+  substituteWithDeriver as substitute,
+  tempDir,
+  VERIFY_CLI,
+  type DaemonHandle,
+} from './helpers.js';
 
 interface Result {
   verified: boolean;
@@ -69,18 +81,7 @@ describe('the target: outputs of the unresolved derivation, proven', () => {
     return { code: p.code, stderr: p.stderr, ...(p.stdout ? { r: JSON.parse(p.stdout) as Result } : {}) };
   };
 
-  /** Puts `path` into the store as a substitute from a file:// binary cache whose narinfo says `Deriver: deriver`. */
-  const substituteWithDeriver = async (path: string, deriver: string): Promise<void> => {
-    const cache = join(dir, `bc-${n++}`);
-    const env = nixEnv();
-    await must('nix', ['copy', '--to', `file://${cache}`, path], { env });
-    const narinfo = join(cache, `${basename(path).slice(0, 32)}.narinfo`);
-    const text = readFileSync(narinfo, 'utf8').replace(/^Deriver: .*\n/m, '');
-    writeFileSync(narinfo, `${text}Deriver: ${basename(deriver)}\n`);
-    await must('nix-store', ['--delete', path], { env });
-    await must('nix', ['copy', '--from', `file://${cache}`, '--no-check-sigs', path], { env });
-    assert.equal((await must('nix-store', ['--query', '--deriver', path], { env })).stdout.trim(), deriver);
-  };
+  const substituteWithDeriver = (path: string, deriver: string): Promise<void> => substitute(path, deriver, join(dir, `bc-${n++}`));
   /** A path named like an output of `name`, holding other bytes. */
   const impostor = async (name: string): Promise<string> => {
     const d = join(dir, `evil-${n++}`);

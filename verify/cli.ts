@@ -2,8 +2,7 @@
 // V8 flags, measured on the 10,041-derivation bench: a larger young generation (fewer
 // scavenges of short-lived parse garbage) and less inlining (TurboFan compile time was about
 // 0.5 s of CPU on background threads; 1.33 s instead of 1.41 s median).
-import { existsSync } from 'node:fs';
-import { evaluateOne } from './evaluate.js';
+import { resolveTarget } from './target-arg.js';
 import { basename } from 'node:path';
 import { readInput, readTextInput } from '../src/util/read-input.js';
 import { LIMIT_FLAGS } from '../src/cache/limits.js';
@@ -13,7 +12,7 @@ import { deriveMeasurements, type DerivedChain } from '../src/verify/derived-mea
 import { derivedLines, MEASURE_HELP, measureCommand, withDerived } from './measure.js';
 import { DEFAULT_NIX_DB, openConsumerSources, storeTargetFacts } from './consumer-sources.js';
 import { loadTrustPolicy } from '../src/verify/trust-policy.js';
-import { targetOfDrv, targetOfPath, type Target, type TargetFacts } from '../src/verify/target.js';
+import { targetOfPath } from '../src/verify/target.js';
 import type Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
 import { BuildtraceError, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
@@ -219,20 +218,6 @@ async function evidenceCommand(rest: string[]): Promise<number> {
   );
   printVerdict(v, a.flags.has('json'));
   return v.ok ? EXIT_OK : EXIT_REJECTED;
-}
-
-/**
- * TARGET -> the unresolved derivation and outputs to verify, through the target's door
- * (src/verify/target.ts): a .nix file is evaluated here; a .drv or an output path must pass it.
- */
-async function resolveTarget(t: string, attr: string | undefined, facts: TargetFacts, outputs: readonly string[] | undefined): Promise<Target> {
-  if (t.startsWith('/nix/store/')) {
-    if (t.endsWith('.drv')) return targetOfDrv(t, facts, outputs);
-    if (outputs) throw new BuildtraceError('USAGE', `--output goes with a .drv or a .nix file; ${t} names its output itself`);
-    return targetOfPath(t, facts);
-  }
-  if (existsSync(t)) return targetOfDrv(await evaluateOne(t, attr), facts, outputs);
-  throw new BuildtraceError('USAGE', `${JSON.stringify(t)} is not a .drv path, a store path or a .nix file`);
 }
 
 function lastMileLines(m: NonNullable<VerifyOutput['lastMile']>): string[] {

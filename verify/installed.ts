@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { existsSync, lstatSync } from 'node:fs';
+import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import { LIMIT_FLAGS, readLimitsFrom } from '../src/cache/limits.js';
 import { openCache } from '../src/cache/open.js';
 import { BuildtraceError, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
@@ -7,6 +7,8 @@ import { parseHash } from '../src/nix/hash.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
 import { parseArgs } from '../src/util/args.js';
 import { verifyClosure } from '../src/verify/closure.js';
+import { type TargetFacts, targetOfPath } from '../src/verify/target.js';
+import { DEFAULT_NIX_DB, storeTargetFacts } from './consumer-sources.js';
 import { type InstalledPath, type InstalledVerdict, judgeInstalled } from '../src/verify/installed.js';
 import { type ClosureGraph, Positions } from '../src/verify/positions.js';
 import { type BundleSource, CacheSource, DbSource } from '../src/verify/sources.js';
@@ -16,9 +18,11 @@ import type { Verdict } from '../src/verify/world.js';
 export const INSTALLED_HELP = `  trace-verify installed --policy FILE [ROOT...] (--cache URL | --db FILE)... [--json]
       re-check what this machine holds under the policy as it is now (say, after revoking a
       key): the runtime closures of the ROOTs (default: /nix/var/nix/profiles/system and
-      /run/current-system where they exist), each path's deriver from the local Nix database,
-      verified against the sources' traces (the deriver as its own target; the path must be
-      one of its verified outputs with the attested NAR hash). Paths that do not verify are
+      /run/current-system where they exist), each path through the target's door as for
+      trace-verify PATH (its recorded deriver a hint: the path must be proven an output of that
+      unresolved derivation, else it fails as target-refused), the derivation verified against
+      the sources' traces as its own target, the path one of its verified outputs with the
+      attested NAR hash. Paths that do not verify are
       listed with the reason and the ROOT that holds them (exit 1); paths without a deriver
       here are listed as unchecked. Exit 0 when nothing fails.`;
 
@@ -81,23 +85,51 @@ export async function installedCommand(rest: string[]): Promise<number> {
   const paths = [...holders.keys()].sort();
   const derivers = await queryEach('--deriver', paths);
   const hashes = await queryEach('--hash', paths);
-  const installed: InstalledPath[] = paths.map((p, i) => {
-    const d = derivers[i] as string;
-    return {
-      path: p,
-      deriver: d.endsWith('.drv') ? d : undefined,
-      narSha256: Buffer.from(parseHash(hashes[i] as string, 'sha256').bytes).toString('hex'),
-      roots: holders.get(p) as string[],
-    };
-  });
-
-  // one run per deriver not yet decided: a run decides every derivation of its closure
+  // every path through the target's door, as trace-verify PATH takes it: the recorded deriver is a hint
   const loader = new DrvLoader('/nix/store', Number.POSITIVE_INFINITY);
+  const store = storeTargetFacts(loader, DEFAULT_NIX_DB);
+  const installed: InstalledPath[] = [];
+  try {
+    // the door asks about each path on its own: one batched look-up for all of them first
+    const known = await store.pathInfos(paths);
+    const doorFacts: TargetFacts = {
+      pathInfos: (ps) =>
+        ps.every((p) => known.has(p)) ? Promise.resolve(new Map(ps.map((p) => [p, known.get(p) as { deriver?: string }]))) : store.pathInfos(ps),
+      derivation: store.derivation,
+    };
+    for (const [i, p] of paths.entries()) {
+      const d = derivers[i] as string;
+      const deriver = d.endsWith('.drv') ? d : undefined;
+      let door: InstalledPath['door'];
+      if (deriver === undefined) door = { unchecked: 'the local Nix database records no deriver' };
+      else if (!lstatSync(deriver, { throwIfNoEntry: false })?.isFile()) door = { unchecked: `its deriver ${deriver} is not in the local store` };
+      else {
+        try {
+          door = { target: await targetOfPath(p, doorFacts) };
+        } catch (err) {
+          if (!(err instanceof BuildtraceError) || err.code !== 'TARGET_REFUSED') throw err;
+          door = { refused: err.message };
+        }
+      }
+      installed.push({
+        path: p,
+        deriver,
+        door,
+        narSha256: Buffer.from(parseHash(hashes[i] as string, 'sha256').bytes).toString('hex'),
+        roots: holders.get(p) as string[],
+      });
+    }
+  } finally {
+    store.close();
+  }
+
+  // one run per derivation not yet decided: a run decides every derivation of its closure
   const verdicts = new Map<string, Verdict>();
-  const wanted = new Set<string>();
-  for (const p of installed) if (p.deriver !== undefined && lstatSync(p.deriver, { throwIfNoEntry: false })?.isFile()) wanted.add(p.deriver);
-  // the roots' own derivers first: their closures cover most of the rest
-  const first = new Set(installed.filter((p) => roots.some((r) => p.roots.includes(r)) && p.deriver !== undefined).map((p) => p.deriver as string));
+  const doorDrv = (p: InstalledPath): string | undefined => ('target' in p.door ? p.door.target.drv : undefined);
+  const wanted = new Set(installed.map(doorDrv).filter((d) => d !== undefined));
+  // the roots' own derivations first: their closures cover most of the rest
+  const rootPaths = new Set(roots.map((r) => realpathSync(r)));
+  const first = new Set(installed.filter((p) => rootPaths.has(p.path)).map(doorDrv));
   for (const d of [...wanted].sort((x, y) => Number(first.has(y)) - Number(first.has(x)))) {
     if (verdicts.has(d)) continue;
     let graph: ClosureGraph | undefined;

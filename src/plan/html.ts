@@ -99,7 +99,7 @@ function render() {
     if (m) matches++;
     nodesDrawn++;
     if (d[4] === 'rebuild') rebuildDrawn++;
-    const frame = d[4] === 'rebuild' ? 'stroke="#f80" stroke-width="3"' : d[4] === 'saved' ? 'stroke="#36c" stroke-width="2" stroke-dasharray="4 2"' : 'stroke="#666" stroke-width="1"';
+    const frame = d[4] === 'rebuild' ? 'stroke="#f80" stroke-width="3"' : d[4] === 'saved' ? 'stroke="#36c" stroke-width="2" stroke-dasharray="4 2"' : d[4] === 'content-mismatch' ? 'stroke="#c0c" stroke-width="3" stroke-dasharray="2 2"' : 'stroke="#666" stroke-width="1"';
     parts.push('<g class="node ' + d[4] + (m ? ' match' : '') + '" data-drv="' + esc(d[0]) + '" data-i="' + it.i + '"><title>' + esc(d[1] + ' (' + d[2] + '): ' + d[3] + ', ' + d[4]) + '</title>' +
       '<rect x="' + it.x + '" y="' + it.y + '" width="' + W / 2 + '" height="' + H + '" fill="' + (ok(d[3], 0) ? OK : BAD) + '"/>' +
       '<rect x="' + (it.x + W / 2) + '" y="' + it.y + '" width="' + W / 2 + '" height="' + H + '" fill="' + (ok(d[3], 1) ? OK : BAD) + '"/>' +
@@ -124,7 +124,7 @@ function renderList() {
     shown.push(i);
   }
   // the rebuild set first, lowest first; then what is saved; then the rest
-  const rank = { rebuild: 0, saved: 1, verified: 2 };
+  const rank = { rebuild: 0, 'content-mismatch': 1, saved: 2, verified: 3 };
   shown.sort((a, b) => rank[P.d[a][4]] - rank[P.d[b][4]] || P.d[a][6] - P.d[b][6] || a - b);
   for (const i of shown.slice(0, LIST_MAX)) {
     const d = P.d[i];
@@ -142,7 +142,7 @@ document.getElementById('graph').addEventListener('click', (e) => {
 });
 document.getElementById('search').addEventListener('input', (e) => { query = e.target.value.trim().toLowerCase(); render(); });
 const c = P.counts;
-document.getElementById('summary').textContent = c.derivations + ' derivations: ' + c.stillVerified + ' still verified, ' + c.lost + ' lost, ' + c.gained + ' gained, ' + c.failingBoth + ' failing under both; ' + c.toRebuild + ' to rebuild, ' + c.savedIfReproducible + ' saved if the rebuilds reproduce';
+document.getElementById('summary').textContent = c.derivations + ' derivations: ' + c.stillVerified + ' still verified, ' + c.lost + ' lost, ' + c.gained + ' gained, ' + c.failingBoth + ' failing under both; ' + c.toRebuild + ' to rebuild, ' + c.savedIfReproducible + ' saved if the rebuilds reproduce' + (c.contentMismatch > 0 ? '; ' + c.contentMismatch + ' verified in trust whose content at a cache or the local store is not the attested one' : '');
 document.getElementById('cmd').textContent = P.commands.join('\\n') || 'nothing to rebuild';
 render();
 `;
@@ -161,7 +161,7 @@ export function renderPlanHtml(plan: Plan): string {
 next <b>${esc(plan.next.policy)}</b> (${esc(plan.next.trust)}): ${plan.next.verified ? 'verified' : 'NOT verified'}</div>
 <div id="summary"></div>
 <div class="legend"><span><i class="sw" style="background:#3a9d3a"></i>verified</span><span><i class="sw" style="background:#d33"></i>not verified</span>
-<span>left half: current policy, right half: next</span><span style="color:#f80"><b>orange frame: rebuild</b></span><span style="color:#36c">dashed blue: saved if the rebuilds reproduce</span></div>
+<span>left half: current policy, right half: next</span><span style="color:#f80"><b>orange frame: rebuild</b></span><span style="color:#36c">dashed blue: saved if the rebuilds reproduce</span><span style="color:#c0c">dotted magenta: content does not match what was attested</span></div>
 <pre id="cmd"></pre></header>
 <main><div id="graph"></div><div id="side"><input id="search" type="search" placeholder="search derivations by name"><pre id="detail"></pre><div id="list"></div></div></main>
 <script type="application/json" id="plan-data">${data}</script>

@@ -27,10 +27,22 @@ export interface PolicySide {
   readonly trustText: string;
   readonly maxWorlds: number;
   readonly identities: readonly IdentityInfo[];
+  /** The target's verdict as trace-verify gives it: trust, the target's paths, then the last mile. */
+  readonly targetVerified: boolean;
+  /** What failed the target beyond its derivations' trust (last mile, target-unproven). */
+  readonly targetProblems: readonly TargetProblem[];
+  /** Derivations verified in trust whose verified world holds a path the sources hold other content for, and why. */
+  readonly contentMismatch: ReadonlyMap<string, readonly string[]>;
+}
+
+interface TargetProblem {
+  readonly drv: string;
+  readonly code: string;
+  readonly detail: string;
 }
 
 export type Status = 'both' | 'current-only' | 'next-only' | 'neither';
-type Action = 'verified' | 'rebuild' | 'saved';
+type Action = 'verified' | 'rebuild' | 'saved' | 'content-mismatch';
 
 interface PlanDerivation {
   readonly drv: string;
@@ -42,6 +54,8 @@ interface PlanDerivation {
   readonly action: Action;
   /** Lowest rebuilds it waits for (at most 8, lowest first), when it fails under the next policy. */
   readonly blockedBy?: readonly string[];
+  /** Action content-mismatch: the last mile's findings (a path whose content at a cache or the local store is not the attested one). */
+  readonly lastMile?: readonly string[];
 }
 
 interface Absence {
@@ -56,10 +70,19 @@ interface PlanRebuild extends RebuildStep {
   readonly absent: readonly Absence[];
 }
 
+interface PlanSide {
+  readonly policy: string;
+  readonly trust: string;
+  /** trace-verify's verdict for the target under this policy (trust, the target's paths, the last mile). */
+  readonly verified: boolean;
+  /** Problems of that verdict beyond trust: last mile, target-unproven. */
+  readonly targetProblems: readonly TargetProblem[];
+}
+
 export interface Plan {
   readonly target: string;
-  readonly current: { readonly policy: string; readonly trust: string; readonly verified: boolean };
-  readonly next: { readonly policy: string; readonly trust: string; readonly verified: boolean };
+  readonly current: PlanSide;
+  readonly next: PlanSide;
   readonly counts: {
     readonly derivations: number;
     readonly stillVerified: number;
@@ -68,6 +91,8 @@ export interface Plan {
     readonly failingBoth: number;
     readonly toRebuild: number;
     readonly savedIfReproducible: number;
+    /** Verified in trust under the next policy, but content at the caches/local store is not what was attested. */
+    readonly contentMismatch: number;
   };
   /** The next policy's identities whose claims do not count, and why; and current identities the next policy does not have. */
   readonly notCounting: readonly Absence[];
@@ -135,7 +160,8 @@ export function makePlan(input: PlanInput): Plan {
     const cur = current.at.verified(d);
     const nxt = next.at.verified(d);
     const status: Status = cur && nxt ? 'both' : cur ? 'current-only' : nxt ? 'next-only' : 'neither';
-    const action: Action = nxt ? 'verified' : stepOf.has(d) ? 'rebuild' : 'saved';
+    const mismatch = nxt ? next.contentMismatch.get(d) : undefined;
+    const action: Action = mismatch ? 'content-mismatch' : nxt ? 'verified' : stepOf.has(d) ? 'rebuild' : 'saved';
     const inputs = next.graph.inputsOf(d).map((g) => index.get(g) as number);
     let blockedBy: string[] | undefined;
     if (!nxt) {
@@ -146,15 +172,24 @@ export function makePlan(input: PlanInput): Plan {
       blockedBy = [...set].sort((a, b) => (index.get(a) as number) - (index.get(b) as number)).slice(0, BLOCKERS_SHOWN);
       blockers.set(d, blockedBy);
     }
-    return { drv: d, name: input.nameOf(d), kind: input.kindOf(d), inputs, status, action, ...(blockedBy ? { blockedBy } : {}) };
+    return {
+      drv: d,
+      name: input.nameOf(d),
+      kind: input.kindOf(d),
+      inputs,
+      status,
+      action,
+      ...(blockedBy ? { blockedBy } : {}),
+      ...(mismatch ? { lastMile: mismatch } : {}),
+    };
   });
   const rebuild: PlanRebuild[] = rb.steps.map((s) => ({ ...s, name: input.nameOf(s.drv), kindOfDrv: input.kindOf(s.drv), absent: absentAt(s.drv) }));
   const drvs = rebuild.map((r) => r.drv);
   const count = (f: (d: PlanDerivation) => boolean): number => derivations.filter(f).length;
   return {
     target,
-    current: { policy: current.file, trust: current.trustText, verified: current.at.verified(target) },
-    next: { policy: next.file, trust: next.trustText, verified: next.at.verified(target) },
+    current: { policy: current.file, trust: current.trustText, verified: current.targetVerified, targetProblems: current.targetProblems },
+    next: { policy: next.file, trust: next.trustText, verified: next.targetVerified, targetProblems: next.targetProblems },
     counts: {
       derivations: derivations.length,
       stillVerified: count((d) => d.action === 'verified'),
@@ -163,6 +198,7 @@ export function makePlan(input: PlanInput): Plan {
       failingBoth: count((d) => d.status === 'neither'),
       toRebuild: rebuild.length,
       savedIfReproducible: rb.saved.size,
+      contentMismatch: count((d) => d.action === 'content-mismatch'),
     },
     notCounting: [
       ...next.identities.filter((i) => !i.counts).map((i) => ({ identity: i.name, why: i.why })),

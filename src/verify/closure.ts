@@ -16,6 +16,7 @@ import type { BundleSource } from './sources.js';
 import { describeTrust, type TrustPolicy } from './trust-policy.js';
 import { decide, disputedPaths, type FodLeaf, type Node, type WorldPath } from './world.js';
 import { claimFitsTarget, targetProblem, type Target } from './target.js';
+import { inputsFirst } from './walk.js';
 
 export type { Problem, ProblemCode } from './claims.js';
 
@@ -70,26 +71,13 @@ interface VerifyOptions {
  */
 async function postOrder(root: string, loader: DrvLoader, emit: (p: string) => void, progress?: (loaded: number) => void): Promise<string[]> {
   const order: string[] = [];
-  const state = new Map<string, 1 | 2>();
-  const stack: [string, boolean][] = [[root, false]];
-  while (stack.length > 0) {
-    const [p, expanded] = stack.pop() as [string, boolean];
-    if (expanded) {
-      if (state.get(p) !== 2) {
-        state.set(p, 2);
-        order.push(p);
-        emit(p);
-        if (order.length % 256 === 0) {
-          progress?.(order.length);
-          await new Promise(setImmediate);
-        }
-      }
-      continue;
+  for (const p of inputsFirst(root, (d) => loader.drv(d).inputDrvs.keys())) {
+    order.push(p);
+    emit(p);
+    if (order.length % 256 === 0) {
+      progress?.(order.length);
+      await new Promise(setImmediate);
     }
-    if (state.has(p)) continue;
-    state.set(p, 1);
-    stack.push([p, true]);
-    for (const d of loader.drv(p).inputDrvs.keys()) if (!state.has(d)) stack.push([d, false]);
   }
   return order;
 }

@@ -1,5 +1,6 @@
 import type { Problem } from './claims.js';
 import type { TrustNode } from './trust-policy.js';
+import { inputsFirst } from './walk.js';
 import { decide, type Node, type Verdict } from './world.js';
 
 /** The claims a run gathered over a closure, before any verdict: what `decide` reads, with the graph's edges. */
@@ -30,7 +31,7 @@ export class Positions {
   at(drv: string): Verdict {
     let v = this.memo.get(drv);
     if (!v) {
-      const order = subClosure(drv, this.graph.inputsOf);
+      const order = [...inputsFirst(drv, this.graph.inputsOf)];
       const nodes = new Map<string, Node>();
       for (const u of order) nodes.set(u, this.nodes.get(u) ?? { drv: u, entries: [] });
       v = decide({ target: drv, required: this.graph.outputsOf(drv), order, nodes, trust: this.trust, maxWorlds: this.maxWorlds });
@@ -47,28 +48,6 @@ export class Positions {
   lowestFailing(drv: string): boolean {
     return !this.verified(drv) && this.graph.inputsOf(drv).every((d) => this.verified(d));
   }
-}
-
-/** The derivations below `root` and itself, inputs before their users (iterative: closures are deep). */
-function subClosure(root: string, inputsOf: (drv: string) => readonly string[]): string[] {
-  const order: string[] = [];
-  const state = new Map<string, 1 | 2>();
-  const stack: [string, boolean][] = [[root, false]];
-  while (stack.length > 0) {
-    const [p, expanded] = stack.pop() as [string, boolean];
-    if (expanded) {
-      if (state.get(p) !== 2) {
-        state.set(p, 2);
-        order.push(p);
-      }
-      continue;
-    }
-    if (state.has(p)) continue;
-    state.set(p, 1);
-    stack.push([p, true]);
-    for (const d of inputsOf(p)) if (!state.has(d)) stack.push([d, false]);
-  }
-  return order;
 }
 
 /**

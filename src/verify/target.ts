@@ -105,18 +105,48 @@ export async function targetOfPath(path: string, facts: TargetFacts, storeDir = 
         method === 'flat' || method === 'recursive' ? printStorePath(makeFixedOutputPath(method, algo, out.hash, sp.name, [], storeDir)) : undefined;
       if (expected !== path) throw refuse(path, `${deriver} declares it as output ${o}, but its declared hash gives ${expected ?? 'no path we can compute'}`);
     } else if (kind === 'ia') {
-      const hashes = new DrvHashCache((d) => {
-        const x = facts.derivation(d);
-        if (!x) throw refuse(path, `input derivation ${d} of ${deriver} is not in the store`);
-        return x;
-      }, storeDir);
-      const h = hashes.masked(drv).hashes.get(o) as string;
+      let h: string;
+      try {
+        h = hashesOf(facts, storeDir).masked(drv).hashes.get(o) as string;
+      } catch (err) {
+        if (err instanceof MissingInput) throw refuse(path, `input derivation ${err.drv} of ${deriver} is not in the store`);
+        throw err;
+      }
       const expected = printStorePath(makeOutputPath(o, h, name, storeDir));
       if (expected !== path) throw refuse(path, `${deriver} declares it as output ${o}, but its own hash gives ${expected}`);
     }
     return { drv: deriver, outputs: [o], paths: new Map() };
   }
   throw refuse(path, `it is not an output of ${deriver}, the deriver Nix recorded for it (a hint, e.g. a cache's Deriver: field)`);
+}
+
+class MissingInput extends Error {
+  constructor(readonly drv: string) {
+    super(`${drv} is not in the store`);
+  }
+}
+
+/**
+ * One hash-modulo memo per store view: the door is asked about many paths in a row (trace-verify
+ * installed: every path of the runtime closures), whose derivations share most of their inputs.
+ */
+const hashMemos = new WeakMap<TargetFacts, Map<string, DrvHashCache>>();
+function hashesOf(facts: TargetFacts, storeDir: string): DrvHashCache {
+  let byDir = hashMemos.get(facts);
+  if (!byDir) {
+    byDir = new Map();
+    hashMemos.set(facts, byDir);
+  }
+  let c = byDir.get(storeDir);
+  if (!c) {
+    c = new DrvHashCache((d) => {
+      const x = facts.derivation(d);
+      if (!x) throw new MissingInput(d);
+      return x;
+    }, storeDir);
+    byDir.set(storeDir, c);
+  }
+  return c;
 }
 
 /** Whether a claim's output map gives every path the target asks for. */

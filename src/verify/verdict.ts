@@ -12,6 +12,8 @@ import { CacheSource, DbSource, type BundleSource } from './sources.js';
 import { gatherFacts, heldContent, NarInfoFacts, type FactSource } from './store-facts.js';
 import type { TrustPolicy } from './trust-policy.js';
 import type { Target } from './target.js';
+import type { WorldPath } from './world.js';
+import type { ClosureGraph } from './positions.js';
 
 export type VerifyOutput = VerifyResult & {
   /** null when the trust verdict already failed (there is no verified world to compare). */
@@ -37,13 +39,24 @@ export async function openSources(
   return { sources, facts, caches };
 }
 
+/**
+ * The last mile over verified worlds (each with the outputs whose runtime closure it covers):
+ * the sources are asked once about every path of all of them, each world is decided on its own.
+ */
+export async function lastMileReports(
+  verified: readonly { readonly world: Record<string, WorldPath>; readonly outputs: Record<string, string> }[],
+  facts: readonly FactSource[],
+): Promise<LastMileReport[]> {
+  const worlds = verified.map((v) => new Map(Object.entries(v.world)));
+  const all = worlds.length === 1 ? (worlds[0] as Map<string, WorldPath>) : new Map(worlds.flatMap((w) => [...w]));
+  const answers = await gatherFacts(all, facts);
+  return worlds.map((world, i) => decideLastMile(world, Object.values((verified[i] as { outputs: Record<string, string> }).outputs), (p) => answers.get(p)));
+}
+
 /** The last mile over a verified result: the sources' view of the world and the runtime closure, decided. */
 export async function withLastMile(r: VerifyResult, facts: readonly FactSource[], required: boolean, notes: string[]): Promise<VerifyOutput> {
   if (!r.verified) return { ...r, lastMile: null };
-  const world = new Map(Object.entries(r.world));
-  const roots = Object.values(r.outputs);
-  const answers = await gatherFacts(world, facts);
-  const report = decideLastMile(world, roots, (p) => answers.get(p));
+  const [report] = (await lastMileReports([r], facts)) as [LastMileReport];
   const problems = lastMileProblems(report, r.target, required);
   return {
     ...r,
@@ -65,6 +78,8 @@ interface VerdictOptions {
   readonly requiredPaths?: Target['paths'] | undefined;
   readonly at?: Date | undefined;
   readonly progress?: ((phase: 'load' | 'check', done: number, total?: number) => void) | undefined;
+  /** The claims gathered over the closure (trace-verify plan and installed decide each position from it). */
+  readonly onGraph?: ((graph: ClosureGraph) => void) | undefined;
   /** --require-last-mile: a runtime path no source knows fails too */
   readonly requireLastMile: boolean;
   /** Notes for the report (a local store that could not be consulted). */
@@ -82,6 +97,7 @@ export function trustVerdict(drv: string, o: Omit<VerdictOptions, 'requireLastMi
     ...(o.requiredPaths ? { requiredPaths: o.requiredPaths } : {}),
     ...(o.at ? { at: o.at } : {}),
     ...(o.progress ? { progress: o.progress } : {}),
+    ...(o.onGraph ? { onGraph: o.onGraph } : {}),
     ...(o.facts.length > 0 ? { heldContent: (paths: readonly string[]) => heldContent(paths, o.facts) } : {}),
   });
 }
