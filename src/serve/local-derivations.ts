@@ -59,6 +59,9 @@ export class LocalDerivations {
     return this.qValid.get(path) !== undefined;
   }
 
+  /** derivation name (`<name>.drv`) -> local derivations of that name without static output paths */
+  private readonly byName = new Map<string, string[]>();
+
   /**
    * Local derivations without static output paths whose realisation hash is `hashHex`.
    * Derivations registered since the last call are hashed first (once each).
@@ -66,6 +69,21 @@ export class LocalDerivations {
   realisationCandidates(hashHex: string): string[] {
     const known = this.byHashModulo.get(hashHex);
     if (known) return known;
+    this.scan();
+    return this.byHashModulo.get(hashHex) ?? [];
+  }
+
+  /**
+   * Local derivations without static output paths named like a resolved derivation
+   * (`<hash>-<name>.drv`: resolving keeps the name), the candidates for a build-trace-v2 key.
+   */
+  unresolvedNamed(drvName: string): string[] {
+    this.scan();
+    return this.byName.get(drvName) ?? [];
+  }
+
+  /** Indexes the floating and deferred derivations registered since the last scan. */
+  private scan(): void {
     for (const r of this.qDrvs.all(this.scannedUpTo)) {
       this.scannedUpTo = r.id;
       try {
@@ -77,11 +95,12 @@ export class LocalDerivations {
           list.push(r.path);
           this.byHashModulo.set(h, list);
         }
+        const name = r.path.slice(this.storeDir.length + 34);
+        this.byName.set(name, [...(this.byName.get(name) ?? []), r.path]);
       } catch {
         // a .drv that does not load cannot be verified either; the verdict says so when asked
       }
     }
-    return this.byHashModulo.get(hashHex) ?? [];
   }
 
   close(): void {
