@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { BuildtraceError } from '../src/errors.js';
-import { decompressor } from '../src/serve/nar-stream.js';
+import { decompressor, NarMismatch } from '../src/serve/nar-stream.js';
 import { xzDecoder } from '../src/serve/xz-decoder.js';
 
 // The substituter's xz decoder (xz-embedded as WebAssembly) against the system's xz, which made the input.
@@ -111,11 +111,19 @@ test('xz decoder: decodes only as fast as it is read (a small input of zeros doe
   );
 });
 
-test('decompressor: xz goes through the in-process decoder', async () => {
+test('decompressor: xz goes through the in-process decoder; what does not decode is a NAR mismatch', async () => {
   const data = randomBytes(1000);
   const got: Buffer[] = [];
   await pipeline(Readable.from([xz(data)]), decompressor('xz', 'test'), async (src: AsyncIterable<Buffer>) => {
     for await (const c of src) got.push(c);
   });
   assert.deepEqual(Buffer.concat(got), data);
+  // through decompressor, bytes that do not decode are a NAR mismatch (the server cuts the NAR off and counts it)
+  const cut = xz(data).subarray(0, 100);
+  await assert.rejects(
+    pipeline(Readable.from([cut]), decompressor('xz', 'test'), async (src: AsyncIterable<Buffer>) => {
+      for await (const _ of src);
+    }),
+    (err: unknown) => err instanceof NarMismatch && err.code === 'NAR_MISMATCH',
+  );
 });

@@ -29,7 +29,8 @@ export function decompressor(compression: string, what = 'NAR'): Duplex {
     case 'br':
       return createBrotliDecompress();
     case 'xz':
-      return xzDecoder(what);
+      // bytes that do not decode are not the attested NAR: cut off like a wrong hash (NAR_MISMATCH)
+      return xzDecoder(what, (m) => new NarMismatch(m));
     case 'zstd':
     case 'bzip2': {
       const cmd = compression === 'zstd' ? ['zstd', '-dcq'] : ['bzip2', '-dcq'];

@@ -64,8 +64,8 @@ const KEEP_IDLE = 64;
 /** An instance whose memory grew past this (a big dictionary) is dropped, not kept: WebAssembly memory never shrinks. */
 const KEEP_MAX_BYTES = 16 << 20;
 
-/** Decompresses .xz input as `xz -d` does (concatenated streams in turn); a stream that ends early, or other bytes after one, is an error. */
-export function xzDecoder(what: string): Duplex {
+/** Decompresses .xz input as `xz -d` does (concatenated streams in turn); a stream that ends early, or other bytes after one, is `corrupt`'s error. */
+export function xzDecoder(what: string, corrupt: (message: string) => Error = (m) => new BuildtraceError('CACHE_ERROR', m)): Duplex {
   let x: XzExports | undefined = idle.pop() ?? (new wasm.Instance(xzModule(), {}).exports as XzExports);
   const ctx = x.create_context();
   const word = (i: number): number => new Uint32Array((x as XzExports).memory.buffer, ctx, 8)[i] as number;
@@ -86,7 +86,7 @@ export function xzDecoder(what: string): Duplex {
     }
     if (reusable && idle.length < KEEP_IDLE && e.memory.buffer.byteLength <= KEEP_MAX_BYTES) idle.push(e);
   };
-  const fail = (detail: string): BuildtraceError => new BuildtraceError('CACHE_ERROR', `${what}: xz: ${detail}`);
+  const fail = (detail: string): Error => corrupt(`${what}: xz: ${detail}`);
   /** One decoder step: its output (copied out of the instance's memory), and whether the stream ended. */
   const step = (out: (b: Buffer) => void): boolean => {
     const e = x as XzExports;
