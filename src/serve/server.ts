@@ -88,7 +88,7 @@ export function startServer(
       // room for a compressor's overhead: an absurd FileSize bounds nothing)
       const cap = Math.min(route.fileSize ?? Number.POSITIVE_INFINITY, route.narSize + Math.floor(route.narSize / 8) + (1 << 16));
       try {
-        await pipeline(body, byteCap(cap, what), decompressor(route.compression), narCheck(route.narSha256, route.narSize, what), res);
+        await pipeline(body, byteCap(cap, what), decompressor(route.compression, what), narCheck(route.narSha256, route.narSize, what), res);
         state.count('narsServed');
       } catch (err) {
         // headers are gone: the only thing left to do is never to finish the body
