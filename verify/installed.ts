@@ -96,6 +96,7 @@ export async function installedCommand(rest: string[]): Promise<number> {
       pathInfos: (ps) =>
         ps.every((p) => known.has(p)) ? Promise.resolve(new Map(ps.map((p) => [p, known.get(p) as { deriver?: string }]))) : store.pathInfos(ps),
       derivation: store.derivation,
+      ...(store.realisedBy ? { realisedBy: store.realisedBy } : {}),
     };
     for (const [i, p] of paths.entries()) {
       const d = derivers[i] as string;
