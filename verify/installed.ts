@@ -19,7 +19,8 @@ export const INSTALLED_HELP = `  trace-verify installed --policy FILE [ROOT...] 
       re-check what this machine holds under the policy as it is now (say, after revoking a
       key): the runtime closures of the ROOTs (default: /nix/var/nix/profiles/system and
       /run/current-system where they exist), each path through the target's door as for
-      trace-verify PATH (its recorded deriver a hint: the path must be proven an output of that
+      trace-verify PATH (its recorded deriver a hint, or for a content-addressed output the
+      unresolved derivation Nix's realisations name: the path must be proven an output of that
       unresolved derivation, else it fails as target-refused), the derivation verified against
       the sources' traces as its own target, the path one of its verified outputs with the
       attested NAR hash. Paths that do not verify are

@@ -5,15 +5,16 @@
  * Every answer is a hint: the substituter and the target's door prove it from the `.drv` bytes
  * and the verified world before use.
  *
- * What Nix records in Realisations(drvPath = "sha256:<hex>", outputName, outputPath) after a
- * content-addressed build of a derivation with inputs (read in NixOS/nix):
- * - 2.8: DerivationGoal::resolvedFinished registers the ORIGINAL derivation's DrvOutput (its
- *   hash modulo) -> the output path; the resolved derivation's own goal registers ITS id (in
- *   registerOutputs). Two rows point at the path; ValidPaths.deriver is the resolved .drv.
- * - 2.26 and 2.34: the same two registrations (resolvedFinished calls registerDrvOutput for
- *   the original's outputs, the resolved goal for its own), same schema and index on outputPath.
- * A query by output path therefore sees the original's id on every version; the resolved one's
- * row (if any) yields a resolved .drv, which the door skips.
+ * What Nix records in Realisations(drvPath = "sha256:<hex>", outputName, outputPath -> ValidPaths.id)
+ * for a content-addressed output (read in NixOS/nix at 2.8.0, 2.26.3, 2.34.4; same schema in all
+ * three, with the index IndexRealisationsRefsOnOutputPath):
+ * - built from a derivation with inputs: the resolved derivation's build registers its own id
+ *   (2.8/2.26 registerOutputs, 2.34 derivation-builder.cc), then DerivationGoal::resolvedFinished
+ *   registers the ORIGINAL derivation's id (its hash modulo) for the same path (2.26/2.34: not for impure
+ *   derivations). Two rows; ValidPaths.deriver is the resolved .drv.
+ * - substituted through a realisation (DrvOutputSubstitutionGoal): only the original's id.
+ * A query by output path thus sees the original's id in every case; the resolved one's row
+ * yields a resolved .drv, which the door skips.
  */
 import type Database from 'better-sqlite3';
 import { derivationKind, type Derivation } from '../nix/derivation.js';
