@@ -21,7 +21,7 @@ import { derivationKind, type Derivation } from '../nix/derivation.js';
 import { DrvHashCache } from '../nix/hash-modulo.js';
 
 /** A Realisations row for an output path: the realised derivation's hash modulo (hex) and output. */
-export interface RealisationRow {
+interface RealisationRow {
   readonly hashModulo: string;
   readonly output: string;
 }
