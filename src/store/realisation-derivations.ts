@@ -13,6 +13,7 @@
  *   registers the ORIGINAL derivation's id (its hash modulo) for the same path (2.26/2.34: not for impure
  *   derivations). Two rows; ValidPaths.deriver is the resolved .drv.
  * - substituted through a realisation (DrvOutputSubstitutionGoal): only the original's id.
+ * drvPath is "sha256:" + base16 (DrvOutput::strHash) in all three.
  * A query by output path thus sees the original's id in every case; the resolved one's row
  * yields a resolved .drv, which the door skips.
  */
