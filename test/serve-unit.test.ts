@@ -10,7 +10,7 @@ import { BuildtraceError } from '../src/errors.js';
 import { parseNarInfo } from '../src/nix/narinfo.js';
 import { verifyFingerprintSig } from '../src/nix/nix-key.js';
 import { narCheck, NarMismatch, singleFileNar } from '../src/serve/nar-stream.js';
-import { loadOrCreateKey, signedNarInfo } from '../src/serve/signing-key.js';
+import { loadOrCreateKey, signedBuildTrace, signedNarInfo } from '../src/serve/signing-key.js';
 import { tempDir } from './helpers.js';
 
 /** A NAR of one regular file, as Nix writes it. */
@@ -100,4 +100,23 @@ test('the signing key is made once with mode 0600; a looser key file is refused;
     () => loadOrCreateKey(dir),
     (e: unknown) => e instanceof BuildtraceError && e.code === 'KEY_INVALID',
   );
+});
+
+test("a build-trace-v2 value (Nix >= 2.35) is signed over the fingerprint bytes of Nix's own test data", () => {
+  const k = loadOrCreateKey(tempDir('serve-key-'), 'test-subst-1');
+  // NixOS/nix src/libstore-tests/data/realisation/simple-fingerprint.txt (commit 88b09c64fb, LGPL-2.1):
+  // the key {drvPath, outputName} and the value without its signatures, compact JSON
+  const fingerprint =
+    '{"key":{"drvPath":"g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-bar.drv","outputName":"foo"},"value":{"outPath":"g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-foo"}}';
+  const body = JSON.parse(signedBuildTrace(k, 'g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-bar.drv', 'foo', '/nix/store/g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-foo')) as {
+    outPath: string;
+    signatures: { keyName: string; sig: string }[];
+  };
+  // the value as Nix's unkeyed-with-signature.json has it: outPath a base name, signatures as objects
+  assert.deepEqual(Object.keys(body), ['outPath', 'signatures']);
+  assert.equal(body.outPath, 'g1w7hy3qg1w7hy3qg1w7hy3qg1w7hy3q-foo');
+  assert.equal(body.signatures.length, 1);
+  assert.equal(body.signatures[0]?.keyName, 'test-subst-1');
+  assert.ok(verifyFingerprintSig(k.publicKey, fingerprint, `test-subst-1:${body.signatures[0]?.sig}`));
+  assert.ok(!verifyFingerprintSig(k.publicKey, fingerprint.replace('"foo"}', '"out"}'), `test-subst-1:${body.signatures[0]?.sig}`));
 });

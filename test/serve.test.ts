@@ -1,98 +1,14 @@
 // ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { createServer, get } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { FIXTURES, must, nixBuildWithHook, nixEnv, run, salt, startDaemon, tempDir, VERIFY_CLI, type DaemonHandle } from './helpers.js';
+import { hashOf, httpGet, nixRealise, serveStatus as status, startServe, type Serve } from './serve-helpers.js';
 import { startNginx, type NginxCache } from './nginx.js';
-
-interface Serve {
-  readonly url: string;
-  readonly publicKey: string;
-  readonly stateDir: string;
-  readonly child: ChildProcess;
-  stderr(): string;
-  stop(): Promise<void>;
-}
-
-const live = new Set<ChildProcess>();
-after(() => {
-  for (const c of live) c.kill('SIGKILL');
-});
-
-async function startServe(
-  root: string,
-  policy: string,
-  caches: readonly string[],
-  stateDir = tempDir('serve-state-'),
-  extra: readonly string[] = [],
-): Promise<Serve> {
-  const child = spawn(
-    VERIFY_CLI,
-    ['serve', '--policy', policy, ...caches.flatMap((c) => ['--cache', c]), '--listen', '127.0.0.1:0', '--state-dir', stateDir, '--store-root', root, ...extra],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
-  );
-  live.add(child);
-  let err = '';
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString('utf8')));
-  const first = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (c: Buffer) => {
-      out += c.toString('utf8');
-      if (out.includes('\n')) resolve(out.split('\n')[0] as string);
-    });
-    child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
-  });
-  const { listen, publicKey } = JSON.parse(first) as { listen: string; publicKey: string };
-  return {
-    url: `http://${listen}`,
-    publicKey,
-    stateDir,
-    child,
-    stderr: () => err,
-    stop: async () => {
-      if (child.exitCode !== null) return;
-      const done = new Promise<void>((r) => child.once('exit', () => r()));
-      child.kill('SIGTERM');
-      await done;
-      live.delete(child);
-    },
-  };
-}
-
-function httpGet(url: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    get(url, { agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    }).on('error', reject);
-  });
-}
-
-interface Status {
-  served: number;
-  refused: number;
-  narsCutOff: number;
-  narsServed: number;
-  verdictsComputed: number;
-  verdictsReused: number;
-  lastRefusals: { path: string; drv: string | null; codes: string[]; detail: string }[];
-}
-
-async function status(s: Serve): Promise<Status> {
-  const r = await run(VERIFY_CLI, ['serve', 'status', '--state-dir', s.stateDir, '--json']);
-  assert.equal(r.code, 0, r.stderr);
-  return JSON.parse(r.stdout) as Status;
-}
-
-const hashOf = (p: string): string => p.slice('/nix/store/'.length, '/nix/store/'.length + 32);
 
 describe('trace-verify serve: stock Nix substitutes only what verifies', () => {
   let nginx: NginxCache;
@@ -119,28 +35,7 @@ describe('trace-verify serve: stock Nix substitutes only what verifies', () => {
     return { root, drvs };
   };
   /** Stock Nix realises `drvs` in the consumer store, substituting from `s` only, building nothing. */
-  const realise = (root: string, s: Serve, drvs: readonly string[]) =>
-    run(
-      'nix-store',
-      [
-        '--store',
-        root,
-        '--realise',
-        ...drvs,
-        '--max-jobs',
-        '0',
-        '--option',
-        'substituters',
-        s.url,
-        '--option',
-        'trusted-public-keys',
-        s.publicKey,
-        '--option',
-        'narinfo-cache-negative-ttl',
-        '0',
-      ],
-      { env: nixEnv() },
-    );
+  const realise = (root: string, s: Serve, drvs: readonly string[]) => nixRealise(root, s, drvs);
   const validIn = async (root: string, paths: readonly string[]): Promise<boolean[]> =>
     Promise.all(paths.map(async (p) => (await run('nix-store', ['--store', root, '--check-validity', p], { env: nixEnv() })).code === 0));
 

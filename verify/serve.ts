@@ -18,18 +18,19 @@ import { parseArgs } from '../src/util/args.js';
 import { LocalStoreFacts } from '../src/verify/store-facts.js';
 
 export const SERVE_HELP = `  trace-verify serve --policy FILE --cache URL... [--listen 127.0.0.1:PORT] [--state-dir DIR]
-               [--nix-db FILE] [--store-root DIR] [--fetch-derivers]
+               [--nix-db FILE] [--store-root DIR] [--fetch-derivers] [--max-nar-bytes N]
       a binary cache for stock Nix on loopback that answers a narinfo only for a path whose
       producing derivation (a .drv in the local Nix database) verifies under the policy, with
       the same verdict and last mile as trace-verify; NarHash, NarSize and References are the
       attested ones, signed with the substituter's own key (DIR/signing-key.sec, made at first
       start, mode 0600; put DIR/signing-key.pub in trusted-public-keys). NARs are streamed
       from the upstream whose narinfo matched, decompressed and hash-checked (served with
-      Compression: none); a body that differs is cut off. Realisations (Nix < 2.35) only from
-      the verified world. Anything else is a 404; the reason is kept for status.
+      Compression: none); a body that differs is cut off. Realisations (Nix < 2.35) and
+      build-trace-v2 entries (Nix >= 2.35) only from the verified world. Anything else is a 404; the reason is kept for status.
       --listen (default 127.0.0.1:37515), --state-dir (default /var/lib/buildtrace-substituter),
       --nix-db (default /nix/var/nix/db/db.sqlite), --store-root: a store kept under another
-      root (nix --store DIR); the read bounds of trace-verify apply to every upstream read.
+      root (nix --store DIR); the read bounds of trace-verify apply to every upstream read;
+      --max-nar-bytes (default 64 GiB): an upstream narinfo with a larger NarSize is a 404.
       --fetch-derivers: for a path with no local .drv (a nix copy of a prebuilt closure),
       fetch the .drv closure the cache's Deriver: names (each .drv checked against its own
       store path, the path proven to follow from it), then verify as above; off: a 404.
@@ -76,7 +77,7 @@ export async function serveCommand(rest: string[]): Promise<number> {
   }
   const a = parseArgs(rest, {
     booleans: ['fetch-derivers'],
-    strings: ['policy', 'listen', 'state-dir', 'nix-db', 'store-root', ...LIMIT_FLAGS],
+    strings: ['policy', 'listen', 'state-dir', 'nix-db', 'store-root', 'max-nar-bytes', ...LIMIT_FLAGS],
     repeated: ['cache'],
   });
   if (a.flags.has('help')) {
@@ -89,6 +90,9 @@ export async function serveCommand(rest: string[]): Promise<number> {
   const cacheUrls = a.lists.get('cache') ?? [];
   if (cacheUrls.length === 0) throw new BuildtraceError('USAGE', 'serve needs at least one --cache URL');
   const limits = readLimitsFrom((f) => a.values.get(f));
+  const maxNar = a.values.get('max-nar-bytes');
+  if (maxNar !== undefined && (!/^\d+$/.test(maxNar) || !Number.isSafeInteger(Number(maxNar)) || Number(maxNar) < 1))
+    throw new BuildtraceError('USAGE', `--max-nar-bytes ${JSON.stringify(maxNar)}: expected an integer >= 1`);
   // most verifications here are of small closures (one narinfo each): starting the worker
   // pool (measured: about 25 ms a request) costs more than it saves; signatures still verify
   // on libuv's thread pool
@@ -116,6 +120,7 @@ export async function serveCommand(rest: string[]): Promise<number> {
     fetched: a.flags.has('fetch-derivers') ? new FetchedDerivations(join(stateDir, 'derivations'), caches, limits.requestTimeoutMs * 4) : undefined,
     state,
     key,
+    maxNarBytes: maxNar === undefined ? undefined : Number(maxNar),
   });
   const log = (m: string): void => void process.stderr.write(`trace-verify serve: ${m}\n`);
   const server = await startServer(sub, state, { host, port, requestTimeoutMs: limits.requestTimeoutMs, log });

@@ -159,28 +159,34 @@ export function getStream(
   target.username = '';
   target.password = '';
   return new Promise((resolve, reject) => {
+    let body: IncomingMessage | undefined;
+    // once the body is handed on, a timeout ends it with the error that says why (not "aborted")
+    const fail = (err: CacheError): void => {
+      if (body) body.destroy(err);
+      else {
+        r.destroy(err);
+        reject(err);
+      }
+    };
     const r = req(target, { method: 'GET', headers }, (res) => {
       const status = res.statusCode ?? 0;
       if (status !== 200) {
         res.resume();
         clearTimeout(timer);
         if (status === 404 || status === 410) resolve(undefined);
-        else reject(new CacheError(`GET ${shown(url)}: HTTP ${status}`, status < 500 && status !== 429 && status !== 408, status));
+        else {
+          const where =
+            typeof res.headers.location === 'string' ? ` (a redirect to ${redactUrl(res.headers.location)}: caches are read without following redirects)` : '';
+          reject(new CacheError(`GET ${shown(url)}: HTTP ${status}${where}`, status < 500 && status !== 429 && status !== 408, status));
+        }
         return;
       }
+      body = res;
       res.once('close', () => clearTimeout(timer));
       resolve(res);
     });
-    const timer = setTimeout(() => {
-      const err = new CacheError(`GET ${shown(url)}: not done within ${opts.deadlineMs} ms`, false);
-      r.destroy(err);
-      reject(err);
-    }, opts.deadlineMs);
-    r.setTimeout(opts.idleMs, () => {
-      const err = new CacheError(`GET ${shown(url)}: silent for ${opts.idleMs} ms (limit requestTimeoutMs)`, false);
-      r.destroy(err);
-      reject(err);
-    });
+    const timer = setTimeout(() => fail(new CacheError(`GET ${shown(url)}: not done within ${opts.deadlineMs} ms`, false)), opts.deadlineMs);
+    r.setTimeout(opts.idleMs, () => fail(new CacheError(`GET ${shown(url)}: silent for ${opts.idleMs} ms (limit requestTimeoutMs)`, false)));
     r.on('error', (err) => {
       clearTimeout(timer);
       reject(new CacheError(`GET ${shown(url)}: ${err.message}`, false));

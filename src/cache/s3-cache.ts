@@ -1,11 +1,12 @@
 import { createHash, createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { BuildtraceError } from '../errors.js';
 import type { CacheBackend, CacheObject, GetOptions } from './backend.js';
 import { redactUrl } from './credentials.js';
-import { getObject, putOptions, send, statusError } from './http-request.js';
+import { getObject, getStream, putOptions, send, statusError } from './http-request.js';
 import { DEFAULT_READ_LIMITS, type ReadLimits } from './limits.js';
 
 export interface Credentials {
@@ -135,6 +136,12 @@ export class S3Cache implements CacheBackend {
     // signed afresh per attempt (the date is part of the signature); a 403 (AccessDenied, also
     // S3's answer for a missing key without s3:ListBucket) is an error, not "absent"
     return getObject(url, () => this.sign('GET', url, host, Buffer.alloc(0), {}), { cache: this.url, key, limits: this.limits }, opts);
+  }
+
+  /** A NAR as a stream (the substituter's NARs, `--fetch-derivers`' .drv files): signed like `get`, bounded like an http(s) cache's. */
+  openStream(key: string, opts: { readonly deadlineMs: number }): Promise<Readable | undefined> {
+    const { url, host } = this.target(key);
+    return getStream(url, this.sign('GET', url, host, Buffer.alloc(0), {}), { deadlineMs: opts.deadlineMs, idleMs: this.limits.requestTimeoutMs });
   }
 
   async putIf(key: string, body: Buffer, ifMatch: string | undefined, contentType: string): Promise<boolean> {

@@ -47,22 +47,38 @@ export class FetchedDerivations {
   }
 
   /** The `Deriver:` a cache's narinfo names for this hash part, with the path it describes. */
+  /** `undefined` when every cache answered and none names one; a cache that failed (403, a bound) makes it an error, never "absent". */
   async deriverOf(hashPart: string): Promise<{ path: string; drv: string } | undefined> {
+    const why: string[] = [];
     for (const c of this.caches) {
       try {
         const o = await c.get(`${hashPart}.narinfo`, { maxBytes: NARINFO_MAX_BYTES });
         if (!o) continue;
         const ni = parseNarInfo(o.body.toString('utf8'), this.storeDir, `${c.url}/${hashPart}.narinfo`);
         if (ni.deriver && ni.deriver !== 'unknown-deriver') return { path: ni.storePath, drv: `${this.storeDir}/${ni.deriver}` };
-      } catch {
+      } catch (err) {
         // another cache may know it
+        why.push(errorMessage(err));
       }
     }
+    if (why.length > 0) throw new BuildtraceError('CACHE_ERROR', `no cache could say which .drv produces ${hashPart}: ${why.join('; ')}`);
     return undefined;
   }
 
+  /** Loaders of recent closures (a path is asked for again and again: its narinfo, then its NAR). */
+  private readonly recent = new Map<string, DrvLoader>();
+
   /** Fetches `drv` and every `.drv` below it; the loader that reads them checks each against its store path. */
   async closure(drv: string): Promise<DrvLoader> {
+    const have = this.recent.get(drv);
+    if (have) return have;
+    const loader = await this.fetchClosure(drv);
+    if (this.recent.size >= 64) this.recent.delete(this.recent.keys().next().value as string);
+    this.recent.set(drv, loader);
+    return loader;
+  }
+
+  private async fetchClosure(drv: string): Promise<DrvLoader> {
     const loader = new DrvLoader(this.storeDir, MAX_DRVS, this.root);
     const seen = new Set<string>();
     const todo = [drv];

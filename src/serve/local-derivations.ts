@@ -61,6 +61,14 @@ export class LocalDerivations {
     return this.realisations.candidates(hashHex);
   }
 
+  /**
+   * Local derivations without static output paths named like a resolved derivation
+   * (`<hash>-<name>.drv`: resolving keeps the name), the candidates for a build-trace-v2 key.
+   */
+  unresolvedNamed(drvName: string): string[] {
+    return this.realisations.unfixedNamed(drvName.replace(/\.drv$/, ''));
+  }
+
   close(): void {
     this.db.close();
   }

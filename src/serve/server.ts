@@ -5,7 +5,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import { errorMessage } from '../errors.js';
+import type { Readable } from 'node:stream';
+import { BuildtraceError, errorMessage } from '../errors.js';
 import { byteCap, decompressor, narCheck, NarMismatch } from './nar-stream.js';
 import type { StateDb } from './state-db.js';
 import type { Substituter } from './substituter.js';
@@ -13,9 +14,13 @@ import type { Substituter } from './substituter.js';
 const NARINFO = /^\/([0-9a-df-np-sv-z]{32})\.narinfo$/;
 const NAR = /^\/nar\/([0-9a-df-np-sv-z]{32})\.nar$/;
 const REALISATION = /^\/realisations\/sha256:([0-9a-f]{64})!([A-Za-z0-9+\-._?=]+)\.doi$/;
+/** Nix >= 2.35: `build-trace-v2/<resolved drv base name>/<output>.doi` (BinaryCacheStore::makeRealisationPath) */
+const BUILD_TRACE = /^\/build-trace-v2\/([0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+\.drv)\/([A-Za-z0-9+\-._?=]+)\.doi$/;
 
 /** A NAR no bigger than this per second is still "streaming" (the deadline grows with the size). */
 const MIN_BYTES_PER_SECOND = 1 << 20;
+/** The longest delay a Node timer takes. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 function send(res: ServerResponse, status: number, type: string, body: string, head: boolean): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
@@ -44,34 +49,69 @@ export function startServer(
       if (a.ok) return send(res, 200, 'application/json', a.value, head);
       return send(res, 404, 'text/plain', `refused: ${a.codes.join(', ')}: ${a.reason}\n`, head);
     }
+    m = BUILD_TRACE.exec(url);
+    if (m) {
+      const a = await sub.buildTrace(m[1] as string, m[2] as string);
+      if (a.ok) return send(res, 200, 'application/json', a.value, head);
+      return send(res, 404, 'text/plain', `refused: ${a.codes.join(', ')}: ${a.reason}\n`, head);
+    }
     m = NAR.exec(url);
     if (m) {
       const route = await sub.narRoute(m[1] as string);
       if (!route) return send(res, 404, 'text/plain', 'no verified NAR here\n', head);
       const what = `${route.cache.url}/${route.key} (${route.path})`;
       if (!route.cache.openStream) return send(res, 502, 'text/plain', `${route.cache.url}: cannot stream NARs from this kind of cache\n`, head);
-      const deadlineMs = opts.requestTimeoutMs + Math.ceil((route.narSize / MIN_BYTES_PER_SECOND) * 1000);
-      const body = await route.cache.openStream(route.key, { deadlineMs });
-      if (!body) return send(res, 404, 'text/plain', `${what}: gone upstream\n`, head);
+      // a timer longer than 2^31-1 ms fires at once (Node clamps it): an absurd NarSize must not do that
+      const deadlineMs = Math.min(opts.requestTimeoutMs + Math.ceil((route.narSize / MIN_BYTES_PER_SECOND) * 1000), MAX_TIMER_MS);
+      let body: Readable | undefined;
+      try {
+        body = await route.cache.openStream(route.key, { deadlineMs });
+      } catch (err) {
+        // a redirect, a 5xx, a symbolic link or FIFO in a file:// cache, a refused connection:
+        // kept for status like any refusal, and a 502 (Nix retries a few times, then gives up)
+        const code = err instanceof BuildtraceError ? err.code : 'CACHE_ERROR';
+        state.refusal(route.path, undefined, [code], `NAR from ${what}: ${errorMessage(err)}`);
+        opts.log(`NAR ${route.path}: ${errorMessage(err)}`);
+        return send(res, 502, 'text/plain', `NAR from ${what}: ${errorMessage(err)}\n`, head);
+      }
+      if (!body) {
+        state.refusal(route.path, undefined, ['CACHE_ERROR'], `NAR from ${what}: gone upstream (404)`);
+        return send(res, 404, 'text/plain', `${what}: gone upstream\n`, head);
+      }
       res.writeHead(200, { 'content-type': 'application/x-nix-nar', 'content-length': route.narSize });
       if (head) {
         body.destroy();
         res.end();
         return;
       }
-      // compressed bytes: at most FileSize, else the NAR size with room for a compressor's overhead
-      const cap = route.fileSize ?? route.narSize + (route.narSize >> 3) + (1 << 16);
+      // compressed bytes: at most FileSize (unattested, so never more than the NAR size plus
+      // room for a compressor's overhead: an absurd FileSize bounds nothing)
+      const cap = Math.min(route.fileSize ?? Number.POSITIVE_INFINITY, route.narSize + Math.floor(route.narSize / 8) + (1 << 16));
       try {
         await pipeline(body, byteCap(cap, what), decompressor(route.compression), narCheck(route.narSha256, route.narSize, what), res);
         state.count('narsServed');
       } catch (err) {
         // headers are gone: the only thing left to do is never to finish the body
         res.destroy();
+        const e = err as NodeJS.ErrnoException;
+        if (e.code === 'ERR_STREAM_PREMATURE_CLOSE') {
+          // the client hung up (Nix gave up or was stopped): nothing to hold against the upstream
+          opts.log(`NAR ${route.path}: the client went away`);
+          return;
+        }
+        // Node's own word for an upstream that closed mid-body is "aborted"
+        const why = e.code === 'ECONNRESET' ? `the upstream closed the connection mid-body (${errorMessage(err)})` : errorMessage(err);
         if (err instanceof NarMismatch) {
           state.count('narsCutOff');
-          state.refusal(route.path, undefined, ['content-mismatch'], `NAR cut off: ${errorMessage(err)}`);
-        } else state.refusal(route.path, undefined, ['source-unreadable'], `NAR from ${what}: ${errorMessage(err)}`);
-        opts.log(`NAR ${route.path}: ${errorMessage(err)}`);
+          state.refusal(route.path, undefined, ['content-mismatch'], `NAR cut off: ${why}`);
+        } else
+          state.refusal(
+            route.path,
+            undefined,
+            [err instanceof BuildtraceError ? err.code : 'CACHE_ERROR'],
+            why.includes(what) ? why : `NAR from ${what}: ${why}`,
+          );
+        opts.log(`NAR ${route.path}: ${why}`);
       }
       return;
     }

@@ -8,6 +8,7 @@ import { closeSync, constants, existsSync, openSync, writeFileSync, writeSync } 
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { BuildtraceError } from '../errors.js';
+import { signBuildTrace } from '../nix/build-trace.js';
 import { formatHash, type Hash } from '../nix/hash.js';
 import { formatPublicKey, parseSecretKey, signFingerprint, type NixSecretKey } from '../nix/nix-key.js';
 import { readRegularFile } from '../util/read-input.js';
@@ -84,4 +85,12 @@ export function signedNarInfo(key: NixSecretKey, f: NarInfoFields): string {
 export function signedRealisation(key: NixSecretKey, id: string, outPath: string): string {
   const fingerprint = JSON.stringify({ dependentRealisations: {}, id, outPath: baseName(outPath) });
   return JSON.stringify({ dependentRealisations: {}, id, outPath: baseName(outPath), signatures: [signFingerprint(key, fingerprint)] });
+}
+
+/**
+ * A Nix >= 2.35 build trace value (`build-trace-v2/<resolved drv>/<output>.doi`): `{outPath,
+ * signatures: [{keyName, sig}]}`, signed over Nix's fingerprint (src/nix/build-trace.ts).
+ */
+export function signedBuildTrace(key: NixSecretKey, rdrvBaseName: string, output: string, outPath: string): string {
+  return JSON.stringify({ outPath: baseName(outPath), signatures: [signBuildTrace(key, rdrvBaseName, output, baseName(outPath))] });
 }

@@ -23,7 +23,7 @@ import { trustVerdict, withLastMile, type VerifyOutput } from '../verify/verdict
 import type { FetchedDerivations } from './fetched-derivations.js';
 import type { LocalDerivations } from './local-derivations.js';
 import { targetOfDrv, targetOfPath, type Target, type TargetFacts } from '../verify/target.js';
-import { signedNarInfo, signedRealisation } from './signing-key.js';
+import { signedBuildTrace, signedNarInfo, signedRealisation } from './signing-key.js';
 import { linesDigest, StateDb, type TraceDigest } from './state-db.js';
 
 /** Where the NAR of a served path comes from, and what it must hash to. */
@@ -57,7 +57,12 @@ interface SubstituterOptions {
   readonly fetched?: FetchedDerivations | undefined;
   /** A cached trust verdict is re-checked against the traces at most this often (ms). */
   readonly recheckMs?: number;
+  /** An upstream narinfo whose NarSize is larger is not served (default DEFAULT_MAX_NAR_BYTES). */
+  readonly maxNarBytes?: number | undefined;
 }
+
+/** Far above any NAR in nixpkgs (a few GiB at most); a narinfo past it is a lie or needs the operator's word. */
+const DEFAULT_MAX_NAR_BYTES = 64 * 2 ** 30;
 
 const refuse = (reason: string, codes: string[]): Refused => ({ ok: false, reason, codes });
 
@@ -71,9 +76,11 @@ export class Substituter {
   /** whole-closure verifications at once: each holds a closure's claims in memory */
   private readonly verifications = new Limiter(2);
   readonly cacheUrls: string[];
+  private readonly maxNarBytes: number;
 
   constructor(private readonly o: SubstituterOptions) {
     this.storeDir = o.storeDir ?? '/nix/store';
+    this.maxNarBytes = o.maxNarBytes ?? DEFAULT_MAX_NAR_BYTES;
     this.cacheUrls = o.caches.map((c) => c.url);
     this.currentPolicy();
   }
@@ -196,9 +203,18 @@ export class Substituter {
 
   /** `GET /<hashPart>.narinfo`. */
   async narinfo(hashPart: string): Promise<Answer<{ text: string; route: NarRoute }>> {
-    const cands: { drv: string; path: string; loader?: DrvLoader }[] = this.candidates(hashPart);
+    const cands: { drv: string; path: string; loader?: DrvLoader | undefined }[] = this.candidates(hashPart);
+    // a hint left by an earlier answer may name a .drv that was fetched, not local: read it from there again
+    if (this.o.fetched) for (const c of cands) if (!this.o.local.has(c.drv)) c.loader = await this.o.fetched.closure(c.drv).catch(() => undefined);
     if (cands.length === 0 && this.o.fetched) {
-      const named = await this.o.fetched.deriverOf(hashPart);
+      let named: Awaited<ReturnType<FetchedDerivations['deriverOf']>>;
+      try {
+        named = await this.o.fetched.deriverOf(hashPart);
+      } catch (err) {
+        const r = refuse(errorMessage(err), [err instanceof BuildtraceError ? err.code : 'CACHE_ERROR']);
+        this.o.state.refusal(`${this.storeDir}/${hashPart}`, undefined, r.codes, r.reason);
+        return r;
+      }
       if (named) {
         try {
           cands.push({ ...named, loader: await this.o.fetched.closure(named.drv) });
@@ -256,6 +272,12 @@ export class Substituter {
         why.push(`${cache.url}: ${errorMessage(err)}`);
         continue;
       }
+      // NarSize is not attested (the hash is, and the NAR stream checks both): past the bound,
+      // it would only stretch the NAR's deadline and let an endless body through to Nix's disk
+      if (ni.narSize > this.maxNarBytes) {
+        why.push(`${cache.url}/${hashPart}.narinfo: NarSize ${ni.narSize} is past the limit maxNarBytes (${this.maxNarBytes}; --max-nar-bytes)`);
+        continue;
+      }
       const hex = Buffer.from(ni.narHash.bytes).toString('hex');
       if (ni.storePath !== path || ni.narHash.algo !== 'sha256' || (att.narSha256 !== undefined && hex !== att.narSha256)) {
         why.push(`${cache.url}: its narinfo does not carry the attested NAR hash`);
@@ -288,7 +310,10 @@ export class Substituter {
       });
       return { ok: true, value: { text, route } };
     }
-    return refuse(`${path}: no upstream cache serves the attested content${why.length ? `: ${why.join('; ')}` : ''}`, ['content-mismatch']);
+    const limit = why.length > 0 && why.every((w) => w.includes('maxNarBytes'));
+    return refuse(`${path}: no upstream cache serves the attested content${why.length ? `: ${why.join('; ')}` : ''}`, [
+      limit ? 'LIMIT_EXCEEDED' : 'content-mismatch',
+    ]);
   }
 
   /** `GET /nar/<hashPart>.nar`: the route a narinfo answer set up (decided again after a restart). */
@@ -299,6 +324,53 @@ export class Substituter {
     return a.ok ? a.value.route : undefined;
   }
 
+  /** A local derivation's verdict as the target; a refusal (kept for status under `shown`) when it does not verify. */
+  private async verifiedDrv(d: string, id: string, shown: string): Promise<Answer<VerifyOutput>> {
+    const v = await targetOfDrv(d, this.doorFacts('', d))
+      .then((t) => this.verdict(t))
+      .catch((err: unknown) => err as Error);
+    if (v instanceof Error) return refuse(`${d}: ${errorMessage(v)}`, [v instanceof BuildtraceError ? v.code : 'INTERNAL']);
+    if (v.verified) return { ok: true, value: v };
+    const codes = [...new Set(v.problems.map((p) => p.code))];
+    const r = refuse(
+      `${d} (${id}) does not verify: ${v.problems
+        .slice(0, 3)
+        .map((p) => `${p.code}: ${p.detail}`)
+        .join(' | ')}`,
+      codes,
+    );
+    this.o.state.refusal(shown, d, codes, r.reason);
+    return r;
+  }
+
+  /**
+   * `GET /build-trace-v2/<resolved drv>/<output>.doi` (Nix >= 2.35; untested against a real
+   * Nix, none exists here): a local derivation of that name verifies, and the resolved
+   * derivation its verified claim rests on is the one asked for.
+   */
+  async buildTrace(rdrvBaseName: string, output: string): Promise<Answer<string>> {
+    const rdrv = `${this.storeDir}/${rdrvBaseName}`;
+    const name = parseStorePath(rdrv, this.storeDir).name;
+    const id = `${rdrv}^${output}`;
+    let last: Refused = refuse(`no local derivation named ${name} resolves to ${rdrv}`, ['no-derivation']);
+    for (const d of this.o.local.unresolvedNamed(name)) {
+      const v = await this.verifiedDrv(d, id, id);
+      if (!v.ok) {
+        last = v;
+        continue;
+      }
+      // another derivation of the same name, or the same one resolved against other inputs
+      if (!v.value.entries.some((e) => e.drv === d && e.resolvedDrv === rdrv)) continue;
+      const out = v.value.outputs[output];
+      if (out === undefined) {
+        last = refuse(`${d} verifies but has no output ${output}`, ['not-target']);
+        continue;
+      }
+      return { ok: true, value: signedBuildTrace(this.o.key, rdrvBaseName, output, out) };
+    }
+    return last;
+  }
+
   /** `GET /realisations/sha256:<hex>!<output>.doi` (Nix < 2.35): only from a verified world. */
   async realisation(hashHex: string, output: string): Promise<Answer<string>> {
     const id = `sha256:${hashHex}!${output}`;
@@ -306,24 +378,15 @@ export class Substituter {
     if (cands.length === 0) return refuse(`no local derivation has realisation id ${id}`, ['no-derivation']);
     let last: Refused = refuse(`no derivation for ${id} verifies`, ['no-derivation']);
     for (const d of cands) {
-      const v = await targetOfDrv(d, this.doorFacts('', d))
-        .then((t) => this.verdict(t))
-        .catch((err: unknown) => err as Error);
-      if (v instanceof Error) {
-        last = refuse(`${d}: ${errorMessage(v)}`, [v instanceof BuildtraceError ? v.code : 'INTERNAL']);
+      const v = await this.verifiedDrv(d, id, `${d}!${output}`);
+      if (!v.ok) {
+        last = v;
         continue;
       }
-      const out = v.outputs[output];
-      if (!v.verified || out === undefined) {
-        const codes = v.verified ? ['not-target'] : [...new Set(v.problems.map((p) => p.code))];
-        last = refuse(
-          `${d} (${id}) does not verify: ${v.problems
-            .slice(0, 3)
-            .map((p) => `${p.code}: ${p.detail}`)
-            .join(' | ')}`,
-          codes,
-        );
-        this.o.state.refusal(`${d}!${output}`, d, codes, last.reason);
+      const out = v.value.outputs[output];
+      if (out === undefined) {
+        last = refuse(`${d} (${id}) verifies but has no output ${output}`, ['not-target']);
+        this.o.state.refusal(`${d}!${output}`, d, last.codes, last.reason);
         continue;
       }
       return { ok: true, value: signedRealisation(this.o.key, id, out) };

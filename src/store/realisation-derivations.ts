@@ -35,6 +35,8 @@ export class RealisationDerivations {
   /** every local .drv seen so far, by derivation name (the part after the hash) */
   private readonly byName = new Map<string, string[]>();
   private readonly hashed = new Set<string>();
+  /** the floating and deferred derivations among those hashed */
+  private readonly unfixed = new Set<string>();
   private scannedUpTo = 0;
   private readonly hashes: DrvHashCache;
 
@@ -79,6 +81,14 @@ export class RealisationDerivations {
     return drvName === undefined ? all : all.filter((p) => this.nameOf(p) === drvName);
   }
 
+  /** Local floating and deferred derivations named `drvName` (without `.drv`). */
+  unfixedNamed(drvName: string): string[] {
+    this.scan();
+    const named = this.byName.get(drvName) ?? [];
+    for (const p of named) this.hash(p);
+    return named.filter((p) => this.unfixed.has(p));
+  }
+
   private nameOf(drvPath: string): string {
     // <storeDir>/<32-char hash>-<name>.drv
     return drvPath.slice(this.storeDir.length + 34, -'.drv'.length);
@@ -101,6 +111,7 @@ export class RealisationDerivations {
       const drv = this.load(drvPath);
       const kind = derivationKind(drv, drvPath);
       if (kind !== 'floating' && kind !== 'deferred') return;
+      this.unfixed.add(drvPath);
       for (const h of new Set(this.hashes.masked(drv).hashes.values())) {
         const list = this.byHashModulo.get(h) ?? [];
         list.push(drvPath);
