@@ -192,6 +192,17 @@ describe('the target: outputs of the unresolved derivation, proven', () => {
       v.r?.problems.some((p) => p.code === 'target-unproven' && p.drv === otherDrv && p.detail.includes(out.get('top') as string)),
       JSON.stringify(v.r?.problems),
     );
+    // no deriver recorded at all (a path copied in without one): the realisations still name the unresolved .drv
+    const noDeriverDb = join(dir, 'no-deriver-db.sqlite');
+    const live2 = new Database('/nix/var/nix/db/db.sqlite', { readonly: true, fileMustExist: true });
+    await live2.backup(noDeriverDb);
+    live2.close();
+    const db3 = new Database(noDeriverDb);
+    assert.equal(db3.prepare('UPDATE ValidPaths SET deriver = NULL WHERE path = ?').run(out.get('top')).changes, 1);
+    db3.close();
+    const noDeriver = await verify(out.get('top') as string, 'A', ['--nix-db', noDeriverDb]);
+    assert.equal(noDeriver.code, 0, `exit ${noDeriver.code}: ${noDeriver.stderr}`);
+    assert.deepEqual(noDeriver.r?.outputs, { out: out.get('top') });
     // no realisation names an unresolved derivation of the path: the door refuses, saying so
     const db2 = new Database(nixDb);
     db2.prepare('DELETE FROM Realisations WHERE outputPath = (SELECT id FROM ValidPaths WHERE path = ?)').run(out.get('top'));
