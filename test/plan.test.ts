@@ -344,10 +344,22 @@ describe('trace-verify plan: a policy change over a real 102-derivation closure 
     };
     // a cache's Deriver: names an input-addressed derivation that does not produce the path: refused (exit 2), word for word as trace-verify
     await refusedByBoth(await impostor('leaf0'), /is not an output of .*-p-leaf0\.drv, the deriver Nix recorded/);
-    // the top's output (deferred: input-addressed over content-addressed inputs): Nix records a resolved .drv, which names no dependencies
+    // the top's output (deferred: input-addressed over content-addressed inputs): Nix records a resolved .drv, which names no
+    // dependencies; both take the unresolved top from Nix's realisations (it used to be refused), the same target as the .drv's plan
     const topOut = (await must('nix-store', ['--realise', top], { env: nixEnv() })).stdout.trim();
     const topDeriver = (await must('nix-store', ['--query', '--deriver', topOut], { env: nixEnv() })).stdout.trim();
-    if (topDeriver !== top) await refusedByBoth(topOut, /recorded deriver .* is a resolved derivation/);
+    assert.notEqual(topDeriver, top, 'Nix 2.8+ records the resolved .drv for a deferred output');
+    const byDrv = await plan(top, pols['current'] as string, pols['next'] as string);
+    const byOut = await plan(topOut, pols['current'] as string, pols['next'] as string);
+    assert.equal(byOut.p.target, top);
+    assert.equal(byOut.code, byDrv.code);
+    assert.deepEqual(
+      byOut.p.rebuild.map((r) => r.name),
+      byDrv.p.rebuild.map((r) => r.name),
+    );
+    const vtop = await run(VERIFY_CLI, [topOut, '--policy', pols['current'] as string, ...dbs(), '--json']);
+    assert.equal(vtop.code, 0, vtop.stderr);
+    assert.deepEqual((JSON.parse(vtop.stdout) as { target: string; outputs: Record<string, string> }).outputs, { out: topOut });
     // named like a content-addressed output of the named derivation: the door lets it in, the verdict must prove it (target-unproven)
     const evilCa = await impostor('leaf1');
     const pc = await plan(evilCa, pols['current'] as string, pols['next'] as string);
@@ -362,7 +374,7 @@ describe('trace-verify plan: a policy change over a real 102-derivation closure 
     assert.ok(vc.problems.some((x) => x.code === 'target-unproven'));
   });
 
-  test('installed: every path goes through the target door; a CA path whose recorded deriver does not prove it is not verified', async () => {
+  test("installed: every path goes through the target door; a CA path verifies or fails by its unresolved derivation, found through Nix's realisations", async () => {
     // a content-addressed chain link above the IA library: Nix records the resolved .drv as its deriver
     const chainRoot = join(dir, 'chain-root');
     await must('nix-store', ['--add-root', chainRoot, '--indirect', '--realise', drvOf('chain0')], { env: nixEnv() });
@@ -377,9 +389,16 @@ describe('trace-verify plan: a policy change over a real 102-derivation closure 
     assert.equal(r.code, 1, r.stderr);
     const j = JSON.parse(r.stdout) as { verified: boolean; paths: { path: string; status: string; reason: string; roots: string[] }[] };
     const byPath = new Map(j.paths.map((p) => [p.path, p]));
-    // the resolved deriver names no input derivations: trusting it would skip the library's traces (only A and B: not enough under next)
+    // the recorded deriver is resolved (no input derivations): the door takes the unresolved chain0 from Nix's realisations
+    // (it used to refuse the path), whose verdict asks for the library's traces (only A and B: not enough under next)
     assert.equal(byPath.get(chainOut)?.status, 'failed', JSON.stringify(j));
-    assert.match(byPath.get(chainOut)?.reason ?? '', /^target-refused: .*is a resolved derivation/);
+    assert.match(byPath.get(chainOut)?.reason ?? '', /^\/nix\/store\/\S+-p-(chain\d|ialib)\.drv: threshold-not-met/);
+    const cur = await run(VERIFY_CLI, ['installed', '--policy', pols['current'] as string, chainRoot, ...dbs(), '--json']);
+    assert.equal(cur.code, 0, cur.stdout);
+    assert.ok(
+      (JSON.parse(cur.stdout) as typeof j).paths.some((p) => p.path === chainOut && p.status === 'verified'),
+      cur.stdout,
+    );
     assert.deepEqual(byPath.get(chainOut)?.roots, [chainRoot]);
     assert.equal(byPath.get(evil)?.status, 'failed', JSON.stringify(j));
     assert.match(byPath.get(evil)?.reason ?? '', /^target-unproven: no verified claim gives/);

@@ -41,8 +41,9 @@ Usage:
       resolved derivations that admitted signers' traces make plausible, input NAR hashes
       against the traces of their producers, and the policy's trust tree at every position.
       TARGET: an unresolved .drv, a .nix file (with --attr A), or an output path proven to be an
-      output of its recorded deriver (README "Trust semantics": a resolved .drv, or a path whose
-      deriver cannot be established, is refused with exit 2).
+      output of its recorded deriver, or, when that is a resolved .drv (content-addressed
+      outputs), of the unresolved one the --nix-db realisations name (README "Trust semantics":
+      a resolved .drv, or a path whose deriver cannot be established, is refused with exit 2).
       --cache file:///dir | http(s)://host/path | s3://bucket?endpoint=..&region=..
       --db a trace-daemon database; --output restricts the target to some outputs;
       --at RFC3339: the time TEE endorsements and collateral must be valid at (default: the

@@ -19,12 +19,13 @@ export const INSTALLED_HELP = `  trace-verify installed --policy FILE [ROOT...] 
       re-check what this machine holds under the policy as it is now (say, after revoking a
       key): the runtime closures of the ROOTs (default: /nix/var/nix/profiles/system and
       /run/current-system where they exist), each path through the target's door as for
-      trace-verify PATH (its recorded deriver a hint: the path must be proven an output of that
+      trace-verify PATH (its recorded deriver a hint, or for a content-addressed output the
+      unresolved derivation Nix's realisations name: the path must be proven an output of that
       unresolved derivation, else it fails as target-refused), the derivation verified against
       the sources' traces as its own target, the path one of its verified outputs with the
       attested NAR hash. Paths that do not verify are
-      listed with the reason and the ROOT that holds them (exit 1); paths without a deriver
-      here are listed as unchecked. Exit 0 when nothing fails.`;
+      listed with the reason and the ROOT that holds them (exit 1); paths with neither a
+      deriver nor a realisation naming one are listed as unchecked. Exit 0 when nothing fails.`;
 
 const DEFAULT_ROOTS = ['/nix/var/nix/profiles/system', '/run/current-system'];
 
@@ -96,13 +97,21 @@ export async function installedCommand(rest: string[]): Promise<number> {
       pathInfos: (ps) =>
         ps.every((p) => known.has(p)) ? Promise.resolve(new Map(ps.map((p) => [p, known.get(p) as { deriver?: string }]))) : store.pathInfos(ps),
       derivation: store.derivation,
+      ...(store.realisedBy ? { realisedBy: store.realisedBy } : {}),
     };
     for (const [i, p] of paths.entries()) {
       const d = derivers[i] as string;
       const deriver = d.endsWith('.drv') ? d : undefined;
       let door: InstalledPath['door'];
-      if (deriver === undefined) door = { unchecked: 'the local Nix database records no deriver' };
-      else if (!lstatSync(deriver, { throwIfNoEntry: false })?.isFile()) door = { unchecked: `its deriver ${deriver} is not in the local store` };
+      if (deriver === undefined) {
+        // a CA path substituted without a deriver may still be named by Nix's realisations (the door asks them)
+        try {
+          door = { target: await targetOfPath(p, doorFacts) };
+        } catch (err) {
+          if (!(err instanceof BuildtraceError) || err.code !== 'TARGET_REFUSED') throw err;
+          door = { unchecked: 'the local Nix database records no deriver, and no realisation names one' };
+        }
+      } else if (!lstatSync(deriver, { throwIfNoEntry: false })?.isFile()) door = { unchecked: `its deriver ${deriver} is not in the local store` };
       else {
         try {
           door = { target: await targetOfPath(p, doorFacts) };

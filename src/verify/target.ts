@@ -24,6 +24,12 @@ export interface TargetFacts {
   derivation(drvPath: string): Derivation | undefined;
   /** Hashes modulo kept across TargetFacts objects (serve makes one per request); else one memo per TargetFacts object. */
   readonly hashes?: DrvHashCache;
+  /**
+   * The local derivations Nix's realisations name as producing `path`, with the output (the
+   * Realisations rows for it, their hash modulo mapped to .drv files of the path's name). Asked
+   * when the recorded deriver is resolved or absent; a hint the door proves like a deriver.
+   */
+  realisedBy?(path: string): Promise<readonly { readonly drv: string; readonly output: string }[]>;
 }
 
 export interface Target {
@@ -76,27 +82,47 @@ export async function targetOfDrv(drvPath: string, facts: TargetFacts, outputs?:
 
 /**
  * An output path as target: its recorded deriver is the candidate, and the path must be one
- * of its outputs: declared (and the .drv's own hash gives that path) for input-addressed and
- * fixed outputs, named like one of its outputs for content-addressed and deferred ones (then
- * `paths` makes the verdict prove it). Refused when the deriver is unknown, not in the store,
- * resolved, or does not have this output.
+ * of its outputs (outputOf). When that deriver is resolved (Nix records the resolved .drv for
+ * content-addressed outputs of derivations with inputs) or absent, the unresolved derivations
+ * Nix's realisations name for the path are the candidates instead: each must be in the store,
+ * unresolved, with a content-addressed or deferred output of the path's name, and `paths` makes
+ * the verdict prove the path is that output (a lying row cannot make another path verify).
+ * Refused when no candidate remains, the deriver is not in the store, or it lacks this output.
  */
 export async function targetOfPath(path: string, facts: TargetFacts, storeDir = '/nix/store'): Promise<Target> {
   const sp = parseStorePath(path, storeDir);
   if (sp.name.endsWith('.drv')) return targetOfDrv(path, facts);
   const deriver = (await facts.pathInfos([path])).get(path)?.deriver;
-  if (deriver === undefined) throw refuse(path, 'Nix knows no deriver for this path (not valid here, or substituted without one)');
-  const drv = facts.derivation(deriver);
-  if (!drv) throw refuse(path, `its recorded deriver ${deriver} is not in the store, so it cannot be shown to be this path's derivation`);
-  if ((await resolvedInputs(drv, facts)).length > 0) {
-    throw refuse(
-      path,
-      `its recorded deriver ${deriver} is a resolved derivation (Nix records those for content-addressed outputs) and names none of its dependencies' derivations`,
-    );
+  let why: string;
+  if (deriver === undefined) why = 'Nix knows no deriver for this path (not valid here, or substituted without one)';
+  else {
+    const drv = facts.derivation(deriver);
+    if (!drv) throw refuse(path, `its recorded deriver ${deriver} is not in the store, so it cannot be shown to be this path's derivation`);
+    if ((await resolvedInputs(drv, facts)).length === 0) return outputOf(path, sp.name, deriver, drv, facts, storeDir);
+    why = `its recorded deriver ${deriver} is a resolved derivation (Nix records those for content-addressed outputs) and names none of its dependencies' derivations`;
   }
+  // Nix's realisations name the derivation that was asked for (its hash modulo): a hint, proven as a deriver would be
+  for (const c of [...((await facts.realisedBy?.(path)) ?? [])].sort((x, y) => (x.drv < y.drv ? -1 : x.drv > y.drv ? 1 : 0))) {
+    const drv = facts.derivation(c.drv);
+    if (!drv || (await resolvedInputs(drv, facts)).length > 0) continue;
+    const out = drv.outputs.get(c.output);
+    if (!out || outputPathName(derivationName(drv, c.drv), c.output) !== sp.name) continue;
+    const kind = outputKind(out);
+    // an output path the .drv fixes would carry that .drv as its deriver; only unfixed ones are realised
+    if (kind === 'floating' || kind === 'deferred') return { drv: c.drv, outputs: [c.output], paths: new Map([[c.output, path]]) };
+  }
+  throw refuse(path, `${why}, and no unresolved derivation producing it was found in the Nix database's realisations`);
+}
+
+/**
+ * The path as output of its recorded (unresolved) deriver: declared (and the .drv's own hash
+ * gives that path) for input-addressed and fixed outputs, named like one of its outputs for
+ * content-addressed and deferred ones (then `paths` makes the verdict prove it).
+ */
+function outputOf(path: string, pathName: string, deriver: string, drv: Derivation, facts: TargetFacts, storeDir: string): Target {
   const name = derivationName(drv, deriver);
   for (const [o, out] of drv.outputs) {
-    if (outputPathName(name, o) !== sp.name) continue;
+    if (outputPathName(name, o) !== pathName) continue;
     const kind = outputKind(out);
     if (kind === 'floating' || kind === 'deferred') return { drv: deriver, outputs: [o], paths: new Map([[o, path]]) };
     if (out.path !== path) break;
@@ -104,7 +130,7 @@ export async function targetOfPath(path: string, facts: TargetFacts, storeDir = 
     if (kind === 'fixed') {
       const { method, algo } = parseOutputHashAlgo(out.hashAlgo, `${deriver} output ${o}`);
       const expected =
-        method === 'flat' || method === 'recursive' ? printStorePath(makeFixedOutputPath(method, algo, out.hash, sp.name, [], storeDir)) : undefined;
+        method === 'flat' || method === 'recursive' ? printStorePath(makeFixedOutputPath(method, algo, out.hash, pathName, [], storeDir)) : undefined;
       if (expected !== path) throw refuse(path, `${deriver} declares it as output ${o}, but its declared hash gives ${expected ?? 'no path we can compute'}`);
     } else if (kind === 'ia') {
       let h: string;
