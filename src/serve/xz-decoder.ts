@@ -63,10 +63,15 @@ const idle: XzExports[] = [];
 const KEEP_IDLE = 64;
 /** An instance whose memory grew past this (a big dictionary) is dropped, not kept: WebAssembly memory never shrinks. */
 const KEEP_MAX_BYTES = 16 << 20;
+/** All kept instances together: idle memory stays bounded whatever burst of large NARs came before. */
+const KEEP_TOTAL_BYTES = 128 << 20;
+let idleBytes = 0;
 
 /** Decompresses .xz input as `xz -d` does (concatenated streams in turn); a stream that ends early, or other bytes after one, is `corrupt`'s error. */
 export function xzDecoder(what: string, corrupt: (message: string) => Error = (m) => new BuildtraceError('CACHE_ERROR', m)): Duplex {
-  let x: XzExports | undefined = idle.pop() ?? (new wasm.Instance(xzModule(), {}).exports as XzExports);
+  let x: XzExports | undefined = idle.pop();
+  if (x) idleBytes -= x.memory.buffer.byteLength;
+  else x = new wasm.Instance(xzModule(), {}).exports as XzExports;
   const ctx = x.create_context();
   const word = (i: number): number => new Uint32Array((x as XzExports).memory.buffer, ctx, 8)[i] as number;
   const bufSize = word(W_BUFSIZE);
@@ -84,7 +89,11 @@ export function xzDecoder(what: string, corrupt: (message: string) => Error = (m
     } catch {
       reusable = false;
     }
-    if (reusable && idle.length < KEEP_IDLE && e.memory.buffer.byteLength <= KEEP_MAX_BYTES) idle.push(e);
+    const size = e.memory.buffer.byteLength;
+    if (reusable && idle.length < KEEP_IDLE && size <= KEEP_MAX_BYTES && idleBytes + size <= KEEP_TOTAL_BYTES) {
+      idle.push(e);
+      idleBytes += size;
+    }
   };
   const fail = (detail: string): Error => corrupt(`${what}: xz: ${detail}`);
   /** One decoder step: its output (copied out of the instance's memory), and whether the stream ended. */
