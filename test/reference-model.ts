@@ -6,7 +6,7 @@
  * "Verification (laut semantics, extended and made sound)" and README "Trust semantics".
  */
 import type { Entry } from '../src/verify/claims.js';
-import type { TrustNode } from '../src/verify/trust-policy.js';
+import type { TrustNode } from '../src/verify/trust-tree.js';
 import type { Node } from '../src/verify/world.js';
 
 export interface ModelInput {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import type { Entry } from '../src/verify/claims.js';
-import type { TrustNode } from '../src/verify/trust-policy.js';
+import type { TrustNode } from '../src/verify/trust-tree.js';
 import { decide, type Node } from '../src/verify/world.js';
 
 // The verdict on hand-made claims: the rules of README "Trust semantics" one by one, from the

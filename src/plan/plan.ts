@@ -1,5 +1,5 @@
 import type { ClosureGraph, Positions } from '../verify/positions.js';
-import type { TrustNode } from '../verify/trust-policy.js';
+import type { TrustNode } from '../verify/trust-tree.js';
 import { planRebuilds, type RebuildStep } from './rebuild.js';
 
 /**

@@ -1,6 +1,6 @@
 import { claimKey, type Entry } from '../verify/claims.js';
 import { type ClosureGraph, Positions } from '../verify/positions.js';
-import { describeTrust, missing, satisfies, type TrustNode } from '../verify/trust-policy.js';
+import { describeTrust, missing, satisfies, type TrustNode } from '../verify/trust-tree.js';
 import type { Node } from '../verify/world.js';
 
 /**

@@ -1,5 +1,5 @@
 import { BuildtraceError } from '../errors.js';
-import type { TrustNode } from '../verify/trust-policy.js';
+import type { TrustNode } from '../verify/trust-tree.js';
 import { readTextInput } from '../util/read-input.js';
 import { parseRfc3339 } from '../util/rfc3339.js';
 import { validateAgainst } from '../util/schema.js';

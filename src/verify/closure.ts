@@ -14,7 +14,8 @@ import { checkClaim, depKey, type DepRef, type Entry, type InputOrigin, type Pro
 import { type ClosureGraph, markBlocking, Positions } from './positions.js';
 import { groupBySignedContent } from './signed-content.js';
 import type { BundleSource } from './sources.js';
-import { describeTrust, type TrustPolicy } from './trust-policy.js';
+import type { TrustPolicy } from './trust-policy.js';
+import { describeTrust } from './trust-tree.js';
 import { decide, disputedPaths, type FodLeaf, type Node, type WorldPath } from './world.js';
 import { claimFitsTarget, targetProblem, type Target } from './target.js';
 import { inputsFirst } from './walk.js';

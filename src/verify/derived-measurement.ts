@@ -8,7 +8,8 @@ import type { DerivedMeasurementSpec } from '../tee/tee-policy.js';
 import type { DerivedProblemCode, Problem } from './claims.js';
 import type { BundleSource } from './sources.js';
 import type { FactSource } from './store-facts.js';
-import { describeTrust, type AdmittedKey, type MeasuredIdentity, type TeeRequirement, type TrustNode, type TrustPolicy } from './trust-policy.js';
+import type { AdmittedKey, MeasuredIdentity, TeeRequirement, TrustPolicy } from './trust-policy.js';
+import { describeTrust, type TrustNode } from './trust-tree.js';
 import { verifyWithLastMile } from './verdict.js';
 
 /**

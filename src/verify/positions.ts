@@ -1,5 +1,5 @@
 import type { Problem } from './claims.js';
-import type { TrustNode } from './trust-policy.js';
+import type { TrustNode } from './trust-tree.js';
 import { inputsFirst } from './walk.js';
 import { decide, type Node, type Verdict } from './world.js';
 

@@ -5,8 +5,7 @@ import { referenceValueProblem, type TeePolicy } from '../tee/tee-policy.js';
 import { readTextInput } from '../util/read-input.js';
 import { validateAgainst } from '../util/schema.js';
 import { parseStrictJson } from '../util/strict-json.js';
-
-export type TrustNode = string | { readonly threshold: number; readonly of: readonly TrustNode[] };
+import type { TrustNode } from './trust-tree.js';
 
 /** What a key's (or a measured identity's) TEE evidence must show. */
 export interface TeeRequirement {
@@ -163,29 +162,4 @@ function isRetired(k: AdmittedKey): boolean {
  */
 export function claimCounts(k: AdmittedKey, _loggedBefore?: Date): boolean {
   return !isRetired(k);
-}
-
-/** Whether the set of signers (key names) satisfies the trust tree. */
-export function satisfies(n: TrustNode, signers: ReadonlySet<string>): boolean {
-  if (typeof n === 'string') return signers.has(n);
-  let ok = 0;
-  for (const c of n.of) if (satisfies(c, signers) && ++ok >= n.threshold) return true;
-  return false;
-}
-
-export function describeTrust(n: TrustNode): string {
-  if (typeof n === 'string') return n;
-  if (n.of.length === 1) return describeTrust(n.of[0] as TrustNode);
-  if (n.threshold === n.of.length) return n.of.map((c) => (typeof c === 'string' ? c : `(${describeTrust(c)})`)).join(' and ');
-  return `${n.threshold} of {${n.of.map(describeTrust).join(', ')}}`;
-}
-
-/** Why a signer set falls short: the unsatisfied members of the top node. */
-export function missing(n: TrustNode, signers: ReadonlySet<string>): string {
-  if (typeof n === 'string') return signers.has(n) ? '' : n;
-  const have = n.of.filter((c) => satisfies(c, signers)).length;
-  return `${n.threshold - have} more of {${n.of
-    .filter((c) => !satisfies(c, signers))
-    .map(describeTrust)
-    .join(', ')}}`;
 }

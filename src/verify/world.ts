@@ -1,5 +1,5 @@
 import { assertionKey, claimKey, type DepRef, type Entry, type OutputMap, type Problem } from './claims.js';
-import { describeTrust, missing, satisfies, type TrustNode } from './trust-policy.js';
+import { describeTrust, missing, satisfies, type TrustNode } from './trust-tree.js';
 
 /**
  * The trust verdict over checked entries (README "Trust semantics"). Pure.
