@@ -8,11 +8,10 @@ import { readInput, readTextInput } from '../src/util/read-input.js';
 import { LIMIT_FLAGS } from '../src/cache/limits.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
 import { verifyWithLastMile, type VerifyOutput } from '../src/verify/verdict.js';
-import { deriveMeasurements, type DerivedChain } from '../src/verify/derived-measurement.js';
-import { derivedLines, MEASURE_HELP, measureCommand, withDerived } from './measure.js';
+import type { DerivedChain } from '../src/verify/derived-measurement.js';
+import { derivedLines, deriveWithLocalStore, MEASURE_HELP, measureCommand, withDerived } from './measure.js';
 import { DEFAULT_NIX_DB, openConsumerSources, storeTargetFacts } from './consumer-sources.js';
 import { loadTrustPolicy } from '../src/verify/trust-policy.js';
-import { targetOfPath } from '../src/verify/target.js';
 import type Database from 'better-sqlite3';
 import { createRequire } from 'node:module';
 import { BuildtraceError, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
@@ -302,15 +301,7 @@ async function verifyCommand(target: string, rest: string[]): Promise<number> {
   const tty = process.stderr.isTTY === true;
   const atText = a.values.get('at');
   // measurements derived from verified builder images (snp.derivedFrom), before any key is admitted
-  const imageFacts = storeTargetFacts(loader, a.values.get('nix-db') ?? DEFAULT_NIX_DB);
-  const derived = await deriveMeasurements(policy, {
-    sources,
-    facts,
-    loader,
-    limits,
-    ...(atText ? { at: parseAt(atText) } : {}),
-    deriverOf: async (p) => (await targetOfPath(p, imageFacts)).drv,
-  }).finally(() => imageFacts.close());
+  const derived = await deriveWithLocalStore(policy, a, { sources, facts, loader, limits });
   const verdict = await verifyWithLastMile(door.drv, {
     policy: derived.policy,
     sources,

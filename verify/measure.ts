@@ -9,8 +9,8 @@ import { parseAt } from '../src/tee/evidence.js';
 import type { DerivedMeasurementSpec } from '../src/tee/tee-policy.js';
 import { parseArgs } from '../src/util/args.js';
 import { readRegularFile } from '../src/util/read-input.js';
-import { deriveMeasurements, derivedProblems, type DerivedChain } from '../src/verify/derived-measurement.js';
-import { loadTrustPolicy } from '../src/verify/trust-policy.js';
+import { type DeriveContext, deriveMeasurements, derivedProblems, type DerivedChain } from '../src/verify/derived-measurement.js';
+import { loadTrustPolicy, type TrustPolicy } from '../src/verify/trust-policy.js';
 import type { VerifyOutput } from '../src/verify/verdict.js';
 import { targetOfPath } from '../src/verify/target.js';
 import { DEFAULT_NIX_DB, openConsumerSources, storeTargetFacts } from './consumer-sources.js';
@@ -134,22 +134,11 @@ export async function measureCommand(rest: string[]): Promise<number> {
   if (a.values.has('svsm')) throw new BuildtraceError('USAGE', '--svsm is for --firmware only');
   const policy = loadTrustPolicy(policyFile);
   const { sources, facts, store, limits } = await openConsumerSources(a);
-  const atText = a.values.get('at');
   const spec: DerivedMeasurementSpec = { image: image as string, imagePolicy: policy.trust, ...params };
   const loader = new DrvLoader('/nix/store', Number.POSITIVE_INFINITY);
-  const imageFacts = storeTargetFacts(loader, a.values.get('nix-db') ?? DEFAULT_NIX_DB);
-  const derived = await deriveMeasurements(policy, {
-    sources,
-    facts,
-    loader,
-    limits,
-    ...(atText ? { at: parseAt(atText) } : {}),
-    deriverOf: async (p) => (await targetOfPath(p, imageFacts)).drv,
-    also: [{ identity: '(command line)', spec }],
-  }).finally(() => {
-    imageFacts.close();
-    store?.close();
-  });
+  const derived = await deriveWithLocalStore(policy, a, { sources, facts, loader, limits, also: [{ identity: '(command line)', spec }] }).finally(() =>
+    store?.close(),
+  );
   const chain = derived.chains.find((c) => c.identity === '(command line)') as DerivedChain;
   if (json)
     process.stdout.write(
@@ -158,6 +147,25 @@ export async function measureCommand(rest: string[]): Promise<number> {
   else if (chain.ok) process.stdout.write(`${chain.measurement}\n${derivedLines([chain], policyFile).join('\n')}\n`);
   else process.stdout.write(`NOT MEASURED ${chain.image}\n  ${chain.code}: ${chain.detail}\n`);
   return chain.ok ? EXIT_OK : EXIT_REJECTED;
+}
+
+/**
+ * deriveMeasurements as trace-verify and `measure` run it: `--at` from the command line, and an
+ * image given as an output path taken through the target's door over the local Nix database
+ * (`--nix-db`), its recorded deriver only a hint.
+ */
+export async function deriveWithLocalStore(
+  policy: TrustPolicy,
+  a: ReturnType<typeof parseArgs>,
+  ctx: Omit<DeriveContext, 'at' | 'deriverOf'>,
+): Promise<{ policy: TrustPolicy; chains: DerivedChain[] }> {
+  const atText = a.values.get('at');
+  const imageFacts = storeTargetFacts(ctx.loader, a.values.get('nix-db') ?? DEFAULT_NIX_DB);
+  return deriveMeasurements(policy, {
+    ...ctx,
+    ...(atText ? { at: parseAt(atText) } : {}),
+    deriverOf: async (p) => (await targetOfPath(p, imageFacts)).drv,
+  }).finally(() => imageFacts.close());
 }
 
 /** The chain behind each derived measurement, for trace-verify's text output. */

@@ -45,7 +45,7 @@ export interface DerivedChain {
   readonly imageProblems?: readonly Problem[];
 }
 
-interface DeriveContext {
+export interface DeriveContext {
   readonly sources: readonly BundleSource[];
   readonly facts: readonly FactSource[];
   readonly loader: DrvLoader;
