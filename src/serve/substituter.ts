@@ -403,6 +403,8 @@ export class Substituter {
     if (!att || (att.narSha256 === undefined && !checkedByCa)) return refuse(`${path}: no verified claim attests its NAR hash`, ['unattested-path']);
     const hashPart = path.slice(this.storeDir.length + 1, this.storeDir.length + 33);
     const why: string[] = [];
+    // upstreams passed over only for NarSize past the bound: the refusal is the bound's, not a content mismatch
+    let overLimit = 0;
     for (const cache of this.o.caches) {
       let ni: ReturnType<typeof parseNarInfo>;
       try {
@@ -417,6 +419,7 @@ export class Substituter {
       // it would only stretch the NAR's deadline and let an endless body through to Nix's disk
       if (ni.narSize > this.maxNarBytes) {
         why.push(`${cache.url}/${hashPart}.narinfo: NarSize ${ni.narSize} is past the limit maxNarBytes (${this.maxNarBytes}; --max-nar-bytes)`);
+        overLimit++;
         continue;
       }
       const hex = Buffer.from(ni.narHash.bytes).toString('hex');
@@ -451,7 +454,7 @@ export class Substituter {
       });
       return { ok: true, value: { text, route } };
     }
-    const limit = why.length > 0 && why.every((w) => w.includes('maxNarBytes'));
+    const limit = why.length > 0 && overLimit === why.length;
     return refuse(`${path}: no upstream cache serves the attested content${why.length ? `: ${why.join('; ')}` : ''}`, [
       limit ? 'LIMIT_EXCEEDED' : 'content-mismatch',
     ]);
