@@ -197,8 +197,14 @@ export async function planCommand(rest: string[]): Promise<number> {
   const door = await resolveTarget(target, a.values.get('attr'), doorFacts, undefined).finally(() => doorFacts.close());
   const drv = door.drv;
   const common: Common = { sources, facts, loader, limits, notes };
-  const [current, next] = await (async () =>
-    [await decidePolicy(door, currentFile, common, false), await decidePolicy(door, nextFile, common, true)] as const)().finally(() => store?.close());
+  let current: PolicySide;
+  let next: PolicySide;
+  try {
+    current = await decidePolicy(door, currentFile, common, false);
+    next = await decidePolicy(door, nextFile, common, true);
+  } finally {
+    store?.close();
+  }
   const plan = makePlan({
     target: drv,
     current,
