@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync, lstatSync, realpathSync } from 'node:fs';
 import { LIMIT_FLAGS, readLimitsFrom } from '../src/cache/limits.js';
-import { openCache } from '../src/cache/open.js';
 import { BuildtraceError, EXIT_OK, EXIT_REJECTED } from '../src/errors.js';
 import { parseHash } from '../src/nix/hash.js';
 import { DrvLoader } from '../src/store/drv-loader.js';
@@ -11,8 +10,8 @@ import { type TargetFacts, targetOfPath } from '../src/verify/target.js';
 import { DEFAULT_NIX_DB, storeTargetFacts } from './consumer-sources.js';
 import { type InstalledPath, type InstalledVerdict, judgeInstalled } from '../src/verify/installed.js';
 import { type ClosureGraph, Positions } from '../src/verify/positions.js';
-import { type BundleSource, CacheSource, DbSource } from '../src/verify/sources.js';
 import { loadTrustPolicy } from '../src/verify/trust-policy.js';
+import { openSources } from '../src/verify/verdict.js';
 import type { Verdict } from '../src/verify/world.js';
 
 export const INSTALLED_HELP = `  trace-verify installed --policy FILE [ROOT...] (--cache URL | --db FILE)... [--json]
@@ -69,9 +68,7 @@ export async function installedCommand(rest: string[]): Promise<number> {
   const roots = a.positionals.length > 0 ? a.positionals : DEFAULT_ROOTS.filter((r) => existsSync(r));
   if (roots.length === 0) throw new BuildtraceError('USAGE', `no ROOT given, and neither ${DEFAULT_ROOTS.join(' nor ')} exists`);
   const limits = readLimitsFrom((f) => a.values.get(f));
-  const sources: BundleSource[] = [];
-  for (const u of a.lists.get('cache') ?? []) sources.push(new CacheSource(await openCache(u, { limits }), { limits }));
-  for (const f of a.lists.get('db') ?? []) sources.push(new DbSource(f, limits));
+  const { sources } = await openSources(a.lists.get('cache') ?? [], a.lists.get('db') ?? [], limits);
   if (sources.length === 0) throw new BuildtraceError('USAGE', 'give at least one --cache URL or --db FILE');
 
   // the runtime closure of each root, and which roots hold each path
@@ -84,7 +81,6 @@ export async function installedCommand(rest: string[]): Promise<number> {
     }
   }
   const paths = [...holders.keys()].sort();
-  const derivers = await queryEach('--deriver', paths);
   const hashes = await queryEach('--hash', paths);
   // every path through the target's door, as trace-verify PATH takes it: the recorded deriver is a hint
   const loader = new DrvLoader('/nix/store', Number.POSITIVE_INFINITY);
@@ -100,8 +96,9 @@ export async function installedCommand(rest: string[]): Promise<number> {
       ...(store.realisedBy ? { realisedBy: store.realisedBy } : {}),
     };
     for (const [i, p] of paths.entries()) {
-      const d = derivers[i] as string;
-      const deriver = d.endsWith('.drv') ? d : undefined;
+      // the batched look-up above already holds Nix's recorded deriver (a hint for the door)
+      const d = known.get(p)?.deriver;
+      const deriver = d?.endsWith('.drv') ? d : undefined;
       let door: InstalledPath['door'];
       if (deriver === undefined) {
         // a CA path substituted without a deriver may still be named by Nix's realisations (the door asks them)
