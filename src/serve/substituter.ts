@@ -6,7 +6,7 @@
  * whose NAR hash is the attested one. HTTP is server.ts's job.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { CacheBackend } from '../cache/backend.js';
 import type { ReadLimits } from '../cache/limits.js';
 import { BuildtraceError, errorMessage } from '../errors.js';
@@ -31,7 +31,7 @@ import { signedBuildTrace, signedNarInfo, signedRealisation } from './signing-ke
 import { linesDigest, StateDb, type TraceDigest } from './state-db.js';
 
 /** Where the NAR of a served path comes from, and what it must hash to. */
-interface NarRoute {
+export interface NarRoute {
   readonly cache: CacheBackend;
   readonly key: string;
   readonly compression: string;
@@ -180,6 +180,7 @@ class RecentFacts implements FactSource {
 export class Substituter {
   private readonly storeDir: string;
   private policy: { readonly policy: TrustPolicy; readonly digest: string } | undefined;
+  private policyStamp = '';
   /** drv -> its verdict in progress or recently re-checked */
   private readonly inFlight = new Map<string, Promise<VerifyOutput>>();
   private readonly fresh = new Map<string, { at: number; result: VerifyResult; policyDigest: string }>();
@@ -228,6 +229,11 @@ export class Substituter {
 
   /** The policy as the file says now: an edit takes effect (and invalidates cached verdicts) at the next request. */
   currentPolicy(): { readonly policy: TrustPolicy; readonly digest: string } {
+    // read again only when the file's identity, size or times changed (a request each: a
+    // closure's worth of reads otherwise); any write or replacement changes ctime or inode
+    const st = statSync(this.o.policyFile, { bigint: true });
+    const stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    if (this.policy && stamp === this.policyStamp) return this.policy;
     const bytes = readFileSync(this.o.policyFile);
     const digest = createHash('sha256').update(bytes).digest('hex');
     if (this.policy?.digest !== digest) {
@@ -236,6 +242,7 @@ export class Substituter {
       this.worldOf.clear();
       this.checked.clear();
     }
+    this.policyStamp = stamp;
     return this.policy as { policy: TrustPolicy; digest: string };
   }
 
