@@ -323,7 +323,9 @@ export class Substituter {
       const traces = await Substituter.digests(Substituter.decidingHashes(result), sources);
       this.o.state.storeVerdict(key, drv, digest, this.cacheUrls, { result, traces });
     }
-    this.fresh.set(id, { at: Date.now(), result, policyDigest: digest });
+    // only a verdict just checked against the traces starts a window: reusing one must not
+    // stretch it (a path asked for every few seconds would never be re-checked)
+    if (result !== f?.result) this.fresh.set(id, { at: Date.now(), result, policyDigest: digest });
     return withLastMile(result, facts, false, []);
   }
 
