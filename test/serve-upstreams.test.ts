@@ -93,6 +93,10 @@ async function consumer(f: Fixture): Promise<string> {
   return root;
 }
 
+type Leaf = { readonly drv: string; readonly out: string };
+/** Three of the fixture's leaves by index. */
+const threeLeaves = (f: Fixture, a: number, b: number, c: number): [Leaf, Leaf, Leaf] => [a, b, c].map((i) => f.leaves[i] as Leaf) as [Leaf, Leaf, Leaf];
+
 const narinfoText = (f: Fixture, out: string): string => readFileSync(join(f.fileCache, `${hashOf(out)}.narinfo`), 'utf8');
 const narKey = (f: Fixture, out: string): string => /^URL: (.*)$/m.exec(narinfoText(f, out))?.[1] as string;
 
@@ -414,11 +418,7 @@ describe('trace-verify serve against hostile upstreams: 404 or a cut-off NAR, bo
     const cache = join(f.dir, 'editable-cache');
     cpSync(f.fileCache, cache, { recursive: true });
     // leaves no other test installs in its store; this test has a fresh store of its own
-    const [gone, lying, later] = [3, 4, 5].map((i) => f.leaves[i] as { drv: string; out: string }) as [
-      { drv: string; out: string },
-      { drv: string; out: string },
-      { drv: string; out: string },
-    ];
+    const [gone, lying, later] = threeLeaves(f, 3, 4, 5);
     const fresh = await consumer(f);
     const stateDir = tempDir('serve-state-');
     const RECHECK_S = 3;
@@ -586,11 +586,7 @@ describe('trace-verify serve against hostile upstreams: 404 or a cut-off NAR, bo
   });
 
   test('slow traces holding both verification slots: an independent narinfo is answered within the wait bound (404 LIMIT_EXCEEDED, kept in status), and served once a slot is free', async (t) => {
-    const [held1, held2, third] = [0, 1, 2].map((i) => f.leaves[i] as { drv: string; out: string }) as [
-      { drv: string; out: string },
-      { drv: string; out: string },
-      { drv: string; out: string },
-    ];
+    const [held1, held2, third] = threeLeaves(f, 0, 1, 2);
     const traceKey = (l: { drv: string }): string => `traces/${hashOf(l.drv)}`;
     for (const l of [held1, held2, third]) assert.ok(statSync(join(f.fileCache, traceKey(l))).isFile());
     const lies = new Map<string, Lie>([
@@ -640,11 +636,7 @@ describe('trace-verify serve against hostile upstreams: 404 or a cut-off NAR, bo
   test('a file:// upstream with a NAR that is a symbolic link to /dev/zero or a FIFO, and a narinfo that is a link: never followed or opened', async (t) => {
     const cache = join(f.dir, 'planted-cache');
     cpSync(f.fileCache, cache, { recursive: true });
-    const [zero, fifo, linked] = [15, 16, 17].map((i) => f.leaves[i] as { drv: string; out: string }) as [
-      { drv: string; out: string },
-      { drv: string; out: string },
-      { drv: string; out: string },
-    ];
+    const [zero, fifo, linked] = threeLeaves(f, 15, 16, 17);
     unlinkSync(join(cache, narKey(f, zero.out)));
     symlinkSync('/dev/zero', join(cache, narKey(f, zero.out)));
     unlinkSync(join(cache, narKey(f, fifo.out)));
