@@ -65,6 +65,11 @@ interface SubstituterOptions {
   readonly maxNarBytes?: number | undefined;
 }
 
+/** Whole-closure verifications at once. */
+const VERIFICATION_SLOTS = 2;
+/** The longest delay a Node timer takes. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** Far above any NAR in nixpkgs (a few GiB at most); a narinfo past it is a lie or needs the operator's word. */
 const DEFAULT_MAX_NAR_BYTES = 64 * 2 ** 30;
 
@@ -188,7 +193,7 @@ export class Substituter {
   private readonly worldOf = new Map<string, { path: string; world: VerifiedWorld }>();
   private readonly routes = new Map<string, NarRoute>();
   /** whole-closure verifications at once: each holds a closure's claims in memory */
-  private readonly verifications = new Limiter(2);
+  private readonly verifications = new Limiter(VERIFICATION_SLOTS);
   /** signature checks across verifications (cleared with the policy; see CheckedLines) */
   private readonly checked = new Map<string, BundleCheck>();
   private readonly checkedLines: CheckedLines = {
@@ -314,27 +319,42 @@ export class Substituter {
       }
     }
     if (!result) {
-      result = await this.verifications.run(() =>
-        trustVerdict(drv, {
-          policy,
-          sources,
-          facts,
-          loader,
-          limits: this.o.limits,
-          requiredOutputs: target.outputs,
-          requiredPaths: target.paths.size > 0 ? target.paths : undefined,
-          checkedLines: this.checkedLines,
-          resolutions: this.boundedResolutions(),
-          poolAfterWalk: true,
-        }),
+      // a request waits for a slot at most as long as one upstream read may take: slow traces
+      // holding both slots must not queue every other request behind them without end
+      const maxMs = Math.min(this.o.limits.requestTimeoutMs, MAX_TIMER_MS);
+      const tooLong = (waited: number): BuildtraceError =>
+        new BuildtraceError(
+          'LIMIT_EXCEEDED',
+          `no verification slot came free within ${waited} ms (limit requestTimeoutMs, ${maxMs} ms: ${VERIFICATION_SLOTS} verifications at once, all held by slower ones); not verified, ask again later`,
+          { subject: drv },
+        );
+      result = await this.verifications.run(
+        () =>
+          trustVerdict(drv, {
+            policy,
+            sources,
+            facts,
+            loader,
+            limits: this.o.limits,
+            requiredOutputs: target.outputs,
+            requiredPaths: target.paths.size > 0 ? target.paths : undefined,
+            checkedLines: this.checkedLines,
+            resolutions: this.boundedResolutions(),
+            poolAfterWalk: true,
+          }),
+        { maxMs, tooLong },
       );
       this.o.state.count('verdictsComputed');
       const traces = await Substituter.digests(Substituter.decidingHashes(result), sources);
       this.o.state.storeVerdict(key, drv, digest, this.cacheUrls, { result, traces });
     }
-    this.fresh.set(id, { at: Date.now(), result, policyDigest: digest });
+    // only a verdict just checked against the traces starts a window (its own and its world's):
+    // reusing one must not stretch it (a path asked for every few seconds would never be re-checked)
+    const reused = f !== undefined && result === f.result;
+    const checkedAt = reused ? f.at : Date.now();
+    if (!reused) this.fresh.set(id, { at: checkedAt, result, policyDigest: digest });
     const out = await withLastMile(result, facts, false, []);
-    if (out.verified) this.remember({ target, loader, policyDigest: digest, at: Date.now(), v: out });
+    if (out.verified) this.remember({ target, loader, policyDigest: digest, at: checkedAt, v: out });
     return out;
   }
 
