@@ -20,7 +20,7 @@ interface Held {
   result?: Buffer | null;
 }
 
-export interface NarPrefetchOptions {
+interface NarPrefetchOptions {
   readonly maxNarBytes: number;
   readonly maxTotalBytes: number;
   readonly keepMs: number;
