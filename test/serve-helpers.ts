@@ -53,11 +53,24 @@ export async function startServe(
     child,
     stderr: () => err,
     stop: async () => {
-      if (child.exitCode !== null) return;
+      if (!live.has(child)) return; // stopped before
+      // exitCode stays null for a child killed by a signal (an abort, the OOM killer): 'exit' has fired already
+      if (child.exitCode !== null || child.signalCode !== null) {
+        live.delete(child);
+        assert.fail(`serve had already ended (exit ${child.exitCode}, signal ${child.signalCode}): ${err.slice(-2000)}`);
+      }
       const done = new Promise<void>((r) => child.once('exit', () => r()));
       child.kill('SIGTERM');
+      // a serve that does not end on SIGTERM fails the test (and is killed) instead of hanging it
+      let late = false;
+      const killer = setTimeout(() => {
+        late = true;
+        child.kill('SIGKILL');
+      }, 15_000);
       await done;
+      clearTimeout(killer);
       live.delete(child);
+      assert.ok(!late, `serve did not exit within 15 s of SIGTERM: ${err.slice(-2000)}`);
     },
   };
 }
