@@ -168,6 +168,8 @@ export class Substituter {
   /** drv -> its verdict in progress or recently re-checked */
   private readonly inFlight = new Map<string, Promise<VerifyOutput>>();
   private readonly fresh = new Map<string, { at: number; result: VerifyResult; policyDigest: string }>();
+  /** The last verdict computed here: the next may start from its settled claims (VerifyOptions.seed, which checks policy, keys, sources and age). */
+  private seed: VerifyResult | undefined;
   private readonly routes = new Map<string, NarRoute>();
   /** whole-closure verifications at once: each holds a closure's claims in memory */
   private readonly verifications = new Limiter(2);
@@ -217,6 +219,7 @@ export class Substituter {
       this.policy = { policy: loadTrustPolicy(this.o.policyFile), digest };
       this.fresh.clear();
       this.checked.clear();
+      this.seed = undefined;
     }
     return this.policy as { policy: TrustPolicy; digest: string };
   }
@@ -301,8 +304,10 @@ export class Substituter {
           checkedLines: this.checkedLines,
           resolutions: this.boundedResolutions(),
           poolAfterWalk: true,
+          ...(this.seed ? { seed: this.seed } : {}),
         }),
       );
+      if (result.verified) this.seed = result;
       this.o.state.count('verdictsComputed');
       const traces = await Substituter.digests(Substituter.decidingHashes(result), sources);
       this.o.state.storeVerdict(key, drv, digest, this.cacheUrls, { result, traces });

@@ -82,6 +82,8 @@ interface VerdictOptions {
   readonly checkedLines?: CheckedLines | undefined;
   readonly resolutions?: VerifyOptions['resolutions'] | undefined;
   readonly poolAfterWalk?: boolean | undefined;
+  /** An earlier verified result to start from (VerifyOptions.seed; serve). */
+  readonly seed?: VerifyResult | undefined;
   /** The claims gathered over the closure (trace-verify plan and installed decide each position from it). */
   readonly onGraph?: ((graph: ClosureGraph) => void) | undefined;
   /** --require-last-mile: a runtime path no source knows fails too */
@@ -104,6 +106,7 @@ export function trustVerdict(drv: string, o: Omit<VerdictOptions, 'requireLastMi
     ...(o.checkedLines ? { checkedLines: o.checkedLines } : {}),
     ...(o.resolutions ? { resolutions: o.resolutions } : {}),
     ...(o.poolAfterWalk ? { poolAfterWalk: true } : {}),
+    ...(o.seed ? { seed: o.seed } : {}),
     ...(o.onGraph ? { onGraph: o.onGraph } : {}),
     ...(o.facts.length > 0 ? { heldContent: (paths: readonly string[]) => heldContent(paths, o.facts) } : {}),
   });
