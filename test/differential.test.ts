@@ -13,7 +13,7 @@ import { DrvLoader } from '../src/store/drv-loader.js';
 import { createBundle, type BundleCheck } from '../src/trace/bundle.js';
 import { buildStatement } from '../src/trace/statement.js';
 import type { DepRef, Entry } from '../src/verify/claims.js';
-import { verifyClosure, type CheckedLines, type VerifyOptions } from '../src/verify/closure.js';
+import { verifyClosure, type CheckedLines, type VerifyOptions, type VerifyResult } from '../src/verify/closure.js';
 import type { BundleSource } from '../src/verify/sources.js';
 import { loadTrustPolicy } from '../src/verify/trust-policy.js';
 import type { TrustNode } from '../src/verify/trust-tree.js';
@@ -410,6 +410,7 @@ describe('differential: the whole closure check, inline and on the worker thread
     const keys = SIGNERS.map((n) => nixKey(`diff-${n}`));
     let k = 0;
     let verified = 0;
+    let seededRuns = 0;
     // one memo across all cases, as serve keeps one across requests
     const memo = new Map<string, BundleCheck>();
     const checkedLines: CheckedLines = { get: (key) => memo.get(key), set: (key, v) => void memo.set(key, v) };
@@ -510,6 +511,55 @@ describe('differential: the whole closure check, inline and on the worker thread
           if (all.verified !== allFresh.verified) throw new Error(`under all keys: ${all.verified} after a run under fewer keys, ${allFresh.verified} fresh`);
           const warm = [first, await withMemo(policyFile, source)];
           if (warm.some((r) => r.verified !== m)) throw new Error(`with checks kept across runs: ${warm.map((r) => r.verified)}, the model ${m}`);
+          // seeded (serve: a new top over a closure verified seconds ago): each derivation below the target that
+          // verifies seeds the target's verdict, which must be the model's and, verified, the full run's to the path
+          const policy = loadTrustPolicy(policyFile);
+          const counted = (): { src: BundleSource; reads: () => number } => {
+            let n = 0;
+            return {
+              src: {
+                ...source,
+                bundles: async (h) => {
+                  n++;
+                  return b.lines.get(h) ?? [];
+                },
+              },
+              reads: () => n,
+            };
+          };
+          const run = (t: string, src: BundleSource, seed?: VerifyResult, pol = policy) =>
+            verifyClosure(t, {
+              policy: pol,
+              sources: [src],
+              loader: memoLoader,
+              storeDir,
+              ...(t === b.target ? { requiredOutputs: b.required } : {}),
+              ...(seed ? { seed } : {}),
+            });
+          const fullCount = counted();
+          const full = await run(b.target, fullCount.src);
+          const same = (r: VerifyResult) => ({
+            verified: r.verified,
+            outputs: r.outputs,
+            world: r.world,
+            signers: r.signers,
+            derivationsChecked: r.derivationsChecked,
+            entries: r.entries.map((e) => JSON.stringify(e)).sort(),
+          });
+          for (const j of b.order.slice(0, -1)) {
+            const sd = await run(j, source);
+            if (!sd.verified) continue;
+            const cr = counted();
+            const seeded = await run(b.target, cr.src, sd);
+            if (seeded.verified !== m) throw new Error(`seeded by ${j}: ${seeded.verified}, the model ${m}:\n${render(b, c.trust)}`);
+            if (m) assert.deepEqual(same(seeded), same(full), `seeded by ${j}: not the full run's verdict:\n${render(b, c.trust)}`);
+            if (cr.reads() < fullCount.reads()) seededRuns++;
+            // a seed made under another policy (the same file read again: serve keeps one object until it changes) is not used
+            const o = counted();
+            const other = await run(b.target, o.src, sd, loadTrustPolicy(policyFile));
+            assert.equal(other.verified, m);
+            assert.equal(o.reads(), fullCount.reads(), 'a seed under another policy read fewer traces');
+          }
           const tampered: BundleSource = { ...source, bundles: async (h) => (b.lines.get(h) ?? []).map(resign) };
           const t = await withMemo(policyFile, tampered);
           if (t.verified && t.entries.length > 0) throw new Error(`lines whose signatures changed after a warm run still verify:\n${render(b, c.trust)}`);
@@ -526,7 +576,7 @@ describe('differential: the whole closure check, inline and on the worker thread
         else process.env[name] = v;
       }
     }
-    console.log(`differential (closures): ${verified} of ${CLOSURE_RUNS} verified`);
+    console.log(`differential (closures): ${verified} of ${CLOSURE_RUNS} verified; ${seededRuns} seeded runs read fewer traces`);
     assert.ok(verified > 0 && verified < CLOSURE_RUNS, 'both verdicts occur');
   });
 });
