@@ -75,6 +75,7 @@ export function httpGet(url: string): Promise<{ status: number; body: string }> 
 
 export interface ServeStatus {
   served: number;
+  servedFromWorld: number;
   refused: number;
   narsCutOff: number;
   narsServed: number;

@@ -50,7 +50,7 @@ function printStatus(s: StatusReport, json: boolean): void {
     `  key:     ${s.publicKey ?? '-'}`,
     `  policy:  ${s.policy ?? '-'} (sha256 ${s.policyDigest ?? '-'})`,
     `  caches:  ${s.caches.join(', ') || '-'}`,
-    `  narinfo: ${s.served} served, ${s.refused} refused; NARs: ${s.narsServed} served, ${s.narsCutOff} cut off; ${s.verdictsCached} verdicts cached`,
+    `  narinfo: ${s.served} served (${s.servedFromWorld} from a verified world), ${s.refused} refused; NARs: ${s.narsServed} served, ${s.narsCutOff} cut off; ${s.verdictsCached} verdicts cached`,
     `  verdicts: ${s.verdictsComputed} computed, ${s.verdictsReused} reused from the cache`,
   ];
   if (s.lastRefusals.length > 0) lines.push('  last refusals:');

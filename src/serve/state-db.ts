@@ -41,6 +41,8 @@ export interface StatusReport {
   readonly caches: string[];
   readonly startedAt: string | null;
   readonly served: number;
+  /** of those, answered from the world of a target verified within the recheck window */
+  readonly servedFromWorld: number;
   readonly refused: number;
   readonly narsServed: number;
   readonly narsCutOff: number;
@@ -140,7 +142,7 @@ export class StateDb {
     }[];
   }
 
-  count(name: 'served' | 'refused' | 'narsServed' | 'narsCutOff' | 'verdictsComputed' | 'verdictsReused'): void {
+  count(name: 'served' | 'servedFromWorld' | 'refused' | 'narsServed' | 'narsCutOff' | 'verdictsComputed' | 'verdictsReused'): void {
     this.st('INSERT INTO counters (name, n) VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET n = n + 1').run(name);
   }
 
@@ -190,6 +192,7 @@ export function readStatus(stateDir: string, last = 20): StatusReport {
       caches: meta.has('caches') ? (JSON.parse(meta.get('caches') as string) as string[]) : [],
       startedAt: meta.get('startedAt') ?? null,
       served: counters.get('served') ?? 0,
+      servedFromWorld: counters.get('servedFromWorld') ?? 0,
       refused: counters.get('refused') ?? 0,
       narsServed: counters.get('narsServed') ?? 0,
       narsCutOff: counters.get('narsCutOff') ?? 0,

@@ -70,6 +70,21 @@ const DEFAULT_MAX_NAR_BYTES = 64 * 2 ** 30;
 
 const refuse = (reason: string, codes: string[]): Refused => ({ ok: false, reason, codes });
 
+/** Paths indexed by the verified worlds they belong to (a closure's outputs each); then the index starts again. */
+const MAX_WORLD_PATHS = 200_000;
+
+/**
+ * A verified target's verdict (trust and last mile) and what is needed to decide it again:
+ * every path of its world may be served from it while it is no older than the recheck window.
+ */
+interface VerifiedWorld {
+  readonly target: Target;
+  readonly loader: DrvLoader;
+  readonly policyDigest: string;
+  readonly at: number;
+  readonly v: VerifyOutput;
+}
+
 /** At most this many signature checks are kept (a few KiB each); then the memo starts again. */
 const MAX_CHECKED_LINES = 50_000;
 /** Resolutions kept (a resolved .drv each, a few KiB). */
@@ -170,6 +185,8 @@ export class Substituter {
   private readonly fresh = new Map<string, { at: number; result: VerifyResult; policyDigest: string }>();
   /** The last verdict computed here: the next may start from its settled claims (VerifyOptions.seed, which checks policy, keys, sources and age). */
   private seed: VerifyResult | undefined;
+  /** hash part -> the most recently verified world holding that path (fromVerifiedWorld) */
+  private readonly worldOf = new Map<string, { path: string; world: VerifiedWorld }>();
   private readonly routes = new Map<string, NarRoute>();
   /** whole-closure verifications at once: each holds a closure's claims in memory */
   private readonly verifications = new Limiter(2);
@@ -218,6 +235,7 @@ export class Substituter {
     if (this.policy?.digest !== digest) {
       this.policy = { policy: loadTrustPolicy(this.o.policyFile), digest };
       this.fresh.clear();
+      this.worldOf.clear();
       this.checked.clear();
       this.seed = undefined;
     }
@@ -313,7 +331,46 @@ export class Substituter {
       this.o.state.storeVerdict(key, drv, digest, this.cacheUrls, { result, traces });
     }
     this.fresh.set(id, { at: Date.now(), result, policyDigest: digest });
-    return withLastMile(result, facts, false, []);
+    const out = await withLastMile(result, facts, false, []);
+    if (out.verified) this.remember({ target, loader, policyDigest: digest, at: Date.now(), v: out });
+    return out;
+  }
+
+  /** Indexes a verified world by its paths that some derivation of the closure produces (a source is never served). */
+  private remember(world: VerifiedWorld): void {
+    const paths = Object.entries(world.v.world);
+    if (this.worldOf.size + paths.length > MAX_WORLD_PATHS) this.worldOf.clear();
+    const start = this.storeDir.length + 1;
+    for (const [path, att] of paths) if (att.producerDrv !== undefined) this.worldOf.set(path.slice(start, start + 32), { path, world });
+  }
+
+  /**
+   * A path of a world verified within the recheck window is served from that world, without a
+   * verdict of its own: its producer's closure is part of the verified closure, so the choices
+   * of that world restricted to it are a verified world of the path's own target (DESIGN.md,
+   * trust semantics: every derivation's chosen claim satisfies the policy and the resolutions
+   * agree; nothing of that depends on what lies above it). Serving each path of one closure from
+   * one world also keeps what Nix installs consistent where a 1-of-n policy admits several. An
+   * expired world is decided again as a whole (its verdict cache row, its traces re-read).
+   */
+  private async fromVerifiedWorld(hashPart: string): Promise<Answer<{ text: string; route: NarRoute }> | undefined> {
+    let hit = this.worldOf.get(hashPart);
+    if (!hit) return undefined;
+    const { digest } = this.currentPolicy();
+    const current = (w: VerifiedWorld): boolean => w.policyDigest === digest && Date.now() - w.at < this.recheckMs;
+    if (!current(hit.world)) {
+      const again = await this.verdict(hit.world.target, hit.world.loader).catch(() => undefined);
+      hit = again?.verified ? this.worldOf.get(hashPart) : undefined;
+      if (!hit || !current(hit.world)) return undefined;
+    }
+    const { path, world } = hit;
+    const drv = world.v.world[path]?.producerDrv as string;
+    const served = await this.serveVerified(path, drv, world.v);
+    if (served.ok) {
+      this.o.state.count('served');
+      this.o.state.count('servedFromWorld');
+    } else this.o.state.refusal(path, drv, served.codes, served.reason);
+    return served;
   }
 
   /** The producers that may have made a path with this hash part: local `.drv` declarations, then hints from verified worlds. */
@@ -349,6 +406,8 @@ export class Substituter {
 
   /** `GET /<hashPart>.narinfo`. */
   async narinfo(hashPart: string): Promise<Answer<{ text: string; route: NarRoute }>> {
+    const fromWorld = await this.fromVerifiedWorld(hashPart);
+    if (fromWorld) return fromWorld;
     const cands: { drv: string; path: string; loader?: DrvLoader | undefined }[] = this.candidates(hashPart);
     // a hint left by an earlier answer may name a .drv that was fetched, not local: read it from there again
     if (this.o.fetched) for (const c of cands) if (!this.o.local.has(c.drv)) c.loader = await this.o.fetched.closure(c.drv).catch(() => undefined);
