@@ -580,3 +580,93 @@ describe('differential: the whole closure check, inline and on the worker thread
     assert.ok(verified > 0 && verified < CLOSURE_RUNS, 'both verdicts occur');
   });
 });
+
+describe('seeded verdicts on a chain (a new top over a verified closure)', () => {
+  test('a seed is used (fewer traces read) and gives the full verdict; a lying or missing claim at the new top is refused as without a seed; a dispute below keeps the seed out', async () => {
+    const storeDir = '/nix/store';
+    const dir = tempDir('diff-seeded-');
+    const keys = SIGNERS.map((n) => nixKey(`seeded-${n}`));
+    const honest = (drv: number, signer: number, content = 0): ClaimSpec => ({
+      drv,
+      signer,
+      pick: [0, 0, 0, 0],
+      content: [content, 0],
+      inputHash: 0,
+      lautCa: false,
+      source: 0,
+    });
+    // d0 <- d1 <- d2 <- d3 (the target), input-addressed; the seed is d2's verdict
+    const chain = (claims: ClaimSpec[], trust: TrustNode): Case => ({
+      fod: false,
+      signers: 2,
+      trust,
+      onlyOut: true,
+      drvs: [0, 1, 2, 3].map((i) => ({ kind: 'ia', outputs: 1, deps: i === 0 ? [] : [{ on: i - 1, outs: 0 }] })),
+      claims,
+    });
+    const both = (d: number): ClaimSpec[] => [honest(d, 0), honest(d, 1)];
+    let k = 0;
+    const run = async (c: Case) => {
+      const b = buildClosure(c, keys, storeDir, `seeded-${k++}`);
+      const policyFile = join(dir, `policy-${k}.json`);
+      writeFileSync(
+        policyFile,
+        JSON.stringify({
+          keys: Object.fromEntries(
+            SIGNERS.slice(0, 2).map((n, i) => [n, { publicKey: `${keys[i]?.publicKey.name}:${Buffer.from(keys[i]?.publicKey.raw ?? []).toString('base64')}` }]),
+          ),
+          trust: c.trust,
+        }),
+      );
+      const policy = loadTrustPolicy(policyFile);
+      const loader = new DrvLoader(storeDir, Number.POSITIVE_INFINITY);
+      loader.drv = (path: string): Derivation => b.drvs.get(path) as Derivation;
+      let reads = 0;
+      const source: BundleSource = {
+        name: 'memory',
+        bundles: async (h) => {
+          reads++;
+          return b.lines.get(h) ?? [];
+        },
+        keyEvidence: async () => [],
+        traceEvidence: async () => [],
+      };
+      const verify = async (t: string, seed?: VerifyResult) => {
+        reads = 0;
+        const r = await verifyClosure(t, { policy, sources: [source], loader, storeDir, ...(seed ? { seed } : {}) });
+        return { r, reads };
+      };
+      const seed = await verify(b.order[2] as string);
+      assert.ok(seed.r.verified, 'the seed verifies');
+      const full = await verify(b.target);
+      const seeded = await verify(b.target, seed.r);
+      const m = modelVerifies({ target: b.target, required: b.required, nodes: b.nodes, trust: c.trust });
+      assert.equal(full.r.verified, m);
+      assert.deepEqual(seeded.r, full.r);
+      return { full, seeded };
+    };
+    const twoOfTwo: TrustNode = { threshold: 2, of: ['A', 'B'] };
+    // honest, 2-of-2: d3 and d2 read, d1 and d0 settled by the seed
+    const ok = await run(chain([0, 1, 2, 3].flatMap(both), twoOfTwo));
+    assert.ok(ok.full.r.verified);
+    assert.equal(ok.full.reads, 4);
+    assert.equal(ok.seeded.reads, 2);
+    // B lies about the new top's content: 2-of-2 refuses it (the seeded run, then the full one), 1-of-2 serves A's
+    const lie = [...[0, 1, 2].flatMap(both), honest(3, 0), honest(3, 1, 1)];
+    const refused = await run(chain(lie, twoOfTwo));
+    assert.equal(refused.seeded.r.verified, false);
+    assert.equal(refused.seeded.reads, 2 + 4);
+    assert.ok(refused.seeded.r.problems.some((p) => p.code === 'content-disputed'), JSON.stringify(refused.seeded.r.problems));
+    const oneOfTwo = await run(chain(lie, { threshold: 1, of: ['A', 'B'] }));
+    assert.ok(oneOfTwo.seeded.r.verified);
+    // no claim at the new top: no-bundle, as without a seed
+    const missing = await run(chain([0, 1, 2].flatMap(both), twoOfTwo));
+    assert.deepEqual(
+      missing.seeded.r.problems.map((p) => p.code),
+      ['no-bundle'],
+    );
+    // B's claim for d0 has other content: disputed below, so the seed leaves nothing to start from (every trace read)
+    const disputed = await run(chain([honest(0, 0), honest(0, 1, 1), ...[1, 2, 3].flatMap(both)], { threshold: 1, of: ['A', 'B'] }));
+    assert.equal(disputed.seeded.reads, 4);
+  });
+});
