@@ -13,7 +13,7 @@ import { DrvLoader } from '../src/store/drv-loader.js';
 import { createBundle, type BundleCheck } from '../src/trace/bundle.js';
 import { buildStatement } from '../src/trace/statement.js';
 import type { DepRef, Entry } from '../src/verify/claims.js';
-import { verifyClosure, type CheckedLines, type VerifyOptions, type VerifyResult } from '../src/verify/closure.js';
+import { verifyClosure, type CheckedLines, type VerdictSeed, type VerifyOptions, type VerifyResult } from '../src/verify/closure.js';
 import type { BundleSource } from '../src/verify/sources.js';
 import { loadTrustPolicy } from '../src/verify/trust-policy.js';
 import type { TrustNode } from '../src/verify/trust-tree.js';
@@ -527,8 +527,12 @@ describe('differential: the whole closure check, inline and on the worker thread
               reads: () => n,
             };
           };
-          const run = (t: string, src: BundleSource, seed?: VerifyResult, pol = policy) =>
+          let left: VerdictSeed | undefined;
+          const run = (t: string, src: BundleSource, seed?: VerdictSeed, pol = policy) =>
             verifyClosure(t, {
+              onSeed: (s) => {
+                left = s;
+              },
               policy: pol,
               sources: [src],
               loader: memoLoader,
@@ -547,8 +551,10 @@ describe('differential: the whole closure check, inline and on the worker thread
             entries: r.entries.map((e) => JSON.stringify(e)).sort(),
           });
           for (const j of b.order.slice(0, -1)) {
-            const sd = await run(j, source);
-            if (!sd.verified) continue;
+            left = undefined;
+            await run(j, source);
+            const sd = left;
+            if (!sd) continue;
             const cr = counted();
             const seeded = await run(b.target, cr.src, sd);
             if (seeded.verified !== m) throw new Error(`seeded by ${j}: ${seeded.verified}, the model ${m}:\n${render(b, c.trust)}`);
@@ -631,18 +637,30 @@ describe('seeded verdicts on a chain (a new top over a verified closure)', () =>
         keyEvidence: async () => [],
         traceEvidence: async () => [],
       };
-      const verify = async (t: string, seed?: VerifyResult) => {
+      const verify = async (t: string, seed?: VerdictSeed) => {
         reads = 0;
-        const r = await verifyClosure(t, { policy, sources: [source], loader, storeDir, ...(seed ? { seed } : {}) });
-        return { r, reads };
+        let left: VerdictSeed | undefined;
+        const r = await verifyClosure(t, {
+          policy,
+          sources: [source],
+          loader,
+          storeDir,
+          ...(seed ? { seed } : {}),
+          onSeed: (s) => {
+            left = s;
+          },
+        });
+        return { r, reads, left };
       };
       const seed = await verify(b.order[2] as string);
       assert.ok(seed.r.verified, 'the seed verifies');
       const full = await verify(b.target);
-      const seeded = await verify(b.target, seed.r);
+      const seeded = await verify(b.target, seed.left);
       const m = modelVerifies({ target: b.target, required: b.required, nodes: b.nodes, trust: c.trust });
       assert.equal(full.r.verified, m);
       assert.deepEqual(seeded.r, full.r);
+      // a seeded verdict leaves a seed too (the next new top starts from both), as the full one does
+      assert.equal(seeded.left !== undefined, full.left !== undefined);
       return { full, seeded };
     };
     const twoOfTwo: TrustNode = { threshold: 2, of: ['A', 'B'] };
@@ -656,7 +674,10 @@ describe('seeded verdicts on a chain (a new top over a verified closure)', () =>
     const refused = await run(chain(lie, twoOfTwo));
     assert.equal(refused.seeded.r.verified, false);
     assert.equal(refused.seeded.reads, 2 + 4);
-    assert.ok(refused.seeded.r.problems.some((p) => p.code === 'content-disputed'), JSON.stringify(refused.seeded.r.problems));
+    assert.ok(
+      refused.seeded.r.problems.some((p) => p.code === 'content-disputed'),
+      JSON.stringify(refused.seeded.r.problems),
+    );
     const oneOfTwo = await run(chain(lie, { threshold: 1, of: ['A', 'B'] }));
     assert.ok(oneOfTwo.seeded.r.verified);
     // no claim at the new top: no-bundle, as without a seed

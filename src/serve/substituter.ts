@@ -18,7 +18,7 @@ import { Limiter } from '../util/limiter.js';
 import { DrvHashCache } from '../nix/hash-modulo.js';
 import type { Resolution } from '../nix/resolve.js';
 import type { BundleCheck } from '../trace/bundle.js';
-import type { CheckedLines, VerifyResult } from '../verify/closure.js';
+import type { CheckedLines, VerdictSeed, VerifyResult } from '../verify/closure.js';
 import { CacheSource, type BundleSource } from '../verify/sources.js';
 import type { PathFact } from '../verify/last-mile.js';
 import { NARINFO_MAX_BYTES, NarInfoFacts, type FactSource } from '../verify/store-facts.js';
@@ -183,8 +183,8 @@ export class Substituter {
   /** drv -> its verdict in progress or recently re-checked */
   private readonly inFlight = new Map<string, Promise<VerifyOutput>>();
   private readonly fresh = new Map<string, { at: number; result: VerifyResult; policyDigest: string }>();
-  /** The last verdict computed here: the next may start from its settled claims (VerifyOptions.seed, which checks policy, keys, sources and age). */
-  private seed: VerifyResult | undefined;
+  /** What the last verdict computed here left: the next may start from it (VerifyOptions.seed, which checks policy, keys, sources and age). */
+  private seed: VerdictSeed | undefined;
   /** hash part -> the most recently verified world holding that path (fromVerifiedWorld) */
   private readonly worldOf = new Map<string, { path: string; world: VerifiedWorld }>();
   private readonly routes = new Map<string, NarRoute>();
@@ -323,9 +323,11 @@ export class Substituter {
           resolutions: this.boundedResolutions(),
           poolAfterWalk: true,
           ...(this.seed ? { seed: this.seed } : {}),
+          onSeed: (s) => {
+            this.seed = s;
+          },
         }),
       );
-      if (result.verified) this.seed = result;
       this.o.state.count('verdictsComputed');
       const traces = await Substituter.digests(Substituter.decidingHashes(result), sources);
       this.o.state.storeVerdict(key, drv, digest, this.cacheUrls, { result, traces });

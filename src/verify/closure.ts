@@ -82,20 +82,23 @@ export interface VerifyOptions {
    */
   readonly poolAfterWalk?: boolean;
   /**
-   * An earlier verified result (serve: the verdict of another target, seconds ago) whose settled
-   * claims this run may start from instead of gathering and deciding the closure below them
-   * again (world.ts, Settled). Used only when it was made by this module under the same policy
-   * object, the same known keys, the same sources, the same store and no `at`, less than
-   * SEED_MAX_AGE_MS ago, and never with onGraph; a seeded run that does not verify is run
-   * again in full, whose result is returned (a seed never causes a refusal).
+   * What an earlier verdict left (serve: the verdict of another target, seconds ago; see
+   * onSeed): this run may start from its settled claims instead of gathering and deciding the
+   * closure below them again (world.ts, Settled). Used only under the same policy object, the
+   * same known keys, the same sources, the same store and no `at`, less than SEED_MAX_AGE_MS
+   * after it was made, and never with onGraph; a seeded run that does not verify is run again
+   * in full, whose result is returned (a seed never causes a refusal).
    */
-  readonly seed?: VerifyResult;
+  readonly seed?: VerdictSeed;
+  /** Receives the seed a verified, dispute-free verdict leaves (the caller keeps it, or not). */
+  readonly onSeed?: (seed: VerdictSeed) => void;
 }
 
 /** A seed older than this is not used: the recheck window serve already allows a cached verdict (docs/substituter.md). */
 const SEED_MAX_AGE_MS = 10_000;
 
-interface SeedState {
+/** What a verified, dispute-free verdict leaves for a seeded one (VerifyOptions.seed); opaque to callers. */
+export interface VerdictSeed {
   readonly settled: Settled;
   readonly policy: TrustPolicy;
   readonly keys: string;
@@ -104,9 +107,6 @@ interface SeedState {
   readonly madeAt: number;
   readonly keyStatus: VerifyResult['keyStatus'];
 }
-
-/** What a verified result leaves for a seeded run, by the result object (only this module's results have one). */
-const seeds = new WeakMap<VerifyResult, SeedState>();
 
 const sameSources = (a: readonly BundleSource[], b: readonly BundleSource[]): boolean => a.length === b.length && a.every((s, i) => s.name === b[i]?.name);
 
@@ -245,7 +245,7 @@ function combinations(deps: readonly DepOption[][], max: number): { combos: numb
 }
 
 export async function verifyClosure(target: string, opts: VerifyOptions): Promise<VerifyResult> {
-  const s = opts.seed && seeds.get(opts.seed);
+  const s = opts.seed;
   const usable =
     s &&
     s.policy === opts.policy &&
@@ -261,8 +261,8 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   return (await verifyOnce(target, opts, undefined)) as VerifyResult;
 }
 
-/** One verdict; seeded (SeedState), undefined unless it verifies. */
-async function verifyOnce(target: string, opts: VerifyOptions, seed: SeedState | undefined): Promise<VerifyResult | undefined> {
+/** One verdict; seeded, undefined unless it verifies. */
+async function verifyOnce(target: string, opts: VerifyOptions, seed: VerdictSeed | undefined): Promise<VerifyResult | undefined> {
   const { policy, loader } = opts;
   const storeDir = opts.storeDir ?? '/nix/store';
   const problems: Problem[] = [];
@@ -658,7 +658,7 @@ async function verifyOnce(target: string, opts: VerifyOptions, seed: SeedState |
     // in the order the verdict reached them
     const entries = v.entries.map((e) => ({ drv: e.udrv, resolvedDrv: e.rdrvPath, signer: e.signer, where: e.where }));
     const r: VerifyResult = { ...base, verified: true, outputs: v.outputs, signers: v.signers, problems: [], world: v.world, entries };
-    if (v.settled) seeds.set(r, { settled: v.settled, policy, keys: keysNow, sources: opts.sources, storeDir, madeAt: Date.now(), keyStatus: base.keyStatus });
+    if (v.settled) opts.onSeed?.({ settled: v.settled, policy, keys: keysNow, sources: opts.sources, storeDir, madeAt: Date.now(), keyStatus: base.keyStatus });
     return r;
   }
   if (seed) return undefined;
