@@ -37,3 +37,24 @@ test('Limiter: never more than max in flight, every call runs once, failures fre
   );
   assert.throws(() => new Limiter(0), /at least 1/);
 });
+
+test('Limiter: a bounded wait is rejected past its bound, out of the queue, holding no slot; an unbounded one still runs', { timeout: 10_000 }, async () => {
+  const limiter = new Limiter(2);
+  const gates: (() => void)[] = [];
+  const held = [0, 1].map((i) => limiter.run(() => new Promise<number>((r) => gates.push(() => r(i)))));
+  const t0 = Date.now();
+  const bounded = limiter.run(async () => 'ran', { maxMs: 150, tooLong: (ms) => new Error(`waited ${ms} ms`) });
+  const unbounded = limiter.run(async () => 'later');
+  await assert.rejects(bounded, /waited \d+ ms/);
+  const waited = Date.now() - t0;
+  assert.ok(waited >= 140 && waited < 2000, `${waited} ms`);
+  // the slots are still held: the timed-out call never ran and took no slot
+  assert.equal(gates.length, 2);
+  // a bounded wait that gets its slot in time runs, and its timer does not fire later
+  const inTime = limiter.run(async () => 'in time', { maxMs: 5000, tooLong: () => new Error('too long') });
+  (gates[0] as () => void)();
+  (gates[1] as () => void)();
+  assert.deepEqual(await Promise.all([...held, unbounded, inTime]), [0, 1, 'later', 'in time']);
+  // all slots free again: two at once run without waiting
+  assert.deepEqual(await Promise.all([limiter.run(async () => 1, { maxMs: 1, tooLong: () => new Error('x') }), limiter.run(async () => 2)]), [1, 2]);
+});

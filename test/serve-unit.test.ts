@@ -11,7 +11,7 @@ import { parseNarInfo } from '../src/nix/narinfo.js';
 import { verifyFingerprintSig } from '../src/nix/nix-key.js';
 import { narCheck, NarMismatch, singleFileNar } from '../src/serve/nar-stream.js';
 import { loadOrCreateKey, signedBuildTrace, signedNarInfo } from '../src/serve/signing-key.js';
-import { tempDir } from './helpers.js';
+import { run, tempDir, VERIFY_CLI } from './helpers.js';
 
 /** A NAR of one regular file, as Nix writes it. */
 function nar(contents: Buffer, executable = false): Buffer {
@@ -119,4 +119,26 @@ test("a build-trace-v2 value (Nix >= 2.35) is signed over the fingerprint bytes 
   assert.equal(body.signatures[0]?.keyName, 'test-subst-1');
   assert.ok(verifyFingerprintSig(k.publicKey, fingerprint, `test-subst-1:${body.signatures[0]?.sig}`));
   assert.ok(!verifyFingerprintSig(k.publicKey, fingerprint.replace('"foo"}', '"out"}'), `test-subst-1:${body.signatures[0]?.sig}`));
+});
+
+test('serve --recheck-seconds: documented in --help; not a whole number >= 0 is a usage error (exit 2) before anything starts', async () => {
+  const help = await run(VERIFY_CLI, ['serve', '--help']);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /--recheck-seconds \(default 10\)/);
+  const state = tempDir('serve-usage-');
+  for (const bad of ['-1', '1.5', 'ten', '']) {
+    const r = await run(VERIFY_CLI, [
+      'serve',
+      '--policy',
+      join(state, 'none.json'),
+      '--cache',
+      `file://${state}`,
+      '--state-dir',
+      state,
+      '--recheck-seconds',
+      bad,
+    ]);
+    assert.equal(r.code, 2, `${bad}: ${r.stderr}`);
+    assert.match(r.stderr, /--recheck-seconds .*expected an integer >= 0/);
+  }
 });

@@ -6,11 +6,13 @@ import { cpSync, readdirSync, readFileSync, renameSync, statSync, symlinkSync, u
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join, relative } from 'node:path';
+import Database from 'better-sqlite3';
 import { after, before, describe, test } from 'node:test';
 import { S3Cache } from '../src/cache/s3-cache.js';
 import { buildTraceFingerprint } from '../src/nix/build-trace.js';
-import { parsePublicKey, verifyFingerprintSig } from '../src/nix/nix-key.js';
+import { parsePublicKey, parseSecretKey, verifyFingerprintSig } from '../src/nix/nix-key.js';
 import { nix32Encode } from '../src/nix/nix32.js';
+import { createBundle } from '../src/trace/bundle.js';
 import { FIXTURES, must, nixBuildWithHook, nixEnv, requireOrSkip, run, salt, setEnv, startDaemon, tempDir, type DaemonHandle } from './helpers.js';
 import { MOTO_VERSION, MOTO_WHY, startMoto } from './moto.js';
 import { hashOf, httpGet, nixRealise, serveStatus, startServe, type ServeStatus } from './serve-helpers.js';
@@ -33,6 +35,8 @@ interface Fixture {
   readonly daemon: DaemonHandle;
   /** nix-instantiate's arguments for each salt's leaves */
   readonly instantiate: readonly (readonly string[])[];
+  /** a 40 MiB output (mostly zeros) */
+  readonly big: { readonly drv: string; readonly out: string };
 }
 
 let fixture: Promise<Fixture> | undefined;
@@ -66,11 +70,18 @@ function setUp(): Promise<Fixture> {
     instantiate.push(caArgs);
     const bc = await nixBuildWithHook(daemon.spool, caArgs);
     assert.equal(bc.code, 0, bc.stderr);
+    // one large NAR: 40 MiB
+    const bigArgs = [...(instantiate[0] as string[]).slice(0, -2), '-A', 'big'];
+    instantiate.push(bigArgs);
+    const bigDrv = (await must('nix-instantiate', bigArgs, { env: nixEnv() })).stdout.trim();
+    const bb = await nixBuildWithHook(daemon.spool, bigArgs);
+    assert.equal(bb.code, 0, bb.stderr);
+    const big = { drv: bigDrv, out: bb.stdout.trim() };
     const pushed = await daemon.cli(['push', '--wait']);
     assert.equal(pushed.code, 0, pushed.stdout + pushed.stderr);
     const policy = join(dir, 'policy.json');
     writeFileSync(policy, JSON.stringify({ keys: { A: { publicKey: daemon.keys.publicKey } }, trust: { threshold: 1, of: ['A'] } }));
-    return { dir, fileCache, policy, leaves, daemon, instantiate };
+    return { dir, fileCache, policy, leaves, daemon, instantiate, big };
   })();
   return fixture;
 }
@@ -81,6 +92,10 @@ async function consumer(f: Fixture): Promise<string> {
   for (const args of f.instantiate) await must('nix-instantiate', ['--store', root, ...args], { env: nixEnv() });
   return root;
 }
+
+type Leaf = { readonly drv: string; readonly out: string };
+/** Three of the fixture's leaves by index. */
+const threeLeaves = (f: Fixture, a: number, b: number, c: number): [Leaf, Leaf, Leaf] => [a, b, c].map((i) => f.leaves[i] as Leaf) as [Leaf, Leaf, Leaf];
 
 const narinfoText = (f: Fixture, out: string): string => readFileSync(join(f.fileCache, `${hashOf(out)}.narinfo`), 'utf8');
 const narKey = (f: Fixture, out: string): string => /^URL: (.*)$/m.exec(narinfoText(f, out))?.[1] as string;
@@ -158,6 +173,18 @@ const redirectsToItself: Lie = (req, res) => {
   res.writeHead(302, { location: req.url ?? '/' }).end();
 };
 
+/** An HTTP error status with a short body (a broken or overloaded upstream). */
+const answers =
+  (status: number): Lie =>
+  (_req, res) => {
+    res.writeHead(status, { 'content-type': 'text/plain' }).end(`upstream says ${status}\n`);
+  };
+
+/** Accepts the request and never answers. */
+const neverAnswers: Lie = () => {
+  // the connection stays open until the client gives up
+};
+
 /** Announces more bytes than it sends, then closes. */
 const announcesMore: Lie = (_req, res, honest) => {
   res.writeHead(200, { 'content-length': honest.length * 2 });
@@ -200,7 +227,13 @@ interface Case {
   readonly object: 'narinfo' | 'nar';
   readonly lie: Lie;
   /** refused: a 404 for the narinfo (codes kept); cut: the NAR is refused or cut off; served: Nix gets it (the lie changed nothing it sees) */
-  readonly expect: { readonly outcome: 'refused' | 'cut' | 'served'; readonly code?: RegExp; readonly detail?: RegExp };
+  readonly expect: {
+    readonly outcome: 'refused' | 'cut' | 'served';
+    readonly code?: RegExp;
+    readonly detail?: RegExp;
+    /** what Nix's error names (the status the substituter answered it with) */
+    readonly nix?: RegExp;
+  };
 }
 
 const CASES: readonly Case[] = [
@@ -286,6 +319,21 @@ const CASES: readonly Case[] = [
   { name: 'a NAR whose Content-Length says twice its size', leaf: 12, object: 'nar', lie: announcesMore, expect: { outcome: 'cut', code: /CACHE_ERROR/ } },
   { name: 'a NAR that stops midway', leaf: 13, object: 'nar', lie: stopsMidway, expect: { outcome: 'cut', code: /CACHE_ERROR/, detail: /mid-body/ } },
   { name: 'a NAR that redirects to itself', leaf: 14, object: 'nar', lie: redirectsToItself, expect: { outcome: 'cut', code: /CACHE_ERROR/ } },
+  // leaves 15 and 16 are also the file:// case's: refused there too, so nothing lands either way
+  {
+    name: 'a NAR upstream answering 500 (its narinfo honest)',
+    leaf: 15,
+    object: 'nar',
+    lie: answers(500),
+    expect: { outcome: 'cut', code: /^CACHE_ERROR$/, detail: /NAR from .*HTTP 500/, nix: /\b502\b/ },
+  },
+  {
+    name: 'a NAR upstream answering 503 (its narinfo honest)',
+    leaf: 16,
+    object: 'nar',
+    lie: answers(503),
+    expect: { outcome: 'cut', code: /^CACHE_ERROR$/, detail: /NAR from .*HTTP 503/, nix: /\b502\b/ },
+  },
 ];
 
 describe('trace-verify serve against hostile upstreams: 404 or a cut-off NAR, bounded, Nix never hangs, nothing wrong lands', () => {
@@ -343,6 +391,10 @@ describe('trace-verify serve against hostile upstreams: 404 or a cut-off NAR, bo
       }
       assert.notEqual(r.code, 0, what);
       assert.equal(await validIn(root, leaf.out), false, `${c.name}: nothing may land`);
+      if (c.expect.nix) {
+        assert.match(r.stderr, c.expect.nix, what);
+        assert.ok(st.lastRefusals.find((x) => x.path === leaf.out)?.detail.includes(narKey(f, leaf.out)), `${what}: the NAR object is named`);
+      }
       if (c.expect.outcome === 'refused') {
         const g = await httpGet(`${s.url}/${hashOf(leaf.out)}.narinfo`);
         assert.equal(g.status, 404, what);
@@ -362,14 +414,229 @@ describe('trace-verify serve against hostile upstreams: 404 or a cut-off NAR, bo
     }
   });
 
+  test('a trace removed or replaced by a lying one upstream after a verdict: noticed once --recheck-seconds has passed; the verdict kept in SQLite is not reused after a restart', async (t) => {
+    const cache = join(f.dir, 'editable-cache');
+    cpSync(f.fileCache, cache, { recursive: true });
+    // leaves no other test installs in its store; this test has a fresh store of its own
+    const [gone, lying, later] = threeLeaves(f, 3, 4, 5);
+    const fresh = await consumer(f);
+    const stateDir = tempDir('serve-state-');
+    const RECHECK_S = 3;
+    let s = await startServe(fresh, f.policy, [`file://${cache}`], stateDir, ['--recheck-seconds', String(RECHECK_S)]);
+    try {
+      for (const l of [gone, lying, later]) {
+        const g = await httpGet(`${s.url}/${hashOf(l.out)}.narinfo`);
+        assert.equal(g.status, 200, `${g.body}\n${s.stderr()}`);
+      }
+      const verifiedAt = Date.now();
+      const first = await serveStatus(s);
+      assert.equal(first.verdictsComputed, 3, JSON.stringify(first));
+      // the edit: one trace deleted; two replaced by a lying one (A's own key, another NAR hash claimed)
+      const trace = (l: { drv: string }): string => join(cache, 'traces', hashOf(l.drv));
+      for (const l of [gone, lying, later]) assert.ok(statSync(trace(l)).isFile(), `${trace(l)}: an input-addressed leaf's trace is under its own .drv's hash`);
+      unlinkSync(trace(gone));
+      const key = parseSecretKey(readFileSync(f.daemon.keys.secretFile, 'utf8'));
+      const db = new Database(f.daemon.dbFile, { readonly: true });
+      for (const l of [lying, later]) {
+        const row = db.prepare('SELECT statement FROM traces WHERE rdrv_hash = ?').get(hashOf(l.drv)) as { statement: Buffer } | undefined;
+        assert.ok(row, l.drv);
+        const st = JSON.parse(row.statement.toString('utf8')) as { subject: { digest: { sha256: string } }[] };
+        (st.subject[0] as { digest: { sha256: string } }).digest.sha256 = 'ab'.repeat(32);
+        writeFileSync(trace(l), `${createBundle(Buffer.from(JSON.stringify(st)), key)}\n`);
+      }
+      db.close();
+      // asked every 500 ms from the edit on: within the window the verdict from before the edit
+      // may still answer (that is what the window is: reads and verdicts reused for
+      // --recheck-seconds), but asking again must not stretch the window: the first request
+      // after it reads the traces again and refuses
+      const firstRefusal = new Map<string, number>();
+      const statuses: string[] = [];
+      while (firstRefusal.size < 2 && Date.now() - verifiedAt < RECHECK_S * 1000 + 6000) {
+        for (const l of [gone, lying]) {
+          if (firstRefusal.has(l.out)) continue;
+          const g = await httpGet(`${s.url}/${hashOf(l.out)}.narinfo`);
+          assert.ok(g.status === 200 || g.status === 404, g.body);
+          statuses.push(`${hashOf(l.out).slice(0, 6)} ${Date.now() - verifiedAt} ms: ${g.status}`);
+          if (g.status === 404) firstRefusal.set(l.out, Date.now() - verifiedAt);
+        }
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      t.diagnostic(`asked after the edit (ms after the verdict): ${statuses.join('; ')}`);
+      for (const l of [gone, lying]) {
+        const at = firstRefusal.get(l.out);
+        assert.ok(
+          at !== undefined && at < RECHECK_S * 1000 + 3000,
+          `${l.out}: first refused ${at} ms after the verdict (window ${RECHECK_S} s): ${statuses.join('; ')}`,
+        );
+      }
+      const expected = new Map([
+        [gone, /^(no-bundle|threshold-not-met)$/],
+        [lying, /^content-mismatch$/],
+      ]);
+      for (const [l, code] of expected) {
+        const g = await httpGet(`${s.url}/${hashOf(l.out)}.narinfo`);
+        assert.equal(g.status, 404, `${l.out}: after the window: ${g.body}`);
+        const st = await serveStatus(s);
+        const codes = refusalsOf(st, l.out);
+        t.diagnostic(`after the window: ${hashOf(l.out)}.narinfo -> 404 ${codes.join(',')}`);
+        assert.ok(codes.length > 0 && codes.every((x) => code.test(x)), `${l.out}: ${JSON.stringify(st.lastRefusals)}`);
+        // stock Nix with --max-jobs 0 into a store that does not have it: fails, nothing lands
+        const r = await nixRealise(fresh, s, [l.drv], 120_000);
+        assert.notEqual(r.code, 0, r.stderr);
+        assert.equal(await validIn(fresh, l.out), false);
+      }
+      const afterWindow = await serveStatus(s);
+      assert.equal(afterWindow.verdictsReused, 0, 'a verdict whose traces changed is never reused');
+    } finally {
+      await s.stop();
+    }
+    // restart on the same state directory: `later`'s verdict row was written before the edit
+    // and not asked for since; its traces now differ, so the row is not reused
+    const restartedFrom = await serveStatus(s);
+    s = await startServe(fresh, f.policy, [`file://${cache}`], stateDir, ['--recheck-seconds', String(RECHECK_S)]);
+    try {
+      const g = await httpGet(`${s.url}/${hashOf(later.out)}.narinfo`);
+      assert.equal(g.status, 404, g.body);
+      const st = await serveStatus(s);
+      assert.equal(st.verdictsReused, restartedFrom.verdictsReused, JSON.stringify(st));
+      assert.equal(st.verdictsComputed, restartedFrom.verdictsComputed + 1, JSON.stringify(st));
+      assert.deepEqual(refusalsOf(st, later.out), ['content-mismatch'], JSON.stringify(st.lastRefusals));
+      t.diagnostic(
+        `after a restart: ${hashOf(later.out)}.narinfo -> 404 content-mismatch; verdicts computed ${st.verdictsComputed}, reused ${st.verdictsReused}`,
+      );
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('a 40 MiB NAR that streams for longer than the request deadline, then stalls: cut off by the idle deadline alone, in bounded time and memory; nothing lands', async (t) => {
+    const big = f.big;
+    const nar = execFileSync('xz', ['-dc', join(f.fileCache, narKey(f, big.out))], { maxBuffer: 1 << 30 });
+    assert.ok(nar.length >= 40 << 20, `${nar.length} bytes`);
+    // served uncompressed (an upstream may): the bytes sent are the NAR's, paced
+    const plainKey = `nar/${hashOf(big.out)}-plain.nar`;
+    const CHUNK = 1 << 20;
+    const STALL_AT = 24 * CHUNK;
+    const EVERY_MS = 150;
+    const TIMEOUT_MS = 2000;
+    /** per upstream NAR request: bytes sent, ms from the request to the cut, ms from the last byte to the cut */
+    const attempts: { sent: number; ms: number; afterStallMs: number }[] = [];
+    const lies = new Map<string, Lie>([
+      [
+        `${hashOf(big.out)}.narinfo`,
+        narinfoWith((text) =>
+          text
+            .replace(/^URL: .*$/m, `URL: ${plainKey}`)
+            .replace(/^Compression: .*$/m, 'Compression: none')
+            .replace(/^FileHash: .*\n/m, '')
+            .replace(/^FileSize: .*\n/m, ''),
+        ),
+      ],
+      [
+        plainKey,
+        (_req, res) => {
+          const t0 = Date.now();
+          let at = 0;
+          let lastByte = t0;
+          res.writeHead(200, { 'content-length': nar.length });
+          const timer = setInterval(() => {
+            if (at >= STALL_AT) return clearInterval(timer);
+            // the stall starts when the last chunk has left (written out to the socket)
+            res.write(nar.subarray(at, at + CHUNK), () => (lastByte = Date.now()));
+            at += CHUNK;
+          }, EVERY_MS);
+          res.once('close', () => {
+            clearInterval(timer);
+            attempts.push({ sent: at, ms: Date.now() - t0, afterStallMs: Date.now() - lastByte });
+          });
+        },
+      ],
+    ]);
+    const up = await hostileUpstream(f.fileCache, lies);
+    const s = await startServe(root, f.policy, [up.url], tempDir('serve-state-'), ['--request-timeout-ms', String(TIMEOUT_MS), '--retries', '0']);
+    try {
+      const r = await nixRealise(root, s, [big.drv], 120_000);
+      const st = await serveStatus(s);
+      const what = `Nix exit ${r.code} after ${r.ms} ms; attempts ${JSON.stringify(attempts)}\n${r.stderr.slice(-1500)}\n${s.stderr().slice(-1500)}`;
+      t.diagnostic(`Nix exit ${r.code} in ${r.ms} ms; upstream NAR requests (bytes sent, ms until cut off): ${JSON.stringify(attempts)}`);
+      assert.notEqual(r.code, 0, what);
+      assert.ok(r.ms < 60_000, what);
+      assert.equal(await validIn(root, big.out), false, what);
+      assert.ok(attempts.length >= 1, what);
+      for (const a of attempts) {
+        // all 24 MiB went out (progress never tripped a deadline), and the cut came one idle
+        // deadline after the stall: long after requestTimeoutMs from the start (so not a total
+        // deadline of that length), long before the total one (requestTimeoutMs + 40 s at 1 MiB/s)
+        assert.equal(a.sent, STALL_AT, what);
+        assert.ok(a.ms > TIMEOUT_MS + 1000, what);
+        assert.ok(a.afterStallMs > TIMEOUT_MS - 500 && a.afterStallMs < TIMEOUT_MS + 6000, what);
+      }
+      const refusal = st.lastRefusals.find((x) => x.path === big.out);
+      assert.deepEqual(refusal?.codes, ['CACHE_ERROR'], what);
+      assert.match(refusal?.detail ?? '', new RegExp(`silent for ${TIMEOUT_MS} ms`), what);
+      assert.ok(refusal?.detail.includes(`${up.url}/${plainKey}`), refusal?.detail);
+      const rss = peakRssMb(s.child.pid as number);
+      t.diagnostic(`serve's peak RSS: ${rss.toFixed(0)} MB`);
+      assert.ok(rss < 200, `${rss} MB`);
+    } finally {
+      await s.stop();
+      up.server.closeAllConnections();
+      up.server.close();
+    }
+  });
+
+  test('slow traces holding both verification slots: an independent narinfo is answered within the wait bound (404 LIMIT_EXCEEDED, kept in status), and served once a slot is free', async (t) => {
+    const [held1, held2, third] = threeLeaves(f, 0, 1, 2);
+    const traceKey = (l: { drv: string }): string => `traces/${hashOf(l.drv)}`;
+    for (const l of [held1, held2, third]) assert.ok(statSync(join(f.fileCache, traceKey(l))).isFile());
+    const lies = new Map<string, Lie>([
+      [traceKey(held1), neverAnswers],
+      [traceKey(held2), neverAnswers],
+    ]);
+    const up = await hostileUpstream(f.fileCache, lies);
+    const TIMEOUT_MS = 3000;
+    // 3 attempts of 3 s at each stalled trace: the slots stay held for 9 s and more
+    const s = await startServe(root, f.policy, [up.url], tempDir('serve-state-'), ['--request-timeout-ms', String(TIMEOUT_MS), '--retries', '2']);
+    try {
+      let heldDone = 0;
+      const held = [held1, held2].map((l) => httpGet(`${s.url}/${hashOf(l.out)}.narinfo`).finally(() => heldDone++));
+      // both slots taken: the stalled trace objects were asked for
+      const t1 = Date.now();
+      while (!(up.requests.has(traceKey(held1)) && up.requests.has(traceKey(held2)))) {
+        assert.ok(Date.now() - t1 < 10_000, 'the held verifications never read their traces');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const t0 = Date.now();
+      const g = await httpGet(`${s.url}/${hashOf(third.out)}.narinfo`);
+      const ms = Date.now() - t0;
+      t.diagnostic(`the third request: ${g.status} after ${ms} ms (bound ${TIMEOUT_MS} ms) while the two held ones ran: ${g.body.trim().slice(0, 300)}`);
+      assert.equal(g.status, 404, g.body);
+      assert.match(g.body, /LIMIT_EXCEEDED: .*no verification slot came free/);
+      assert.ok(ms >= TIMEOUT_MS - 200 && ms < TIMEOUT_MS + 2500, `${ms} ms`);
+      assert.equal(heldDone, 0, 'the held verifications were still running');
+      assert.equal(up.requests.has(traceKey(third)), false, 'the third never started verifying');
+      const st = await serveStatus(s);
+      assert.deepEqual(refusalsOf(st, third.out), ['LIMIT_EXCEEDED'], JSON.stringify(st.lastRefusals));
+      // the held ones end on their own deadlines (refused: the traces never came), then the third is served
+      const answers = await Promise.all(held);
+      t.diagnostic(`the held requests: ${answers.map((a) => a.status).join(', ')} after ${Date.now() - t0} ms`);
+      assert.deepEqual(
+        answers.map((a) => a.status),
+        [404, 404],
+      );
+      const again = await httpGet(`${s.url}/${hashOf(third.out)}.narinfo`);
+      assert.equal(again.status, 200, again.body);
+    } finally {
+      await s.stop();
+      up.server.closeAllConnections();
+      up.server.close();
+    }
+  });
+
   test('a file:// upstream with a NAR that is a symbolic link to /dev/zero or a FIFO, and a narinfo that is a link: never followed or opened', async (t) => {
     const cache = join(f.dir, 'planted-cache');
     cpSync(f.fileCache, cache, { recursive: true });
-    const [zero, fifo, linked] = [15, 16, 17].map((i) => f.leaves[i] as { drv: string; out: string }) as [
-      { drv: string; out: string },
-      { drv: string; out: string },
-      { drv: string; out: string },
-    ];
+    const [zero, fifo, linked] = threeLeaves(f, 15, 16, 17);
     unlinkSync(join(cache, narKey(f, zero.out)));
     symlinkSync('/dev/zero', join(cache, narKey(f, zero.out)));
     unlinkSync(join(cache, narKey(f, fifo.out)));

@@ -19,6 +19,7 @@ import { LocalStoreFacts } from '../src/verify/store-facts.js';
 
 export const SERVE_HELP = `  trace-verify serve --policy FILE --cache URL... [--listen 127.0.0.1:PORT] [--state-dir DIR]
                [--nix-db FILE] [--store-root DIR] [--fetch-derivers] [--max-nar-bytes N]
+               [--recheck-seconds N]
       a binary cache for stock Nix on loopback that answers a narinfo only for a path whose
       producing derivation (a .drv in the local Nix database) verifies under the policy, with
       the same verdict and last mile as trace-verify; NarHash, NarSize and References are the
@@ -31,6 +32,11 @@ export const SERVE_HELP = `  trace-verify serve --policy FILE --cache URL... [--
       --nix-db (default /nix/var/nix/db/db.sqlite), --store-root: a store kept under another
       root (nix --store DIR); the read bounds of trace-verify apply to every upstream read;
       --max-nar-bytes (default 64 GiB): an upstream narinfo with a larger NarSize is a 404.
+      --recheck-seconds (default 10): a verdict, and the traces and narinfos it read, are
+      reused for at most N seconds before the traces are read again (0: every request); a
+      trace edited or removed upstream is noticed by the first request after that.
+      A request waits for one of the 2 verification slots at most --request-timeout-ms: past
+      it, a 404 (LIMIT_EXCEEDED, kept for status).
       --fetch-derivers: for a path with no local .drv (a nix copy of a prebuilt closure),
       fetch the .drv closure the cache's Deriver: names (each .drv checked against its own
       store path, the path proven to follow from it), then verify as above; off: a 404.
@@ -77,7 +83,7 @@ export async function serveCommand(rest: string[]): Promise<number> {
   }
   const a = parseArgs(rest, {
     booleans: ['fetch-derivers'],
-    strings: ['policy', 'listen', 'state-dir', 'nix-db', 'store-root', 'max-nar-bytes', ...LIMIT_FLAGS],
+    strings: ['policy', 'listen', 'state-dir', 'nix-db', 'store-root', 'max-nar-bytes', 'recheck-seconds', ...LIMIT_FLAGS],
     repeated: ['cache'],
   });
   if (a.flags.has('help')) {
@@ -93,6 +99,9 @@ export async function serveCommand(rest: string[]): Promise<number> {
   const maxNar = a.values.get('max-nar-bytes');
   if (maxNar !== undefined && (!/^\d+$/.test(maxNar) || !Number.isSafeInteger(Number(maxNar)) || Number(maxNar) < 1))
     throw new BuildtraceError('USAGE', `--max-nar-bytes ${JSON.stringify(maxNar)}: expected an integer >= 1`);
+  const recheck = a.values.get('recheck-seconds') ?? '10';
+  if (!/^\d+$/.test(recheck) || !Number.isSafeInteger(Number(recheck) * 1000))
+    throw new BuildtraceError('USAGE', `--recheck-seconds ${JSON.stringify(recheck)}: expected an integer >= 0`);
   // most verifications here are of small closures (one narinfo each): starting the worker
   // pool (measured: about 25 ms a request) costs more than it saves; signatures still verify
   // on libuv's thread pool
@@ -121,6 +130,7 @@ export async function serveCommand(rest: string[]): Promise<number> {
     state,
     key,
     maxNarBytes: maxNar === undefined ? undefined : Number(maxNar),
+    recheckMs: Number(recheck) * 1000,
   });
   const log = (m: string): void => void process.stderr.write(`trace-verify serve: ${m}\n`);
   const server = await startServer(sub, state, { host, port, requestTimeoutMs: limits.requestTimeoutMs, log });

@@ -197,7 +197,9 @@ export class FileCache implements CacheBackend {
   async openStream(key: string): Promise<Readable | undefined> {
     const opened = this.openRegular(key);
     if (!opened) return undefined;
-    return createReadStream('', { fd: opened.fd, autoClose: true, highWaterMark: 1 << 20 });
+    // a read buffer of the file's size up to 1 MiB: Node allocates the whole buffer for every
+    // read, and most NARs of a closure are a few hundred bytes
+    return createReadStream('', { fd: opened.fd, autoClose: true, highWaterMark: Math.min(1 << 20, Math.max(opened.st.size, 1 << 12)) });
   }
 
   /** Opens a regular file (see `get`), `undefined` when absent. */

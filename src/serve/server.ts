@@ -5,11 +5,12 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream/promises';
-import type { Readable } from 'node:stream';
+import { type Duplex, type Readable, type Transform, Writable } from 'node:stream';
 import { BuildtraceError, errorMessage } from '../errors.js';
 import { byteCap, decompressor, narCheck, NarMismatch } from './nar-stream.js';
+import { NarPrefetch } from './nar-prefetch.js';
 import type { StateDb } from './state-db.js';
-import type { Substituter } from './substituter.js';
+import type { NarRoute, Substituter } from './substituter.js';
 
 const NARINFO = /^\/([0-9a-df-np-sv-z]{32})\.narinfo$/;
 const NAR = /^\/nar\/([0-9a-df-np-sv-z]{32})\.nar$/;
@@ -22,6 +23,19 @@ const MIN_BYTES_PER_SECOND = 1 << 20;
 /** The longest delay a Node timer takes. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** NARs read ahead when their narinfo is answered (nar-prefetch.ts): small ones, bounded in all. */
+const PREFETCH = { maxNarBytes: 256 << 10, maxTotalBytes: 64 << 20, keepMs: 30_000, concurrency: 4 };
+
+/** How a route's upstream bytes become the NAR served: capped, decompressed, checked (nar-stream.ts). */
+function narStages(route: NarRoute, what: string): [Transform, Duplex, Transform] {
+  // compressed bytes: at most FileSize (unattested, so never more than the NAR size plus
+  // room for a compressor's overhead: an absurd FileSize bounds nothing)
+  const cap = Math.min(route.fileSize ?? Number.POSITIVE_INFINITY, route.narSize + Math.floor(route.narSize / 8) + (1 << 16));
+  return [byteCap(cap, what), decompressor(route.compression, what), narCheck(route.narSha256, route.narSize, what)];
+}
+
+const describe = (route: NarRoute): string => `${route.cache.url}/${route.key} (${route.path})`;
+
 function send(res: ServerResponse, status: number, type: string, body: string, head: boolean): void {
   res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
   res.end(head ? undefined : body);
@@ -32,6 +46,24 @@ export function startServer(
   state: StateDb,
   opts: { host: string; port: number; requestTimeoutMs: number; log: (m: string) => void },
 ): Promise<Server> {
+  // a timer longer than 2^31-1 ms fires at once (Node clamps it): an absurd NarSize must not do that
+  const deadlineMs = (route: NarRoute): number => Math.min(opts.requestTimeoutMs + Math.ceil((route.narSize / MIN_BYTES_PER_SECOND) * 1000), MAX_TIMER_MS);
+  const prefetch = new NarPrefetch({
+    ...PREFETCH,
+    read: async (route) => {
+      const body = await route.cache.openStream?.(route.key, { deadlineMs: deadlineMs(route) });
+      if (!body) throw new BuildtraceError('CACHE_ERROR', `${describe(route)}: gone upstream`);
+      const chunks: Buffer[] = [];
+      const sink = new Writable({
+        write(c: Buffer, _enc, cb) {
+          chunks.push(c);
+          cb();
+        },
+      });
+      await pipeline(body, ...narStages(route, describe(route)), sink);
+      return Buffer.concat(chunks);
+    },
+  });
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const head = req.method === 'HEAD';
     if (req.method !== 'GET' && !head) return send(res, 405, 'text/plain', 'only GET and HEAD\n', head);
@@ -40,7 +72,10 @@ export function startServer(
     let m = NARINFO.exec(url);
     if (m) {
       const a = await sub.narinfo(m[1] as string);
-      if (a.ok) return send(res, 200, 'text/x-nix-narinfo', a.value.text, head);
+      if (a.ok) {
+        if (!head) prefetch.start(m[1] as string, a.value.route);
+        return send(res, 200, 'text/x-nix-narinfo', a.value.text, head);
+      }
       return send(res, 404, 'text/plain', `refused: ${a.codes.join(', ')}: ${a.reason}\n`, head);
     }
     m = REALISATION.exec(url);
@@ -59,13 +94,19 @@ export function startServer(
     if (m) {
       const route = await sub.narRoute(m[1] as string);
       if (!route) return send(res, 404, 'text/plain', 'no verified NAR here\n', head);
-      const what = `${route.cache.url}/${route.key} (${route.path})`;
+      const what = describe(route);
       if (!route.cache.openStream) return send(res, 502, 'text/plain', `${route.cache.url}: cannot stream NARs from this kind of cache\n`, head);
-      // a timer longer than 2^31-1 ms fires at once (Node clamps it): an absurd NarSize must not do that
-      const deadlineMs = Math.min(opts.requestTimeoutMs + Math.ceil((route.narSize / MIN_BYTES_PER_SECOND) * 1000), MAX_TIMER_MS);
+      const ready = head ? undefined : prefetch.take(m[1] as string, route);
+      if (ready) {
+        // read ahead and already checked against this route's attested hash and size
+        res.writeHead(200, { 'content-type': 'application/x-nix-nar', 'content-length': ready.length });
+        res.end(ready);
+        state.count('narsServed');
+        return;
+      }
       let body: Readable | undefined;
       try {
-        body = await route.cache.openStream(route.key, { deadlineMs });
+        body = await route.cache.openStream(route.key, { deadlineMs: deadlineMs(route) });
       } catch (err) {
         // a redirect, a 5xx, a symbolic link or FIFO in a file:// cache, a refused connection:
         // kept for status like any refusal, and a 502 (Nix retries a few times, then gives up)
@@ -84,11 +125,8 @@ export function startServer(
         res.end();
         return;
       }
-      // compressed bytes: at most FileSize (unattested, so never more than the NAR size plus
-      // room for a compressor's overhead: an absurd FileSize bounds nothing)
-      const cap = Math.min(route.fileSize ?? Number.POSITIVE_INFINITY, route.narSize + Math.floor(route.narSize / 8) + (1 << 16));
       try {
-        await pipeline(body, byteCap(cap, what), decompressor(route.compression, what), narCheck(route.narSha256, route.narSize, what), res);
+        await pipeline(body, ...narStages(route, what), res);
         state.count('narsServed');
       } catch (err) {
         // headers are gone: the only thing left to do is never to finish the body

@@ -70,12 +70,20 @@ function openDb(file: string, readonly: boolean): Database.Database {
   }
 }
 
+type CounterName = 'served' | 'servedFromWorld' | 'refused' | 'narsServed' | 'narsCutOff' | 'verdictsComputed' | 'verdictsReused';
+
+/** How long counts wait to be written together (StateDb.count). */
+const COUNTER_FLUSH_MS = 25;
+
 export class StateDb {
   private readonly db: Database.Database;
   /** Prepared once: a closure's worth of requests counts and looks up thousands of times. */
   private readonly statements = new Map<string, Database.Statement>();
   /** Hints this process has written (a new top-level's world repeats the closure's thousands). */
   private readonly hinted = new Map<string, string>();
+  /** Counts not yet written (count) */
+  private readonly pending = new Map<CounterName, number>();
+  private flushTimer: NodeJS.Timeout | undefined;
   private st(sql: string): Database.Statement {
     let s = this.statements.get(sql);
     if (!s) {
@@ -142,8 +150,23 @@ export class StateDb {
     }[];
   }
 
-  count(name: 'served' | 'servedFromWorld' | 'refused' | 'narsServed' | 'narsCutOff' | 'verdictsComputed' | 'verdictsReused'): void {
-    this.st('INSERT INTO counters (name, n) VALUES (?, 1) ON CONFLICT(name) DO UPDATE SET n = n + 1').run(name);
+  count(name: CounterName): void {
+    this.pending.set(name, (this.pending.get(name) ?? 0) + 1);
+    // one write for a burst of requests (Nix substitutes a closure path by path); `status` sees
+    // them COUNTER_FLUSH_MS later, a crash loses at most that much counting
+    this.flushTimer ??= setTimeout(() => this.flushCounters(), COUNTER_FLUSH_MS);
+  }
+
+  private flushCounters(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.pending.size === 0) return;
+    const add = this.st('INSERT INTO counters (name, n) VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET n = n + excluded.n');
+    const rows = [...this.pending];
+    this.pending.clear();
+    this.db.transaction(() => {
+      for (const [name, n] of rows) add.run(name, n);
+    })();
   }
 
   refusal(path: string, drv: string | undefined, codes: readonly string[], detail: string): void {
@@ -165,6 +188,7 @@ export class StateDb {
   }
 
   close(): void {
+    this.flushCounters();
     this.db.close();
   }
 }

@@ -6,7 +6,7 @@
  * whose NAR hash is the attested one. HTTP is server.ts's job.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { CacheBackend } from '../cache/backend.js';
 import type { ReadLimits } from '../cache/limits.js';
 import { BuildtraceError, errorMessage } from '../errors.js';
@@ -31,7 +31,7 @@ import { signedBuildTrace, signedNarInfo, signedRealisation } from './signing-ke
 import { linesDigest, StateDb, type TraceDigest } from './state-db.js';
 
 /** Where the NAR of a served path comes from, and what it must hash to. */
-interface NarRoute {
+export interface NarRoute {
   readonly cache: CacheBackend;
   readonly key: string;
   readonly compression: string;
@@ -64,6 +64,11 @@ interface SubstituterOptions {
   /** An upstream narinfo whose NarSize is larger is not served (default DEFAULT_MAX_NAR_BYTES). */
   readonly maxNarBytes?: number | undefined;
 }
+
+/** Whole-closure verifications at once. */
+const VERIFICATION_SLOTS = 2;
+/** The longest delay a Node timer takes. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Far above any NAR in nixpkgs (a few GiB at most); a narinfo past it is a lie or needs the operator's word. */
 const DEFAULT_MAX_NAR_BYTES = 64 * 2 ** 30;
@@ -180,6 +185,7 @@ class RecentFacts implements FactSource {
 export class Substituter {
   private readonly storeDir: string;
   private policy: { readonly policy: TrustPolicy; readonly digest: string } | undefined;
+  private policyStamp = '';
   /** drv -> its verdict in progress or recently re-checked */
   private readonly inFlight = new Map<string, Promise<VerifyOutput>>();
   private readonly fresh = new Map<string, { at: number; result: VerifyResult; policyDigest: string }>();
@@ -189,7 +195,7 @@ export class Substituter {
   private readonly worldOf = new Map<string, { path: string; world: VerifiedWorld }>();
   private readonly routes = new Map<string, NarRoute>();
   /** whole-closure verifications at once: each holds a closure's claims in memory */
-  private readonly verifications = new Limiter(2);
+  private readonly verifications = new Limiter(VERIFICATION_SLOTS);
   /** signature checks across verifications (cleared with the policy; see CheckedLines) */
   private readonly checked = new Map<string, BundleCheck>();
   private readonly checkedLines: CheckedLines = {
@@ -230,6 +236,11 @@ export class Substituter {
 
   /** The policy as the file says now: an edit takes effect (and invalidates cached verdicts) at the next request. */
   currentPolicy(): { readonly policy: TrustPolicy; readonly digest: string } {
+    // read again only when the file's identity, size or times changed (a request each: a
+    // closure's worth of reads otherwise); any write or replacement changes ctime or inode
+    const st = statSync(this.o.policyFile, { bigint: true });
+    const stamp = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    if (this.policy && stamp === this.policyStamp) return this.policy;
     const bytes = readFileSync(this.o.policyFile);
     const digest = createHash('sha256').update(bytes).digest('hex');
     if (this.policy?.digest !== digest) {
@@ -239,6 +250,7 @@ export class Substituter {
       this.checked.clear();
       this.seed = undefined;
     }
+    this.policyStamp = stamp;
     return this.policy as { policy: TrustPolicy; digest: string };
   }
 
@@ -310,31 +322,46 @@ export class Substituter {
       }
     }
     if (!result) {
-      result = await this.verifications.run(() =>
-        trustVerdict(drv, {
-          policy,
-          sources,
-          facts,
-          loader,
-          limits: this.o.limits,
-          requiredOutputs: target.outputs,
-          requiredPaths: target.paths.size > 0 ? target.paths : undefined,
-          checkedLines: this.checkedLines,
-          resolutions: this.boundedResolutions(),
-          poolAfterWalk: true,
-          ...(this.seed ? { seed: this.seed } : {}),
-          onSeed: (s) => {
-            this.seed = s;
-          },
-        }),
+      // a request waits for a slot at most as long as one upstream read may take: slow traces
+      // holding both slots must not queue every other request behind them without end
+      const maxMs = Math.min(this.o.limits.requestTimeoutMs, MAX_TIMER_MS);
+      const tooLong = (waited: number): BuildtraceError =>
+        new BuildtraceError(
+          'LIMIT_EXCEEDED',
+          `no verification slot came free within ${waited} ms (limit requestTimeoutMs, ${maxMs} ms: ${VERIFICATION_SLOTS} verifications at once, all held by slower ones); not verified, ask again later`,
+          { subject: drv },
+        );
+      result = await this.verifications.run(
+        () =>
+          trustVerdict(drv, {
+            policy,
+            sources,
+            facts,
+            loader,
+            limits: this.o.limits,
+            requiredOutputs: target.outputs,
+            requiredPaths: target.paths.size > 0 ? target.paths : undefined,
+            checkedLines: this.checkedLines,
+            resolutions: this.boundedResolutions(),
+            poolAfterWalk: true,
+            ...(this.seed ? { seed: this.seed } : {}),
+            onSeed: (s) => {
+              this.seed = s;
+            },
+          }),
+        { maxMs, tooLong },
       );
       this.o.state.count('verdictsComputed');
       const traces = await Substituter.digests(Substituter.decidingHashes(result), sources);
       this.o.state.storeVerdict(key, drv, digest, this.cacheUrls, { result, traces });
     }
-    this.fresh.set(id, { at: Date.now(), result, policyDigest: digest });
+    // only a verdict just checked against the traces starts a window (its own and its world's):
+    // reusing one must not stretch it (a path asked for every few seconds would never be re-checked)
+    const reused = f !== undefined && result === f.result;
+    const checkedAt = reused ? f.at : Date.now();
+    if (!reused) this.fresh.set(id, { at: checkedAt, result, policyDigest: digest });
     const out = await withLastMile(result, facts, false, []);
-    if (out.verified) this.remember({ target, loader, policyDigest: digest, at: Date.now(), v: out });
+    if (out.verified) this.remember({ target, loader, policyDigest: digest, at: checkedAt, v: out });
     return out;
   }
 

@@ -1,7 +1,8 @@
 /**
  * At most `max` calls in flight; the rest wait their turn in order. Keeps a verifier that
  * starts thousands of cache reads at once from opening thousands of connections (Node's
- * global HTTP agent has no socket limit).
+ * global HTTP agent has no socket limit). A caller may bound its wait for a slot: past it,
+ * the call is dropped from the queue and rejected with the error `tooLong` makes.
  */
 export class Limiter {
   private active = 0;
@@ -11,10 +12,10 @@ export class Limiter {
     if (!(max >= 1)) throw new RangeError(`Limiter: max must be at least 1, got ${max}`);
   }
 
-  async run<T>(fn: () => Promise<T>): Promise<T> {
+  async run<T>(fn: () => Promise<T>, wait?: { readonly maxMs: number; readonly tooLong: (waitedMs: number) => Error }): Promise<T> {
     if (this.active < this.max) this.active++;
     // a finishing call hands its slot straight to the next waiter
-    else await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else await this.turn(wait);
     try {
       return await fn();
     } finally {
@@ -22,5 +23,26 @@ export class Limiter {
       if (next) next();
       else this.active--;
     }
+  }
+
+  /** Resolves when a finishing call hands over its slot; rejects (out of the queue, holding no slot) past `wait.maxMs`. */
+  private turn(wait: { readonly maxMs: number; readonly tooLong: (waitedMs: number) => Error } | undefined): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (!wait) {
+        this.waiting.push(resolve);
+        return;
+      }
+      const t0 = Date.now();
+      const handOver = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        const i = this.waiting.indexOf(handOver);
+        if (i >= 0) this.waiting.splice(i, 1);
+        reject(wait.tooLong(Date.now() - t0));
+      }, wait.maxMs);
+      this.waiting.push(handOver);
+    });
   }
 }
