@@ -344,7 +344,8 @@ export class Substituter {
             checkedLines: this.checkedLines,
             resolutions: this.boundedResolutions(),
             poolAfterWalk: true,
-            ...(this.seed ? { seed: this.seed } : {}),
+            // no older than the recheck window (--recheck-seconds): the claims it settled are reads of that age
+            ...(this.seed && Date.now() - this.seed.madeAt < this.recheckMs ? { seed: this.seed } : {}),
             onSeed: (s) => {
               this.seed = s;
             },

@@ -94,7 +94,7 @@ export interface VerifyOptions {
   readonly onSeed?: (seed: VerdictSeed) => void;
 }
 
-/** A seed older than this is not used: the recheck window serve already allows a cached verdict (docs/substituter.md). */
+/** A seed older than this is never used (serve's default recheck window; serve passes none older than its own window). */
 const SEED_MAX_AGE_MS = 10_000;
 
 /** What a verified, dispute-free verdict leaves for a seeded one (VerifyOptions.seed); opaque to callers. */
