@@ -120,6 +120,8 @@ interface Built {
   readonly order: string[];
   readonly target: string;
   readonly required: string[];
+  /** udrv -> its input derivations (build() only) */
+  readonly inputs?: ReadonlyMap<string, readonly string[]>;
 }
 
 /**
@@ -167,6 +169,7 @@ function build(c: Case): Built {
   const order: string[] = [];
   const names: string[] = [];
   const kinds = new Map<string, DrvSpec>();
+  const inputs = new Map<string, string[]>();
   if (c.fod) {
     nodes.set('fod', { drv: 'fod', fod: { path: P('fod'), sha256: hex('fod') }, entries: [] });
     order.push('fod');
@@ -213,6 +216,10 @@ function build(c: Case): Built {
         deps: depRefs,
       });
     }
+    inputs.set(
+      u,
+      deps.map((d) => d.drv),
+    );
     nodes.set(u, { drv: u, entries });
     order.push(u);
     names.push(u);
@@ -220,7 +227,7 @@ function build(c: Case): Built {
   const target = order[order.length - 1] as string;
   const t = kinds.get(target);
   const required = t?.outputs === 2 && !c.onlyOut ? ['dev', 'out'] : ['out'];
-  return { nodes, order, target, required };
+  return { nodes, order, target, required, inputs };
 }
 
 function render(b: Built, trust: TrustNode): string {
@@ -244,6 +251,7 @@ describe('differential: decide() agrees with the naive reference model', () => {
     console.log(`differential seed ${SEED} (BUILDTRACE_DIFF_SEED=${SEED} replays this run)`);
     let verified = 0;
     let refused = 0;
+    let seededDecides = 0;
     fc.assert(
       fc.property(caseArb, (c) => {
         const b = build(c);
@@ -252,6 +260,63 @@ describe('differential: decide() agrees with the naive reference model', () => {
         const m = modelVerifies({ target: b.target, required: b.required, nodes: b.nodes, trust: c.trust });
         if (v.verified !== m) {
           throw new Error(`decide() says ${v.verified ? 'VERIFIED' : 'NOT VERIFIED'}, the model ${m ? 'VERIFIED' : 'NOT VERIFIED'}:\n${render(b, c.trust)}`);
+        }
+        // seeded: each other derivation whose verdict is verified and dispute-free settles its claims; the target's
+        // verdict over the rest (the walk stops at settled derivations) is, when it verifies, the full one to the path
+        // the closure below `root`, inputs first, not walked below `stop` (as verifyClosure walks)
+        const walk = (root: string, stop: (u: string) => boolean): string[] => {
+          const out: string[] = [];
+          const seen = new Set<string>();
+          const visit = (u: string): void => {
+            if (seen.has(u)) return;
+            seen.add(u);
+            if (u === root || !stop(u)) for (const d of b.inputs?.get(u) ?? []) visit(d);
+            out.push(u);
+          };
+          visit(root);
+          return out;
+        };
+        for (const j of b.order.slice(0, -1)) {
+          // as verifyClosure decides a target: over its closure only
+          const jOrder = walk(j, () => false);
+          const sv = decide({
+            target: j,
+            required: [...((b.nodes.get(j) as Node).entries[0]?.outputs.keys() ?? [])],
+            order: jOrder,
+            nodes: new Map(jOrder.map((u) => [u, b.nodes.get(u) as Node])),
+            trust: c.trust,
+            maxWorlds: 1 << 16,
+          });
+          const settled = sv.settled;
+          if (!settled) continue;
+          const order = walk(b.target, (u) => settled.live.has(u));
+          const nodes = new Map(
+            order.map((u) => [
+              u,
+              u !== b.target && settled.live.has(u) && !(b.nodes.get(u) as Node).fod
+                ? { drv: u, entries: settled.live.get(u) as Entry[] }
+                : (b.nodes.get(u) as Node),
+            ]),
+          );
+          const s = decide({ target: b.target, required: b.required, order, nodes, trust: c.trust, maxWorlds: 1 << 16, settled });
+          if (!s.verified) continue;
+          seededDecides++;
+          // the full verdict over the target's closure, as verifyClosure gives it
+          const all = walk(b.target, () => false);
+          const f = decide({
+            target: b.target,
+            required: b.required,
+            order: all,
+            nodes: new Map(all.map((u) => [u, b.nodes.get(u) as Node])),
+            trust: c.trust,
+            maxWorlds: 1 << 16,
+          });
+          if (!f.verified) throw new Error(`seeded by ${j}: VERIFIED, in full NOT VERIFIED:\n${render(b, c.trust)}`);
+          assert.deepEqual(
+            { outputs: s.outputs, world: s.world, signers: s.signers, entries: new Set(s.entries) },
+            { outputs: f.outputs, world: f.world, signers: f.signers, entries: new Set(f.entries) },
+            `seeded by ${j}:\n${render(b, c.trust)}`,
+          );
         }
         if (v.verified) {
           verified++;
@@ -266,9 +331,10 @@ describe('differential: decide() agrees with the naive reference model', () => {
       }),
       { seed: SEED, numRuns: RUNS, includeErrorInReport: true },
     );
-    console.log(`differential: ${verified} verified, ${refused} not verified`);
+    console.log(`differential: ${verified} verified, ${refused} not verified; ${seededDecides} seeded decides verified`);
     // a generator that never reaches one of the verdicts tests nothing
     assert.ok(verified > RUNS / 20 && refused > RUNS / 20, `${verified} verified, ${refused} not`);
+    assert.ok(seededDecides > RUNS / 100, `${seededDecides} seeded decides verified`);
   });
 });
 

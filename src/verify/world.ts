@@ -55,7 +55,9 @@ interface DecideInput {
  * (serve: a new top-level derivation over a closure verified seconds ago, same policy, keys
  * and sources). Every derivation's live claims (equivocations dropped), the counting ones,
  * the fixed-output leaves and every path a live claim binds, with its one hash; never the
- * target's (the door may have filtered its claims).
+ * target's (the door may have filtered its claims). Closed downwards as long as decide is given
+ * exactly the target's closure (verifyClosure): nothing in it uses the target, and a seeded
+ * verdict's settled claims add its own closure but its target to the seed's.
  *
  * Why a seeded decide gives the full one's verdict: counting at a derivation depends only on
  * the live claims at and below it, on the policy and on the world; with no disputed path
