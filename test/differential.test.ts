@@ -13,7 +13,7 @@ import { DrvLoader } from '../src/store/drv-loader.js';
 import { createBundle, type BundleCheck } from '../src/trace/bundle.js';
 import { buildStatement } from '../src/trace/statement.js';
 import type { DepRef, Entry } from '../src/verify/claims.js';
-import { verifyClosure, type CheckedLines, type VerifyOptions } from '../src/verify/closure.js';
+import { verifyClosure, type CheckedLines, type VerdictSeed, type VerifyOptions, type VerifyResult } from '../src/verify/closure.js';
 import type { BundleSource } from '../src/verify/sources.js';
 import { loadTrustPolicy } from '../src/verify/trust-policy.js';
 import type { TrustNode } from '../src/verify/trust-tree.js';
@@ -120,6 +120,8 @@ interface Built {
   readonly order: string[];
   readonly target: string;
   readonly required: string[];
+  /** udrv -> its input derivations (build() only) */
+  readonly inputs?: ReadonlyMap<string, readonly string[]>;
 }
 
 /**
@@ -167,6 +169,7 @@ function build(c: Case): Built {
   const order: string[] = [];
   const names: string[] = [];
   const kinds = new Map<string, DrvSpec>();
+  const inputs = new Map<string, string[]>();
   if (c.fod) {
     nodes.set('fod', { drv: 'fod', fod: { path: P('fod'), sha256: hex('fod') }, entries: [] });
     order.push('fod');
@@ -213,6 +216,10 @@ function build(c: Case): Built {
         deps: depRefs,
       });
     }
+    inputs.set(
+      u,
+      deps.map((d) => d.drv),
+    );
     nodes.set(u, { drv: u, entries });
     order.push(u);
     names.push(u);
@@ -220,7 +227,7 @@ function build(c: Case): Built {
   const target = order[order.length - 1] as string;
   const t = kinds.get(target);
   const required = t?.outputs === 2 && !c.onlyOut ? ['dev', 'out'] : ['out'];
-  return { nodes, order, target, required };
+  return { nodes, order, target, required, inputs };
 }
 
 function render(b: Built, trust: TrustNode): string {
@@ -244,6 +251,7 @@ describe('differential: decide() agrees with the naive reference model', () => {
     console.log(`differential seed ${SEED} (BUILDTRACE_DIFF_SEED=${SEED} replays this run)`);
     let verified = 0;
     let refused = 0;
+    let seededDecides = 0;
     fc.assert(
       fc.property(caseArb, (c) => {
         const b = build(c);
@@ -252,6 +260,63 @@ describe('differential: decide() agrees with the naive reference model', () => {
         const m = modelVerifies({ target: b.target, required: b.required, nodes: b.nodes, trust: c.trust });
         if (v.verified !== m) {
           throw new Error(`decide() says ${v.verified ? 'VERIFIED' : 'NOT VERIFIED'}, the model ${m ? 'VERIFIED' : 'NOT VERIFIED'}:\n${render(b, c.trust)}`);
+        }
+        // seeded: each other derivation whose verdict is verified and dispute-free settles its claims; the target's
+        // verdict over the rest (the walk stops at settled derivations) is, when it verifies, the full one to the path
+        // the closure below `root`, inputs first, not walked below `stop` (as verifyClosure walks)
+        const walk = (root: string, stop: (u: string) => boolean): string[] => {
+          const out: string[] = [];
+          const seen = new Set<string>();
+          const visit = (u: string): void => {
+            if (seen.has(u)) return;
+            seen.add(u);
+            if (u === root || !stop(u)) for (const d of b.inputs?.get(u) ?? []) visit(d);
+            out.push(u);
+          };
+          visit(root);
+          return out;
+        };
+        for (const j of b.order.slice(0, -1)) {
+          // as verifyClosure decides a target: over its closure only
+          const jOrder = walk(j, () => false);
+          const sv = decide({
+            target: j,
+            required: [...((b.nodes.get(j) as Node).entries[0]?.outputs.keys() ?? [])],
+            order: jOrder,
+            nodes: new Map(jOrder.map((u) => [u, b.nodes.get(u) as Node])),
+            trust: c.trust,
+            maxWorlds: 1 << 16,
+          });
+          const settled = sv.settled;
+          if (!settled) continue;
+          const order = walk(b.target, (u) => settled.live.has(u));
+          const nodes = new Map(
+            order.map((u) => [
+              u,
+              u !== b.target && settled.live.has(u) && !(b.nodes.get(u) as Node).fod
+                ? { drv: u, entries: settled.live.get(u) as Entry[] }
+                : (b.nodes.get(u) as Node),
+            ]),
+          );
+          const s = decide({ target: b.target, required: b.required, order, nodes, trust: c.trust, maxWorlds: 1 << 16, settled });
+          if (!s.verified) continue;
+          seededDecides++;
+          // the full verdict over the target's closure, as verifyClosure gives it
+          const all = walk(b.target, () => false);
+          const f = decide({
+            target: b.target,
+            required: b.required,
+            order: all,
+            nodes: new Map(all.map((u) => [u, b.nodes.get(u) as Node])),
+            trust: c.trust,
+            maxWorlds: 1 << 16,
+          });
+          if (!f.verified) throw new Error(`seeded by ${j}: VERIFIED, in full NOT VERIFIED:\n${render(b, c.trust)}`);
+          assert.deepEqual(
+            { outputs: s.outputs, world: s.world, signers: s.signers, entries: new Set(s.entries) },
+            { outputs: f.outputs, world: f.world, signers: f.signers, entries: new Set(f.entries) },
+            `seeded by ${j}:\n${render(b, c.trust)}`,
+          );
         }
         if (v.verified) {
           verified++;
@@ -266,9 +331,10 @@ describe('differential: decide() agrees with the naive reference model', () => {
       }),
       { seed: SEED, numRuns: RUNS, includeErrorInReport: true },
     );
-    console.log(`differential: ${verified} verified, ${refused} not verified`);
+    console.log(`differential: ${verified} verified, ${refused} not verified; ${seededDecides} seeded decides verified`);
     // a generator that never reaches one of the verdicts tests nothing
     assert.ok(verified > RUNS / 20 && refused > RUNS / 20, `${verified} verified, ${refused} not`);
+    assert.ok(seededDecides > RUNS / 100, `${seededDecides} seeded decides verified`);
   });
 });
 
@@ -410,6 +476,7 @@ describe('differential: the whole closure check, inline and on the worker thread
     const keys = SIGNERS.map((n) => nixKey(`diff-${n}`));
     let k = 0;
     let verified = 0;
+    let seededRuns = 0;
     // one memo across all cases, as serve keeps one across requests
     const memo = new Map<string, BundleCheck>();
     const checkedLines: CheckedLines = { get: (key) => memo.get(key), set: (key, v) => void memo.set(key, v) };
@@ -510,6 +577,61 @@ describe('differential: the whole closure check, inline and on the worker thread
           if (all.verified !== allFresh.verified) throw new Error(`under all keys: ${all.verified} after a run under fewer keys, ${allFresh.verified} fresh`);
           const warm = [first, await withMemo(policyFile, source)];
           if (warm.some((r) => r.verified !== m)) throw new Error(`with checks kept across runs: ${warm.map((r) => r.verified)}, the model ${m}`);
+          // seeded (serve: a new top over a closure verified seconds ago): each derivation below the target that
+          // verifies seeds the target's verdict, which must be the model's and, verified, the full run's to the path
+          const policy = loadTrustPolicy(policyFile);
+          const counted = (): { src: BundleSource; reads: () => number } => {
+            let n = 0;
+            return {
+              src: {
+                ...source,
+                bundles: async (h) => {
+                  n++;
+                  return b.lines.get(h) ?? [];
+                },
+              },
+              reads: () => n,
+            };
+          };
+          let left: VerdictSeed | undefined;
+          const run = (t: string, src: BundleSource, seed?: VerdictSeed, pol = policy) =>
+            verifyClosure(t, {
+              onSeed: (s) => {
+                left = s;
+              },
+              policy: pol,
+              sources: [src],
+              loader: memoLoader,
+              storeDir,
+              ...(t === b.target ? { requiredOutputs: b.required } : {}),
+              ...(seed ? { seed } : {}),
+            });
+          const fullCount = counted();
+          const full = await run(b.target, fullCount.src);
+          const same = (r: VerifyResult) => ({
+            verified: r.verified,
+            outputs: r.outputs,
+            world: r.world,
+            signers: r.signers,
+            derivationsChecked: r.derivationsChecked,
+            entries: r.entries.map((e) => JSON.stringify(e)).sort(),
+          });
+          for (const j of b.order.slice(0, -1)) {
+            left = undefined;
+            await run(j, source);
+            const sd = left;
+            if (!sd) continue;
+            const cr = counted();
+            const seeded = await run(b.target, cr.src, sd);
+            if (seeded.verified !== m) throw new Error(`seeded by ${j}: ${seeded.verified}, the model ${m}:\n${render(b, c.trust)}`);
+            if (m) assert.deepEqual(same(seeded), same(full), `seeded by ${j}: not the full run's verdict:\n${render(b, c.trust)}`);
+            if (cr.reads() < fullCount.reads()) seededRuns++;
+            // a seed made under another policy (the same file read again: serve keeps one object until it changes) is not used
+            const o = counted();
+            const other = await run(b.target, o.src, sd, loadTrustPolicy(policyFile));
+            assert.equal(other.verified, m);
+            assert.equal(o.reads(), fullCount.reads(), 'a seed under another policy read fewer traces');
+          }
           const tampered: BundleSource = { ...source, bundles: async (h) => (b.lines.get(h) ?? []).map(resign) };
           const t = await withMemo(policyFile, tampered);
           if (t.verified && t.entries.length > 0) throw new Error(`lines whose signatures changed after a warm run still verify:\n${render(b, c.trust)}`);
@@ -526,7 +648,112 @@ describe('differential: the whole closure check, inline and on the worker thread
         else process.env[name] = v;
       }
     }
-    console.log(`differential (closures): ${verified} of ${CLOSURE_RUNS} verified`);
+    console.log(`differential (closures): ${verified} of ${CLOSURE_RUNS} verified; ${seededRuns} seeded runs read fewer traces`);
     assert.ok(verified > 0 && verified < CLOSURE_RUNS, 'both verdicts occur');
+  });
+});
+
+describe('seeded verdicts on a chain (a new top over a verified closure)', () => {
+  test('a seed is used (fewer traces read) and gives the full verdict; a lying or missing claim at the new top is refused as without a seed; a dispute below keeps the seed out', async () => {
+    const storeDir = '/nix/store';
+    const dir = tempDir('diff-seeded-');
+    const keys = SIGNERS.map((n) => nixKey(`seeded-${n}`));
+    const honest = (drv: number, signer: number, content = 0): ClaimSpec => ({
+      drv,
+      signer,
+      pick: [0, 0, 0, 0],
+      content: [content, 0],
+      inputHash: 0,
+      lautCa: false,
+      source: 0,
+    });
+    // d0 <- d1 <- d2 <- d3 (the target), input-addressed; the seed is d2's verdict
+    const chain = (claims: ClaimSpec[], trust: TrustNode): Case => ({
+      fod: false,
+      signers: 2,
+      trust,
+      onlyOut: true,
+      drvs: [0, 1, 2, 3].map((i) => ({ kind: 'ia', outputs: 1, deps: i === 0 ? [] : [{ on: i - 1, outs: 0 }] })),
+      claims,
+    });
+    const both = (d: number): ClaimSpec[] => [honest(d, 0), honest(d, 1)];
+    let k = 0;
+    const run = async (c: Case) => {
+      const b = buildClosure(c, keys, storeDir, `seeded-${k++}`);
+      const policyFile = join(dir, `policy-${k}.json`);
+      writeFileSync(
+        policyFile,
+        JSON.stringify({
+          keys: Object.fromEntries(
+            SIGNERS.slice(0, 2).map((n, i) => [n, { publicKey: `${keys[i]?.publicKey.name}:${Buffer.from(keys[i]?.publicKey.raw ?? []).toString('base64')}` }]),
+          ),
+          trust: c.trust,
+        }),
+      );
+      const policy = loadTrustPolicy(policyFile);
+      const loader = new DrvLoader(storeDir, Number.POSITIVE_INFINITY);
+      loader.drv = (path: string): Derivation => b.drvs.get(path) as Derivation;
+      let reads = 0;
+      const source: BundleSource = {
+        name: 'memory',
+        bundles: async (h) => {
+          reads++;
+          return b.lines.get(h) ?? [];
+        },
+        keyEvidence: async () => [],
+        traceEvidence: async () => [],
+      };
+      const verify = async (t: string, seed?: VerdictSeed) => {
+        reads = 0;
+        let left: VerdictSeed | undefined;
+        const r = await verifyClosure(t, {
+          policy,
+          sources: [source],
+          loader,
+          storeDir,
+          ...(seed ? { seed } : {}),
+          onSeed: (s) => {
+            left = s;
+          },
+        });
+        return { r, reads, left };
+      };
+      const seed = await verify(b.order[2] as string);
+      assert.ok(seed.r.verified, 'the seed verifies');
+      const full = await verify(b.target);
+      const seeded = await verify(b.target, seed.left);
+      const m = modelVerifies({ target: b.target, required: b.required, nodes: b.nodes, trust: c.trust });
+      assert.equal(full.r.verified, m);
+      assert.deepEqual(seeded.r, full.r);
+      // a seeded verdict leaves a seed too (the next new top starts from both), as the full one does
+      assert.equal(seeded.left !== undefined, full.left !== undefined);
+      return { full, seeded };
+    };
+    const twoOfTwo: TrustNode = { threshold: 2, of: ['A', 'B'] };
+    // honest, 2-of-2: d3 and d2 read, d1 and d0 settled by the seed
+    const ok = await run(chain([0, 1, 2, 3].flatMap(both), twoOfTwo));
+    assert.ok(ok.full.r.verified);
+    assert.equal(ok.full.reads, 4);
+    assert.equal(ok.seeded.reads, 2);
+    // B lies about the new top's content: 2-of-2 refuses it (the seeded run, then the full one), 1-of-2 serves A's
+    const lie = [...[0, 1, 2].flatMap(both), honest(3, 0), honest(3, 1, 1)];
+    const refused = await run(chain(lie, twoOfTwo));
+    assert.equal(refused.seeded.r.verified, false);
+    assert.equal(refused.seeded.reads, 2 + 4);
+    assert.ok(
+      refused.seeded.r.problems.some((p) => p.code === 'content-disputed'),
+      JSON.stringify(refused.seeded.r.problems),
+    );
+    const oneOfTwo = await run(chain(lie, { threshold: 1, of: ['A', 'B'] }));
+    assert.ok(oneOfTwo.seeded.r.verified);
+    // no claim at the new top: no-bundle, as without a seed
+    const missing = await run(chain([0, 1, 2].flatMap(both), twoOfTwo));
+    assert.deepEqual(
+      missing.seeded.r.problems.map((p) => p.code),
+      ['no-bundle'],
+    );
+    // B's claim for d0 has other content: disputed below, so the seed leaves nothing to start from (every trace read)
+    const disputed = await run(chain([honest(0, 0), honest(0, 1, 1), ...[1, 2, 3].flatMap(both)], { threshold: 1, of: ['A', 'B'] }));
+    assert.equal(disputed.seeded.reads, 4);
   });
 });

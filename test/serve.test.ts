@@ -283,6 +283,45 @@ describe('trace-verify serve: stock Nix substitutes only what verifies', () => {
     assert.equal(statSync(join(stateDir, 'signing-key.sec')).mode & 0o777, 0o600);
   });
 
+  test('a new top-level derivation over a verified closure (its verdict seeded by the closure verdict): refused for a missing trace with the codes trace-verify gives', async () => {
+    // A alone: B's lines are from a key the policy does not know, so nothing is disputed and the verdict of the chain's top can seed the next
+    const pol = join(dir, 'policy-a-only.json');
+    writeFileSync(pol, JSON.stringify({ keys: { A: { publicKey: A.keys.publicKey } }, trust: 'A' }));
+    const expr = join(dir, 'new-top.nix');
+    writeFileSync(
+      expr,
+      `{ salt, nondet }: let s = import ${join(FIXTURES, 'serve.nix')} { inherit salt nondet; }; in {
+  untraced = derivation { name = "s-untraced"; system = builtins.currentSystem; builder = "/bin/sh"; args = [ "-c" "echo \${builtins.elemAt s.iaChain 7} > $out" ]; };
+}`,
+    );
+    const root = join(tempDir('serve-consumer-'), 'store');
+    const inst = async (a: string[]): Promise<string> => (await must('nix-instantiate', ['--store', root, ...a], { env: nixEnv() })).stdout.trim();
+    const topD = await inst([...args, '-A', 'iaChain.7']);
+    const newD = await inst([expr, ...args.slice(1), '-A', 'untraced']);
+    const s = await startServe(root, pol, [`file://${fileCache}`]);
+    try {
+      const topOut = (await must('nix-store', ['--store', root, '-q', '--outputs', topD], { env: nixEnv() })).stdout.trim();
+      assert.equal((await httpGet(`${s.url}/${hashOf(topOut)}.narinfo`)).status, 200);
+      const newOut = (await must('nix-store', ['--store', root, '-q', '--outputs', newD], { env: nixEnv() })).stdout.trim();
+      const g = await httpGet(`${s.url}/${hashOf(newOut)}.narinfo`);
+      assert.equal(g.status, 404, g.body);
+      const r = (await status(s)).lastRefusals.find((x) => x.path === newOut);
+      assert.ok(r, JSON.stringify((await status(s)).lastRefusals));
+      assert.equal(r.drv, newD);
+      // trace-verify reads the .drv files from the host store
+      await must('nix-instantiate', [expr, ...args.slice(1), '-A', 'untraced'], { env: nixEnv() });
+      const tv = await run(VERIFY_CLI, [newD, '--policy', pol, '--cache', `file://${fileCache}`, '--no-local-store', '--json']);
+      assert.equal(tv.code, 1, tv.stderr);
+      const codes = [...new Set((JSON.parse(tv.stdout) as { problems: { code: string }[] }).problems.map((p) => p.code))].sort();
+      assert.deepEqual([...r.codes].sort(), codes);
+      assert.ok(codes.includes('no-bundle'), JSON.stringify(codes));
+      // the closure's own top is still served (its verdict was not disturbed)
+      assert.equal((await httpGet(`${s.url}/${hashOf(topOut)}.narinfo`)).status, 200);
+    } finally {
+      await s.stop();
+    }
+  });
+
   test('a path with no local .drv: 404 by default; with --fetch-derivers, served once the Deriver closure fetched from the cache verifies', async () => {
     const { root } = await consumer(['indep']);
     const app = await outOf('app');

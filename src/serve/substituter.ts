@@ -18,7 +18,7 @@ import { Limiter } from '../util/limiter.js';
 import { DrvHashCache } from '../nix/hash-modulo.js';
 import type { Resolution } from '../nix/resolve.js';
 import type { BundleCheck } from '../trace/bundle.js';
-import type { CheckedLines, VerifyResult } from '../verify/closure.js';
+import type { CheckedLines, VerdictSeed, VerifyResult } from '../verify/closure.js';
 import { CacheSource, type BundleSource } from '../verify/sources.js';
 import type { PathFact } from '../verify/last-mile.js';
 import { NARINFO_MAX_BYTES, NarInfoFacts, type FactSource } from '../verify/store-facts.js';
@@ -189,6 +189,8 @@ export class Substituter {
   /** drv -> its verdict in progress or recently re-checked */
   private readonly inFlight = new Map<string, Promise<VerifyOutput>>();
   private readonly fresh = new Map<string, { at: number; result: VerifyResult; policyDigest: string }>();
+  /** What the last verdict computed here left: the next may start from it (VerifyOptions.seed, which checks policy, keys, sources and age). */
+  private seed: VerdictSeed | undefined;
   /** hash part -> the most recently verified world holding that path (fromVerifiedWorld) */
   private readonly worldOf = new Map<string, { path: string; world: VerifiedWorld }>();
   private readonly routes = new Map<string, NarRoute>();
@@ -246,6 +248,7 @@ export class Substituter {
       this.fresh.clear();
       this.worldOf.clear();
       this.checked.clear();
+      this.seed = undefined;
     }
     this.policyStamp = stamp;
     return this.policy as { policy: TrustPolicy; digest: string };
@@ -341,6 +344,11 @@ export class Substituter {
             checkedLines: this.checkedLines,
             resolutions: this.boundedResolutions(),
             poolAfterWalk: true,
+            // no older than the recheck window (--recheck-seconds): the claims it settled are reads of that age
+            ...(this.seed && Date.now() - this.seed.madeAt < this.recheckMs ? { seed: this.seed } : {}),
+            onSeed: (s) => {
+              this.seed = s;
+            },
           }),
         { maxMs, tooLong },
       );

@@ -16,7 +16,7 @@ import { groupBySignedContent } from './signed-content.js';
 import type { BundleSource } from './sources.js';
 import type { TrustPolicy } from './trust-policy.js';
 import { describeTrust } from './trust-tree.js';
-import { decide, disputedPaths, type FodLeaf, type Node, type WorldPath } from './world.js';
+import { decide, disputedPaths, type FodLeaf, type Node, type Settled, type WorldPath } from './world.js';
 import { claimFitsTarget, targetProblem, type Target } from './target.js';
 import { inputsFirst } from './walk.js';
 
@@ -81,7 +81,34 @@ export interface VerifyOptions {
    * to start than checking a few bundles inline).
    */
   readonly poolAfterWalk?: boolean;
+  /**
+   * What an earlier verdict left (serve: the verdict of another target, seconds ago; see
+   * onSeed): this run may start from its settled claims instead of gathering and deciding the
+   * closure below them again (world.ts, Settled). Used only under the same policy object, the
+   * same known keys, the same sources, the same store and no `at`, less than SEED_MAX_AGE_MS
+   * after it was made, and never with onGraph; a seeded run that does not verify is run again
+   * in full, whose result is returned (a seed never causes a refusal).
+   */
+  readonly seed?: VerdictSeed;
+  /** Receives the seed a verified, dispute-free verdict leaves (the caller keeps it, or not). */
+  readonly onSeed?: (seed: VerdictSeed) => void;
 }
+
+/** A seed older than this is never used (serve's default recheck window; serve passes none older than its own window). */
+const SEED_MAX_AGE_MS = 10_000;
+
+/** What a verified, dispute-free verdict leaves for a seeded one (VerifyOptions.seed); opaque to callers. */
+export interface VerdictSeed {
+  readonly settled: Settled;
+  readonly policy: TrustPolicy;
+  readonly keys: string;
+  readonly sources: readonly BundleSource[];
+  readonly storeDir: string;
+  readonly madeAt: number;
+  readonly keyStatus: VerifyResult['keyStatus'];
+}
+
+const sameSources = (a: readonly BundleSource[], b: readonly BundleSource[]): boolean => a.length === b.length && a.every((s, i) => s.name === b[i]?.name);
 
 /** Earlier signature checks, by line and known keys (VerifyOptions.checkedLines); the owner bounds its size. */
 export interface CheckedLines {
@@ -95,9 +122,15 @@ export interface CheckedLines {
  * to the event loop now and then, so work `emit` starts (cache reads, signature checks on
  * the worker threads) proceeds while the rest of the graph loads.
  */
-async function postOrder(root: string, loader: DrvLoader, emit: (p: string) => void, progress?: (loaded: number) => void): Promise<string[]> {
+async function postOrder(
+  root: string,
+  loader: DrvLoader,
+  settled: (p: string) => boolean,
+  emit: (p: string) => void,
+  progress?: (loaded: number) => void,
+): Promise<string[]> {
   const order: string[] = [];
-  for (const p of inputsFirst(root, (d) => loader.drv(d).inputDrvs.keys())) {
+  for (const p of inputsFirst(root, (d) => (settled(d) ? [] : loader.drv(d).inputDrvs.keys()))) {
     order.push(p);
     emit(p);
     if (order.length % 256 === 0) {
@@ -212,6 +245,24 @@ function combinations(deps: readonly DepOption[][], max: number): { combos: numb
 }
 
 export async function verifyClosure(target: string, opts: VerifyOptions): Promise<VerifyResult> {
+  const s = opts.seed;
+  const usable =
+    s &&
+    s.policy === opts.policy &&
+    s.storeDir === (opts.storeDir ?? '/nix/store') &&
+    sameSources(s.sources, opts.sources) &&
+    opts.at === undefined &&
+    opts.onGraph === undefined &&
+    Date.now() - s.madeAt < SEED_MAX_AGE_MS;
+  if (usable) {
+    const r = await verifyOnce(target, opts, s);
+    if (r?.verified) return r;
+  }
+  return (await verifyOnce(target, opts, undefined)) as VerifyResult;
+}
+
+/** One verdict; seeded, undefined unless it verifies. */
+async function verifyOnce(target: string, opts: VerifyOptions, seed: VerdictSeed | undefined): Promise<VerifyResult | undefined> {
   const { policy, loader } = opts;
   const storeDir = opts.storeDir ?? '/nix/store';
   const problems: Problem[] = [];
@@ -222,6 +273,13 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const allKeys = admission.knownKeys;
   // every hint form a known key may carry (grouping puts variants with these hints first)
   const knownFps = new Set(allKeys.flatMap((k) => [k.fingerprint, k.sshFingerprint]));
+  const keysNow = allKeys
+    .map((k) => k.fingerprint)
+    .sort()
+    .join(' ');
+  if (seed && seed.keys !== keysNow) return undefined;
+  // settled by the seed: a boundary of this run (its claims are the seed's; nothing below it is walked)
+  const settledAt = (p: string): boolean => p !== target && seed?.settled.live.has(p) === true;
 
   // start the workers now: their start-up overlaps reading the derivation graph; they pay off
   // once there are many bundles to check (BUILDTRACE_POOL=always|never: tests run both ways)
@@ -335,6 +393,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     pumpPrefetch();
   };
   const onLoaded = (p: string): void => {
+    if (settledAt(p)) return;
     const drv = loader.drv(p);
     if (derivationKind(drv, p) === 'fixed') return;
     for (const [d, outs] of drv.inputDrvs) for (const o of outs) if (declared(d, o) === undefined) return;
@@ -367,6 +426,10 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     const name = derivationName(drv, p);
     if (derivationKind(drv, p) === 'fixed') {
       nodes.set(p, { drv: p, fod: fodLeaf(drv), entries: [] });
+      return;
+    }
+    if (settledAt(p)) {
+      nodes.set(p, { drv: p, entries: seed?.settled.live.get(p) ?? [] });
       return;
     }
     const entries: Entry[] = [];
@@ -495,7 +558,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
 
   let order: string[];
   try {
-    order = await postOrder(target, loader, onLoaded, opts.progress && ((n) => opts.progress?.('load', n)));
+    order = await postOrder(target, loader, settledAt, onLoaded, opts.progress && ((n) => opts.progress?.('load', n)));
   } catch (err) {
     await pool?.close();
     if (!isDecided(err) && !(err instanceof Error && 'syscall' in err)) throw err;
@@ -513,7 +576,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
   const level = new Map<string, number>();
   for (const p of order) {
     let l = 0;
-    for (const d of loader.drv(p).inputDrvs.keys()) l = Math.max(l, (level.get(d) ?? 0) + 1);
+    if (!settledAt(p)) for (const d of loader.drv(p).inputDrvs.keys()) l = Math.max(l, (level.get(d) ?? 0) + 1);
     level.set(p, l);
   }
   const byLevel: string[][] = [];
@@ -568,15 +631,37 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     outputsOf: (d) => [...loader.drv(d).outputs.keys()],
   };
   opts.onGraph?.(graph);
-  const v = decide({ target, required, order, nodes, trust: policy.trust, maxWorlds: policy.maxResolutions, ...(held ? { held } : {}) });
-  const base = { target, derivationsChecked: order.length, trust: describeTrust(policy.trust), keyStatus, candidates: v.candidates };
+  const v = decide({
+    target,
+    required,
+    order,
+    nodes,
+    trust: policy.trust,
+    maxWorlds: policy.maxResolutions,
+    ...(held ? { held } : {}),
+    ...(seed ? { settled: seed.settled } : {}),
+  });
+  // seeded, the closure is what the chosen claims reach (a verified target's closure has a chosen claim at each derivation, or is a fixed output in the world)
+  const checked = seed
+    ? new Set([...v.entries.map((e) => e.udrv), ...Object.values(v.world).flatMap((w) => (w.producerDrv ? [w.producerDrv] : []))]).size
+    : order.length;
+  const base = {
+    target,
+    derivationsChecked: checked,
+    trust: describeTrust(policy.trust),
+    keyStatus: seed ? { ...seed.keyStatus, ...keyStatus } : keyStatus,
+    candidates: v.candidates,
+  };
   const unproven = v.verified ? targetProblem(door, v.outputs) : undefined;
   if (unproven) problems.push(unproven);
   if (v.verified && !unproven) {
     // in the order the verdict reached them
     const entries = v.entries.map((e) => ({ drv: e.udrv, resolvedDrv: e.rdrvPath, signer: e.signer, where: e.where }));
-    return { ...base, verified: true, outputs: v.outputs, signers: v.signers, problems: [], world: v.world, entries };
+    const r: VerifyResult = { ...base, verified: true, outputs: v.outputs, signers: v.signers, problems: [], world: v.world, entries };
+    if (v.settled) opts.onSeed?.({ settled: v.settled, policy, keys: keysNow, sources: opts.sources, storeDir, madeAt: Date.now(), keyStatus: base.keyStatus });
+    return r;
   }
+  if (seed) return undefined;
   const all = [...v.problems, ...problems];
   if (!all.some((x) => x.drv === target)) all.push({ drv: target, code: 'no-bundle', detail: 'the target has no signed claim from an admitted key' });
   // name only what blocks: a problem at a derivation that verifies anyway, or above a lower failure, is a note

@@ -6,7 +6,7 @@
 import { openCache } from '../cache/open.js';
 import type { ReadLimits } from '../cache/limits.js';
 import type { DrvLoader } from '../store/drv-loader.js';
-import { verifyClosure, type CheckedLines, type VerifyOptions, type VerifyResult } from './closure.js';
+import { verifyClosure, type CheckedLines, type VerdictSeed, type VerifyOptions, type VerifyResult } from './closure.js';
 import { decideLastMile, lastMileProblems, type LastMileReport } from './last-mile.js';
 import { CacheSource, DbSource, type BundleSource } from './sources.js';
 import { gatherFacts, heldContent, NarInfoFacts, type FactSource } from './store-facts.js';
@@ -82,6 +82,9 @@ interface VerdictOptions {
   readonly checkedLines?: CheckedLines | undefined;
   readonly resolutions?: VerifyOptions['resolutions'] | undefined;
   readonly poolAfterWalk?: boolean | undefined;
+  /** An earlier verdict's seed to start from, and where a new one goes (VerifyOptions.seed, onSeed; serve). */
+  readonly seed?: VerdictSeed | undefined;
+  readonly onSeed?: ((seed: VerdictSeed) => void) | undefined;
   /** The claims gathered over the closure (trace-verify plan and installed decide each position from it). */
   readonly onGraph?: ((graph: ClosureGraph) => void) | undefined;
   /** --require-last-mile: a runtime path no source knows fails too */
@@ -104,6 +107,8 @@ export function trustVerdict(drv: string, o: Omit<VerdictOptions, 'requireLastMi
     ...(o.checkedLines ? { checkedLines: o.checkedLines } : {}),
     ...(o.resolutions ? { resolutions: o.resolutions } : {}),
     ...(o.poolAfterWalk ? { poolAfterWalk: true } : {}),
+    ...(o.seed ? { seed: o.seed } : {}),
+    ...(o.onSeed ? { onSeed: o.onSeed } : {}),
     ...(o.onGraph ? { onGraph: o.onGraph } : {}),
     ...(o.facts.length > 0 ? { heldContent: (paths: readonly string[]) => heldContent(paths, o.facts) } : {}),
   });

@@ -1,4 +1,4 @@
-import { assertionKey, claimKey, type DepRef, type Entry, type OutputMap, type Problem } from './claims.js';
+import { assertionKey, claimKey, depKey, type DepRef, type Entry, type OutputMap, type Problem } from './claims.js';
 import { describeTrust, missing, satisfies, type TrustNode } from './trust-tree.js';
 
 /**
@@ -42,6 +42,40 @@ interface DecideInput {
   readonly maxWorlds: number;
   /** NAR sha256 the consumer's local store or caches hold for disputed paths: that world is tried first (the last mile refuses others). */
   readonly held?: ReadonlyMap<string, string>;
+  /**
+   * An earlier verdict's settled claims (an incremental verdict, see Settled): derivations of
+   * `order` found here (other than the target) are boundary nodes whose counting claims are
+   * taken from it, and what lies below them is not in `order` at all.
+   */
+  readonly settled?: Settled;
+}
+
+/**
+ * What a verified, dispute-free verdict leaves for a later one over an overlapping closure
+ * (serve: a new top-level derivation over a closure verified seconds ago, same policy, keys
+ * and sources). Every derivation's live claims (equivocations dropped), the counting ones,
+ * the fixed-output leaves and every path a live claim binds, with its one hash; never the
+ * target's (the door may have filtered its claims). Closed downwards as long as decide is given
+ * exactly the target's closure (verifyClosure): nothing in it uses the target, and a seeded
+ * verdict's settled claims add its own closure but its target to the seed's.
+ *
+ * Why a seeded decide gives the full one's verdict: counting at a derivation depends only on
+ * the live claims at and below it, on the policy and on the world; with no disputed path
+ * there is one world, in which every claim is consistent. The claims at and below a settled
+ * derivation are the same in the later closure (the same .drv closure, policy, keys and
+ * source reads: the caller's staleness bound), so their counting is the settled one. A seeded
+ * decide is used only when the later run's own claims bind every path the settled claims bind
+ * to the same hash and dispute no path among themselves (else it answers "not verified" and
+ * the caller runs the full verdict): then the full graph has no disputed path either, the
+ * one world is the same, and counting, the target's candidates, the chosen claims and the
+ * world below follow from the same sets by the same code (k-of-n and own-thread backing
+ * included: producersOf and counting are the full run's at every derivation reached).
+ */
+export interface Settled {
+  readonly live: ReadonlyMap<string, readonly Entry[]>;
+  readonly counting: ReadonlySet<Entry>;
+  readonly fod: ReadonlyMap<string, FodLeaf>;
+  readonly bindings: ReadonlyMap<string, string>;
 }
 
 export interface WorldPath {
@@ -59,6 +93,8 @@ export interface Verdict {
   readonly world: Record<string, WorldPath>;
   readonly entries: readonly Entry[];
   readonly problems: Problem[];
+  /** Verified with no disputed path: what a later seeded decide may start from. */
+  readonly settled?: Settled;
 }
 
 const byStr = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
@@ -154,9 +190,15 @@ export function decide(input: DecideInput): Verdict {
     };
   }
   const live = dropEquivocations(nodes, problems);
+  const seed = input.settled;
+  const settledAt = (u: string): boolean => u !== target && seed?.live.has(u) === true;
 
   // Which hashes each disputed path is given, by which entries (a first pass finds the disputes).
   const disputed = disputedPaths(live.values());
+  // seeded: only a dispute-free graph whose new claims agree with every settled binding (Settled)
+  if (seed && (disputed.size > 0 || !agreesWith(live, seed, settledAt))) {
+    return { verified: false, outputs: {}, signers: [], candidates: 0, ...empty, problems: [] };
+  }
   const claimed = new Map<string, Map<string, Entry[]>>();
   if (disputed.size > 0) {
     for (const u of order) {
@@ -287,8 +329,11 @@ export function decide(input: DecideInput): Verdict {
 
   let candidates = 0;
   let firstFailure: Problem[] | undefined;
-  const isFod = (u: string): boolean => (nodes.get(u) as Node).fod !== undefined;
-  const producersOf = (d: DepRef): readonly Entry[] => producers.get(d.drv)?.get(d.key) ?? [];
+  const fodOf = (u: string): FodLeaf | undefined => nodes.get(u)?.fod ?? seed?.fod.get(u);
+  const isFod = (u: string): boolean => fodOf(u) !== undefined;
+  // below the settled boundary (only the chosen claims' walk goes there): the settled claims
+  const producersOf = (d: DepRef): readonly Entry[] => producers.get(d.drv)?.get(d.key) ?? (seed ? settledProducers(seed, d) : []);
+  const liveOf = (u: string): readonly Entry[] => live.get(u) ?? seed?.live.get(u) ?? [];
   for (const w of worlds) {
     const allowed = new Map(fixed);
     for (const [i, d] of branching.entries()) allowed.set(d.path, d.viable[w[i] as number] as string);
@@ -302,7 +347,7 @@ export function decide(input: DecideInput): Verdict {
     // dependency resolution it uses is backed, either by the counting claims that give exactly
     // that output map (the used outputs at those paths) meeting the policy, or by a counting
     // claim of its own signer for that map (its own thread: divergence that converges).
-    const counting = new Set<Entry>();
+    const counting = new Set<Entry>(seed?.counting);
     const trustedMemo = new Map<string, Map<string, boolean>>();
     const trusted = (d: DepRef): boolean => {
       let m = trustedMemo.get(d.drv);
@@ -322,7 +367,7 @@ export function decide(input: DecideInput): Verdict {
     const own = (d: DepRef, signer: string): boolean => producersOf(d).some((f) => f.signer === signer && counting.has(f));
     const backed = (e: Entry): boolean => e.deps.every((d) => isFod(d.drv) || trusted(d) || own(d, e.signer));
     for (const u of order) {
-      if (isFod(u)) continue;
+      if (isFod(u) || settledAt(u)) continue;
       for (const e of live.get(u) ?? []) if (consistent(e) && backed(e)) counting.add(e);
     }
     // candidate targets: the required outputs of consistent target claims, in hash order
@@ -348,9 +393,10 @@ export function decide(input: DecideInput): Verdict {
           outputs: Object.fromEntries([...cand.outputs].map(([n, v]) => [n, v.path])),
           signers: [...new Set(entries.map((e) => e.signer))].sort(byStr),
           candidates: [...byCandidate.values()].filter((x) => x.entries.some((e) => counting.has(e))).length,
-          world: worldOf(entries, nodes, live, counting, trust),
+          world: worldOf(entries, fodOf, liveOf, counting, trust),
           entries,
           problems: [],
+          ...(disputed.size === 0 ? { settled: settle(target, nodes, live, counting, seed) } : {}),
         };
       }
       // why not: only now the (cheaper, laut's) support relation is needed
@@ -477,8 +523,8 @@ function unbacked(
  */
 function worldOf(
   entries: readonly Entry[],
-  nodes: ReadonlyMap<string, Node>,
-  live: ReadonlyMap<string, readonly Entry[]>,
+  fodOf: (u: string) => FodLeaf | undefined,
+  liveOf: (u: string) => readonly Entry[],
   counting: ReadonlySet<Entry>,
   trust: TrustNode,
 ): Record<string, WorldPath> {
@@ -489,7 +535,7 @@ function worldOf(
     let m = vouched.get(u);
     if (!m) {
       m = new Map();
-      for (const f of live.get(u) ?? []) {
+      for (const f of liveOf(u)) {
         if (!counting.has(f)) continue;
         for (const o of f.outputs.values()) {
           const s = m.get(o.path);
@@ -508,7 +554,7 @@ function worldOf(
       else unattested.add(o.path);
     }
     for (const d of e.deps) {
-      const f = (nodes.get(d.drv) as Node).fod;
+      const f = fodOf(d.drv);
       if (f) {
         producer.set(f.path, d.drv);
         if (!hash.has(f.path) || f.sha256 !== undefined) hash.set(f.path, f.sha256);
@@ -524,4 +570,48 @@ function worldOf(
     out[p] = h === undefined ? (prod === undefined ? {} : { producerDrv: prod }) : prod === undefined ? { narSha256: h } : { narSha256: h, producerDrv: prod };
   }
   return out;
+}
+
+/** Whether every claim gathered in this run (not settled) binds each path the settled claims bind to their hash. */
+function agreesWith(live: ReadonlyMap<string, readonly Entry[]>, seed: Settled, settledAt: (u: string) => boolean): boolean {
+  for (const [u, es] of live) {
+    if (settledAt(u)) continue;
+    for (const e of es) {
+      if (
+        !eachBinding(e, (p, h) => {
+          const s = seed.bindings.get(p);
+          return s === undefined || s === h;
+        })
+      )
+        return false;
+    }
+  }
+  return true;
+}
+
+/** The settled claims at a dependency that give exactly the output map it names (decide's producer index, for a derivation below the boundary). */
+function settledProducers(seed: Settled, d: DepRef): Entry[] {
+  const outs = d.key.slice(0, d.key.indexOf('=')).split(',');
+  return (seed.live.get(d.drv) ?? []).filter((e) => outs.every((o) => e.outputs.has(o)) && depKey(e.outputs, outs) === d.key);
+}
+
+/** A verified, dispute-free verdict's claims, merged over the seed it started from (Settled); never the target's. */
+function settle(
+  target: string,
+  nodes: ReadonlyMap<string, Node>,
+  live: ReadonlyMap<string, readonly Entry[]>,
+  counting: ReadonlySet<Entry>,
+  seed: Settled | undefined,
+): Settled {
+  const l = new Map(seed?.live);
+  const fod = new Map(seed?.fod);
+  const bindings = new Map(seed?.bindings);
+  for (const [u, es] of live) {
+    if (u === target) continue;
+    const f = nodes.get(u)?.fod;
+    if (f) fod.set(u, f);
+    l.set(u, es);
+    for (const e of es) eachBinding(e, (p, h) => void bindings.set(p, h));
+  }
+  return { live: l, counting, fod, bindings };
 }
