@@ -724,7 +724,12 @@ describe('seeded verdicts on a chain (a new top over a verified closure)', () =>
       const seeded = await verify(b.target, seed.left);
       const m = modelVerifies({ target: b.target, required: b.required, nodes: b.nodes, trust: c.trust });
       assert.equal(full.r.verified, m);
-      assert.deepEqual(seeded.r, full.r);
+      // a verdict that rests on the seed says when the seed was made (the caller dates its reads by it)
+      const { seededAt, ...rest } = seeded.r;
+      // (fewer reads: the seeded run was the answer; a seeded run that did not verify was followed by the full one)
+      assert.equal(seededAt !== undefined, seeded.reads < full.reads, 'seededAt exactly when the answer rests on the seed');
+      if (seededAt !== undefined) assert.equal(seededAt, seed.left?.madeAt);
+      assert.deepEqual(rest, full.r);
       // a seeded verdict leaves a seed too (the next new top starts from both), as the full one does
       assert.equal(seeded.left !== undefined, full.left !== undefined);
       return { full, seeded };

@@ -359,7 +359,8 @@ export class Substituter {
     // only a verdict just checked against the traces starts a window (its own and its world's):
     // reusing one must not stretch it (a path asked for every few seconds would never be re-checked)
     const reused = f !== undefined && result === f.result;
-    const checkedAt = reused ? f.at : Date.now();
+    // a seeded verdict rests on the seed's reads: its window starts when the seed was made
+    const checkedAt = reused ? f.at : (result.seededAt ?? Date.now());
     if (!reused) this.fresh.set(id, { at: checkedAt, result, policyDigest: digest });
     const out = await withLastMile(result, facts, false, []);
     if (out.verified) this.remember({ target, loader, policyDigest: digest, at: checkedAt, v: out });

@@ -44,6 +44,8 @@ export interface VerifyResult {
   readonly world: Record<string, WorldPath>;
   /** The claims the verdict rests on (empty unless verified). */
   readonly entries: readonly ChosenEntry[];
+  /** Set when the verdict rests on a seed (VerifyOptions.seed): when that seed was made, so a caller can date its reads by it. */
+  readonly seededAt?: number;
 }
 
 export interface VerifyOptions {
@@ -256,7 +258,7 @@ export async function verifyClosure(target: string, opts: VerifyOptions): Promis
     Date.now() - s.madeAt < SEED_MAX_AGE_MS;
   if (usable) {
     const r = await verifyOnce(target, opts, s);
-    if (r?.verified) return r;
+    if (r?.verified) return { ...r, seededAt: s.madeAt };
   }
   return (await verifyOnce(target, opts, undefined)) as VerifyResult;
 }
