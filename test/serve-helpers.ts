@@ -1,6 +1,7 @@
 /** `trace-verify serve` as the substituter tests run it: a child process, its status, plain GETs. */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { get } from 'node:http';
 import { after } from 'node:test';
 import { nixEnv, run, tempDir, VERIFY_CLI, type RunResult } from './helpers.js';
@@ -21,6 +22,24 @@ if (process.env['NODE_TEST_CONTEXT'] !== undefined) {
   });
 }
 
+/** Each thread's kernel wait and, where gdb is installed, every thread's stack: why a process hangs. */
+function threadsOf(pid: number | undefined): string {
+  if (pid === undefined) return '';
+  const lines: string[] = [];
+  try {
+    for (const t of readdirSync(`/proc/${pid}/task`)) {
+      const at = (f: string): string => readFileSync(`/proc/${pid}/task/${t}/${f}`, 'utf8').trim();
+      lines.push(`thread ${t} ${at('comm')}: ${at('wchan')}`);
+    }
+    lines.push(
+      execFileSync('gdb', ['-batch', '-p', String(pid), '-ex', 'thread apply all bt 12'], { timeout: 30_000, stdio: ['ignore', 'pipe', 'ignore'] }).toString(),
+    );
+  } catch (e) {
+    lines.push(String(e));
+  }
+  return lines.join('\n');
+}
+
 export async function startServe(
   root: string,
   policy: string,
@@ -37,14 +56,25 @@ export async function startServe(
   live.add(child);
   let err = '';
   child.stderr?.on('data', (c: Buffer) => (err += c.toString('utf8')));
+  let started = false;
   const first = await new Promise<string>((resolve, reject) => {
     let out = '';
     child.stdout?.on('data', (c: Buffer) => {
       out += c.toString('utf8');
       if (out.includes('\n')) resolve(out.split('\n')[0] as string);
     });
-    child.once('exit', (code) => reject(new Error(`serve exited ${code}: ${err}`)));
+    child.once('exit', (code, signal) => reject(new Error(`serve exited ${code ?? signal}: ${err}`)));
+    // a start that never ends (seen twice in hundreds, not reproduced: the main thread waiting on
+    // a futex before the signing key was written) fails the test with what the threads were doing
+    const slow = setTimeout(() => {
+      if (started) return;
+      reject(new Error(`serve did not start within 60 s: ${err}\n${threadsOf(child.pid)}`));
+      child.kill('SIGKILL');
+    }, 60_000);
+    child.stdout?.once('data', () => clearTimeout(slow));
+    child.once('exit', () => clearTimeout(slow));
   });
+  started = true;
   const { listen, publicKey } = JSON.parse(first) as { listen: string; publicKey: string };
   return {
     url: `http://${listen}`,
