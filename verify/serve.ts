@@ -161,5 +161,7 @@ export async function serveCommand(rest: string[]): Promise<number> {
   } catch (err) {
     log(errorMessage(err));
   }
-  return EXIT_OK;
+  // the connections are closed, and what their requests still wait for (a slow upstream's read,
+  // up to its deadline) has nobody to answer: a stop is prompt, never held up by an upstream
+  process.exit(EXIT_OK);
 }
