@@ -68,8 +68,6 @@ interface SubstituterOptions {
 
 /** Whole-closure verifications at once. */
 const VERIFICATION_SLOTS = 2;
-/** The longest delay a Node timer takes. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Far above any NAR in nixpkgs (a few GiB at most); a narinfo past it is a lie or needs the operator's word. */
 const DEFAULT_MAX_NAR_BYTES = 64 * 2 ** 30;
@@ -238,7 +236,7 @@ export class Substituter {
     if (!result) {
       // a request waits for a slot at most as long as one upstream read may take: slow traces
       // holding both slots must not queue every other request behind them without end
-      const maxMs = Math.min(this.o.limits.requestTimeoutMs, MAX_TIMER_MS);
+      const maxMs = this.o.limits.requestTimeoutMs;
       const tooLong = (waited: number): BuildtraceError =>
         new BuildtraceError(
           'LIMIT_EXCEEDED',
