@@ -694,10 +694,14 @@ describe('seeded verdicts on a chain (a new top over a verified closure)', () =>
       const loader = new DrvLoader(storeDir, Number.POSITIVE_INFINITY);
       loader.drv = (path: string): Derivation => b.drvs.get(path) as Derivation;
       let reads = 0;
+      let firstReadAt: number | undefined;
       const source: BundleSource = {
         name: 'memory',
         bundles: async (h) => {
           reads++;
+          firstReadAt ??= Date.now();
+          // reads take time (a run's end is later than its first read)
+          await new Promise((r) => setTimeout(r, 1));
           return b.lines.get(h) ?? [];
         },
         keyEvidence: async () => [],
@@ -705,6 +709,7 @@ describe('seeded verdicts on a chain (a new top over a verified closure)', () =>
       };
       const verify = async (t: string, seed?: VerdictSeed) => {
         reads = 0;
+        firstReadAt = undefined;
         let left: VerdictSeed | undefined;
         const r = await verifyClosure(t, {
           policy,
@@ -716,10 +721,14 @@ describe('seeded verdicts on a chain (a new top over a verified closure)', () =>
             left = s;
           },
         });
-        return { r, reads, left };
+        return { r, reads, left, firstReadAt };
       };
       const seed = await verify(b.order[2] as string);
       assert.ok(seed.r.verified, 'the seed verifies');
+      // a full run's seed is dated no later than its first read (its claims are no older than that)
+      if (seed.left) assert.ok(seed.firstReadAt !== undefined && seed.left.madeAt <= seed.firstReadAt, `${seed.left.madeAt} > ${seed.firstReadAt}`);
+      // time passes between the seed and the verdicts that use it
+      await new Promise((r) => setTimeout(r, 5));
       const full = await verify(b.target);
       const seeded = await verify(b.target, seed.left);
       const m = modelVerifies({ target: b.target, required: b.required, nodes: b.nodes, trust: c.trust });
@@ -732,6 +741,9 @@ describe('seeded verdicts on a chain (a new top over a verified closure)', () =>
       assert.deepEqual(rest, full.r);
       // a seeded verdict leaves a seed too (the next new top starts from both), as the full one does
       assert.equal(seeded.left !== undefined, full.left !== undefined);
+      // dated as the seed it rests on: its settled claims are that old, and a chain of seeds
+      // (each new top seeding the next) never makes them look newer
+      if (seededAt !== undefined && seeded.left) assert.equal(seeded.left.madeAt, seed.left?.madeAt);
       return { full, seeded };
     };
     const twoOfTwo: TrustNode = { threshold: 2, of: ['A', 'B'] };

@@ -1,7 +1,7 @@
 // ci: nix (runs on every Nix: the host and the trixie and sid chroots; see scripts/run-tests.sh)
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -317,6 +317,60 @@ describe('trace-verify serve: stock Nix substitutes only what verifies', () => {
       assert.ok(codes.includes('no-bundle'), JSON.stringify(codes));
       // the closure's own top is still served (its verdict was not disturbed)
       assert.equal((await httpGet(`${s.url}/${hashOf(topOut)}.narinfo`)).status, 200);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test('a seeded verdict is kept keyed on the traces its seed settled too: after a restart reused while they are unchanged, decided again once one below it changed', async () => {
+    // A alone (nothing disputed, so chain[6]'s verdict leaves a seed); a cache of its own (a trace is deleted below)
+    const pol = join(dir, 'policy-a-only-kept.json');
+    writeFileSync(pol, JSON.stringify({ keys: { A: { publicKey: A.keys.publicKey } }, trust: 'A' }));
+    const cache = join(dir, 'cache-seeded-kept');
+    cpSync(fileCache, cache, { recursive: true });
+    const { root } = await consumer(['top']);
+    const ia = (await must('nix-instantiate', [...args, '-A', 'iaChain'], { env: nixEnv() })).stdout.trim().split('\n');
+    const outs = (await must('nix-store', ['-q', '--outputs', ...ia], { env: nixEnv() })).stdout.trim().split('\n');
+    const [six, seven] = [outs[6], outs[7]] as [string, string];
+    const stateDir = tempDir('serve-state-');
+    let s = await startServe(root, pol, [`file://${cache}`], stateDir);
+    let first: Awaited<ReturnType<typeof status>>;
+    try {
+      // chain[6] first (a full verdict), then chain[7], above it: seeded, only its own derivation read
+      for (const p of [six, seven]) assert.equal((await httpGet(`${s.url}/${hashOf(p)}.narinfo`)).status, 200);
+      first = await status(s);
+      assert.equal(first.verdictsComputed, 2, JSON.stringify(first));
+    } finally {
+      await s.stop();
+    }
+    s = await startServe(root, pol, [`file://${cache}`], stateDir);
+    try {
+      assert.equal((await httpGet(`${s.url}/${hashOf(seven)}.narinfo`)).status, 200);
+      const st = await status(s);
+      assert.equal(st.verdictsComputed, first.verdictsComputed, `chain[7]'s seeded verdict was kept: ${JSON.stringify(st)}`);
+      assert.equal(st.verdictsReused, first.verdictsReused + 1);
+    } finally {
+      await s.stop();
+    }
+    // chain[3]'s trace deleted upstream: chain[7]'s kept verdict rests on it (through the seed), so it is not reused
+    const tv = await run(VERIFY_CLI, [ia[7] as string, '--policy', pol, '--cache', `file://${cache}`, '--no-local-store', '--json']);
+    assert.equal(tv.code, 0, tv.stderr);
+    const entries = (JSON.parse(tv.stdout) as { entries: { drv: string; resolvedDrv: string }[] }).entries;
+    const three = entries.find((e) => e.drv === ia[3]);
+    assert.ok(three, tv.stdout);
+    rmSync(join(cache, 'traces', hashOf(three.resolvedDrv)));
+    s = await startServe(root, pol, [`file://${cache}`], stateDir);
+    try {
+      const before = await status(s);
+      const g = await httpGet(`${s.url}/${hashOf(seven)}.narinfo`);
+      assert.equal(g.status, 404, g.body);
+      const st = await status(s);
+      assert.equal(st.verdictsReused, before.verdictsReused, JSON.stringify(st));
+      assert.equal(st.verdictsComputed, before.verdictsComputed + 1, JSON.stringify(st));
+      assert.ok(
+        st.lastRefusals.some((r) => r.path === seven && r.codes.includes('no-bundle')),
+        JSON.stringify(st.lastRefusals),
+      );
     } finally {
       await s.stop();
     }

@@ -37,9 +37,15 @@ export class RecentReads<T> {
   }
 }
 
-/** A cache's bundles as a verification reads them, through RecentReads. */
+/**
+ * A cache's bundles as one verification reads them, through RecentReads. It keeps what it
+ * handed out (`used`): a verdict kept for later is keyed on the lines it was decided on, never
+ * on a later read of them (a read that left the window between the two, or a seeded verdict
+ * that never read what its seed settled, would pair an old decision with new lines).
+ */
 export class RecentBundles implements BundleSource {
   readonly name: string;
+  private readonly handedOut = new Map<string, string[] | 'differed'>();
   constructor(
     private readonly inner: CacheSource,
     private readonly recent: RecentReads<string[]>,
@@ -48,11 +54,24 @@ export class RecentBundles implements BundleSource {
   }
   async bundles(hash: string): Promise<string[]> {
     const key = `${this.name}\0${hash}`;
-    const had = this.recent.get(key);
-    if (had) return had;
-    const lines = await this.inner.bundles(hash);
-    this.recent.set(key, lines);
+    let lines = this.recent.get(key);
+    if (!lines) {
+      lines = await this.inner.bundles(hash);
+      this.recent.set(key, lines);
+    }
+    const before = this.handedOut.get(hash);
+    if (before === undefined) this.handedOut.set(hash, lines);
+    else if (before !== lines && (before === 'differed' || before.join('\n') !== lines.join('\n'))) this.handedOut.set(hash, 'differed');
     return lines;
+  }
+  /** The lines this source handed out for `hash`; undefined if it never read them or two reads differed. */
+  used(hash: string): string[] | undefined {
+    const u = this.handedOut.get(hash);
+    return u === 'differed' ? undefined : u;
+  }
+  /** Every hash this source was asked for. */
+  asked(): IterableIterator<string> {
+    return this.handedOut.keys();
   }
   keyEvidence(fp: string): ReturnType<CacheSource['keyEvidence']> {
     return this.inner.keyEvidence(fp);

@@ -132,14 +132,23 @@ export class StateDb {
         JSON.stringify(v.result),
         new Date().toISOString(),
       );
-      const hint = this.st('INSERT OR REPLACE INTO hints (path, drv) VALUES (?, ?)');
-      for (const [path, w] of Object.entries(v.result.world)) {
-        if (!w.producerDrv || this.hinted.get(path) === w.producerDrv) continue;
-        hint.run(path, w.producerDrv);
-        this.hinted.set(path, w.producerDrv);
-      }
+      this.writeHints(v.result);
     });
     tx();
+  }
+
+  /** The producer hints of a verdict that is not kept itself (StateDb.hints). */
+  storeHints(result: VerifyResult): void {
+    this.db.transaction(() => this.writeHints(result))();
+  }
+
+  private writeHints(result: VerifyResult): void {
+    const hint = this.st('INSERT OR REPLACE INTO hints (path, drv) VALUES (?, ?)');
+    for (const [path, w] of Object.entries(result.world)) {
+      if (!w.producerDrv || this.hinted.get(path) === w.producerDrv) continue;
+      hint.run(path, w.producerDrv);
+      this.hinted.set(path, w.producerDrv);
+    }
   }
 
   /** Producer hints (from verified worlds) for paths with this hash part. */

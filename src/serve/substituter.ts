@@ -103,6 +103,8 @@ export class Substituter {
   private readonly fresh = new Map<string, { at: number; result: VerifyResult; policyDigest: string }>();
   /** What the last verdict computed here left: the next may start from it (VerifyOptions.seed, which checks policy, keys, sources and age). */
   private seed: VerdictSeed | undefined;
+  /** The trace digests (by hash) of the lines a seed's claims were decided on, for keeping a verdict seeded by it. */
+  private readonly seedReads = new WeakMap<VerdictSeed, ReadonlyMap<string, string>>();
   /** hash part -> the most recently verified world holding that path (fromVerifiedWorld) */
   private readonly worldOf = new Map<string, { path: string; world: VerifiedWorld }>();
   private readonly routes = new Map<string, NarRoute>();
@@ -167,7 +169,7 @@ export class Substituter {
   }
 
   /** Fresh per verification: a CacheSource stops reading after its first failure, which must not outlive one verdict. */
-  private sources(): { sources: BundleSource[]; facts: FactSource[] } {
+  private sources(): { sources: RecentBundles[]; facts: FactSource[] } {
     const caches = this.o.caches.map((c) => new CacheSource(c, { limits: this.o.limits }));
     const sources = caches.map((c) => new RecentBundles(c, this.recentBundles));
     const facts: FactSource[] = caches.map((s) => new RecentFacts(new NarInfoFacts(s, this.storeDir), this.recentFacts));
@@ -187,19 +189,50 @@ export class Substituter {
   private static async digests(hashes: readonly string[], sources: readonly BundleSource[]): Promise<TraceDigest[]> {
     return Promise.all(
       hashes.map(async (hash) => {
-        const lines: string[] = [];
         const read: string[][] = [];
         for (const s of sources) read.push(await s.bundles(hash));
-        // one source (the usual case): a read kept by RecentReads is the same array, digested once
-        const one = read.length === 1 ? (read[0] as string[]) : undefined;
-        const known = one && Substituter.digested.get(one);
-        if (known) return { hash, digest: known };
-        for (const r of read) lines.push(...r);
-        const digest = linesDigest(lines);
-        if (one) Substituter.digested.set(one, digest);
-        return { hash, digest };
+        return { hash, digest: Substituter.digestOf(read) };
       }),
     );
+  }
+
+  /** The digests of the lines a verification was handed, by hash (a hash read twice differently has none). */
+  private static handedOut(sources: readonly RecentBundles[]): Map<string, string> {
+    const out = new Map<string, string>();
+    const first = sources[0];
+    if (!first) return out;
+    hashes: for (const hash of first.asked()) {
+      const read: string[][] = [];
+      for (const s of sources) {
+        const u = s.used(hash);
+        if (!u) continue hashes;
+        read.push(u);
+      }
+      out.set(hash, Substituter.digestOf(read));
+    }
+    return out;
+  }
+
+  /** Two verifications' reads as one (a seeded verdict's and its seed's); a hash they read differently has none. */
+  private static joinReads(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): Map<string, string> {
+    const out = new Map(a);
+    const differ = new Set<string>();
+    for (const [h, d] of b) {
+      if (out.has(h) && out.get(h) !== d) differ.add(h);
+      out.set(h, d);
+    }
+    for (const h of differ) out.delete(h);
+    return out;
+  }
+
+  private static digestOf(read: readonly string[][]): string {
+    // one source (the usual case): a read kept by RecentReads is the same array, digested once
+    const one = read.length === 1 ? (read[0] as string[]) : undefined;
+    const known = one && Substituter.digested.get(one);
+    if (known) return known;
+    const digest = linesDigest(read.flat());
+    if (one) Substituter.digested.set(one, digest);
+    return digest;
   }
 
   /** `trace-verify`'s verdict for one derivation: the trust part from the verdict cache while its traces are unchanged, the last mile always fresh. */
@@ -243,9 +276,14 @@ export class Substituter {
           `no verification slot came free within ${waited} ms (limit requestTimeoutMs, ${maxMs} ms: ${VERIFICATION_SLOTS} verifications at once, all held by slower ones); not verified, ask again later`,
           { subject: drv },
         );
+      let seed: VerdictSeed | undefined;
+      let left: VerdictSeed | undefined;
       result = await this.verifications.run(
-        () =>
-          trustVerdict(drv, {
+        () => {
+          // taken once a slot is free, no older than the recheck window (--recheck-seconds):
+          // the claims it settled are reads of that age
+          seed = this.seed && Date.now() - this.seed.madeAt < this.recheckMs ? this.seed : undefined;
+          return trustVerdict(drv, {
             policy,
             sources,
             facts,
@@ -256,17 +294,25 @@ export class Substituter {
             checkedLines: this.checkedLines,
             resolutions: this.boundedResolutions(),
             poolAfterWalk: true,
-            // no older than the recheck window (--recheck-seconds): the claims it settled are reads of that age
-            ...(this.seed && Date.now() - this.seed.madeAt < this.recheckMs ? { seed: this.seed } : {}),
+            ...(seed ? { seed } : {}),
             onSeed: (s) => {
-              this.seed = s;
+              left = s;
             },
-          }),
+          });
+        },
         { maxMs, tooLong },
       );
       this.o.state.count('verdictsComputed');
-      const traces = await Substituter.digests(Substituter.decidingHashes(result), sources);
-      this.o.state.storeVerdict(key, drv, digest, this.cacheUrls, { result, traces });
+      // the lines it was decided on: what this verification read, and for a seeded verdict also
+      // what its seed's claims were decided on (it did not read those again)
+      let decidedOn = Substituter.handedOut(sources);
+      const seedReads = seed && this.seedReads.get(seed);
+      if (result.seededAt !== undefined) decidedOn = seedReads ? Substituter.joinReads(seedReads, decidedOn) : new Map();
+      if (left) {
+        this.seed = left;
+        this.seedReads.set(left, decidedOn);
+      }
+      this.keep(key, drv, digest, result, decidedOn);
     }
     // only a verdict just checked against the traces starts a window (its own and its world's):
     // reusing one must not stretch it (a path asked for every few seconds would never be re-checked)
@@ -277,6 +323,17 @@ export class Substituter {
     const out = await withLastMile(result, facts, false, []);
     if (out.verified) this.remember({ target, loader, policyDigest: digest, at: checkedAt, v: out });
     return out;
+  }
+
+  /**
+   * Keeps a verdict (for a restart, or the window's end) keyed on exactly the lines it was
+   * decided on; one decided partly on lines whose digest is unknown is not kept (a digest of a
+   * later read would let an old verdict pass for one decided on the new lines).
+   */
+  private keep(key: string, drv: string, policyDigest: string, result: VerifyResult, decidedOn: ReadonlyMap<string, string>): void {
+    const traces = Substituter.decidingHashes(result).map((hash) => ({ hash, digest: decidedOn.get(hash) }));
+    if (traces.every((t): t is TraceDigest => t.digest !== undefined)) this.o.state.storeVerdict(key, drv, policyDigest, this.cacheUrls, { result, traces });
+    else this.o.state.storeHints(result);
   }
 
   /** Indexes a verified world by its paths that some derivation of the closure produces (a source is never served). */

@@ -106,6 +106,7 @@ export interface VerdictSeed {
   readonly keys: string;
   readonly sources: readonly BundleSource[];
   readonly storeDir: string;
+  /** When the reads it rests on began: the full run's start, or for a seeded run its own seed's madeAt. */
   readonly madeAt: number;
   readonly keyStatus: VerifyResult['keyStatus'];
 }
@@ -268,6 +269,10 @@ async function verifyOnce(target: string, opts: VerifyOptions, seed: VerdictSeed
   const { policy, loader } = opts;
   const storeDir = opts.storeDir ?? '/nix/store';
   const problems: Problem[] = [];
+  // the seed this run leaves is dated by the oldest read it rests on: a seeded run's carries
+  // the claims its own seed settled, so it keeps that seed's date (a chain of seeds never makes
+  // an old read look new); a full run's own reads come after its start
+  const startedAt = Date.now();
 
   const budget = new RunBudget(opts.limits);
   const admission = await admitKeys(policy, opts.sources, { budget, ...(opts.at ? { at: opts.at } : {}) });
@@ -660,7 +665,16 @@ async function verifyOnce(target: string, opts: VerifyOptions, seed: VerdictSeed
     // in the order the verdict reached them
     const entries = v.entries.map((e) => ({ drv: e.udrv, resolvedDrv: e.rdrvPath, signer: e.signer, where: e.where }));
     const r: VerifyResult = { ...base, verified: true, outputs: v.outputs, signers: v.signers, problems: [], world: v.world, entries };
-    if (v.settled) opts.onSeed?.({ settled: v.settled, policy, keys: keysNow, sources: opts.sources, storeDir, madeAt: Date.now(), keyStatus: base.keyStatus });
+    if (v.settled)
+      opts.onSeed?.({
+        settled: v.settled,
+        policy,
+        keys: keysNow,
+        sources: opts.sources,
+        storeDir,
+        madeAt: seed ? seed.madeAt : startedAt,
+        keyStatus: base.keyStatus,
+      });
     return r;
   }
   if (seed) return undefined;
