@@ -5,6 +5,7 @@
 import type { PathFact } from '../verify/last-mile.js';
 import type { BundleSource, CacheSource } from '../verify/sources.js';
 import type { FactSource } from '../verify/store-facts.js';
+import { linesDigest } from './state-db.js';
 
 /**
  * What a source said within the recheck window, reused instead of read again: the same
@@ -38,14 +39,15 @@ export class RecentReads<T> {
 }
 
 /**
- * A cache's bundles as one verification reads them, through RecentReads. It keeps what it
- * handed out (`used`): a verdict kept for later is keyed on the lines it was decided on, never
- * on a later read of them (a read that left the window between the two, or a seeded verdict
+ * A cache's bundles as one verification reads them, through RecentReads. It keeps every read
+ * it handed out: a verdict kept for later is keyed on the lines it was decided on (DecidedOn),
+ * never on a later read of them (a read that left the window in between, or a seeded verdict
  * that never read what its seed settled, would pair an old decision with new lines).
  */
 export class RecentBundles implements BundleSource {
   readonly name: string;
-  private readonly handedOut = new Map<string, string[] | 'differed'>();
+  /** The distinct arrays handed out, by hash (more than one only if the window ended between two reads). */
+  private readonly handedOut = new Map<string, string[][]>();
   constructor(
     private readonly inner: CacheSource,
     private readonly recent: RecentReads<string[]>,
@@ -59,17 +61,16 @@ export class RecentBundles implements BundleSource {
       lines = await this.inner.bundles(hash);
       this.recent.set(key, lines);
     }
-    const before = this.handedOut.get(hash);
-    if (before === undefined) this.handedOut.set(hash, lines);
-    else if (before !== lines && (before === 'differed' || before.join('\n') !== lines.join('\n'))) this.handedOut.set(hash, 'differed');
+    const reads = this.handedOut.get(hash);
+    if (!reads) this.handedOut.set(hash, [lines]);
+    else if (!reads.includes(lines)) reads.push(lines);
     return lines;
   }
-  /** The lines this source handed out for `hash`; undefined if it never read them or two reads differed. */
-  used(hash: string): string[] | undefined {
-    const u = this.handedOut.get(hash);
-    return u === 'differed' ? undefined : u;
+  /** Every read handed out for `hash` (undefined: never asked, or the read failed). */
+  reads(hash: string): readonly string[][] | undefined {
+    return this.handedOut.get(hash);
   }
-  /** Every hash this source was asked for. */
+  /** Every hash this source handed lines out for. */
   asked(): IterableIterator<string> {
     return this.handedOut.keys();
   }
@@ -110,4 +111,47 @@ export class RecentFacts implements FactSource {
     }
     return out;
   }
+}
+
+/**
+ * The trace lines a verdict was decided on, as digests by resolved-derivation hash: a string
+ * for lines known exactly, null where they are not (two reads differed, or a source failed to
+ * read them). A hash absent was never read, so nothing rests on it.
+ */
+export type DecidedOn = ReadonlyMap<string, string | null>;
+
+/** linesDigest by the arrays RecentReads keeps (one source, the usual case: each digested once). */
+const digested = new WeakMap<string[], string>();
+
+/** The digest of one read per source, in the sources' order (what a kept verdict is keyed on). */
+export function readDigest(read: readonly string[][]): string {
+  const one = read.length === 1 ? (read[0] as string[]) : undefined;
+  const known = one && digested.get(one);
+  if (known) return known;
+  const digest = linesDigest(read.flat());
+  if (one) digested.set(one, digest);
+  return digest;
+}
+
+/** What one verification was handed through `sources` (one RecentBundles per cache, in order). */
+export function decidedOn(sources: readonly RecentBundles[]): Map<string, string | null> {
+  const out = new Map<string, string | null>();
+  for (const hash of new Set(sources.flatMap((s) => [...s.asked()]))) {
+    const perSource: string[][] = [];
+    for (const s of sources) {
+      const reads = s.reads(hash);
+      // unread by one source (its read failed), or two reads that differ: not known exactly
+      if (!reads || new Set(reads.map((r) => readDigest([r]))).size > 1) break;
+      perSource.push(reads[0] as string[]);
+    }
+    out.set(hash, perSource.length === sources.length ? readDigest(perSource) : null);
+  }
+  return out;
+}
+
+/** Two verifications' lines as one (a seeded verdict's own and its seed's): a hash they disagree on, or either does not know exactly, is not known exactly. */
+export function joinDecidedOn(a: DecidedOn, b: DecidedOn): Map<string, string | null> {
+  const out = new Map(a);
+  for (const [hash, d] of b) out.set(hash, out.has(hash) && out.get(hash) !== d ? null : d);
+  return out;
 }

@@ -28,8 +28,8 @@ import type { FetchedDerivations } from './fetched-derivations.js';
 import type { LocalDerivations } from './local-derivations.js';
 import { targetOfDrv, targetOfPath, type Target, type TargetFacts } from '../verify/target.js';
 import { signedBuildTrace, signedNarInfo, signedRealisation } from './signing-key.js';
-import { RecentBundles, RecentFacts, RecentReads } from './recent-reads.js';
-import { linesDigest, StateDb, type TraceDigest } from './state-db.js';
+import { type DecidedOn, decidedOn, joinDecidedOn, readDigest, RecentBundles, RecentFacts, RecentReads } from './recent-reads.js';
+import { StateDb, type TraceDigest } from './state-db.js';
 
 /** Where the NAR of a served path comes from, and what it must hash to. */
 export interface NarRoute {
@@ -103,8 +103,8 @@ export class Substituter {
   private readonly fresh = new Map<string, { at: number; result: VerifyResult; policyDigest: string }>();
   /** What the last verdict computed here left: the next may start from it (VerifyOptions.seed, which checks policy, keys, sources and age). */
   private seed: VerdictSeed | undefined;
-  /** The trace digests (by hash) of the lines a seed's claims were decided on, for keeping a verdict seeded by it. */
-  private readonly seedReads = new WeakMap<VerdictSeed, ReadonlyMap<string, string>>();
+  /** The lines each seed's claims were decided on, for keeping a verdict seeded by it. */
+  private readonly seedDecidedOn = new WeakMap<VerdictSeed, DecidedOn>();
   /** hash part -> the most recently verified world holding that path (fromVerifiedWorld) */
   private readonly worldOf = new Map<string, { path: string; world: VerifiedWorld }>();
   private readonly routes = new Map<string, NarRoute>();
@@ -183,56 +183,15 @@ export class Substituter {
     return [...new Set(rdrvs.map((p) => parseStorePath(p).hashPart))].sort();
   }
 
-  /** linesDigest of a read's lines, by the array RecentReads keeps. */
-  private static readonly digested = new WeakMap<string[], string>();
-
+  /** Digests of what `sources` read now (through the window), for comparing with a kept verdict's. */
   private static async digests(hashes: readonly string[], sources: readonly BundleSource[]): Promise<TraceDigest[]> {
     return Promise.all(
       hashes.map(async (hash) => {
         const read: string[][] = [];
         for (const s of sources) read.push(await s.bundles(hash));
-        return { hash, digest: Substituter.digestOf(read) };
+        return { hash, digest: readDigest(read) };
       }),
     );
-  }
-
-  /** The digests of the lines a verification was handed, by hash (a hash read twice differently has none). */
-  private static handedOut(sources: readonly RecentBundles[]): Map<string, string> {
-    const out = new Map<string, string>();
-    const first = sources[0];
-    if (!first) return out;
-    hashes: for (const hash of first.asked()) {
-      const read: string[][] = [];
-      for (const s of sources) {
-        const u = s.used(hash);
-        if (!u) continue hashes;
-        read.push(u);
-      }
-      out.set(hash, Substituter.digestOf(read));
-    }
-    return out;
-  }
-
-  /** Two verifications' reads as one (a seeded verdict's and its seed's); a hash they read differently has none. */
-  private static joinReads(a: ReadonlyMap<string, string>, b: ReadonlyMap<string, string>): Map<string, string> {
-    const out = new Map(a);
-    const differ = new Set<string>();
-    for (const [h, d] of b) {
-      if (out.has(h) && out.get(h) !== d) differ.add(h);
-      out.set(h, d);
-    }
-    for (const h of differ) out.delete(h);
-    return out;
-  }
-
-  private static digestOf(read: readonly string[][]): string {
-    // one source (the usual case): a read kept by RecentReads is the same array, digested once
-    const one = read.length === 1 ? (read[0] as string[]) : undefined;
-    const known = one && Substituter.digested.get(one);
-    if (known) return known;
-    const digest = linesDigest(read.flat());
-    if (one) Substituter.digested.set(one, digest);
-    return digest;
   }
 
   /** `trace-verify`'s verdict for one derivation: the trust part from the verdict cache while its traces are unchanged, the last mile always fresh. */
@@ -251,17 +210,21 @@ export class Substituter {
     const { sources, facts } = this.sources();
     const key = StateDb.verdictKey(id, digest, this.cacheUrls);
     let result: VerifyResult | undefined;
+    /** When the reads this answer rests on began (its recheck window starts then); undefined: taken from the window. */
+    let checkedAt: number | undefined;
     const f = this.fresh.get(id);
     if (f && f.policyDigest === digest && Date.now() - f.at < this.recheckMs) result = f.result;
     if (!result) {
       const cached = this.o.state.cachedVerdict(key);
       if (cached) {
+        // read through sources of its own: these reads decide nothing of a verification that may follow
         const now = await Substituter.digests(
           cached.traces.map((t) => t.hash),
-          sources,
+          this.sources().sources,
         );
         if (now.every((t, i) => t.digest === cached.traces[i]?.digest)) {
           result = cached.result;
+          checkedAt = Date.now();
           this.o.state.count('verdictsReused');
         }
       }
@@ -277,12 +240,14 @@ export class Substituter {
           { subject: drv },
         );
       let seed: VerdictSeed | undefined;
-      let left: VerdictSeed | undefined;
+      let leftSeed: VerdictSeed | undefined;
+      let startedAt = 0;
       result = await this.verifications.run(
         () => {
+          startedAt = Date.now();
           // taken once a slot is free, no older than the recheck window (--recheck-seconds):
           // the claims it settled are reads of that age
-          seed = this.seed && Date.now() - this.seed.madeAt < this.recheckMs ? this.seed : undefined;
+          seed = this.seed && startedAt - this.seed.madeAt < this.recheckMs ? this.seed : undefined;
           return trustVerdict(drv, {
             policy,
             sources,
@@ -296,7 +261,7 @@ export class Substituter {
             poolAfterWalk: true,
             ...(seed ? { seed } : {}),
             onSeed: (s) => {
-              left = s;
+              leftSeed = s;
             },
           });
         },
@@ -305,34 +270,38 @@ export class Substituter {
       this.o.state.count('verdictsComputed');
       // the lines it was decided on: what this verification read, and for a seeded verdict also
       // what its seed's claims were decided on (it did not read those again)
-      let decidedOn = Substituter.handedOut(sources);
-      const seedReads = seed && this.seedReads.get(seed);
-      if (result.seededAt !== undefined) decidedOn = seedReads ? Substituter.joinReads(seedReads, decidedOn) : new Map();
-      if (left) {
-        this.seed = left;
-        this.seedReads.set(left, decidedOn);
+      let lines: DecidedOn = decidedOn(sources);
+      if (result.seededAt !== undefined) lines = joinDecidedOn((seed && this.seedDecidedOn.get(seed)) ?? new Map(), lines);
+      // a seed left by a slower verification never replaces a newer one, nor one of another policy
+      if (leftSeed && leftSeed.policy === this.policy?.policy && !(this.seed && this.seed.madeAt > leftSeed.madeAt)) {
+        this.seed = leftSeed;
+        this.seedDecidedOn.set(leftSeed, lines);
       }
-      this.keep(key, drv, digest, result, decidedOn);
+      this.keep(key, drv, digest, result, lines);
+      // a seeded verdict rests on the seed's reads: its window starts when the seed's run started
+      checkedAt = result.seededAt ?? startedAt;
     }
     // only a verdict just checked against the traces starts a window (its own and its world's):
-    // reusing one must not stretch it (a path asked for every few seconds would never be re-checked)
-    const reused = f !== undefined && result === f.result;
-    // a seeded verdict rests on the seed's reads: its window starts when the seed was made
-    const checkedAt = reused ? f.at : (result.seededAt ?? Date.now());
-    if (!reused) this.fresh.set(id, { at: checkedAt, result, policyDigest: digest });
+    // reusing one from the window must not stretch it (a path asked for every few seconds would
+    // never be re-checked)
+    const at = checkedAt ?? (f as { at: number }).at;
+    if (checkedAt !== undefined) this.fresh.set(id, { at, result, policyDigest: digest });
     const out = await withLastMile(result, facts, false, []);
-    if (out.verified) this.remember({ target, loader, policyDigest: digest, at: checkedAt, v: out });
+    if (out.verified) this.remember({ target, loader, policyDigest: digest, at, v: out });
     return out;
   }
 
   /**
    * Keeps a verdict (for a restart, or the window's end) keyed on exactly the lines it was
-   * decided on; one decided partly on lines whose digest is unknown is not kept (a digest of a
-   * later read would let an old verdict pass for one decided on the new lines).
+   * decided on. Not kept: one decided partly on lines not known exactly (a digest of a later
+   * read would let an old verdict pass for one decided on the new lines), and a refusal with a
+   * problem that names no trace (no digest covers what it rests on: it would be reused however
+   * the caches change).
    */
-  private keep(key: string, drv: string, policyDigest: string, result: VerifyResult, decidedOn: ReadonlyMap<string, string>): void {
-    const traces = Substituter.decidingHashes(result).map((hash) => ({ hash, digest: decidedOn.get(hash) }));
-    if (traces.every((t): t is TraceDigest => t.digest !== undefined)) this.o.state.storeVerdict(key, drv, policyDigest, this.cacheUrls, { result, traces });
+  private keep(key: string, drv: string, policyDigest: string, result: VerifyResult, lines: DecidedOn): void {
+    const traces = Substituter.decidingHashes(result).map((hash) => ({ hash, digest: lines.get(hash) }));
+    const keyed = traces.every((t): t is TraceDigest => typeof t.digest === 'string') && (result.verified || result.problems.every((p) => p.resolvedDrv));
+    if (keyed) this.o.state.storeVerdict(key, drv, policyDigest, this.cacheUrls, { result, traces });
     else this.o.state.storeHints(result);
   }
 

@@ -106,7 +106,7 @@ export interface VerdictSeed {
   readonly keys: string;
   readonly sources: readonly BundleSource[];
   readonly storeDir: string;
-  /** When the reads it rests on began: the full run's start, or for a seeded run its own seed's madeAt. */
+  /** The start of the full run whose claims it carries (a seeded run's seed keeps its own seed's date). */
   readonly madeAt: number;
   readonly keyStatus: VerifyResult['keyStatus'];
 }
@@ -269,9 +269,10 @@ async function verifyOnce(target: string, opts: VerifyOptions, seed: VerdictSeed
   const { policy, loader } = opts;
   const storeDir = opts.storeDir ?? '/nix/store';
   const problems: Problem[] = [];
-  // the seed this run leaves is dated by the oldest read it rests on: a seeded run's carries
-  // the claims its own seed settled, so it keeps that seed's date (a chain of seeds never makes
-  // an old read look new); a full run's own reads come after its start
+  // the seed this run leaves is dated by the reads it rests on: a full run's by its start (a
+  // caller whose sources hand out older reads bounds their age itself), a seeded run's by its
+  // own seed's date, as it carries that seed's claims (a chain of seeds never makes an old read
+  // look new)
   const startedAt = Date.now();
 
   const budget = new RunBudget(opts.limits);
