@@ -78,10 +78,21 @@ const st = stamp;
 const policy = join(dir, 'policy.json');
 writeFileSync(policy, JSON.stringify({ keys: { builder: { publicKey: st.publicKey } }, trust: 'builder' }));
 
+/** Scratch directories of this run (consumer stores of up to 1 GiB each): removed when it exits, however it ends. */
+const scratch: string[] = [];
+const scratchDir = (prefix: string): string => {
+  const d = tempDir(prefix);
+  scratch.push(d);
+  return d;
+};
+process.on('exit', () => {
+  for (const d of scratch) rmSync(d, { recursive: true, force: true });
+});
+
 const seconds = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e9;
 
 async function consumer(attr: string): Promise<{ root: string; drv: string }> {
-  const root = join(tempDir('bench-consumer-'), 'store');
+  const root = join(scratchDir('bench-consumer-'), 'store');
   const drv = (await must('nix-instantiate', ['--store', root, ...argsOf(st.salt), '-A', attr], { env: nixEnv() })).stdout.trim();
   return { root, drv };
 }
@@ -102,7 +113,7 @@ interface Serving {
   stop(): Promise<void>;
 }
 
-async function serve(root: string, stateDir = tempDir('bench-serve-')): Promise<Serving> {
+async function serve(root: string, stateDir = scratchDir('bench-serve-')): Promise<Serving> {
   const child = spawn(
     join(ROOT, 'dist/verify/cli.js'),
     ['serve', '--policy', policy, '--cache', `file://${st.cache}`, '--listen', '127.0.0.1:0', '--state-dir', stateDir, '--store-root', root],
@@ -193,7 +204,7 @@ const d = await startDaemon({ dir: st.daemonDir, keyName: 'bench-builder', extra
 const tag = salt();
 await publish(d, argsOf(st.salt, tag), ['top2']);
 await d.stop();
-const warm = join(tempDir('bench-consumer-'), 'store');
+const warm = join(scratchDir('bench-consumer-'), 'store');
 const topDrv = (await must('nix-instantiate', ['--store', warm, ...argsOf(st.salt, tag), '-A', 'top'], { env: nixEnv() })).stdout.trim();
 const top2Drv = (await must('nix-instantiate', ['--store', warm, ...argsOf(st.salt, tag), '-A', 'top2'], { env: nixEnv() })).stdout.trim();
 const outOf = async (drv: string): Promise<string> => (await must('nix-store', ['-q', '--outputs', drv], { env: nixEnv() })).stdout.trim();
