@@ -66,6 +66,12 @@ interface SubstituterOptions {
   readonly maxNarBytes?: number | undefined;
 }
 
+/** A seed the substituter keeps, with the lines its claims were decided on (for keeping a verdict seeded by it). */
+interface KeptSeed {
+  readonly seed: VerdictSeed;
+  readonly decidedOn: DecidedOn;
+}
+
 /** Whole-closure verifications at once. */
 const VERIFICATION_SLOTS = 2;
 
@@ -102,9 +108,7 @@ export class Substituter {
   private readonly inFlight = new Map<string, Promise<VerifyOutput>>();
   private readonly fresh = new Map<string, { at: number; result: VerifyResult; policyDigest: string }>();
   /** What the last verdict computed here left: the next may start from it (VerifyOptions.seed, which checks policy, keys, sources and age). */
-  private seed: VerdictSeed | undefined;
-  /** The lines each seed's claims were decided on, for keeping a verdict seeded by it. */
-  private readonly seedDecidedOn = new WeakMap<VerdictSeed, DecidedOn>();
+  private seed: KeptSeed | undefined;
   /** hash part -> the most recently verified world holding that path (fromVerifiedWorld) */
   private readonly worldOf = new Map<string, { path: string; world: VerifiedWorld }>();
   private readonly routes = new Map<string, NarRoute>();
@@ -239,7 +243,7 @@ export class Substituter {
           `no verification slot came free within ${waited} ms (limit requestTimeoutMs, ${maxMs} ms: ${VERIFICATION_SLOTS} verifications at once, all held by slower ones); not verified, ask again later`,
           { subject: drv },
         );
-      let seed: VerdictSeed | undefined;
+      let seed: KeptSeed | undefined;
       let leftSeed: VerdictSeed | undefined;
       let startedAt = 0;
       result = await this.verifications.run(
@@ -247,7 +251,7 @@ export class Substituter {
           startedAt = Date.now();
           // taken once a slot is free, no older than the recheck window (--recheck-seconds):
           // the claims it settled are reads of that age
-          seed = this.seed && startedAt - this.seed.madeAt < this.recheckMs ? this.seed : undefined;
+          seed = this.seed && startedAt - this.seed.seed.madeAt < this.recheckMs ? this.seed : undefined;
           return trustVerdict(drv, {
             policy,
             sources,
@@ -259,7 +263,7 @@ export class Substituter {
             checkedLines: this.checkedLines,
             resolutions: this.boundedResolutions(),
             poolAfterWalk: true,
-            ...(seed ? { seed } : {}),
+            ...(seed ? { seed: seed.seed } : {}),
             onSeed: (s) => {
               leftSeed = s;
             },
@@ -271,11 +275,10 @@ export class Substituter {
       // the lines it was decided on: what this verification read, and for a seeded verdict also
       // what its seed's claims were decided on (it did not read those again)
       let lines: DecidedOn = decidedOn(sources);
-      if (result.seededAt !== undefined) lines = joinDecidedOn((seed && this.seedDecidedOn.get(seed)) ?? new Map(), lines);
+      if (result.seededAt !== undefined) lines = seed ? joinDecidedOn(seed.decidedOn, lines) : new Map();
       // a seed left by a slower verification never replaces a newer one, nor one of another policy
-      if (leftSeed && leftSeed.policy === this.policy?.policy && !(this.seed && this.seed.madeAt > leftSeed.madeAt)) {
-        this.seed = leftSeed;
-        this.seedDecidedOn.set(leftSeed, lines);
+      if (leftSeed && leftSeed.policy === this.policy?.policy && !(this.seed && this.seed.seed.madeAt > leftSeed.madeAt)) {
+        this.seed = { seed: leftSeed, decidedOn: lines };
       }
       this.keep(key, drv, digest, result, lines);
       // a seeded verdict rests on the seed's reads: its window starts when the seed's run started
